@@ -1,0 +1,48 @@
+// Scalar instantiation of the norm kernels and the dispatcher that picks the ISA variant and
+// splits rows over the thread pool.
+#include "norm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "../core/cpu_features.h"
+#include "../core/errors.h"
+#include "../core/thread_pool.h"
+#include "simd_scalar.h"
+
+namespace infercore {
+namespace {
+#include "norm_impl.h"
+
+NormRowsFn pick(IsaLevel level) {
+  switch (level) {
+    case IsaLevel::kAvx512: return norm_rows_avx512;
+    case IsaLevel::kAvx2: return norm_rows_avx2;
+    default: return norm_rows_scalar;
+  }
+}
+
+constexpr int64_t kStreamBytes = 16ll << 20;  // outputs above this bypass the caches
+}  // namespace
+
+void norm_rows_scalar(NormKind kind, const NormArgs& a, int64_t r0, int64_t r1) {
+  norm_rows_dispatch<VecScalar>(kind, a, r0, r1);
+}
+
+void norm_forward(NormKind kind, const NormArgs& in) {
+  IC_CHECK_VALUE(in.rows >= 0 && in.cols >= 0, "x: negative dimension");
+  if (in.rows == 0 || in.cols == 0) return;
+  IC_CHECK_VALUE(in.x != nullptr && in.out != nullptr, "x/out: null data pointer");
+  IC_CHECK_VALUE(kind != NormKind::kRms || in.weight != nullptr, "weight: null data pointer");
+  IC_CHECK_VALUE(std::isfinite(in.eps) && in.eps >= 0.f, "eps: expected a finite value >= 0");
+  NormArgs a = in;
+  const int64_t bytes = a.rows * a.cols * dtype_size(a.dtype);
+  a.stream = bytes >= kStreamBytes;
+  const NormRowsFn fn = pick(isa_level());
+  // ~64 KiB of input per chunk amortises the hand-off to a worker.
+  const int64_t grain = std::max<int64_t>(1, (64 << 10) / std::max<int64_t>(1, a.cols * dtype_size(a.dtype)));
+  parallel_for(0, a.rows, grain, [&](int64_t r0, int64_t r1) { fn(kind, a, r0, r1); });
+}
+
+}  // namespace infercore

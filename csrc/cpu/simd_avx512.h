@@ -1,0 +1,70 @@
+// 16-lane float vector for the AVX-512 (F, BW, VL, DQ) translation units. Same interface as
+// VecAvx2 (simd_avx2.h), so every kernel template runs unchanged on both.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "../core/dtype.h"
+
+namespace infercore {
+namespace {
+
+struct VecAvx512 {
+  static constexpr int W = 16;
+  static constexpr int kAlign = 64;
+  using F = __m512;
+  struct DAcc {
+    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+  };
+
+  static F set1(float v) { return _mm512_set1_ps(v); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F loadw(const float* p) { return _mm512_loadu_ps(p); }
+
+  template <DType T>
+  static F load(const void* p) {
+    if constexpr (T == DType::kFloat32) {
+      return _mm512_loadu_ps(static_cast<const float*>(p));
+    } else if constexpr (T == DType::kFloat16) {
+      return _mm512_cvtph_ps(_mm256_loadu_si256(static_cast<const __m256i*>(p)));
+    } else {
+      __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(static_cast<const __m256i*>(p)));
+      return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+    }
+  }
+
+  static __m256i to_bf16(F v) {
+    __m512i x = _mm512_castps_si512(v);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(0x7FFF)), lsb), 16);
+    __m512i qnan = _mm512_or_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(0x40));
+    __mmask16 is_nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    r = _mm512_mask_mov_epi32(r, is_nan, qnan);
+    return _mm512_cvtepi32_epi16(r);  // truncates each lane to its low 16 bits
+  }
+
+  template <DType T, bool kStream>
+  static void store(void* p, F v) {
+    if constexpr (T == DType::kFloat32) {
+      if constexpr (kStream) _mm512_stream_ps(static_cast<float*>(p), v);
+      else _mm512_storeu_ps(static_cast<float*>(p), v);
+    } else {
+      __m256i h = T == DType::kFloat16 ? _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT) : to_bf16(v);
+      if constexpr (kStream) _mm256_stream_si256(static_cast<__m256i*>(p), h);
+      else _mm256_storeu_si256(static_cast<__m256i*>(p), h);
+    }
+  }
+
+  static void acc_squares(DAcc& a, F v) {
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    a.lo = _mm512_fmadd_pd(lo, lo, a.lo);
+    a.hi = _mm512_fmadd_pd(hi, hi, a.hi);
+  }
+  static double sum(const DAcc& a) { return _mm512_reduce_add_pd(_mm512_add_pd(a.lo, a.hi)); }
+  static void fence() { _mm_sfence(); }
+};
+
+}  // namespace
+}  // namespace infercore
