@@ -1,0 +1,111 @@
+"""Turns a batch of next-token logits into tokens, one request's rules per row.
+
+Per-request randomness comes from that request's own generator, so a seeded request samples
+the same tokens whatever else shares its batch. Work per row is O(V) plus a partial sort of the
+candidates the filters keep; V = 49152 for SmolLM2 costs ~0.2 ms per row in numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .sampling_params import SamplingParams
+
+
+@dataclass
+class SampleResult:
+    token_id: int
+    logprob: float | None = None  # of the sampled token under the raw model distribution
+    top_logprobs: dict[int, float] | None = None
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    m = np.max(x)
+    if not np.isfinite(m):
+        m = 0.0
+    z = x - m
+    return z - np.log(np.sum(np.exp(z)))
+
+
+def apply_penalties(
+    logits: np.ndarray, params: SamplingParams, prompt_ids: Sequence[int], output_ids: Sequence[int]
+) -> np.ndarray:
+    """Repetition (prompt + output, transformers' rule), presence and frequency (output, OpenAI's)."""
+    if params.repetition_penalty != 1.0 and (len(prompt_ids) or len(output_ids)):
+        seen = np.unique(np.concatenate([np.asarray(prompt_ids, np.int64), np.asarray(output_ids, np.int64)]))
+        vals = logits[seen]
+        logits[seen] = np.where(vals > 0, vals / params.repetition_penalty, vals * params.repetition_penalty)
+    if (params.presence_penalty or params.frequency_penalty) and len(output_ids):
+        ids, counts = np.unique(np.asarray(output_ids, np.int64), return_counts=True)
+        logits[ids] -= params.presence_penalty + params.frequency_penalty * counts
+    return logits
+
+
+def filtered_probs(logits: np.ndarray, params: SamplingParams) -> tuple[np.ndarray, np.ndarray]:
+    """(candidate token ids sorted by logit descending, their probabilities) after temperature,
+    top-k, top-p and min-p."""
+    v = logits.shape[0]
+    k = params.top_k if params.top_k > 0 else v
+    k = min(k, v)
+    if k < v:
+        cand = np.argpartition(-logits, k - 1)[:k]
+    else:
+        cand = np.arange(v)
+    # sort candidates by logit descending, ties by lower id (stable order for reproducibility)
+    cand = cand[np.lexsort((cand, -logits[cand]))]
+    z = logits[cand].astype(np.float64) / params.temperature
+    z -= z[0]
+    p = np.exp(z)
+    p /= p.sum()
+    keep = len(p)
+    if params.top_p < 1.0:
+        cum = np.cumsum(p)
+        keep = min(keep, int(np.searchsorted(cum, params.top_p, side="left")) + 1)
+    if params.min_p > 0.0:
+        keep = min(keep, max(1, int(np.count_nonzero(p >= params.min_p * p[0]))))
+    cand, p = cand[:keep], p[:keep]
+    return cand, p / p.sum()
+
+
+def sample_row(
+    logits: np.ndarray,
+    params: SamplingParams,
+    rng: np.random.Generator | None,
+    prompt_ids: Sequence[int] = (),
+    output_ids: Sequence[int] = (),
+    suppress: Sequence[int] = (),
+) -> SampleResult:
+    """One request's next token. `suppress` (e.g. EOS before min_tokens) can never be chosen."""
+    raw = np.asarray(logits, dtype=np.float32)
+    work = raw.astype(np.float64)
+    work = apply_penalties(work, params, prompt_ids, output_ids)
+    if len(suppress):
+        work[np.asarray(suppress, np.int64)] = -np.inf
+    if np.isnan(work).any():
+        raise ValueError("logits: the model produced NaN")
+    if params.greedy:
+        token = int(np.argmax(work))  # first (lowest) id among equal maxima
+    else:
+        if rng is None:
+            raise ValueError("rng: sampling with temperature > 0 needs a generator")
+        cand, p = filtered_probs(work, params)
+        u = rng.random()
+        idx = int(np.searchsorted(np.cumsum(p), u, side="right"))
+        token = int(cand[min(idx, len(cand) - 1)])
+    result = SampleResult(token)
+    if params.logprobs is not None:
+        lp = log_softmax(raw.astype(np.float64))
+        result.logprob = float(lp[token])
+        if params.logprobs > 0:
+            top = np.argpartition(-lp, params.logprobs - 1)[: params.logprobs]
+            top = top[np.lexsort((top, -lp[top]))]
+            result.top_logprobs = {int(t): float(lp[t]) for t in top}
+    return result
+
+
+def make_generator(seed: int | None) -> np.random.Generator:
+    """A request's own generator: seeded -> reproducible; else fresh OS entropy."""
+    return np.random.default_rng(seed)

@@ -1,0 +1,115 @@
+"""SamplingParams validation and the sampler's rules (greedy, filters, penalties, seeds, logprobs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from infercore.engine.sampler import filtered_probs, make_generator, sample_row
+from infercore.engine.sampling_params import SamplingParams
+
+
+def test_greedy_takes_lowest_id_on_ties():
+    logits = np.array([0.0, 3.0, 1.0, 3.0], np.float32)
+    assert sample_row(logits, SamplingParams(), None).token_id == 1
+
+
+def test_seeded_sampling_is_reproducible_and_seed_sensitive():
+    logits = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    p = SamplingParams(temperature=1.0, seed=42)
+    a = [sample_row(logits, p, g).token_id for g in [make_generator(42)] for _ in range(20)]
+    b = [sample_row(logits, p, g).token_id for g in [make_generator(42)] for _ in range(20)]
+    c = [sample_row(logits, p, g).token_id for g in [make_generator(43)] for _ in range(20)]
+    assert a == b and a != c
+
+
+def test_sampling_follows_the_distribution():
+    probs = np.array([0.5, 0.3, 0.15, 0.05])
+    logits = np.log(probs).astype(np.float32)
+    g = make_generator(1)
+    params = SamplingParams(temperature=1.0)
+    draws = np.bincount([sample_row(logits, params, g).token_id for _ in range(4000)], minlength=4)
+    np.testing.assert_allclose(draws / 4000, probs, atol=0.03)
+
+
+def test_temperature_sharpens():
+    logits = np.log(np.array([0.6, 0.4])).astype(np.float32)
+    _, p = filtered_probs(logits.astype(np.float64), SamplingParams(temperature=0.5))
+    np.testing.assert_allclose(p, np.array([0.36, 0.16]) / 0.52)
+
+
+def test_top_k_top_p_min_p_filters():
+    logits = np.log(np.array([0.4, 0.3, 0.2, 0.1])).astype(np.float64)
+    cand, _ = filtered_probs(logits, SamplingParams(temperature=1.0, top_k=2))
+    assert cand.tolist() == [0, 1]
+    cand, _ = filtered_probs(logits, SamplingParams(temperature=1.0, top_p=0.65))
+    assert cand.tolist() == [0, 1]  # 0.4 + 0.3 >= 0.65
+    cand, _ = filtered_probs(logits, SamplingParams(temperature=1.0, top_p=0.7))
+    assert cand.tolist() == [0, 1]  # exactly reaching top_p stops there
+    cand, _ = filtered_probs(logits, SamplingParams(temperature=1.0, min_p=0.5))
+    assert cand.tolist() == [0, 1, 2]  # p >= 0.5 * 0.4
+    g = make_generator(0)
+    one = SamplingParams(temperature=1.0, top_k=1)
+    toks = {sample_row(logits.astype(np.float32), one, g).token_id for _ in range(50)}
+    assert toks == {0}
+
+
+def test_penalties():
+    logits = np.array([2.0, 1.9, -1.0], np.float32)
+    # repetition penalty divides positive logits of seen tokens (prompt included)
+    assert sample_row(logits, SamplingParams(repetition_penalty=1.2), None, prompt_ids=[0]).token_id == 1
+    # presence/frequency only count generated tokens
+    assert sample_row(logits, SamplingParams(presence_penalty=0.2), None, prompt_ids=[0]).token_id == 0
+    assert sample_row(logits, SamplingParams(frequency_penalty=0.06), None, output_ids=[0, 0]).token_id == 1
+    neg = np.array([-1.0, -1.1], np.float32)  # negative logits are multiplied
+    assert sample_row(neg, SamplingParams(repetition_penalty=2.0), None, output_ids=[0]).token_id == 1
+
+
+def test_suppressed_tokens_are_never_chosen():
+    logits = np.array([5.0, 1.0, 0.0], np.float32)
+    assert sample_row(logits, SamplingParams(), None, suppress=[0]).token_id == 1
+
+
+def test_logprobs_are_raw_model_logprobs():
+    logits = np.array([1.0, 2.0, 3.0], np.float32)
+    r = sample_row(logits, SamplingParams(logprobs=2, temperature=0.0), None)
+    lp = logits - np.log(np.exp(logits).sum())
+    assert r.token_id == 2
+    assert r.logprob == pytest.approx(lp[2])
+    assert list(r.top_logprobs) == [2, 1]
+    assert r.top_logprobs[1] == pytest.approx(lp[1])
+
+
+def test_nan_logits_raise():
+    with pytest.raises(ValueError, match="NaN"):
+        sample_row(np.array([np.nan, 1.0], np.float32), SamplingParams(), None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc"),
+    [
+        ({"temperature": -1}, ValueError),
+        ({"temperature": "hot"}, TypeError),
+        ({"top_p": 0}, ValueError),
+        ({"top_p": 1.5}, ValueError),
+        ({"top_k": -2}, ValueError),
+        ({"min_p": 2}, ValueError),
+        ({"n": 0}, ValueError),
+        ({"max_tokens": 0}, ValueError),
+        ({"stop": 5}, TypeError),
+        ({"stop": [""]}, ValueError),
+        ({"seed": -1}, ValueError),
+        ({"logprobs": 50}, ValueError),
+        ({"repetition_penalty": 0}, ValueError),
+        ({"presence_penalty": 3}, ValueError),
+        ({"temperature": float("nan")}, ValueError),
+    ],
+)
+def test_bad_params(kwargs, exc):
+    with pytest.raises(exc):
+        SamplingParams(**kwargs)
+
+
+def test_stop_normalization():
+    assert SamplingParams(stop="\n").stop_strings == ["\n"]
+    assert SamplingParams(stop=["a", "b"]).stop_strings == ["a", "b"]
