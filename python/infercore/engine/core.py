@@ -1,0 +1,203 @@
+"""LLMEngine: requests in, tokens out. One step = schedule, run the model, sample, detokenize,
+stop. Synchronous and single-threaded; LLM (offline) and AsyncLLM (server) drive it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..kv import BlockAllocator
+from .batch import ModelRunner, build_batch
+from .detokenizer import IncrementalDetokenizer
+from .outputs import CompletionOutput, RequestMetrics, RequestOutput
+from .sampler import sample_row
+from .sampling_params import SamplingParams
+from .scheduler import Scheduler
+from .sequence import SeqStatus
+from .sequence import Sequence as Seq
+
+
+@dataclass
+class _Request:
+    request_id: str
+    prompt: str | None
+    prompt_ids: list[int]
+    params: SamplingParams
+    seqs: list[Seq]
+    detoks: dict[int, IncrementalDetokenizer]
+    metrics: RequestMetrics
+    forked: bool = False
+    cumulative: dict[int, float] = field(default_factory=dict)
+    stop_reasons: dict[int, str | int | None] = field(default_factory=dict)
+    deltas: dict[int, str] = field(default_factory=dict)  # text produced during the last step
+
+
+class LLMEngine:
+    def __init__(
+        self,
+        runner: ModelRunner,
+        allocator: BlockAllocator,
+        *,
+        decode: Callable[[Sequence[int], bool], str] | None,
+        eos_token_ids: Sequence[int] = (),
+        max_num_seqs: int = 64,
+        max_num_batched_tokens: int = 2048,
+        max_model_len: int = 8192,
+    ) -> None:
+        self.runner = runner
+        self.allocator = allocator
+        self.scheduler = Scheduler(allocator, max_num_seqs, max_num_batched_tokens, max_model_len)
+        self._decode = decode
+        self.eos_token_ids = set(int(t) for t in eos_token_ids)
+        self.max_model_len = max_model_len
+        self._requests: dict[str, _Request] = {}
+        self._next_seq = 0
+
+    # ------------------------------------------------------------------ requests
+    def add_request(
+        self, request_id: str, prompt_ids: Sequence[int], params: SamplingParams, prompt: str | None = None
+    ) -> None:
+        if request_id in self._requests:
+            raise ValueError(f"request_id: {request_id!r} is already running")
+        ids = [int(t) for t in prompt_ids]
+        if not ids:
+            raise ValueError("prompt: empty prompts cannot be generated from")
+        vocab = self.runner.vocab_size
+        if min(ids) < 0 or max(ids) >= vocab:
+            raise ValueError(f"prompt_token_ids: ids must be in [0, {vocab})")
+        now = time.monotonic()
+        rng = np.random.default_rng(None if params.seed is None else (params.seed, 0))
+        seq = Seq(self._new_seq_id(), request_id, len(ids), list(ids), params, rng, now)
+        self.scheduler.add(seq)  # validates lengths before anything is recorded
+        req = _Request(request_id, prompt, ids, params, [seq], {}, RequestMetrics(now, num_prompt_tokens=len(ids)))
+        req.detoks[seq.seq_id] = self._detok(ids, params)
+        self._requests[request_id] = req
+
+    def abort_request(self, request_id: str) -> None:
+        req = self._requests.pop(request_id, None)
+        if req is None:
+            return
+        for s in req.seqs:
+            self.scheduler.finish(s, "abort")
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self._requests)
+
+    # ------------------------------------------------------------------ one step
+    def step(self) -> list[RequestOutput]:
+        out = self.scheduler.schedule()
+        touched: dict[str, _Request] = {}
+        now = time.monotonic()
+        for seq in out.finished:
+            touched[seq.request_id] = self._requests[seq.request_id]
+        if out.scheduled:
+            if out.copies:
+                self.runner.copy_blocks(out.copies)
+            batch = build_batch(out, self.allocator)
+            for s in out.scheduled:
+                m = self._requests[s.seq.request_id].metrics
+                if m.first_scheduled_time is None:
+                    m.first_scheduled_time = now
+                    m.num_cached_tokens = s.start
+            logits = self.runner.execute(batch)
+            self.scheduler.on_computed(out)
+            row = 0
+            for s in out.scheduled:
+                if not s.samples:
+                    continue
+                req = self._requests[s.seq.request_id]
+                self._sample(req, s.seq, logits[row])
+                touched[req.request_id] = req
+                row += 1
+        return [self._output(req) for req in touched.values()]
+
+    # ------------------------------------------------------------------ internals
+    def _new_seq_id(self) -> int:
+        self._next_seq += 1
+        return self._next_seq
+
+    def _detok(self, prompt_ids: list[int], params: SamplingParams) -> IncrementalDetokenizer:
+        if self._decode is None:
+            return IncrementalDetokenizer(lambda ids: "", [], params.stop_strings)
+        skip = params.skip_special_tokens
+        return IncrementalDetokenizer(lambda ids: self._decode(ids, skip), prompt_ids, params.stop_strings)
+
+    def _sample(self, req: _Request, seq: Seq, logits: np.ndarray) -> None:
+        targets = [seq]
+        if not req.forked:
+            req.forked = True
+            for i in range(1, req.params.n):  # n > 1: children share the prompt's blocks
+                p = req.params
+                rng = np.random.default_rng(None if p.seed is None else (p.seed, i))
+                child = Seq(self._new_seq_id(), req.request_id, seq.prompt_len, list(seq.token_ids), p, rng,
+                            seq.arrival_time, SeqStatus.RUNNING, seq.num_computed, seq.num_reserved)  # fmt: skip
+                self.allocator.fork(seq.seq_id, child.seq_id)
+                self.scheduler.add_running(child)
+                req.seqs.append(child)
+                req.detoks[child.seq_id] = self._detok(req.prompt_ids, p)
+                targets.append(child)
+        now = time.monotonic()
+        for s in targets:
+            self._accept(req, s, logits, now)
+
+    def _accept(self, req: _Request, seq: Seq, logits: np.ndarray, now: float) -> None:
+        p = seq.params
+        suppress = list(self.eos_token_ids) if len(seq.output_ids) < p.min_tokens else []
+        res = sample_row(logits, p, seq.rng, seq.token_ids[: seq.prompt_len], seq.output_ids, suppress)
+        tok = res.token_id
+        seq.token_ids.append(tok)
+        if res.logprob is not None:
+            entry = {tok: res.logprob, **(res.top_logprobs or {})}
+            seq.logprobs.append(entry)
+            req.cumulative[seq.seq_id] = req.cumulative.get(seq.seq_id, 0.0) + res.logprob
+        m = req.metrics
+        if seq.first_token_time is None:
+            seq.first_token_time = now
+            if m.first_token_time is None:
+                m.first_token_time = now
+        elif seq.token_times:
+            m.inter_token_latencies.append(now - seq.token_times[-1])
+        seq.token_times.append(now)
+        m.num_generated_tokens += 1
+        detok = req.detoks[seq.seq_id]
+        is_eos = tok in self.eos_token_ids and not p.ignore_eos and len(seq.output_ids) > p.min_tokens - 1
+        is_stop_token = p.stop_token_ids is not None and tok in p.stop_token_ids
+        if not (is_eos or is_stop_token):
+            req.deltas[seq.seq_id] = req.deltas.get(seq.seq_id, "") + detok.add(tok)
+        reason: str | None = None
+        if is_eos or is_stop_token:
+            reason, req.stop_reasons[seq.seq_id] = "stop", (None if is_eos else tok)
+        elif detok.stopped_on is not None:
+            reason, req.stop_reasons[seq.seq_id] = "stop", detok.stopped_on
+        elif p.max_tokens is not None and len(seq.output_ids) >= p.max_tokens:
+            reason = "length"
+        elif seq.num_tokens >= self.max_model_len:
+            reason = "length"
+        if reason is not None:
+            if detok.stopped_on is None:
+                req.deltas[seq.seq_id] = req.deltas.get(seq.seq_id, "") + detok.flush()
+            self.scheduler.finish(seq, reason)
+
+    def _output(self, req: _Request) -> RequestOutput:
+        outs = []
+        for i, s in enumerate(req.seqs):
+            outs.append(
+                CompletionOutput(
+                    index=i,
+                    text=req.detoks[s.seq_id].text,
+                    token_ids=list(s.output_ids),
+                    finish_reason=s.finish_reason,
+                    stop_reason=req.stop_reasons.get(s.seq_id),
+                    logprobs=list(s.logprobs) if req.params.logprobs is not None else None,
+                    cumulative_logprob=req.cumulative.get(s.seq_id),
+                    delta=req.deltas.pop(s.seq_id, ""),
+                )
+            )
+        finished = all(s.is_finished for s in req.seqs)
+        if finished:
+            req.metrics.finished_time = time.monotonic()
+            self._requests.pop(req.request_id, None)
+        return RequestOutput(req.request_id, req.prompt, req.prompt_ids, outs, finished, req.metrics)
