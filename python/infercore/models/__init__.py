@@ -1,0 +1,1 @@
+"""Model loading: GGUF and safetensors readers, configs, tokenizers, chat templates, model registry."""
