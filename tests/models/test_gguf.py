@@ -111,7 +111,7 @@ def test_every_truncation_is_a_value_error(tmp_path):
     q = tmp_path / "cut.gguf"
     for n in range(len(data)):
         q.write_bytes(data[:n])
-        with pytest.raises(ValueError, match="cut.gguf"):
+        with pytest.raises(ValueError, match=r"cut\.gguf"):
             GGUFFile(q)
 
 
