@@ -128,23 +128,23 @@ def test_bad_inputs(tmp_path):
         Tokenizer.from_file(tmp_path)
     p = tmp_path / "x.gguf"
     write_gguf(p, {"general.architecture": "llama", "tokenizer.ggml.model": "bert", "tokenizer.ggml.tokens": ["a"]}, {})
-    with pytest.raises(ValueError, match="tokenizer.ggml.model 'bert' is not supported"):
+    with pytest.raises(ValueError, match=r"tokenizer.ggml.model 'bert' is not supported"):
         Tokenizer.from_gguf(p)
     write_gguf(p, {"general.architecture": "llama", "tokenizer.ggml.model": "gpt2"}, {})
-    with pytest.raises(ValueError, match="'tokenizer.ggml.tokens' is missing"):
+    with pytest.raises(ValueError, match=r"'tokenizer.ggml.tokens' is missing"):
         Tokenizer.from_gguf(p)
     md = {"general.architecture": "llama", "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["a", "b"],
           "tokenizer.ggml.merges": ["a b"], "tokenizer.ggml.pre": "gpt2"}
     write_gguf(p, md, {})
-    with pytest.raises(ValueError, match="merge #0 'a b' uses or makes a token that is not in the vocabulary"):
+    with pytest.raises(ValueError, match=r"merge #0 'a b' uses or makes a token that is not in the vocabulary"):
         Tokenizer.from_gguf(p)
     md.update({"tokenizer.ggml.tokens": ["a", "b", "ab"], "tokenizer.ggml.pre": "mystery"})
     write_gguf(p, md, {})
-    with pytest.raises(ValueError, match="tokenizer.ggml.pre 'mystery' is not supported"):
+    with pytest.raises(ValueError, match=r"tokenizer.ggml.pre 'mystery' is not supported"):
         Tokenizer.from_gguf(p)
     md.update({"tokenizer.ggml.pre": "gpt2", "tokenizer.ggml.eos_token_id": 7})
     write_gguf(p, md, {})
-    with pytest.raises(ValueError, match="'tokenizer.ggml.eos_token_id' = 7 is not a token id"):
+    with pytest.raises(ValueError, match=r"'tokenizer.ggml.eos_token_id' = 7 is not a token id"):
         Tokenizer.from_gguf(p)
     md.pop("tokenizer.ggml.eos_token_id")
     write_gguf(p, md, {})

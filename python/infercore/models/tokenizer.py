@@ -226,9 +226,9 @@ def _read_json(path: str) -> dict[str, Any]:
 def _add_special(backend: Any, tokens: list[str], types: list[int], respell: Any = None) -> None:
     tk = _tokenizers()
     vocab = backend.get_vocab(with_added_tokens=False)
-    special = [tk.AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, types)
+    special = [tk.AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, types, strict=True)
                if ty == TOKEN_TYPE_CONTROL and t in vocab]
-    user = [tk.AddedToken(t, special=False, normalized=False) for t, ty in zip(tokens, types)
+    user = [tk.AddedToken(t, special=False, normalized=False) for t, ty in zip(tokens, types, strict=True)
             if ty == TOKEN_TYPE_USER_DEFINED and t in vocab]
     if special:
         backend.add_special_tokens(special)
