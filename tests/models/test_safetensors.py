@@ -112,29 +112,29 @@ def test_sharded_hf_dir(tmp_path):
     w = m.weights()
     np.testing.assert_array_equal(w["embed"], a)
     np.testing.assert_array_equal(m["norm"], b)
-    with pytest.raises(ValueError, match="no tokenizer.json"):
+    with pytest.raises(ValueError, match=r"no tokenizer.json"):
         load_hf_model(tmp_path)
     index["weight_map"]["norm"] = "../outside.safetensors"
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
-    with pytest.raises(ValueError, match="not a plain file name"):
+    with pytest.raises(ValueError, match=r"not a plain file name"):
         load_hf_model(tmp_path, skip_tokenizer_init=True)
     index["weight_map"]["norm"] = "model-00001-of-00002.safetensors"
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
-    with pytest.raises(ValueError, match="'norm' is mapped to .* which does not contain it"):
+    with pytest.raises(ValueError, match=r"'norm' is mapped to .* which does not contain it"):
         load_hf_model(tmp_path, skip_tokenizer_init=True)
 
 
 def test_unsharded_duplicates_and_missing(tmp_path):
-    with pytest.raises(ValueError, match="not a directory"):
+    with pytest.raises(ValueError, match=r"not a directory"):
         load_hf_model(tmp_path / "nope")
-    with pytest.raises(ValueError, match="cannot read config"):
+    with pytest.raises(ValueError, match=r"cannot read config"):
         load_hf_model(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(_tiny_llama_config()))
-    with pytest.raises(ValueError, match="no \\*.safetensors"):
+    with pytest.raises(ValueError, match=r"no \*\.safetensors"):
         load_hf_model(tmp_path, skip_tokenizer_init=True)
     st_numpy.save_file({"x": np.ones(2, np.float32)}, str(tmp_path / "a.safetensors"))
     st_numpy.save_file({"x": np.ones(2, np.float32)}, str(tmp_path / "b.safetensors"))
-    with pytest.raises(ValueError, match="'x' also appears"):
+    with pytest.raises(ValueError, match=r"'x' also appears"):
         load_hf_model(tmp_path, skip_tokenizer_init=True)
 
 

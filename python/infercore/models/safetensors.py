@@ -6,6 +6,7 @@ end]}, "__metadata__": {str: str}}, then the byte buffer the offsets index into.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -92,7 +93,7 @@ class SafetensorsFile:
         for name, info in header.items():
             self.tensors[name] = self._tensor(name, info, table, buf_size)
         spans = sorted((t.offset, t.offset + t.nbytes, t.name) for t in self.tensors.values() if t.nbytes)
-        for (_, end_a, a), (start_b, _, b) in zip(spans, spans[1:]):
+        for (_, end_a, a), (start_b, _, b) in itertools.pairwise(spans):
             if start_b < end_a:
                 raise ValueError(f"{self.path}: tensor {b!r}: data overlaps tensor {a!r}")
 
