@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--threads", type=int, help="threads for infercore and the peers")
     pb.add_argument("-v", "--verbose", action="store_true", help="print each case as it starts")
     pb.set_defaults(func=cmd_bench)
+    __import__("infercore.cli.models_cmd", fromlist=["register"]).register(sub)
     return p
 
 
