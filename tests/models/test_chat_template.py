@@ -3,6 +3,8 @@ import pytest
 from infercore.models.chat_template import ChatTemplate, ChatTemplateError, render_chat_template
 from infercore.models.gguf import GGUFFile
 
+pytest.importorskip("jinja2")  # a runtime dependency of infercore.models.chat_template
+
 MESSAGES = [
     {"role": "user", "content": "What is the capital of France?"},
     {"role": "assistant", "content": "Paris."},

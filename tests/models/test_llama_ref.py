@@ -51,6 +51,9 @@ def test_matches_transformers(tmp_path, tie, rope_scaling):
     assert got.dtype == np.float32 and got.shape == (len(IDS), 97)
     assert np.abs(got - want).max() <= 1e-4
     np.testing.assert_allclose(ref.compute_logits(IDS, last_only=True)[0], got[-1], rtol=1e-5, atol=1e-5)
+    cache = []  # prefill 4 tokens, then one at a time: same logits as the full pass
+    steps = [ref.compute_logits(IDS[:4], cache=cache)] + [ref.compute_logits([t], cache=cache) for t in IDS[4:]]
+    np.testing.assert_allclose(np.concatenate(steps), got, rtol=0, atol=1e-5)
     ref64 = LlamaReference(m.model_config, normalize_hf_weights(m.weights()), dtype=np.float64)
     assert np.abs(ref64.compute_logits(IDS) - want).max() <= 1e-4
 

@@ -7,7 +7,21 @@ import pytest
 from infercore.models.hf import load_hf_model
 from infercore.models.safetensors import SafetensorsFile
 
-st_numpy = pytest.importorskip("safetensors.numpy")
+_DT = {np.dtype("float32"): "F32", np.dtype("float16"): "F16", np.dtype("int8"): "I8"}
+
+
+def _save(arrays: dict, path) -> None:
+    """Our own tiny safetensors writer, so the corruption tests need no peer package."""
+    header, blobs, off = {}, [], 0
+    for k, a in arrays.items():
+        b = np.ascontiguousarray(a).tobytes()
+        header[k] = {"dtype": _DT[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def _raw(tmp_path, header: dict, data: bytes, name="raw.safetensors"):
@@ -18,6 +32,7 @@ def _raw(tmp_path, header: dict, data: bytes, name="raw.safetensors"):
 
 
 def test_matches_safetensors_package(tmp_path):
+    st_numpy = pytest.importorskip("safetensors.numpy")
     rng = np.random.default_rng(0)
     arrays = {
         "f32": rng.standard_normal((3, 5)).astype(np.float32),
@@ -74,7 +89,7 @@ def test_corrupt_headers(tmp_path, header, data, msg):
 
 def test_truncated_and_garbage(tmp_path):
     p = tmp_path / "t.safetensors"
-    st_numpy.save_file({"a": np.ones((4, 4), np.float32)}, str(p))
+    _save({"a": np.ones((4, 4), np.float32)}, p)
     data = p.read_bytes()
     q = tmp_path / "cut.safetensors"
     for n in list(range(0, 40)) + [len(data) - 1]:
@@ -102,8 +117,8 @@ def _tiny_llama_config():
 def test_sharded_hf_dir(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(_tiny_llama_config()))
     a, b = np.ones((16, 8), np.float32), np.full((8,), 2.0, np.float32)
-    st_numpy.save_file({"embed": a}, str(tmp_path / "model-00001-of-00002.safetensors"))
-    st_numpy.save_file({"norm": b}, str(tmp_path / "model-00002-of-00002.safetensors"))
+    _save({"embed": a}, tmp_path / "model-00001-of-00002.safetensors")
+    _save({"norm": b}, tmp_path / "model-00002-of-00002.safetensors")
     index = {"metadata": {}, "weight_map": {"embed": "model-00001-of-00002.safetensors",
                                             "norm": "model-00002-of-00002.safetensors"}}
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
@@ -132,8 +147,8 @@ def test_unsharded_duplicates_and_missing(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(_tiny_llama_config()))
     with pytest.raises(ValueError, match=r"no \*\.safetensors"):
         load_hf_model(tmp_path, skip_tokenizer_init=True)
-    st_numpy.save_file({"x": np.ones(2, np.float32)}, str(tmp_path / "a.safetensors"))
-    st_numpy.save_file({"x": np.ones(2, np.float32)}, str(tmp_path / "b.safetensors"))
+    _save({"x": np.ones(2, np.float32)}, tmp_path / "a.safetensors")
+    _save({"x": np.ones(2, np.float32)}, tmp_path / "b.safetensors")
     with pytest.raises(ValueError, match=r"'x' also appears"):
         load_hf_model(tmp_path, skip_tokenizer_init=True)
 

@@ -6,6 +6,8 @@ import pytest
 from infercore.models.gguf import GGUFValue, GGUFValueType, write_gguf
 from infercore.models.tokenizer import Tokenizer
 
+pytest.importorskip("tokenizers")  # a runtime dependency of infercore.models.tokenizer
+
 TEXTS = [
     "Hello world",
     "  leading and   trailing  ",

@@ -175,16 +175,22 @@ class LlamaReference:
         x1, x2 = x[..., :h], x[..., h:]
         return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
-    def hidden_states(self, token_ids: Sequence[int]) -> np.ndarray:
+    def hidden_states(self, token_ids: Sequence[int], cache: list | None = None) -> np.ndarray:
+        """Final-norm hidden states [T, hidden]. `cache` (a list, initially empty) keeps each layer's
+        K/V so a later call continues the sequence: positions start after the cached tokens."""
         ids = np.asarray(token_ids)
         c = self.config
         if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
             raise ValueError("token_ids: expected a non-empty 1-D sequence of ints")
         if ids.min() < 0 or ids.max() >= c.vocab_size:
             raise ValueError(f"token_ids: ids must be in [0, {c.vocab_size})")
+        if cache is not None and not isinstance(cache, list):
+            raise TypeError("cache: expected a list (start with [])")
         T, D, H, Hkv = ids.size, c.head_dim, c.num_heads, c.num_kv_heads
-        pos = np.arange(T)
-        mask = np.triu(np.full((T, T), -np.inf, dtype=self.dtype), k=1)
+        past = cache[0][0].shape[0] if cache else 0
+        pos = np.arange(past, past + T)
+        # query t (absolute position past + t) sees keys 0 .. past + t
+        mask = np.triu(np.full((T, past + T), -np.inf, dtype=self.dtype), k=past + 1)
         x = self.w["embed"][ids]
         for i in range(c.num_layers):
             w = lambda k, i=i: self.w[f"layers.{i}.{k}"]  # noqa: E731
@@ -194,6 +200,12 @@ class LlamaReference:
             k = (h @ w("wk").T + b("bk")).reshape(T, Hkv, D)
             v = (h @ w("wv").T + b("bv")).reshape(T, Hkv, D)
             q, k = self._rope(q, pos), self._rope(k, pos)
+            if cache is not None:
+                if len(cache) <= i:
+                    cache.append((k, v))
+                else:
+                    k, v = np.concatenate([cache[i][0], k]), np.concatenate([cache[i][1], v])
+                    cache[i] = (k, v)
             g = H // Hkv  # GQA: query head j reads kv head j // g
             k, v = np.repeat(k, g, axis=1), np.repeat(v, g, axis=1)
             s = np.einsum("thd,shd->hts", q, k) / np.sqrt(D).astype(self.dtype) + mask
@@ -206,20 +218,24 @@ class LlamaReference:
             x = x + ((gate / (1 + np.exp(-gate))) * (h @ w("w_up").T)) @ w("w_down").T
         return self._rms_norm(x, self.w["norm"])
 
-    def compute_logits(self, token_ids: Sequence[int], last_only: bool = False) -> np.ndarray:
+    def compute_logits(
+        self, token_ids: Sequence[int], last_only: bool = False, cache: list | None = None
+    ) -> np.ndarray:
         """[T, vocab] logits (or [1, vocab] for the last position)."""
-        h = self.hidden_states(token_ids)
+        h = self.hidden_states(token_ids, cache)
         if last_only:
             h = h[-1:]
         return h @ self.w["lm_head"].T
 
     def greedy(self, token_ids: Sequence[int], max_new_tokens: int, stop_ids: Sequence[int] = ()) -> list[int]:
-        """Greedy continuation (recomputes the whole prefix each step: a reference, not fast)."""
-        ids, out = list(token_ids), []
+        """Greedy continuation with a K/V cache (the prompt once, then one token per step)."""
+        cache: list = []
+        out: list[int] = []
+        step = list(token_ids)
         for _ in range(max_new_tokens):
-            nxt = int(np.argmax(self.compute_logits(ids, last_only=True)[0]))
+            nxt = int(np.argmax(self.compute_logits(step, last_only=True, cache=cache)[0]))
             out.append(nxt)
             if nxt in stop_ids:
                 break
-            ids.append(nxt)
+            step = [nxt]
         return out
