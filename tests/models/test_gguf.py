@@ -120,6 +120,7 @@ def test_every_truncation_is_a_value_error(tmp_path):
     [
         (lambda b: b"GGUX" + b[4:], "bad magic"),
         (lambda b: b[:4] + struct.pack("<I", 1) + b[8:], "version 1"),
+        (lambda b: b[:4] + struct.pack(">I", 3) + b[8:], "big-endian"),
         (lambda b: b[:8] + struct.pack("<Q", 2**60) + b[16:], "tensor infos|truncated"),
         (lambda b: b[:16] + struct.pack("<Q", 2**60) + b[24:], "metadata entries"),
     ],
@@ -186,6 +187,15 @@ def _empty(tmp_path):
     p = tmp_path / "empty.gguf"
     p.write_bytes(b"")
     return p
+
+
+def test_bf16_tensor_view(tmp_path):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = np.array([[1.5, -2.0, 3.25]], dtype=ml_dtypes.bfloat16)
+    write_gguf(tmp_path / "b.gguf", {}, {"b": (x.view(np.uint8), GGMLType.BF16, (1, 3))})
+    t = GGUFFile(tmp_path / "b.gguf").tensors["b"]
+    assert t.type_name == "BF16" and t.nbytes == 6
+    np.testing.assert_array_equal(t.numpy().astype(np.float32), [[1.5, -2.0, 3.25]])
 
 
 def test_ggml_nbytes():

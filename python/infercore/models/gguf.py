@@ -152,6 +152,12 @@ class GGUFTensor:
     def numpy(self) -> np.ndarray:
         """Zero-copy typed view for unquantized types (F32/F16/F64/I*); raises for block types."""
         dt = GGML_NUMPY_DTYPES.get(self.ggml_type)
+        if dt is None and self.ggml_type == GGMLType.BF16:
+            try:
+                import ml_dtypes
+            except ImportError:
+                raise ValueError(f"tensor {self.name!r}: a BF16 view needs the ml_dtypes package") from None
+            dt = np.dtype(ml_dtypes.bfloat16)
         if dt is None:
             raise ValueError(f"tensor {self.name!r}: type {self.type_name} has no plain numpy dtype; dequantize it")
         return self.data.view(dt).reshape(self.shape)
@@ -274,7 +280,9 @@ class GGUFFile:
         cur.pos = 4
         self.version = cur.u32("version")
         if self.version not in (2, 3):
-            raise ValueError(f"{self.path}: unsupported GGUF version {self.version} (supported: 2, 3)")
+            swapped = int.from_bytes(self.version.to_bytes(4, "little"), "big")
+            hint = " (a big-endian file: not supported)" if swapped in (2, 3) else ""
+            raise ValueError(f"{self.path}: unsupported GGUF version {self.version}{hint} (supported: 2, 3)")
         n_tensors = cur.u64("tensor count")
         n_kv = cur.u64("metadata count")
         # smallest KV: key length (8) + value type (4) + 1 byte value; smallest tensor info: 8+4+4+8

