@@ -225,3 +225,28 @@ def test_smollm2_matches_gguf_package(smollm2_gguf):
     emb = f.tensors["token_embd.weight"]
     assert emb.shape == (49152, 576) and emb.type_name == "Q8_0"
     np.testing.assert_array_equal(emb.data[:4096], np.asarray(r.get_tensor(0).data).reshape(-1).view(np.uint8)[:4096])
+
+
+def test_random_corruption_raises_value_error_or_parses(tmp_path):
+    """Byte flips anywhere in the header: the reader either parses or raises ValueError, nothing else."""
+    p = tmp_path / "t.gguf"
+    write_gguf(p, _meta(), {"a": np.ones((2, 32), np.float32), "q": (np.zeros(34, np.uint8), GGMLType.Q8_0, (1, 32))})
+    f = GGUFFile(p)
+    data = bytearray(p.read_bytes())
+    head = f.data_offset
+    rng = np.random.default_rng(7)
+    q = tmp_path / "fuzz.gguf"
+    outcomes = {"parsed": 0, "rejected": 0}
+    for _ in range(400):
+        b = bytearray(data)
+        for pos in rng.integers(0, head, size=int(rng.integers(1, 4))):
+            b[pos] = int(rng.integers(0, 256))
+        q.write_bytes(bytes(b))
+        try:
+            g = GGUFFile(q)
+            for t in g.tensors.values():
+                assert t.offset + t.nbytes <= g.file_size
+            outcomes["parsed"] += 1
+        except ValueError:
+            outcomes["rejected"] += 1
+    assert outcomes["rejected"] > 50 and outcomes["parsed"] > 0

@@ -80,6 +80,8 @@ def test_bf16_and_fp8_via_torch(tmp_path):
           "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, b"\0" * 8, "'b': data overlaps tensor 'a'"),
         ({"__metadata__": {"k": 1}}, b"", "__metadata__"),
         ({"a": 3}, b"", "'a': entry must be an object"),
+        ({"a": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4, "unknown dtype"),
+        ({"a": {"dtype": "F32", "shape": [1.0], "data_offsets": [0, 4]}}, b"\0" * 4, "non-negative ints"),
     ],
 )
 def test_corrupt_headers(tmp_path, header, data, msg):

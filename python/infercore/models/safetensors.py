@@ -102,7 +102,7 @@ class SafetensorsFile:
         if not isinstance(info, dict):
             raise ValueError(f"{where}: entry must be an object")
         dtype_name, shape, offs = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype_name not in table:
+        if not isinstance(dtype_name, str) or dtype_name not in table:
             raise ValueError(f"{where}: unknown dtype {dtype_name!r} (known: {', '.join(table)})")
         if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                                   for d in shape):
