@@ -57,9 +57,18 @@ def test_from_gguf_smollm2(smollm2_gguf):
 def test_from_hf_config(tmp_path):
     transformers = pytest.importorskip("transformers")
     hf = transformers.LlamaConfig(
-        vocab_size=300, hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=6,
-        num_key_value_heads=2, rope_theta=12345.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
-        max_position_embeddings=512, bos_token_id=1, eos_token_id=[2, 3],
+        vocab_size=300,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        rope_theta=12345.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=[2, 3],
     )
     hf.save_pretrained(tmp_path)
     c = ModelConfig.from_hf_config(tmp_path)
@@ -81,8 +90,15 @@ def test_from_hf_config(tmp_path):
     ],
 )
 def test_hf_config_validation(over, msg):
-    c = {"model_type": "llama", "vocab_size": 300, "hidden_size": 48, "intermediate_size": 96,
-         "num_hidden_layers": 2, "num_attention_heads": 6, "num_key_value_heads": 2}
+    c = {
+        "model_type": "llama",
+        "vocab_size": 300,
+        "hidden_size": 48,
+        "intermediate_size": 96,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 6,
+        "num_key_value_heads": 2,
+    }
     c.update(over)
     with pytest.raises(ValueError, match=msg):
         ModelConfig.from_hf_config(c)

@@ -13,9 +13,17 @@ transformers = pytest.importorskip("transformers")
 def _tiny_hf(tmp_path, tie=False, rope_scaling=None, seed=0):
     torch.manual_seed(seed)
     cfg = transformers.LlamaConfig(
-        vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, rope_theta=5000.0, rms_norm_eps=1e-5, max_position_embeddings=128,
-        tie_word_embeddings=tie, rope_scaling=rope_scaling,
+        vocab_size=97,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        rope_theta=5000.0,
+        rms_norm_eps=1e-5,
+        max_position_embeddings=128,
+        tie_word_embeddings=tie,
+        rope_scaling=rope_scaling,
     )
     model = transformers.LlamaForCausalLM(cfg).eval()
     with torch.no_grad():  # norms default to ones: randomize them so a wrong norm shows
@@ -34,8 +42,16 @@ IDS = [5, 17, 3, 96, 0, 42, 42, 8, 61, 2, 33]
     [
         (False, None),
         (True, None),
-        (False, {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                 "original_max_position_embeddings": 16}),
+        (
+            False,
+            {
+                "rope_type": "llama3",
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 16,
+            },
+        ),
     ],
 )
 def test_matches_transformers(tmp_path, tie, rope_scaling):
@@ -68,8 +84,11 @@ def test_gguf_weights_give_the_same_logits(tmp_path):
     m = load_hf_model(tmp_path, skip_tokenizer_init=True)
     c = m.model_config
     w = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in m.weights().items()}
-    tensors = {"token_embd.weight": w["model.embed_tokens.weight"], "output_norm.weight": w["model.norm.weight"],
-               "output.weight": w["lm_head.weight"]}
+    tensors = {
+        "token_embd.weight": w["model.embed_tokens.weight"],
+        "output_norm.weight": w["model.norm.weight"],
+        "output.weight": w["lm_head.weight"],
+    }
     for i in range(c.num_layers):
         p = f"model.layers.{i}."
         tensors |= {
@@ -83,10 +102,18 @@ def test_gguf_weights_give_the_same_logits(tmp_path):
             f"blk.{i}.ffn_up.weight": w[p + "mlp.up_proj.weight"],
             f"blk.{i}.ffn_down.weight": w[p + "mlp.down_proj.weight"],
         }
-    md = {"general.architecture": "llama", "llama.embedding_length": 64, "llama.feed_forward_length": 96,
-          "llama.block_count": 2, "llama.attention.head_count": 4, "llama.attention.head_count_kv": 2,
-          "llama.rope.freq_base": 5000.0, "llama.attention.layer_norm_rms_epsilon": 1e-5,
-          "llama.context_length": 128, "llama.vocab_size": 97}
+    md = {
+        "general.architecture": "llama",
+        "llama.embedding_length": 64,
+        "llama.feed_forward_length": 96,
+        "llama.block_count": 2,
+        "llama.attention.head_count": 4,
+        "llama.attention.head_count_kv": 2,
+        "llama.rope.freq_base": 5000.0,
+        "llama.attention.layer_norm_rms_epsilon": 1e-5,
+        "llama.context_length": 128,
+        "llama.vocab_size": 97,
+    }
     write_gguf(tmp_path / "tiny.gguf", md, tensors)
     f = GGUFFile(tmp_path / "tiny.gguf")
     gc = ModelConfig.from_gguf(f)

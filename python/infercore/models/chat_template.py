@@ -33,8 +33,9 @@ def _raise_exception(message: str) -> None:
     raise ChatTemplateError(f"chat template raised: {message}")
 
 
-def _tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None, separators: Any = None,
-            sort_keys: bool = False) -> str:
+def _tojson(
+    x: Any, ensure_ascii: bool = False, indent: int | None = None, separators: Any = None, sort_keys: bool = False
+) -> str:
     # HF templates call tojson without HTML escaping (jinja's default filter escapes <, >, &)
     return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
@@ -74,8 +75,13 @@ def _environment() -> Any:
             if not isinstance(name, str) or name.startswith("_"):
                 raise jinja2.exceptions.SecurityError(f"namespace attribute {name!r} is not allowed")
 
-    env = _Env(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols],
-               undefined=jinja2.Undefined, autoescape=False)
+    env = _Env(
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=[jinja2.ext.loopcontrols],
+        undefined=jinja2.Undefined,
+        autoescape=False,
+    )
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now

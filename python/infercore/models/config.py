@@ -59,9 +59,7 @@ class ModelConfig:
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{where}: {name} must be a positive finite number, got {v!r}")
         if self.num_heads % self.num_kv_heads:
-            raise ValueError(
-                f"{where}: num_kv_heads ({self.num_kv_heads}) must divide num_heads ({self.num_heads})"
-            )
+            raise ValueError(f"{where}: num_kv_heads ({self.num_kv_heads}) must divide num_heads ({self.num_heads})")
         if self.head_dim % 2:
             raise ValueError(f"{where}: head_dim ({self.head_dim}) must be even for RoPE")
         for name in ("bos_token_id", "eos_token_id"):

