@@ -44,16 +44,19 @@ def dequantize_int8(q: np.ndarray, scale: np.ndarray, axis: int = -1) -> np.ndar
 def quantize_int4(w: np.ndarray, group_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Group-wise symmetric int4 of a [N, K] float matrix (K % group_size == 0).
 
-    Per group: scale = absmax / 7 rounded to float16; q = clip(rint(w / scale), -8, 7).
+    Per group: scale = -(the value of largest magnitude) / 8, rounded to float16 (so that value
+    maps to q = -8 and the whole range [-8, 7] is used, as ggml's q4_0 does; the scale may be
+    negative); q = clip(rint(w / scale), -8, 7), ties to even.
     Packing: each run of 32 values is 16 bytes, value i in the low nibble of byte i and value
     i + 16 in the high nibble, both stored as q + 8. Returns (packed uint8 [N, K/2],
     scales float16 [N, K/group_size])."""
     n, k = w.shape
     g = w.reshape(n, k // group_size, group_size)
-    amax = np.max(np.abs(g), axis=-1, keepdims=True)
-    scale16 = (amax / np.float32(7)).astype(np.float16)
+    idx = np.argmax(np.abs(g), axis=-1)[..., None]
+    vmax = np.take_along_axis(g, idx, axis=-1)
+    scale16 = (vmax / np.float32(-8)).astype(np.float16)
     s = scale16.astype(np.float32)
-    q = np.clip(np.rint(g / np.where(s > 0, s, 1)), -8, 7).astype(np.int16) + 8
+    q = np.clip(np.rint(g / np.where(s != 0, s, 1)), -8, 7).astype(np.int16) + 8
     q = q.reshape(n, k // 32, 2, 16).astype(np.uint8)
     packed = (q[:, :, 0, :] | (q[:, :, 1, :] << 4)).reshape(n, k // 2)
     return np.ascontiguousarray(packed), np.ascontiguousarray(scale16[..., 0])
