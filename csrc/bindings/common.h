@@ -3,6 +3,7 @@
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>  // every binding TU sees the same casters (std::vector, std::optional)
 
 #include <string>
 

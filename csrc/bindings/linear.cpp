@@ -3,6 +3,7 @@
 // call raises instead of reading out of bounds.
 #include "../cpu/linear.h"
 
+
 #include <optional>
 
 #include "common.h"
