@@ -11,10 +11,10 @@
 //     so the bound is the DRAM read of the weights (target: the streaming-read probe's GB/s).
 //   GEMM (M > 8): flops 2*M*N*K dominate; int kinds do 32 MACs per maddubs+madd pair, float
 //     kinds one FMA per W MACs; the x rows are re-read from L1/L2 once per weight row.
-static inline float load_half(const char* p) {
+static inline uint16_t load_u16(const char* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
-  return half_to_float(h);
+  return h;
 }
 
 template <WKind KIND>
@@ -42,7 +42,7 @@ void rows_float(const LinearArgs& a, int64_t m0, int64_t n, const char* wrow, fl
     else if constexpr (KIND == WKind::kFp8) Q::dec_fp8(reinterpret_cast<const uint8_t*>(wrow) + b * 32, wv);
     else {
       Q::dec_i4(reinterpret_cast<const uint8_t*>(wrow) + b * 16, wv);
-      const typename Q::F s = Q::set1(half_to_float(a.gscale[n * (K / a.group) + (b * 32) / a.group]));
+      const typename Q::F s = Q::set1(Q::h2f(a.gscale[n * (K / a.group) + (b * 32) / a.group]));
       for (int v = 0; v < NV; ++v) wv[v] = Q::mul(wv[v], s);
     }
     for (int r = 0; r < MR; ++r)
@@ -85,7 +85,7 @@ void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, c
     for (int r = 0; r < MR; ++r) acc[r] = Q::zero();
     for (int64_t b = 0; b < nb; ++b) {
       const char* blk = wrow + b * kBlock;
-      const float dw = load_half(blk);
+      const float dw = Q::h2f(load_u16(blk));
       typename Q::I wb;
       if constexpr (KIND == WKind::kQ8_0) wb = Q::load_i8(reinterpret_cast<const int8_t*>(blk + 2));
       else if constexpr (KIND == WKind::kQ4_0) wb = Q::sub8(Q::load_q4(reinterpret_cast<const uint8_t*>(blk + 2)));
@@ -97,7 +97,7 @@ void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, c
         acc[r] = Q::fma(Q::to_f(p), Q::set1(dw * qa.d[bi]), acc[r]);
       }
       if constexpr (KIND == WKind::kQ4_1) {
-        const float mw = load_half(blk + 2);
+        const float mw = Q::h2f(load_u16(blk + 2));
         for (int r = 0; r < MR; ++r) accm[r] += mw * qa.ds[(m0 + r) * nb + b];
       }
     }

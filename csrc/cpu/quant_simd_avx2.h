@@ -18,6 +18,7 @@ struct QAvx2 {
   using I = __m256i;
   using IAcc = __m256i;
 
+  static float h2f(uint16_t h) { return _cvtsh_ss(h); }  // F16C, exact
   static F zero() { return _mm256_setzero_ps(); }
   static F set1(float v) { return _mm256_set1_ps(v); }
   static F load(const float* p) { return _mm256_loadu_ps(p); }

@@ -17,6 +17,7 @@ struct QAvx512 {
   using I = __m256i;
   using IAcc = __m256i;
 
+  static float h2f(uint16_t h) { return _cvtsh_ss(h); }  // F16C, exact
   static F zero() { return _mm512_setzero_ps(); }
   static F set1(float v) { return _mm512_set1_ps(v); }
   static F load(const float* p) { return _mm512_loadu_ps(p); }

@@ -21,6 +21,7 @@ struct QScalar {
   };
   using IAcc = int32_t;
 
+  static float h2f(uint16_t h) { return half_to_float(h); }
   static F zero() { return 0.f; }
   static F set1(float v) { return v; }
   static F load(const float* p) { return *p; }
