@@ -25,110 +25,148 @@ static inline float scalar_weight(const char* wrow, int64_t k) {
   else return fp8_e4m3_decode(reinterpret_cast<const uint8_t*>(wrow)[k]) * (1.0f / 256.0f);
 }
 
+// Register tile: MR (<= 4) activation rows x NR (<= 2) weight rows. Each weight block is
+// decoded once for all MR rows and each activation vector loaded once for both weight rows.
+// res[r * NR + j] = dot(x row m0 + r, weight row n + j). Scalar multiply-adds are explicit
+// std::fma so that results never depend on the tile shape (and so on the thread count)
+// through the compiler's choice to contract a*b+c.
+
 // Float activations: f32/f16/bf16/fp8/int4 weights decoded to float in registers.
-template <class Q, WKind KIND, int MR>
-void rows_float(const LinearArgs& a, int64_t m0, int64_t n, const char* wrow, float* res) {
+template <class Q, WKind KIND, int MR, int NR>
+void rows_float(const LinearArgs& a, int64_t m0, int64_t n, const char* const* wrow, float* res) {
   constexpr int NV = 32 / Q::W;
   const int64_t K = a.K, nb = K / 32;
   const float* x[MR];
   for (int r = 0; r < MR; ++r) x[r] = a.x + (m0 + r) * K;
-  typename Q::F acc[MR][2];
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = Q::zero();
+  typename Q::F acc[MR][NR];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NR; ++j) acc[r][j] = Q::zero();
   for (int64_t b = 0; b < nb; ++b) {
-    typename Q::F wv[NV];
-    if constexpr (KIND == WKind::kF32) Q::dec_f32(reinterpret_cast<const float*>(wrow) + b * 32, wv);
-    else if constexpr (KIND == WKind::kF16) Q::dec_f16(reinterpret_cast<const uint16_t*>(wrow) + b * 32, wv);
-    else if constexpr (KIND == WKind::kBF16) Q::dec_bf16(reinterpret_cast<const uint16_t*>(wrow) + b * 32, wv);
-    else if constexpr (KIND == WKind::kFp8) Q::dec_fp8(reinterpret_cast<const uint8_t*>(wrow) + b * 32, wv);
-    else {
-      Q::dec_i4(reinterpret_cast<const uint8_t*>(wrow) + b * 16, wv);
-      const typename Q::F s = Q::set1(Q::h2f(a.gscale[n * (K / a.group) + (b * 32) / a.group]));
-      for (int v = 0; v < NV; ++v) wv[v] = Q::mul(wv[v], s);
+    typename Q::F wv[NR][NV];
+    for (int j = 0; j < NR; ++j) {
+      const char* w = wrow[j];
+      if constexpr (KIND == WKind::kF32) Q::dec_f32(reinterpret_cast<const float*>(w) + b * 32, wv[j]);
+      else if constexpr (KIND == WKind::kF16) Q::dec_f16(reinterpret_cast<const uint16_t*>(w) + b * 32, wv[j]);
+      else if constexpr (KIND == WKind::kBF16) Q::dec_bf16(reinterpret_cast<const uint16_t*>(w) + b * 32, wv[j]);
+      else if constexpr (KIND == WKind::kFp8) Q::dec_fp8(reinterpret_cast<const uint8_t*>(w) + b * 32, wv[j]);
+      else {
+        Q::dec_i4(reinterpret_cast<const uint8_t*>(w) + b * 16, wv[j]);
+        const typename Q::F s = Q::set1(Q::h2f(a.gscale[(n + j) * (K / a.group) + (b * 32) / a.group]));
+        for (int v = 0; v < NV; ++v) wv[j][v] = Q::mul(wv[j][v], s);
+      }
     }
-    for (int r = 0; r < MR; ++r)
-      for (int v = 0; v < NV; ++v) acc[r][v & 1] = Q::fma(Q::load(x[r] + b * 32 + v * Q::W), wv[v], acc[r][v & 1]);
+    for (int v = 0; v < NV; ++v)
+      for (int r = 0; r < MR; ++r) {
+        const typename Q::F xv = Q::load(x[r] + b * 32 + v * Q::W);
+        for (int j = 0; j < NR; ++j) acc[r][j] = Q::fma(xv, wv[j][v], acc[r][j]);
+      }
   }
-  for (int r = 0; r < MR; ++r) res[r] = Q::hsum(acc[r][0]) + Q::hsum(acc[r][1]);
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NR; ++j) res[r * NR + j] = Q::hsum(acc[r][j]);
   if constexpr (KIND != WKind::kInt4) {  // int4 K is a multiple of the group (>= 32)
-    for (int64_t k = nb * 32; k < K; ++k) {
-      const float wk = scalar_weight<KIND>(wrow, k);
-      for (int r = 0; r < MR; ++r) res[r] += x[r][k] * wk;
-    }
+    for (int64_t k = nb * 32; k < K; ++k)
+      for (int j = 0; j < NR; ++j) {
+        const float wk = scalar_weight<KIND>(wrow[j], k);
+        for (int r = 0; r < MR; ++r) res[r * NR + j] = std::fma(x[r][k], wk, res[r * NR + j]);
+      }
   }
   if constexpr (KIND == WKind::kFp8)
-    for (int r = 0; r < MR; ++r) res[r] *= a.wscale[n] * 256.0f;
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) res[r * NR + j] *= a.wscale[n + j] * 256.0f;
 }
 
 // Quantized activations: int8 (per-token scale) and the ggml block kinds (per-block scales).
-template <class Q, WKind KIND, int MR>
-void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* wrow, float* res) {
+template <class Q, WKind KIND, int MR, int NR>
+void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* const* wrow,
+              float* res) {
   const int64_t K = a.K, nb = K / 32;
   const int8_t* xq[MR];
   for (int r = 0; r < MR; ++r) xq[r] = qa.q + (m0 + r) * qa.kp;
   if constexpr (KIND == WKind::kInt8) {
-    const int8_t* w = reinterpret_cast<const int8_t*>(wrow);
-    typename Q::IAcc acc[MR];
-    for (int r = 0; r < MR; ++r) acc[r] = Q::izero();
+    typename Q::IAcc acc[MR][NR];
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) acc[r][j] = Q::izero();
     for (int64_t b = 0; b < nb; ++b) {
-      const typename Q::I wb = Q::load_i8(w + b * 32);
-      for (int r = 0; r < MR; ++r) acc[r] = Q::iadd(acc[r], Q::dot_ss(wb, Q::load_i8(xq[r] + b * 32)));
+      typename Q::I wb[NR];
+      for (int j = 0; j < NR; ++j) wb[j] = Q::load_i8(reinterpret_cast<const int8_t*>(wrow[j]) + b * 32);
+      for (int r = 0; r < MR; ++r) {
+        const typename Q::I xb = Q::load_i8(xq[r] + b * 32);
+        for (int j = 0; j < NR; ++j) acc[r][j] = Q::iadd(acc[r][j], Q::dot_ss(wb[j], xb));
+      }
     }
-    for (int r = 0; r < MR; ++r) {
-      int32_t t = Q::ihsum(acc[r]);
-      for (int64_t k = nb * 32; k < K; ++k) t += static_cast<int32_t>(w[k]) * xq[r][k];
-      res[r] = static_cast<float>(t) * (qa.d[m0 + r] * a.wscale[n]);
-    }
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) {
+        const int8_t* w = reinterpret_cast<const int8_t*>(wrow[j]);
+        int32_t t = Q::ihsum(acc[r][j]);
+        for (int64_t k = nb * 32; k < K; ++k) t += static_cast<int32_t>(w[k]) * xq[r][k];
+        res[r * NR + j] = static_cast<float>(t) * (qa.d[m0 + r] * a.wscale[n + j]);
+      }
   } else {
     constexpr int64_t kBlock = KIND == WKind::kQ8_0 ? 34 : KIND == WKind::kQ4_0 ? 18 : 20;
-    typename Q::F acc[MR];
-    float accm[MR] = {};
-    for (int r = 0; r < MR; ++r) acc[r] = Q::zero();
+    typename Q::F acc[MR][NR];
+    float accm[MR][NR] = {};
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) acc[r][j] = Q::zero();
     for (int64_t b = 0; b < nb; ++b) {
-      const char* blk = wrow + b * kBlock;
-      const float dw = Q::h2f(load_u16(blk));
-      typename Q::I wb;
-      if constexpr (KIND == WKind::kQ8_0) wb = Q::load_i8(reinterpret_cast<const int8_t*>(blk + 2));
-      else if constexpr (KIND == WKind::kQ4_0) wb = Q::sub8(Q::load_q4(reinterpret_cast<const uint8_t*>(blk + 2)));
-      else wb = Q::load_q4(reinterpret_cast<const uint8_t*>(blk + 4));
+      typename Q::I wb[NR];
+      float dw[NR], mw[NR];
+      for (int j = 0; j < NR; ++j) {
+        const char* blk = wrow[j] + b * kBlock;
+        dw[j] = Q::h2f(load_u16(blk));
+        if constexpr (KIND == WKind::kQ8_0) wb[j] = Q::load_i8(reinterpret_cast<const int8_t*>(blk + 2));
+        else if constexpr (KIND == WKind::kQ4_0) wb[j] = Q::sub8(Q::load_q4(reinterpret_cast<const uint8_t*>(blk + 2)));
+        else wb[j] = Q::load_q4(reinterpret_cast<const uint8_t*>(blk + 4));
+        if constexpr (KIND == WKind::kQ4_1) mw[j] = Q::h2f(load_u16(blk + 2));
+      }
       for (int r = 0; r < MR; ++r) {
         const int64_t bi = (m0 + r) * nb + b;
         const typename Q::I xb = Q::load_i8(xq[r] + b * 32);
-        const typename Q::IAcc p = KIND == WKind::kQ4_1 ? Q::dot_us(wb, xb) : Q::dot_ss(wb, xb);
-        acc[r] = Q::fma(Q::to_f(p), Q::set1(dw * qa.d[bi]), acc[r]);
-      }
-      if constexpr (KIND == WKind::kQ4_1) {
-        const float mw = Q::h2f(load_u16(blk + 2));
-        for (int r = 0; r < MR; ++r) accm[r] += mw * qa.ds[(m0 + r) * nb + b];
+        const float dx = qa.d[bi];
+        for (int j = 0; j < NR; ++j) {
+          const typename Q::IAcc p = KIND == WKind::kQ4_1 ? Q::dot_us(wb[j], xb) : Q::dot_ss(wb[j], xb);
+          acc[r][j] = Q::fma(Q::to_f(p), Q::set1(dw[j] * dx), acc[r][j]);
+          if constexpr (KIND == WKind::kQ4_1) accm[r][j] = std::fma(mw[j], qa.ds[bi], accm[r][j]);
+        }
       }
     }
-    for (int r = 0; r < MR; ++r) res[r] = Q::hsum(acc[r]) + accm[r];
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) res[r * NR + j] = Q::hsum(acc[r][j]) + accm[r][j];
   }
 }
 
-template <class Q, WKind KIND, int MR>
-void rows(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* wrow, float* res) {
+template <class Q, WKind KIND, int MR, int NR>
+void rows(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* const* wrow, float* res) {
   if constexpr (KIND == WKind::kInt8 || KIND == WKind::kQ8_0 || KIND == WKind::kQ4_0 || KIND == WKind::kQ4_1)
-    rows_int<Q, KIND, MR>(a, qa, m0, n, wrow, res);
+    rows_int<Q, KIND, MR, NR>(a, qa, m0, n, wrow, res);
   else
-    rows_float<Q, KIND, MR>(a, m0, n, wrow, res);
+    rows_float<Q, KIND, MR, NR>(a, m0, n, wrow, res);
+}
+
+template <class Q, WKind KIND, int NR>
+void rows_mr(int64_t mr, const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* const* wrow,
+             float* res) {
+  switch (mr) {
+    case 4: rows<Q, KIND, 4, NR>(a, qa, m0, n, wrow, res); break;
+    case 3: rows<Q, KIND, 3, NR>(a, qa, m0, n, wrow, res); break;
+    case 2: rows<Q, KIND, 2, NR>(a, qa, m0, n, wrow, res); break;
+    default: rows<Q, KIND, 1, NR>(a, qa, m0, n, wrow, res); break;
+  }
 }
 
 template <class Q, WKind KIND>
 void tile_kind(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t rb = linear_row_bytes(KIND, a.K);
+  const char* w = static_cast<const char*>(a.w);
   for (int64_t mb = m0; mb < m1; mb += 4) {
     const int64_t mr = std::min<int64_t>(4, m1 - mb);
-    for (int64_t n = n0; n < n1; ++n) {
-      const char* wrow = static_cast<const char*>(a.w) + n * rb;
-      float res[4];
-      switch (mr) {
-        case 4: rows<Q, KIND, 4>(a, qa, mb, n, wrow, res); break;
-        case 3: rows<Q, KIND, 3>(a, qa, mb, n, wrow, res); break;
-        case 2: rows<Q, KIND, 2>(a, qa, mb, n, wrow, res); break;
-        default: rows<Q, KIND, 1>(a, qa, mb, n, wrow, res); break;
-      }
-      const float bn = a.bias ? a.bias[n] : 0.0f;
-      for (int64_t r = 0; r < mr; ++r) a.out[(mb + r) * a.N + n] = res[r] + bn;
+    for (int64_t n = n0; n < n1; n += 2) {
+      const int nr = n + 1 < n1 ? 2 : 1;
+      const char* wrow[2] = {w + n * rb, w + (n + nr - 1) * rb};
+      float res[8];
+      if (nr == 2) rows_mr<Q, KIND, 2>(mr, a, qa, mb, n, wrow, res);
+      else rows_mr<Q, KIND, 1>(mr, a, qa, mb, n, wrow, res);
+      for (int64_t r = 0; r < mr; ++r)
+        for (int j = 0; j < nr; ++j) a.out[(mb + r) * a.N + n + j] = res[r * nr + j] + (a.bias ? a.bias[n + j] : 0.0f);
     }
   }
 }
