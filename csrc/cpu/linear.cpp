@@ -93,6 +93,7 @@ QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
 
 constexpr int64_t kPanelBytes = 48 << 10;  // weight rows per task: stays in L2 while M rows pass
 constexpr int64_t kRowBlock = 128;         // activation rows per task (GEMM)
+constexpr int64_t kInlineMacs = 1 << 19;   // smaller calls run on the caller only
 }  // namespace
 
 int64_t linear_row_bytes(WKind kind, int64_t K) {
@@ -135,6 +136,11 @@ void linear_forward(const LinearArgs& a) {
   int64_t panel = std::max<int64_t>(1, kPanelBytes / rb);
   // Enough tasks to balance the pool when N is small (GEMV on narrow layers).
   panel = std::min(panel, std::max<int64_t>(1, a.N / (4 * num_threads())));
+  // Below ~0.5M multiply-adds (a few microseconds) waking the pool costs more than it saves.
+  if (a.M * a.N * a.K < kInlineMacs) {
+    fn(a, qa, 0, a.M, 0, a.N);
+    return;
+  }
   const int64_t n_tasks = (a.N + panel - 1) / panel;
   const int64_t m_tasks = (a.M + kRowBlock - 1) / kRowBlock;
   run_tasks(n_tasks * m_tasks, [&](int64_t t) {
