@@ -32,7 +32,7 @@ struct LinearArgs {
 struct QuantActs {
   const int8_t* q = nullptr;   // [M, Kp], Kp = K rounded up to 32, zero padded
   const float* d = nullptr;    // kInt8: [M] row scale; block kinds: [M, K/32]
-  const float* ds = nullptr;   // kQ4_1: [M, K/32] d * sum(q) of the block
+  const float* ds = nullptr;   // kQ4_0/kQ4_1: [M, K/32] d * sum(q) of the block
   int64_t kp = 0;
 };
 
@@ -43,6 +43,7 @@ using LinearTileFn = void (*)(const LinearArgs&, const QuantActs&, int64_t m0, i
 void linear_tile_scalar(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
 void linear_tile_avx2(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
 void linear_tile_avx512(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
+void linear_tile_avx512vnni(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
 
 // Validates, quantizes activations where the kind needs it, and splits the work over the
 // thread pool. Call without the GIL.

@@ -109,23 +109,26 @@ void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, c
       for (int j = 0; j < NR; ++j) acc[r][j] = Q::zero();
     for (int64_t b = 0; b < nb; ++b) {
       typename Q::I wb[NR];
-      float dw[NR], mw[NR];
+      float dw[NR], mw[NR] = {};
       for (int j = 0; j < NR; ++j) {
         const char* blk = wrow[j] + b * kBlock;
         dw[j] = Q::h2f(load_u16(blk));
         if constexpr (KIND == WKind::kQ8_0) wb[j] = Q::load_i8(reinterpret_cast<const int8_t*>(blk + 2));
-        else if constexpr (KIND == WKind::kQ4_0) wb[j] = Q::sub8(Q::load_q4(reinterpret_cast<const uint8_t*>(blk + 2)));
+        else if constexpr (KIND == WKind::kQ4_0) wb[j] = Q::load_q4(reinterpret_cast<const uint8_t*>(blk + 2));
         else wb[j] = Q::load_q4(reinterpret_cast<const uint8_t*>(blk + 4));
+        // Both 4-bit kinds dot the unsigned nibbles (no sign trick) and add the offset through
+        // the block's activation sum: q4_0 (q - 8) * d = q * d + (-8 d); q4_1 q * d + m.
         if constexpr (KIND == WKind::kQ4_1) mw[j] = Q::h2f(load_u16(blk + 2));
+        else if constexpr (KIND == WKind::kQ4_0) mw[j] = -8.0f * dw[j];
       }
       for (int r = 0; r < MR; ++r) {
         const int64_t bi = (m0 + r) * nb + b;
         const typename Q::I xb = Q::load_i8(xq[r] + b * 32);
         const float dx = qa.d[bi];
         for (int j = 0; j < NR; ++j) {
-          const typename Q::IAcc p = KIND == WKind::kQ4_1 ? Q::dot_us(wb[j], xb) : Q::dot_ss(wb[j], xb);
+          const typename Q::IAcc p = KIND == WKind::kQ8_0 ? Q::dot_ss(wb[j], xb) : Q::dot_us(wb[j], xb);
           acc[r][j] = Q::fma(Q::to_f(p), Q::set1(dw[j] * dx), acc[r][j]);
-          if constexpr (KIND == WKind::kQ4_1) accm[r][j] = std::fma(mw[j], qa.ds[bi], accm[r][j]);
+          if constexpr (KIND != WKind::kQ8_0) accm[r][j] = std::fma(mw[j], qa.ds[bi], accm[r][j]);
         }
       }
     }
