@@ -33,15 +33,17 @@ static inline float scalar_weight(const char* wrow, int64_t k) {
 
 // Float activations: f32/f16/bf16/fp8/int4 weights decoded to float in registers.
 template <class Q, WKind KIND, int MR, int NR>
-void rows_float(const LinearArgs& a, int64_t m0, int64_t n, const char* const* wrow, float* res) {
+void rows_float(const LinearArgs& a, int64_t m0, int64_t n, const char* const* wrow, int64_t k0, int64_t k1,
+                float* res) {
   constexpr int NV = 32 / Q::W;
-  const int64_t K = a.K, nb = K / 32;
+  const int64_t K = a.K, nb = K / 32, b0 = k0 / 32, b1 = std::min(nb, k1 / 32);
+  const int64_t tail0 = k1 >= K ? nb * 32 : K;  // the K % 32 tail belongs to the last chunk
   const float* x[MR];
   for (int r = 0; r < MR; ++r) x[r] = a.x + (m0 + r) * K;
   typename Q::F acc[MR][NR];
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NR; ++j) acc[r][j] = Q::zero();
-  for (int64_t b = 0; b < nb; ++b) {
+  for (int64_t b = b0; b < b1; ++b) {
     typename Q::F wv[NR][NV];
     for (int j = 0; j < NR; ++j) {
       const char* w = wrow[j];
@@ -64,7 +66,7 @@ void rows_float(const LinearArgs& a, int64_t m0, int64_t n, const char* const* w
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NR; ++j) res[r * NR + j] = Q::hsum(acc[r][j]);
   if constexpr (KIND != WKind::kInt4) {  // int4 K is a multiple of the group (>= 32)
-    for (int64_t k = nb * 32; k < K; ++k)
+    for (int64_t k = tail0; k < K; ++k)
       for (int j = 0; j < NR; ++j) {
         const float wk = scalar_weight<KIND>(wrow[j], k);
         for (int r = 0; r < MR; ++r) res[r * NR + j] = std::fma(x[r][k], wk, res[r * NR + j]);
@@ -78,15 +80,16 @@ void rows_float(const LinearArgs& a, int64_t m0, int64_t n, const char* const* w
 // Quantized activations: int8 (per-token scale) and the ggml block kinds (per-block scales).
 template <class Q, WKind KIND, int MR, int NR>
 void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* const* wrow,
-              float* res) {
-  const int64_t K = a.K, nb = K / 32;
+              int64_t k0, int64_t k1, float* res) {
+  const int64_t K = a.K, nb = K / 32, b0 = k0 / 32, b1 = std::min(nb, k1 / 32);
+  const int64_t tail0 = k1 >= K ? nb * 32 : K;  // the K % 32 tail belongs to the last chunk
   const int8_t* xq[MR];
   for (int r = 0; r < MR; ++r) xq[r] = qa.q + (m0 + r) * qa.kp;
   if constexpr (KIND == WKind::kInt8) {
     typename Q::IAcc acc[MR][NR];
     for (int r = 0; r < MR; ++r)
       for (int j = 0; j < NR; ++j) acc[r][j] = Q::izero();
-    for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t b = b0; b < b1; ++b) {
       typename Q::I wb[NR];
       for (int j = 0; j < NR; ++j) wb[j] = Q::load_i8(reinterpret_cast<const int8_t*>(wrow[j]) + b * 32);
       for (int r = 0; r < MR; ++r) {
@@ -98,7 +101,7 @@ void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, c
       for (int j = 0; j < NR; ++j) {
         const int8_t* w = reinterpret_cast<const int8_t*>(wrow[j]);
         int32_t t = Q::ihsum(acc[r][j]);
-        for (int64_t k = nb * 32; k < K; ++k) t += static_cast<int32_t>(w[k]) * xq[r][k];
+        for (int64_t k = tail0; k < K; ++k) t += static_cast<int32_t>(w[k]) * xq[r][k];
         res[r * NR + j] = static_cast<float>(t) * (qa.d[m0 + r] * a.wscale[n + j]);
       }
   } else {
@@ -107,7 +110,7 @@ void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, c
     float accm[MR][NR] = {};
     for (int r = 0; r < MR; ++r)
       for (int j = 0; j < NR; ++j) acc[r][j] = Q::zero();
-    for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t b = b0; b < b1; ++b) {
       typename Q::I wb[NR];
       float dw[NR], mw[NR] = {};
       for (int j = 0; j < NR; ++j) {
@@ -138,38 +141,50 @@ void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, c
 }
 
 template <class Q, WKind KIND, int MR, int NR>
-void rows(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* const* wrow, float* res) {
+void rows(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* const* wrow, int64_t k0,
+          int64_t k1, float* res) {
   if constexpr (KIND == WKind::kInt8 || KIND == WKind::kQ8_0 || KIND == WKind::kQ4_0 || KIND == WKind::kQ4_1)
-    rows_int<Q, KIND, MR, NR>(a, qa, m0, n, wrow, res);
+    rows_int<Q, KIND, MR, NR>(a, qa, m0, n, wrow, k0, k1, res);
   else
-    rows_float<Q, KIND, MR, NR>(a, m0, n, wrow, res);
+    rows_float<Q, KIND, MR, NR>(a, m0, n, wrow, k0, k1, res);
 }
 
 template <class Q, WKind KIND, int NR>
 void rows_mr(int64_t mr, const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* const* wrow,
-             float* res) {
+             int64_t k0, int64_t k1, float* res) {
   switch (mr) {
-    case 4: rows<Q, KIND, 4, NR>(a, qa, m0, n, wrow, res); break;
-    case 3: rows<Q, KIND, 3, NR>(a, qa, m0, n, wrow, res); break;
-    case 2: rows<Q, KIND, 2, NR>(a, qa, m0, n, wrow, res); break;
-    default: rows<Q, KIND, 1, NR>(a, qa, m0, n, wrow, res); break;
+    case 4: rows<Q, KIND, 4, NR>(a, qa, m0, n, wrow, k0, k1, res); break;
+    case 3: rows<Q, KIND, 3, NR>(a, qa, m0, n, wrow, k0, k1, res); break;
+    case 2: rows<Q, KIND, 2, NR>(a, qa, m0, n, wrow, k0, k1, res); break;
+    default: rows<Q, KIND, 1, NR>(a, qa, m0, n, wrow, k0, k1, res); break;
   }
 }
 
+// GEMM (M > 8) walks K in chunks so that the 4 activation rows of a tile (float32) stay in L1
+// while the weight panel's chunk stays in L2; outputs accumulate across chunks. Quantized
+// activations are 4x smaller and are not chunked. GEMV (M <= 8) is a single pass over K.
 template <class Q, WKind KIND>
 void tile_kind(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  constexpr bool kIntActs = KIND == WKind::kInt8 || KIND == WKind::kQ8_0 || KIND == WKind::kQ4_0 || KIND == WKind::kQ4_1;
   const int64_t rb = linear_row_bytes(KIND, a.K);
+  const int64_t kc = (a.M > 8 && !kIntActs) ? 1024 : a.K;  // multiple of 128: int4 groups never straddle
   const char* w = static_cast<const char*>(a.w);
-  for (int64_t mb = m0; mb < m1; mb += 4) {
-    const int64_t mr = std::min<int64_t>(4, m1 - mb);
-    for (int64_t n = n0; n < n1; n += 2) {
-      const int nr = n + 1 < n1 ? 2 : 1;
-      const char* wrow[2] = {w + n * rb, w + (n + nr - 1) * rb};
-      float res[8];
-      if (nr == 2) rows_mr<Q, KIND, 2>(mr, a, qa, mb, n, wrow, res);
-      else rows_mr<Q, KIND, 1>(mr, a, qa, mb, n, wrow, res);
-      for (int64_t r = 0; r < mr; ++r)
-        for (int j = 0; j < nr; ++j) a.out[(mb + r) * a.N + n + j] = res[r * nr + j] + (a.bias ? a.bias[n + j] : 0.0f);
+  for (int64_t k0 = 0; k0 < a.K; k0 += kc) {
+    const int64_t k1 = std::min(a.K, k0 + kc);
+    for (int64_t mb = m0; mb < m1; mb += 4) {
+      const int64_t mr = std::min<int64_t>(4, m1 - mb);
+      for (int64_t n = n0; n < n1; n += 2) {
+        const int nr = n + 1 < n1 ? 2 : 1;
+        const char* wrow[2] = {w + n * rb, w + (n + nr - 1) * rb};
+        float res[8];
+        if (nr == 2) rows_mr<Q, KIND, 2>(mr, a, qa, mb, n, wrow, k0, k1, res);
+        else rows_mr<Q, KIND, 1>(mr, a, qa, mb, n, wrow, k0, k1, res);
+        for (int64_t r = 0; r < mr; ++r)
+          for (int j = 0; j < nr; ++j) {
+            float* o = a.out + (mb + r) * a.N + n + j;
+            *o = (k0 == 0 ? (a.bias ? a.bias[n + j] : 0.0f) : *o) + res[r * nr + j];
+          }
+      }
     }
   }
 }

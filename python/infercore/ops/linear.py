@@ -8,7 +8,7 @@ import numpy as np
 
 from .._native import _C
 from ..quant import reference as qref
-from ..quant.weight import KIND_CODES, QuantizedWeight, quantize_weight
+from ..quant.weight import KIND_CODES, QuantizedWeight
 from . import _arrays as A
 from . import reference
 
@@ -76,7 +76,7 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto") -> Any:
     qw = _as_weight(w)
     n, k = qw.shape
     if int(x.shape[-1]) != k:
-        raise ValueError(f"x: last dimension {int(x.shape[-1])} does not match w's K={k} (w shape {qw.shape})")
+        raise ValueError(f"x: last dimension {int(x.shape[-1])} does not match w's K={k} (w {qw.shape})")
     b = None
     if bias is not None:
         b = A.host_float32_vector(bias, "bias", n)

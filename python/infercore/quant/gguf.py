@@ -167,7 +167,7 @@ def dequantize_gguf(data: Any, ggml_type: Any, shape: Any) -> np.ndarray:
         raise TypeError(f"data: expected a byte buffer or numeric array, got dtype {raw.dtype}")
     raw = np.ascontiguousarray(raw).reshape(-1).view(np.uint8)
     if shape[-1] % per_block:
-        raise ValueError(f"shape: last dimension {shape[-1]} is not a multiple of {name}'s block of {per_block}")
+        raise ValueError(f"shape: last dimension {shape[-1]} is not a multiple of {name}'s block {per_block}")
     count = int(np.prod(shape, dtype=np.int64))
     need = count // per_block * block_bytes
     if raw.size != need:

@@ -19,12 +19,12 @@ KIND_CODES = {"f32": 0, "f16": 1, "bf16": 2, "fp8": 3, "int8": 4, "int4": 5, "q8
 @dataclass(frozen=True)
 class QuantizedWeight:
     """A packed [N, K] weight (y = x @ W.T). Fields by kind:
-      int8: data int8 [N, K], scale float32 [N]       (W8A8: activations quantized per token)
-      fp8:  data uint8 E4M3 [N, K], scale float32 [N] (w = fp8 * scale; activations float)
-      int4: data uint8 [N, K/2], scale float16 [N, K/group_size] (see quant.int8.quantize_int4)
-      q8_0/q4_0/q4_1: data uint8 [N, K/32 * block bytes], ggml blocks (activations quantized
-            per block of 32 like ggml's q8_0/q8_1)
-      f32/f16/bf16: data [N, K] (bf16 as uint16 bits)
+    int8: data int8 [N, K], scale float32 [N]       (W8A8: activations quantized per token)
+    fp8:  data uint8 E4M3 [N, K], scale float32 [N] (w = fp8 * scale; activations float)
+    int4: data uint8 [N, K/2], scale float16 [N, K/group_size] (see quant.int8.quantize_int4)
+    q8_0/q4_0/q4_1: data uint8 [N, K/32 * block bytes], ggml blocks (activations quantized
+          per block of 32 like ggml's q8_0/q8_1)
+    f32/f16/bf16: data [N, K] (bf16 as uint16 bits)
     """
 
     kind: str
