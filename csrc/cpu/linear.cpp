@@ -27,7 +27,7 @@ LinearTileFn pick(IsaLevel level) {
 }
 
 bool quantized_acts(WKind k) {
-  return k == WKind::kInt8 || k == WKind::kQ8_0 || k == WKind::kQ4_0 || k == WKind::kQ4_1;
+  return k == WKind::kInt8 || k == WKind::kInt4 || k == WKind::kQ8_0 || k == WKind::kQ4_0 || k == WKind::kQ4_1;
 }
 
 // Symmetric int8 quantization of n floats with one scale: d = absmax/127 (float32 division),
@@ -68,7 +68,7 @@ QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
   buf.q.assign(static_cast<size_t>(a.M * kp), 0);
   const bool per_row = a.kind == WKind::kInt8;
   buf.d.assign(static_cast<size_t>(per_row ? a.M : a.M * nb), 0.0f);
-  if (a.kind == WKind::kQ4_1 || a.kind == WKind::kQ4_0) buf.ds.assign(static_cast<size_t>(a.M * nb), 0.0f);
+  if (a.kind != WKind::kInt8 && a.kind != WKind::kQ8_0) buf.ds.assign(static_cast<size_t>(a.M * nb), 0.0f);
   parallel_for(0, a.M, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, a.K)), [&](int64_t r0, int64_t r1) {
     for (int64_t m = r0; m < r1; ++m) {
       const float* x = a.x + m * a.K;

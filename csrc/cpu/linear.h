@@ -6,6 +6,7 @@
 //          (W8A8): d = absmax/127 (float32), q = rint(x/d) (ties to even).
 //   kInt4: K/2 bytes, per 32 values 16 bytes (value i: low nibble of byte i, value i+16: high
 //          nibble), stored q+8 with q in [-8,7]; float16 scale per group of `group` values.
+//          Runs W4A8 like q4_0: activations quantized per block of 32 (below).
 //   kQ8_0/kQ4_0/kQ4_1: ggml blocks of 32 (34/18/20 bytes). Activations are quantized to
 //          blocks of 32 like ggml's q8_0/q8_1 (but with a float32 block scale, not float16).
 // Activations quantized to int8 make a row with a NaN/inf give a NaN output row.
@@ -32,7 +33,7 @@ struct LinearArgs {
 struct QuantActs {
   const int8_t* q = nullptr;   // [M, Kp], Kp = K rounded up to 32, zero padded
   const float* d = nullptr;    // kInt8: [M] row scale; block kinds: [M, K/32]
-  const float* ds = nullptr;   // kQ4_0/kQ4_1: [M, K/32] d * sum(q) of the block
+  const float* ds = nullptr;   // 4-bit kinds: [M, K/32] d * sum(q) of the block
   int64_t kp = 0;
 };
 

@@ -18,6 +18,10 @@ static inline uint16_t load_u16(const char* p) {
 }
 
 template <WKind KIND>
+constexpr bool kQuantizedActs = KIND == WKind::kInt8 || KIND == WKind::kInt4 || KIND == WKind::kQ8_0 ||
+                                KIND == WKind::kQ4_0 || KIND == WKind::kQ4_1;
+
+template <WKind KIND>
 static inline float scalar_weight(const char* wrow, int64_t k) {
   if constexpr (KIND == WKind::kF32) return reinterpret_cast<const float*>(wrow)[k];
   else if constexpr (KIND == WKind::kF16) return half_to_float(reinterpret_cast<const uint16_t*>(wrow)[k]);
@@ -31,7 +35,7 @@ static inline float scalar_weight(const char* wrow, int64_t k) {
 // std::fma so that results never depend on the tile shape (and so on the thread count)
 // through the compiler's choice to contract a*b+c.
 
-// Float activations: f32/f16/bf16/fp8/int4 weights decoded to float in registers.
+// Float activations: f32/f16/bf16/fp8 weights decoded to float in registers.
 template <class Q, WKind KIND, int MR, int NR>
 void rows_float(const LinearArgs& a, int64_t m0, int64_t n, const char* const* wrow, int64_t k0, int64_t k1,
                 float* res) {
@@ -50,12 +54,7 @@ void rows_float(const LinearArgs& a, int64_t m0, int64_t n, const char* const* w
       if constexpr (KIND == WKind::kF32) Q::dec_f32(reinterpret_cast<const float*>(w) + b * 32, wv[j]);
       else if constexpr (KIND == WKind::kF16) Q::dec_f16(reinterpret_cast<const uint16_t*>(w) + b * 32, wv[j]);
       else if constexpr (KIND == WKind::kBF16) Q::dec_bf16(reinterpret_cast<const uint16_t*>(w) + b * 32, wv[j]);
-      else if constexpr (KIND == WKind::kFp8) Q::dec_fp8(reinterpret_cast<const uint8_t*>(w) + b * 32, wv[j]);
-      else {
-        Q::dec_i4(reinterpret_cast<const uint8_t*>(w) + b * 16, wv[j]);
-        const typename Q::F s = Q::set1(Q::h2f(a.gscale[(n + j) * (K / a.group) + (b * 32) / a.group]));
-        for (int v = 0; v < NV; ++v) wv[j][v] = Q::mul(wv[j][v], s);
-      }
+      else Q::dec_fp8(reinterpret_cast<const uint8_t*>(w) + b * 32, wv[j]);
     }
     for (int v = 0; v < NV; ++v)
       for (int r = 0; r < MR; ++r) {
@@ -65,19 +64,17 @@ void rows_float(const LinearArgs& a, int64_t m0, int64_t n, const char* const* w
   }
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NR; ++j) res[r * NR + j] = Q::hsum(acc[r][j]);
-  if constexpr (KIND != WKind::kInt4) {  // int4 K is a multiple of the group (>= 32)
-    for (int64_t k = tail0; k < K; ++k)
-      for (int j = 0; j < NR; ++j) {
-        const float wk = scalar_weight<KIND>(wrow[j], k);
-        for (int r = 0; r < MR; ++r) res[r * NR + j] = std::fma(x[r][k], wk, res[r * NR + j]);
-      }
-  }
+  for (int64_t k = tail0; k < K; ++k)
+    for (int j = 0; j < NR; ++j) {
+      const float wk = scalar_weight<KIND>(wrow[j], k);
+      for (int r = 0; r < MR; ++r) res[r * NR + j] = std::fma(x[r][k], wk, res[r * NR + j]);
+    }
   if constexpr (KIND == WKind::kFp8)
     for (int r = 0; r < MR; ++r)
       for (int j = 0; j < NR; ++j) res[r * NR + j] *= a.wscale[n + j] * 256.0f;
 }
 
-// Quantized activations: int8 (per-token scale) and the ggml block kinds (per-block scales).
+// Quantized activations: int8 (per-token scale), int4 and the ggml block kinds (per-block scales).
 template <class Q, WKind KIND, int MR, int NR>
 void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* const* wrow,
               int64_t k0, int64_t k1, float* res) {
@@ -105,24 +102,34 @@ void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, c
         res[r * NR + j] = static_cast<float>(t) * (qa.d[m0 + r] * a.wscale[n + j]);
       }
   } else {
-    constexpr int64_t kBlock = KIND == WKind::kQ8_0 ? 34 : KIND == WKind::kQ4_0 ? 18 : 20;
+    // Bytes per 32 values in the weight row (int4 keeps its float16 scales apart, per group).
+    constexpr int64_t kBlock = KIND == WKind::kQ8_0 ? 34 : KIND == WKind::kQ4_0 ? 18 : KIND == WKind::kQ4_1 ? 20 : 16;
     typename Q::F acc[MR][NR];
     float accm[MR][NR] = {};
     for (int r = 0; r < MR; ++r)
       for (int j = 0; j < NR; ++j) acc[r][j] = Q::zero();
+    // int4: the float16 scales of each weight row; group = 32 << gshift (a power of two).
+    const uint16_t* gscale[NR] = {};
+    int gshift = 0;
+    if constexpr (KIND == WKind::kInt4) {
+      gshift = __builtin_ctzll(static_cast<unsigned long long>(a.group)) - 5;
+      for (int j = 0; j < NR; ++j) gscale[j] = a.gscale + (n + j) * (K / a.group);
+    }
     for (int64_t b = b0; b < b1; ++b) {
       typename Q::I wb[NR];
       float dw[NR], mw[NR] = {};
       for (int j = 0; j < NR; ++j) {
         const char* blk = wrow[j] + b * kBlock;
-        dw[j] = Q::h2f(load_u16(blk));
+        if constexpr (KIND == WKind::kInt4) dw[j] = Q::h2f(gscale[j][b >> gshift]);
+        else dw[j] = Q::h2f(load_u16(blk));
         if constexpr (KIND == WKind::kQ8_0) wb[j] = Q::load_i8(reinterpret_cast<const int8_t*>(blk + 2));
+        else if constexpr (KIND == WKind::kInt4) wb[j] = Q::load_q4(reinterpret_cast<const uint8_t*>(blk));
         else if constexpr (KIND == WKind::kQ4_0) wb[j] = Q::load_q4(reinterpret_cast<const uint8_t*>(blk + 2));
         else wb[j] = Q::load_q4(reinterpret_cast<const uint8_t*>(blk + 4));
-        // Both 4-bit kinds dot the unsigned nibbles (no sign trick) and add the offset through
-        // the block's activation sum: q4_0 (q - 8) * d = q * d + (-8 d); q4_1 q * d + m.
+        // The 4-bit kinds dot the unsigned nibbles (no sign trick) and add the offset through
+        // the block's activation sum: q4_0/int4 (q - 8) * d = q * d + (-8 d); q4_1 q * d + m.
         if constexpr (KIND == WKind::kQ4_1) mw[j] = Q::h2f(load_u16(blk + 2));
-        else if constexpr (KIND == WKind::kQ4_0) mw[j] = -8.0f * dw[j];
+        else if constexpr (KIND != WKind::kQ8_0) mw[j] = -8.0f * dw[j];
       }
       for (int r = 0; r < MR; ++r) {
         const int64_t bi = (m0 + r) * nb + b;
@@ -143,7 +150,7 @@ void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, c
 template <class Q, WKind KIND, int MR, int NR>
 void rows(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* const* wrow, int64_t k0,
           int64_t k1, float* res) {
-  if constexpr (KIND == WKind::kInt8 || KIND == WKind::kQ8_0 || KIND == WKind::kQ4_0 || KIND == WKind::kQ4_1)
+  if constexpr (kQuantizedActs<KIND>)
     rows_int<Q, KIND, MR, NR>(a, qa, m0, n, wrow, k0, k1, res);
   else
     rows_float<Q, KIND, MR, NR>(a, m0, n, wrow, k0, k1, res);
@@ -165,9 +172,8 @@ void rows_mr(int64_t mr, const LinearArgs& a, const QuantActs& qa, int64_t m0, i
 // activations are 4x smaller and are not chunked. GEMV (M <= 8) is a single pass over K.
 template <class Q, WKind KIND>
 void tile_kind(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  constexpr bool kIntActs = KIND == WKind::kInt8 || KIND == WKind::kQ8_0 || KIND == WKind::kQ4_0 || KIND == WKind::kQ4_1;
   const int64_t rb = linear_row_bytes(KIND, a.K);
-  const int64_t kc = (a.M > 8 && !kIntActs) ? 1024 : a.K;  // multiple of 128: int4 groups never straddle
+  const int64_t kc = (a.M > 8 && !kQuantizedActs<KIND>) ? 1024 : a.K;
   const char* w = static_cast<const char*>(a.w);
   for (int64_t k0 = 0; k0 < a.K; k0 += kc) {
     const int64_t k1 = std::min(a.K, k0 + kc);

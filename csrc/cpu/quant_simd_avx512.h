@@ -47,19 +47,12 @@ struct QAvx512 {
     o[0] = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
     o[1] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
   }
-  static void dec_i4(const uint8_t* q, F* o) {
-    const __m256i v = _mm256_sub_epi8(load_q4(q), _mm256_set1_epi8(8));
-    o[0] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(v)));
-    o[1] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(v, 1)));
-  }
-
   static I load_i8(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static I load_q4(const uint8_t* q) {
     const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
     const __m128i m = _mm_set1_epi8(0x0F);
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
   }
-  static I sub8(I a) { return _mm256_sub_epi8(a, _mm256_set1_epi8(8)); }
   static IAcc dot_ss(I w, I x) {
     const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));

@@ -41,30 +41,19 @@ struct QScalar {
   static void dec_fp8(const uint8_t* w, F* o) {
     for (int i = 0; i < 32; ++i) o[i] = fp8_e4m3_decode(w[i]) * (1.0f / 256.0f);
   }
-  // 16 bytes: element i in the low nibble of byte i, element i+16 in the high nibble; value-8.
-  static void dec_i4(const uint8_t* q, F* o) {
-    for (int i = 0; i < 16; ++i) {
-      o[i] = static_cast<float>((q[i] & 0xF) - 8);
-      o[i + 16] = static_cast<float>((q[i] >> 4) - 8);
-    }
-  }
-
   static I load_i8(const int8_t* p) {
     I r;
     std::memcpy(r.v, p, 32);
     return r;
   }
-  static I load_q4(const uint8_t* q) {  // unsigned nibbles 0..15, same element order as dec_i4
+  // 16 bytes: element i in the low nibble of byte i, element i+16 in the high nibble (0..15).
+  static I load_q4(const uint8_t* q) {
     I r;
     for (int i = 0; i < 16; ++i) {
       r.v[i] = static_cast<int8_t>(q[i] & 0xF);
       r.v[i + 16] = static_cast<int8_t>(q[i] >> 4);
     }
     return r;
-  }
-  static I sub8(I a) {
-    for (int i = 0; i < 32; ++i) a.v[i] = static_cast<int8_t>(a.v[i] - 8);
-    return a;
   }
   // w in [-128, 127] (signed) or [0, 15] (unsigned nibbles); x in [-127, 127].
   static IAcc dot_ss(const I& w, const I& x) {

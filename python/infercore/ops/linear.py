@@ -37,7 +37,7 @@ def _reference(x2: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None) -> 
     """float64 result of exactly what the kernel computes (activation quantization included)."""
     if qw.kind == "int8":
         y = qref.linear_w8a8(x2, qw.data, qw.scale)
-    elif qw.kind in ("q8_0", "q4_0", "q4_1"):
+    elif qw.kind in ("int4", "q8_0", "q4_0", "q4_1"):
         y = qref.linear_qblock(x2, qw.dequantize())
     else:
         y = reference.linear(x2, qw.dequantize())
@@ -50,7 +50,8 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto") -> Any:
     x: [..., K] float32/float16/bfloat16 (numpy or CPU torch; computed in float32).
     w: a float [N, K] array or a quant.QuantizedWeight (see quant.quantize_weight for kinds).
        int8 weights run W8A8: each row of x is quantized to int8 (absmax/127) inside the
-       kernel; q8_0/q4_0/q4_1 quantize x per block of 32 like ggml. A row of x holding NaN/inf
+       kernel; int4/q8_0/q4_0/q4_1 quantize x per block of 32 (float32 scale) like ggml's
+       q8_0/q8_1 dot products. A row of x holding NaN/inf
        then gives a NaN output row; with float kinds NaN/inf propagate as IEEE arithmetic does.
     bias: [N] float or None. backend: "auto"/"cpu" (native kernels) or "reference" (float64
     numpy of the same computation). Returns [..., N] of x's array type and dtype.

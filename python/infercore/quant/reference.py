@@ -66,8 +66,8 @@ def linear_w8a8(x: np.ndarray, q: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 def linear_qblock(x: np.ndarray, w_deq: np.ndarray) -> np.ndarray:
-    """float64 result of the ggml block kernels: activations quantized per block of 32 (float32
-    scale), then multiplied with the dequantized weight in float64."""
+    """float64 result of the block kernels (int4, q8_0, q4_0, q4_1): activations quantized per
+    block of 32 (float32 scale), then multiplied with the dequantized weight in float64."""
     m, k = x.shape
     xq, xd = quantize_rows_int8(np.asarray(x, np.float32).reshape(m, k // 32, 32))
     xa = xq.astype(np.float64) * xd.astype(np.float64)[..., None]
