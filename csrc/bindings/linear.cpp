@@ -41,6 +41,7 @@ void register_linear(py::module_& m) {
         if (k == WKind::kInt8 || k == WKind::kFp8) {
           IC_CHECK_VALUE(wscale.has_value(), "w: scale missing");
           check_array(*wscale, "scale", 1, 4, false);
+          IC_CHECK_TYPE(wscale->dtype().kind() == 'f', "scale: expected float32");
           IC_CHECK_VALUE(wscale->shape(0) == a.N, "scale: expected shape (N,)");
           a.wscale = static_cast<const float*>(wscale->data());
         }

@@ -158,6 +158,8 @@ def test_native_binding_checks():
         _C.linear(x, np.zeros((4, 64), np.int8), 4, None, None, 0, None, out)
     with pytest.raises(ValueError, match="scale"):
         _C.linear(x, np.zeros((4, 64), np.int8), 4, np.ones(3, np.float32), None, 0, None, out)
+    with pytest.raises(TypeError, match="scale"):
+        _C.linear(x, np.zeros((4, 64), np.int8), 4, np.ones(4, np.int32), None, 0, None, out)
     with pytest.raises(ValueError, match="group"):
         _C.linear(x, np.zeros((4, 32), np.uint8), 5, None, np.zeros((4, 1), np.uint16), 48, None, out)
     with pytest.raises(ValueError, match="out"):
