@@ -3,6 +3,7 @@
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>  // every binding TU sees the same casters (std::vector, std::optional)
 
 #include <string>
 
@@ -14,6 +15,8 @@ namespace py = pybind11;
 
 void register_system(py::module_& m);
 void register_norm(py::module_& m);
+void register_quant(py::module_& m);
+void register_linear(py::module_& m);
 
 inline DType parse_dtype(const std::string& name, const char* arg) {
   if (name == "float32") return DType::kFloat32;

@@ -16,4 +16,6 @@ PYBIND11_MODULE(_C, m) {
   });
   infercore::register_system(m);
   infercore::register_norm(m);
+  infercore::register_quant(m);
+  infercore::register_linear(m);
 }

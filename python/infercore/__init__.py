@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import ops
+from . import ops, quant
 from ._system import available_isas, get_isa, get_num_threads, set_isa, set_num_threads, system_info
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "get_isa",
     "get_num_threads",
     "ops",
+    "quant",
     "set_isa",
     "set_num_threads",
     "system_info",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from . import reference
+from .linear import linear
 from .norm import l2_normalize, rms_norm
 
-__all__ = ["l2_normalize", "reference", "rms_norm"]
+__all__ = ["l2_normalize", "linear", "reference", "rms_norm"]

@@ -23,3 +23,9 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float = 1e-6) -> np.ndarray
     with np.errstate(invalid="ignore", over="ignore"):
         ms = np.mean(x * x, axis=-1, keepdims=True)
         return x / np.sqrt(ms + eps) * w
+
+
+def linear(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """x @ w.T (+ bias): x [..., K], w [N, K] (already dequantized), bias [N]."""
+    y = np.asarray(x, dtype=np.float64) @ np.asarray(w, dtype=np.float64).T
+    return y if bias is None else y + np.asarray(bias, dtype=np.float64)

@@ -1,0 +1,154 @@
+// Scalar instantiation of the linear kernels, activation quantization, and the driver that
+// picks the ISA variant and splits (weight panel x activation block) tasks over the pool.
+#include "linear.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../core/cpu_features.h"
+#include "../core/errors.h"
+#include "../core/thread_pool.h"
+#include "fp8.h"
+#include "quant_simd_scalar.h"
+
+namespace infercore {
+namespace {
+#include "linear_impl.h"
+
+LinearTileFn pick(IsaLevel level) {
+  switch (level) {
+    case IsaLevel::kAvx512: return cpu_features().avx512_vnni ? linear_tile_avx512vnni : linear_tile_avx512;
+    case IsaLevel::kAvx2: return linear_tile_avx2;
+    default: return linear_tile_scalar;
+  }
+}
+
+bool quantized_acts(WKind k) {
+  return k == WKind::kInt8 || k == WKind::kInt4 || k == WKind::kQ8_0 || k == WKind::kQ4_0 || k == WKind::kQ4_1;
+}
+
+// Symmetric int8 quantization of n floats with one scale: d = absmax/127 (float32 division),
+// q = rint(x/d) clamped to [-127, 127]. Returns d; NaN if any value is not finite (q = 0).
+float quantize_span(const float* x, int64_t n, int8_t* q, int32_t* qsum) {
+  float amax = 0.0f;
+  bool finite = true;
+  for (int64_t i = 0; i < n; ++i) {
+    finite = finite && std::isfinite(x[i]);
+    amax = std::max(amax, std::fabs(x[i]));
+  }
+  int32_t s = 0;
+  if (!finite) {
+    std::memset(q, 0, static_cast<size_t>(n));
+    if (qsum) *qsum = 0;
+    return std::nanf("");
+  }
+  const float d = amax / 127.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = d > 0.0f ? std::nearbyint(x[i] / d) : 0.0f;
+    v = std::min(127.0f, std::max(-127.0f, v));
+    q[i] = static_cast<int8_t>(v);
+    s += q[i];
+  }
+  if (qsum) *qsum = s;
+  return d;
+}
+
+struct ActBuffers {
+  std::vector<int8_t> q;
+  std::vector<float> d, ds;
+};
+
+QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
+  QuantActs qa;
+  const int64_t kp = (a.K + 31) / 32 * 32, nb = a.K / 32;
+  qa.kp = kp;
+  buf.q.assign(static_cast<size_t>(a.M * kp), 0);
+  const bool per_row = a.kind == WKind::kInt8;
+  buf.d.assign(static_cast<size_t>(per_row ? a.M : a.M * nb), 0.0f);
+  if (a.kind != WKind::kInt8 && a.kind != WKind::kQ8_0) buf.ds.assign(static_cast<size_t>(a.M * nb), 0.0f);
+  parallel_for(0, a.M, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, a.K)), [&](int64_t r0, int64_t r1) {
+    for (int64_t m = r0; m < r1; ++m) {
+      const float* x = a.x + m * a.K;
+      int8_t* q = buf.q.data() + m * kp;
+      if (per_row) {
+        buf.d[m] = quantize_span(x, a.K, q, nullptr);
+        continue;
+      }
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t s = 0;
+        const float d = quantize_span(x + b * 32, 32, q + b * 32, &s);
+        buf.d[m * nb + b] = d;
+        if (!buf.ds.empty()) buf.ds[m * nb + b] = d * static_cast<float>(s);
+      }
+    }
+  });
+  qa.q = buf.q.data();
+  qa.d = buf.d.data();
+  qa.ds = buf.ds.empty() ? nullptr : buf.ds.data();
+  return qa;
+}
+
+constexpr int64_t kPanelBytes = 48 << 10;  // weight rows per task: stays in L2 while M rows pass
+constexpr int64_t kRowBlock = 128;         // activation rows per task (GEMM)
+constexpr int64_t kInlineMacs = 1 << 19;   // smaller calls run on the caller only
+}  // namespace
+
+int64_t linear_row_bytes(WKind kind, int64_t K) {
+  switch (kind) {
+    case WKind::kF32: return 4 * K;
+    case WKind::kF16:
+    case WKind::kBF16: return 2 * K;
+    case WKind::kFp8:
+    case WKind::kInt8: return K;
+    case WKind::kInt4: return K / 2;
+    case WKind::kQ8_0: return K / 32 * 34;
+    case WKind::kQ4_0: return K / 32 * 18;
+    case WKind::kQ4_1: return K / 32 * 20;
+  }
+  return 0;
+}
+
+void linear_tile_scalar(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  linear_tile_dispatch<QScalar>(a, qa, m0, m1, n0, n1);
+}
+
+void linear_forward(const LinearArgs& a) {
+  IC_CHECK_VALUE(a.M >= 0 && a.N >= 0 && a.K >= 0, "x/w: negative dimension");
+  const bool blocks = a.kind == WKind::kQ8_0 || a.kind == WKind::kQ4_0 || a.kind == WKind::kQ4_1;
+  IC_CHECK_VALUE(!blocks || a.K % 32 == 0, "w: K must be a multiple of 32 for ggml block kinds");
+  if (a.kind == WKind::kInt4)
+    IC_CHECK_VALUE((a.group == 32 || a.group == 64 || a.group == 128) && a.K % a.group == 0,
+                   "w: int4 needs group 32/64/128 dividing K");
+  if (a.M == 0 || a.N == 0) return;
+  IC_CHECK_VALUE(a.x != nullptr && a.w != nullptr && a.out != nullptr, "x/w/out: null data pointer");
+  if (a.K == 0) {  // empty sum: bias only
+    for (int64_t m = 0; m < a.M; ++m)
+      for (int64_t n = 0; n < a.N; ++n) a.out[m * a.N + n] = a.bias ? a.bias[n] : 0.0f;
+    return;
+  }
+  ActBuffers buf;
+  const QuantActs qa = quantized_acts(a.kind) ? quantize_acts(a, buf) : QuantActs{};
+  const LinearTileFn fn = pick(isa_level());
+  const int64_t rb = std::max<int64_t>(1, linear_row_bytes(a.kind, a.K));
+  int64_t panel = std::max<int64_t>(1, kPanelBytes / rb);
+  // Enough tasks to balance the pool when N is small (GEMV on narrow layers).
+  panel = std::min(panel, std::max<int64_t>(1, a.N / (4 * num_threads())));
+  // Below ~0.5M multiply-adds (a few microseconds) waking the pool costs more than it saves.
+  if (a.M * a.N * a.K < kInlineMacs) {
+    fn(a, qa, 0, a.M, 0, a.N);
+    return;
+  }
+  const int64_t n_tasks = (a.N + panel - 1) / panel;
+  const int64_t m_tasks = (a.M + kRowBlock - 1) / kRowBlock;
+  run_tasks(n_tasks * m_tasks, [&](int64_t t) {
+    const int64_t nt = t % n_tasks, mt = t / n_tasks;
+    const int64_t n0 = nt * panel, n1 = std::min(a.N, n0 + panel);
+    const int64_t m0 = mt * kRowBlock, m1 = std::min(a.M, m0 + kRowBlock);
+    fn(a, qa, m0, m1, n0, n1);
+  });
+}
+
+}  // namespace infercore

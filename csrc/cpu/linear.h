@@ -1,0 +1,53 @@
+// y[M,N] = x[M,K] @ W[N,K]^T (+ bias) for float and quantized weights (infercore.quant layouts).
+//
+// Weight layouts (row n of W is contiguous, rows are `row_bytes(kind, K)` apart):
+//   kF32/kF16/kBF16: K values.   kFp8: K E4M3 bytes, per-row float32 scale.
+//   kInt8: K int8 in [-127,127], per-row float32 scale; activations are quantized per token
+//          (W8A8): d = absmax/127 (float32), q = rint(x/d) (ties to even).
+//   kInt4: K/2 bytes, per 32 values 16 bytes (value i: low nibble of byte i, value i+16: high
+//          nibble), stored q+8 with q in [-8,7]; float16 scale per group of `group` values.
+//          Runs W4A8 like q4_0: activations quantized per block of 32 (below).
+//   kQ8_0/kQ4_0/kQ4_1: ggml blocks of 32 (34/18/20 bytes). Activations are quantized to
+//          blocks of 32 like ggml's q8_0/q8_1 (but with a float32 block scale, not float16).
+// Activations quantized to int8 make a row with a NaN/inf give a NaN output row.
+#pragma once
+#include <cstdint>
+
+namespace infercore {
+
+enum class WKind : int { kF32 = 0, kF16, kBF16, kFp8, kInt8, kInt4, kQ8_0, kQ4_0, kQ4_1 };
+
+struct LinearArgs {
+  const float* x = nullptr;        // [M, K] float32, C-contiguous
+  const void* w = nullptr;         // [N, row_bytes]
+  const float* wscale = nullptr;   // [N] (kFp8, kInt8)
+  const uint16_t* gscale = nullptr;  // [N, K/group] float16 (kInt4)
+  const float* bias = nullptr;     // [N] or null
+  float* out = nullptr;            // [M, N]
+  int64_t M = 0, N = 0, K = 0;
+  int64_t group = 0;               // kInt4 group size (32, 64 or 128)
+  WKind kind = WKind::kF32;
+};
+
+// Activations after per-token / per-block quantization (built once per call, shared by threads).
+struct QuantActs {
+  const int8_t* q = nullptr;   // [M, Kp], Kp = K rounded up to 32, zero padded
+  const float* d = nullptr;    // kInt8: [M] row scale; block kinds: [M, K/32]
+  const float* ds = nullptr;   // 4-bit kinds: [M, K/32] d * sum(q) of the block
+  int64_t kp = 0;
+};
+
+int64_t linear_row_bytes(WKind kind, int64_t K);
+
+// Computes out rows [m0, m1) for weight rows [n0, n1). Per-ISA (linear*.cpp).
+using LinearTileFn = void (*)(const LinearArgs&, const QuantActs&, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+void linear_tile_scalar(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
+void linear_tile_avx2(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
+void linear_tile_avx512(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
+void linear_tile_avx512vnni(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
+
+// Validates, quantizes activations where the kind needs it, and splits the work over the
+// thread pool. Call without the GIL.
+void linear_forward(const LinearArgs& args);
+
+}  // namespace infercore

@@ -1,0 +1,18 @@
+// Avx2 instantiation of the linear kernels (per-file ISA flags from CMakeLists.txt).
+#include <algorithm>
+#include <cstring>
+
+#include "fp8.h"
+#include "linear.h"
+#include "quant_simd_avx2.h"
+
+namespace infercore {
+namespace {
+#include "linear_impl.h"
+}  // namespace
+
+void linear_tile_avx2(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  linear_tile_dispatch<QAvx2>(a, qa, m0, m1, n0, n1);
+}
+
+}  // namespace infercore

@@ -1,0 +1,213 @@
+// The linear kernels written once over an ops struct Q (QScalar, QAvx2, QAvx512). Included
+// inside an anonymous namespace by each ISA translation unit, after linear.h, fp8.h and the
+// ops header, so instantiations have internal linkage and never mix across ISAs.
+//
+// Shape of the work: a tile is MR (<= 4) activation rows times NR (<= 2) weight rows; each
+// weight block is decoded once into registers for all MR rows. The driver (linear.cpp) hands
+// each task a panel of weight rows (~48 KiB, stays in L2) and a block of up to 128 activation
+// rows, so weights come from DRAM once per 128 rows of x (exactly once for GEMV).
+//   GEMV (M <= 8): bytes = N * row_bytes (+ tiny x); flops = 2*M*N*K. Example 4096 x 4096:
+//     int8 16.8 MB (q4_0 9.4 MB, f32 67 MB) per token for 33.5 MFLOP = 2 flop/byte, while a
+//     core sustains ~50 flop/byte from cache: bound by the weight read. At ~31 GB/s (both
+//     cores, see ARCHITECTURE) that is 0.54 ms for int8, 0.30 ms for q4_0, 2.2 ms for f32.
+//   GEMM (M > 8): 2*M*N*K flops dominate (M=512, 4096^2: 17 GFLOP). Integer kinds do 32 MACs
+//     per (abs/sign +) maddubs + madd (one vpdpbusd with VNNI), float kinds W MACs per FMA.
+//     Float activations are walked in K chunks of 1024 so a tile's 4 rows stay in L1.
+static inline uint16_t load_u16(const char* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return h;
+}
+
+template <WKind KIND>
+constexpr bool kQuantizedActs = KIND == WKind::kInt8 || KIND == WKind::kInt4 || KIND == WKind::kQ8_0 ||
+                                KIND == WKind::kQ4_0 || KIND == WKind::kQ4_1;
+
+template <WKind KIND>
+static inline float scalar_weight(const char* wrow, int64_t k) {
+  if constexpr (KIND == WKind::kF32) return reinterpret_cast<const float*>(wrow)[k];
+  else if constexpr (KIND == WKind::kF16) return half_to_float(reinterpret_cast<const uint16_t*>(wrow)[k]);
+  else if constexpr (KIND == WKind::kBF16) return bf16_to_float(reinterpret_cast<const uint16_t*>(wrow)[k]);
+  else return fp8_e4m3_decode(reinterpret_cast<const uint8_t*>(wrow)[k]) * (1.0f / 256.0f);
+}
+
+// Register tile: MR (<= 4) activation rows x NR (<= 2) weight rows. Each weight block is
+// decoded once for all MR rows and each activation vector loaded once for both weight rows.
+// res[r * NR + j] = dot(x row m0 + r, weight row n + j). Scalar multiply-adds are explicit
+// std::fma so that results never depend on the tile shape (and so on the thread count)
+// through the compiler's choice to contract a*b+c.
+
+// Float activations: f32/f16/bf16/fp8 weights decoded to float in registers.
+template <class Q, WKind KIND, int MR, int NR>
+void rows_float(const LinearArgs& a, int64_t m0, int64_t n, const char* const* wrow, int64_t k0, int64_t k1,
+                float* res) {
+  constexpr int NV = 32 / Q::W;
+  const int64_t K = a.K, nb = K / 32, b0 = k0 / 32, b1 = std::min(nb, k1 / 32);
+  const int64_t tail0 = k1 >= K ? nb * 32 : K;  // the K % 32 tail belongs to the last chunk
+  const float* x[MR];
+  for (int r = 0; r < MR; ++r) x[r] = a.x + (m0 + r) * K;
+  typename Q::F acc[MR][NR];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NR; ++j) acc[r][j] = Q::zero();
+  for (int64_t b = b0; b < b1; ++b) {
+    typename Q::F wv[NR][NV];
+    for (int j = 0; j < NR; ++j) {
+      const char* w = wrow[j];
+      if constexpr (KIND == WKind::kF32) Q::dec_f32(reinterpret_cast<const float*>(w) + b * 32, wv[j]);
+      else if constexpr (KIND == WKind::kF16) Q::dec_f16(reinterpret_cast<const uint16_t*>(w) + b * 32, wv[j]);
+      else if constexpr (KIND == WKind::kBF16) Q::dec_bf16(reinterpret_cast<const uint16_t*>(w) + b * 32, wv[j]);
+      else Q::dec_fp8(reinterpret_cast<const uint8_t*>(w) + b * 32, wv[j]);
+    }
+    for (int v = 0; v < NV; ++v)
+      for (int r = 0; r < MR; ++r) {
+        const typename Q::F xv = Q::load(x[r] + b * 32 + v * Q::W);
+        for (int j = 0; j < NR; ++j) acc[r][j] = Q::fma(xv, wv[j][v], acc[r][j]);
+      }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NR; ++j) res[r * NR + j] = Q::hsum(acc[r][j]);
+  for (int64_t k = tail0; k < K; ++k)
+    for (int j = 0; j < NR; ++j) {
+      const float wk = scalar_weight<KIND>(wrow[j], k);
+      for (int r = 0; r < MR; ++r) res[r * NR + j] = std::fma(x[r][k], wk, res[r * NR + j]);
+    }
+  if constexpr (KIND == WKind::kFp8)
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) res[r * NR + j] *= a.wscale[n + j] * 256.0f;
+}
+
+// Quantized activations: int8 (per-token scale), int4 and the ggml block kinds (per-block scales).
+template <class Q, WKind KIND, int MR, int NR>
+void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* const* wrow,
+              int64_t k0, int64_t k1, float* res) {
+  const int64_t K = a.K, nb = K / 32, b0 = k0 / 32, b1 = std::min(nb, k1 / 32);
+  const int64_t tail0 = k1 >= K ? nb * 32 : K;  // the K % 32 tail belongs to the last chunk
+  const int8_t* xq[MR];
+  for (int r = 0; r < MR; ++r) xq[r] = qa.q + (m0 + r) * qa.kp;
+  if constexpr (KIND == WKind::kInt8) {
+    typename Q::IAcc acc[MR][NR];
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) acc[r][j] = Q::izero();
+    for (int64_t b = b0; b < b1; ++b) {
+      typename Q::I wb[NR];
+      for (int j = 0; j < NR; ++j) wb[j] = Q::load_i8(reinterpret_cast<const int8_t*>(wrow[j]) + b * 32);
+      for (int r = 0; r < MR; ++r) {
+        const typename Q::I xb = Q::load_i8(xq[r] + b * 32);
+        for (int j = 0; j < NR; ++j) acc[r][j] = Q::iadd(acc[r][j], Q::dot_ss(wb[j], xb));
+      }
+    }
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) {
+        const int8_t* w = reinterpret_cast<const int8_t*>(wrow[j]);
+        int32_t t = Q::ihsum(acc[r][j]);
+        for (int64_t k = tail0; k < K; ++k) t += static_cast<int32_t>(w[k]) * xq[r][k];
+        res[r * NR + j] = static_cast<float>(t) * (qa.d[m0 + r] * a.wscale[n + j]);
+      }
+  } else {
+    // Bytes per 32 values in the weight row (int4 keeps its float16 scales apart, per group).
+    constexpr int64_t kBlock = KIND == WKind::kQ8_0 ? 34 : KIND == WKind::kQ4_0 ? 18 : KIND == WKind::kQ4_1 ? 20 : 16;
+    typename Q::F acc[MR][NR];
+    float accm[MR][NR] = {};
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) acc[r][j] = Q::zero();
+    // int4: the float16 scales of each weight row; group = 32 << gshift (a power of two).
+    const uint16_t* gscale[NR] = {};
+    int gshift = 0;
+    if constexpr (KIND == WKind::kInt4) {
+      gshift = __builtin_ctzll(static_cast<unsigned long long>(a.group)) - 5;
+      for (int j = 0; j < NR; ++j) gscale[j] = a.gscale + (n + j) * (K / a.group);
+    }
+    for (int64_t b = b0; b < b1; ++b) {
+      typename Q::I wb[NR];
+      float dw[NR], mw[NR] = {};
+      for (int j = 0; j < NR; ++j) {
+        const char* blk = wrow[j] + b * kBlock;
+        if constexpr (KIND == WKind::kInt4) dw[j] = Q::h2f(gscale[j][b >> gshift]);
+        else dw[j] = Q::h2f(load_u16(blk));
+        if constexpr (KIND == WKind::kQ8_0) wb[j] = Q::load_i8(reinterpret_cast<const int8_t*>(blk + 2));
+        else if constexpr (KIND == WKind::kInt4) wb[j] = Q::load_q4(reinterpret_cast<const uint8_t*>(blk));
+        else if constexpr (KIND == WKind::kQ4_0) wb[j] = Q::load_q4(reinterpret_cast<const uint8_t*>(blk + 2));
+        else wb[j] = Q::load_q4(reinterpret_cast<const uint8_t*>(blk + 4));
+        // The 4-bit kinds dot the unsigned nibbles (no sign trick) and add the offset through
+        // the block's activation sum: q4_0/int4 (q - 8) * d = q * d + (-8 d); q4_1 q * d + m.
+        if constexpr (KIND == WKind::kQ4_1) mw[j] = Q::h2f(load_u16(blk + 2));
+        else if constexpr (KIND != WKind::kQ8_0) mw[j] = -8.0f * dw[j];
+      }
+      for (int r = 0; r < MR; ++r) {
+        const int64_t bi = (m0 + r) * nb + b;
+        const typename Q::I xb = Q::load_i8(xq[r] + b * 32);
+        const float dx = qa.d[bi];
+        for (int j = 0; j < NR; ++j) {
+          const typename Q::IAcc p = KIND == WKind::kQ8_0 ? Q::dot_ss(wb[j], xb) : Q::dot_us(wb[j], xb);
+          acc[r][j] = Q::fma(Q::to_f(p), Q::set1(dw[j] * dx), acc[r][j]);
+          if constexpr (KIND != WKind::kQ8_0) accm[r][j] = std::fma(mw[j], qa.ds[bi], accm[r][j]);
+        }
+      }
+    }
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) res[r * NR + j] = Q::hsum(acc[r][j]) + accm[r][j];
+  }
+}
+
+template <class Q, WKind KIND, int MR, int NR>
+void rows(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* const* wrow, int64_t k0,
+          int64_t k1, float* res) {
+  if constexpr (kQuantizedActs<KIND>)
+    rows_int<Q, KIND, MR, NR>(a, qa, m0, n, wrow, k0, k1, res);
+  else
+    rows_float<Q, KIND, MR, NR>(a, m0, n, wrow, k0, k1, res);
+}
+
+template <class Q, WKind KIND, int NR>
+void rows_mr(int64_t mr, const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* const* wrow,
+             int64_t k0, int64_t k1, float* res) {
+  switch (mr) {
+    case 4: rows<Q, KIND, 4, NR>(a, qa, m0, n, wrow, k0, k1, res); break;
+    case 3: rows<Q, KIND, 3, NR>(a, qa, m0, n, wrow, k0, k1, res); break;
+    case 2: rows<Q, KIND, 2, NR>(a, qa, m0, n, wrow, k0, k1, res); break;
+    default: rows<Q, KIND, 1, NR>(a, qa, m0, n, wrow, k0, k1, res); break;
+  }
+}
+
+// GEMM (M > 8) walks K in chunks so that the 4 activation rows of a tile (float32) stay in L1
+// while the weight panel's chunk stays in L2; outputs accumulate across chunks. Quantized
+// activations are 4x smaller and are not chunked. GEMV (M <= 8) is a single pass over K.
+template <class Q, WKind KIND>
+void tile_kind(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t rb = linear_row_bytes(KIND, a.K);
+  const int64_t kc = (a.M > 8 && !kQuantizedActs<KIND>) ? 1024 : a.K;
+  const char* w = static_cast<const char*>(a.w);
+  for (int64_t k0 = 0; k0 < a.K; k0 += kc) {
+    const int64_t k1 = std::min(a.K, k0 + kc);
+    for (int64_t mb = m0; mb < m1; mb += 4) {
+      const int64_t mr = std::min<int64_t>(4, m1 - mb);
+      for (int64_t n = n0; n < n1; n += 2) {
+        const int nr = n + 1 < n1 ? 2 : 1;
+        const char* wrow[2] = {w + n * rb, w + (n + nr - 1) * rb};
+        float res[8];
+        if (nr == 2) rows_mr<Q, KIND, 2>(mr, a, qa, mb, n, wrow, k0, k1, res);
+        else rows_mr<Q, KIND, 1>(mr, a, qa, mb, n, wrow, k0, k1, res);
+        for (int64_t r = 0; r < mr; ++r)
+          for (int j = 0; j < nr; ++j) {
+            float* o = a.out + (mb + r) * a.N + n + j;
+            *o = (k0 == 0 ? (a.bias ? a.bias[n + j] : 0.0f) : *o) + res[r * nr + j];
+          }
+      }
+    }
+  }
+}
+
+template <class Q>
+void linear_tile_dispatch(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  switch (a.kind) {
+    case WKind::kF32: tile_kind<Q, WKind::kF32>(a, qa, m0, m1, n0, n1); break;
+    case WKind::kF16: tile_kind<Q, WKind::kF16>(a, qa, m0, m1, n0, n1); break;
+    case WKind::kBF16: tile_kind<Q, WKind::kBF16>(a, qa, m0, m1, n0, n1); break;
+    case WKind::kFp8: tile_kind<Q, WKind::kFp8>(a, qa, m0, m1, n0, n1); break;
+    case WKind::kInt8: tile_kind<Q, WKind::kInt8>(a, qa, m0, m1, n0, n1); break;
+    case WKind::kInt4: tile_kind<Q, WKind::kInt4>(a, qa, m0, m1, n0, n1); break;
+    case WKind::kQ8_0: tile_kind<Q, WKind::kQ8_0>(a, qa, m0, m1, n0, n1); break;
+    case WKind::kQ4_0: tile_kind<Q, WKind::kQ4_0>(a, qa, m0, m1, n0, n1); break;
+    case WKind::kQ4_1: tile_kind<Q, WKind::kQ4_1>(a, qa, m0, m1, n0, n1); break;
+  }
+}

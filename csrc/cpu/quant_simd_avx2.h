@@ -1,0 +1,87 @@
+// AVX2 (+FMA, F16C) ops for the quantized linear kernels; interface as in quant_simd_scalar.h.
+// Integer block dots use the sign trick: maddubs(|w|, sign(x, w)) multiplies unsigned |w|
+// (128 for w = -128 is right as unsigned) by x carrying w's sign; pair sums stay below
+// 2*128*127 < 2^15, so the int16 step never saturates. madd with ones widens to int32.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "../core/dtype.h"
+
+namespace infercore {
+namespace {
+
+struct QAvx2 {
+  static constexpr int W = 8;
+  using F = __m256;
+  using I = __m256i;
+  using IAcc = __m256i;
+
+  static float h2f(uint16_t h) { return _cvtsh_ss(h); }  // F16C, exact
+  static F zero() { return _mm256_setzero_ps(); }
+  static F set1(float v) { return _mm256_set1_ps(v); }
+  static F load(const float* p) { return _mm256_loadu_ps(p); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static float hsum(F a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+
+  static void dec_f32(const float* w, F* o) {
+    for (int i = 0; i < 4; ++i) o[i] = _mm256_loadu_ps(w + 8 * i);
+  }
+  static void dec_f16(const uint16_t* w, F* o) {
+    for (int i = 0; i < 4; ++i) o[i] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 8 * i)));
+  }
+  static void dec_bf16(const uint16_t* w, F* o) {
+    for (int i = 0; i < 4; ++i) {
+      __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 8 * i)));
+      o[i] = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    }
+  }
+  // E4M3 byte b -> binary16 bits (b & 0x80) << 8 | (b & 0x7F) << 7 is exactly value * 2^-8,
+  // subnormals included (the exponent biases differ by 8). Codes 0x7F/0xFF (NaN) never occur:
+  // quantize_weight rejects non-finite weights.
+  static void dec_fp8(const uint8_t* w, F* o) {
+    const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+    const __m256i b2 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 16)));
+    auto to_h = [](__m256i v) {
+      return _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x80)), 8),
+                             _mm256_slli_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x7F)), 7));
+    };
+    const __m256i h = to_h(b), h2 = to_h(b2);
+    o[0] = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+    o[1] = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+    o[2] = _mm256_cvtph_ps(_mm256_castsi256_si128(h2));
+    o[3] = _mm256_cvtph_ps(_mm256_extracti128_si256(h2, 1));
+  }
+  static I load_i8(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static I load_q4(const uint8_t* q) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+    const __m128i m = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+  }
+  static IAcc dot_ss(I w, I x) {
+    const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+  }
+  static IAcc dot_us(I w, I x) {  // w unsigned 0..15: no sign trick needed
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+  }
+  static IAcc izero() { return _mm256_setzero_si256(); }
+  static IAcc iadd(IAcc a, IAcc b) { return _mm256_add_epi32(a, b); }
+  static int32_t ihsum(IAcc a) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+  }
+  static F to_f(IAcc a) { return _mm256_cvtepi32_ps(a); }
+};
+
+}  // namespace
+}  // namespace infercore

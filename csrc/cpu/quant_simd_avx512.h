@@ -1,0 +1,74 @@
+// AVX-512 (F/BW/VL/DQ) ops for the quantized linear kernels; interface as in
+// quant_simd_scalar.h. Float work runs 16 lanes wide; the integer block dot keeps the 32-lane
+// (256-bit, EVEX-encoded) sign-trick form of quant_simd_avx2.h, since a block is 32 bytes.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "../core/dtype.h"
+
+namespace infercore {
+namespace {
+
+struct QAvx512 {
+  static constexpr int W = 16;
+  using F = __m512;
+  using I = __m256i;
+  using IAcc = __m256i;
+
+  static float h2f(uint16_t h) { return _cvtsh_ss(h); }  // F16C, exact
+  static F zero() { return _mm512_setzero_ps(); }
+  static F set1(float v) { return _mm512_set1_ps(v); }
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static float hsum(F a) { return _mm512_reduce_add_ps(a); }
+
+  static void dec_f32(const float* w, F* o) {
+    o[0] = _mm512_loadu_ps(w);
+    o[1] = _mm512_loadu_ps(w + 16);
+  }
+  static void dec_f16(const uint16_t* w, F* o) {
+    o[0] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
+    o[1] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16)));
+  }
+  static void dec_bf16(const uint16_t* w, F* o) {
+    for (int i = 0; i < 2; ++i) {
+      __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 * i)));
+      o[i] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+    }
+  }
+  // See QAvx2::dec_fp8: E4M3 -> binary16 bits is value * 2^-8; the caller scales by 256.
+  static void dec_fp8(const uint8_t* w, F* o) {
+    const __m512i b = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
+    const __m512i h = _mm512_or_si512(_mm512_slli_epi16(_mm512_and_si512(b, _mm512_set1_epi16(0x80)), 8),
+                                      _mm512_slli_epi16(_mm512_and_si512(b, _mm512_set1_epi16(0x7F)), 7));
+    o[0] = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+    o[1] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+  }
+  static I load_i8(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static I load_q4(const uint8_t* q) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+    const __m128i m = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+  }
+  static IAcc dot_ss(I w, I x) {
+    const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+  }
+  static IAcc dot_us(I w, I x) { return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1)); }
+  static IAcc izero() { return _mm256_setzero_si256(); }
+  static IAcc iadd(IAcc a, IAcc b) { return _mm256_add_epi32(a, b); }
+  static int32_t ihsum(IAcc a) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+  }
+  // Block dots are 8 int32 lanes; widen to 16 float lanes with zeros on top.
+  static F to_f(IAcc a) { return _mm512_insertf32x8(_mm512_setzero_ps(), _mm256_cvtepi32_ps(a), 0); }
+};
+
+}  // namespace
+}  // namespace infercore

@@ -1,0 +1,72 @@
+// Portable "vector" ops for the quantized linear kernels (linear_impl.h). Same interface as
+// quant_simd_avx2.h / quant_simd_avx512.h, one lane at a time: the scalar level is the plain
+// reference that runs the very same kernel templates.
+//   F: W float lanes. I: 32 int8 lanes (one block). IAcc: int32 partial sums of a block dot.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "../core/dtype.h"
+#include "fp8.h"
+
+namespace infercore {
+namespace {
+
+struct QScalar {
+  static constexpr int W = 1;
+  using F = float;
+  struct I {
+    int8_t v[32];
+  };
+  using IAcc = int32_t;
+
+  static float h2f(uint16_t h) { return half_to_float(h); }
+  static F zero() { return 0.f; }
+  static F set1(float v) { return v; }
+  static F load(const float* p) { return *p; }
+  static F mul(F a, F b) { return a * b; }
+  static F fma(F a, F b, F c) { return a * b + c; }
+  static float hsum(F a) { return a; }
+
+  // Decoders: 32 consecutive weights -> 32/W float vectors.
+  static void dec_f32(const float* w, F* o) { std::memcpy(o, w, 32 * sizeof(float)); }
+  static void dec_f16(const uint16_t* w, F* o) {
+    for (int i = 0; i < 32; ++i) o[i] = half_to_float(w[i]);
+  }
+  static void dec_bf16(const uint16_t* w, F* o) {
+    for (int i = 0; i < 32; ++i) o[i] = bf16_to_float(w[i]);
+  }
+  // E4M3 times 2^-8 (the SIMD levels decode through binary16; the caller scales by 256).
+  static void dec_fp8(const uint8_t* w, F* o) {
+    for (int i = 0; i < 32; ++i) o[i] = fp8_e4m3_decode(w[i]) * (1.0f / 256.0f);
+  }
+  static I load_i8(const int8_t* p) {
+    I r;
+    std::memcpy(r.v, p, 32);
+    return r;
+  }
+  // 16 bytes: element i in the low nibble of byte i, element i+16 in the high nibble (0..15).
+  static I load_q4(const uint8_t* q) {
+    I r;
+    for (int i = 0; i < 16; ++i) {
+      r.v[i] = static_cast<int8_t>(q[i] & 0xF);
+      r.v[i + 16] = static_cast<int8_t>(q[i] >> 4);
+    }
+    return r;
+  }
+  // w in [-128, 127] (signed) or [0, 15] (unsigned nibbles); x in [-127, 127].
+  static IAcc dot_ss(const I& w, const I& x) {
+    int32_t s = 0;
+    for (int i = 0; i < 32; ++i) s += static_cast<int32_t>(w.v[i]) * x.v[i];
+    return s;
+  }
+  static IAcc dot_us(const I& w, const I& x) { return dot_ss(w, x); }
+  static IAcc izero() { return 0; }
+  static IAcc iadd(IAcc a, IAcc b) { return a + b; }
+  static int32_t ihsum(IAcc a) { return a; }
+  static F to_f(IAcc a) { return static_cast<float>(a); }
+};
+
+}  // namespace
+}  // namespace infercore

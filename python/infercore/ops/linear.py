@@ -1,0 +1,117 @@
+"""ops.linear: y = x @ W.T (+ bias) for float and quantized weights on the CPU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._native import _C
+from ..quant import reference as qref
+from ..quant.weight import KIND_CODES, QuantizedWeight
+from . import _arrays as A
+from . import reference
+
+
+def _as_weight(w: Any) -> QuantizedWeight:
+    if isinstance(w, QuantizedWeight):
+        return w
+    w = A.as_array(w, "w")
+    if A.is_device_array(w):
+        raise ValueError(f"w: expected a host array, got {A.describe(w)}")
+    dt = A.check_float(w, "w")
+    if A.is_torch(w):
+        w = w.detach().float().contiguous().numpy()
+        dt = "float32"
+    if w.ndim != 2:
+        raise ValueError(f"w: expected a 2-D [N, K] array, got shape {tuple(w.shape)}")
+    if dt == "float32":
+        return QuantizedWeight("f32", (int(w.shape[0]), int(w.shape[1])), np.ascontiguousarray(w))
+    if dt == "float16":
+        return QuantizedWeight("f16", (int(w.shape[0]), int(w.shape[1])), np.ascontiguousarray(w))
+    bits = np.ascontiguousarray(w).view(np.uint16)
+    return QuantizedWeight("bf16", (int(w.shape[0]), int(w.shape[1])), bits)
+
+
+def _reference(x2: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None) -> np.ndarray:
+    """float64 result of exactly what the kernel computes (activation quantization included)."""
+    if qw.kind == "int8":
+        y = qref.linear_w8a8(x2, qw.data, qw.scale)
+    elif qw.kind in ("int4", "q8_0", "q4_0", "q4_1"):
+        y = qref.linear_qblock(x2, qw.dequantize())
+    else:
+        y = reference.linear(x2, qw.dequantize())
+    return y if bias is None else y + bias.astype(np.float64)
+
+
+def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto") -> Any:
+    """y = x @ W.T (+ bias).
+
+    x: [..., K] float32/float16/bfloat16 (numpy or CPU torch; computed in float32).
+    w: a float [N, K] array or a quant.QuantizedWeight (see quant.quantize_weight for kinds).
+       int8 weights run W8A8: each row of x is quantized to int8 (absmax/127) inside the
+       kernel; int4/q8_0/q4_0/q4_1 quantize x per block of 32 (float32 scale) like ggml's
+       q8_0/q8_1 dot products. A row of x holding NaN/inf
+       then gives a NaN output row; with float kinds NaN/inf propagate as IEEE arithmetic does.
+    bias: [N] float or None. backend: "auto"/"cpu" (native kernels) or "reference" (float64
+    numpy of the same computation). Returns [..., N] of x's array type and dtype.
+    """
+    if (
+        type(x) is np.ndarray
+        and x.dtype == np.float32
+        and type(w) is QuantizedWeight
+        and backend in ("auto", "cpu")
+        and x.ndim >= 1
+        and x.shape[-1] == w.shape[1]
+    ):  # the decode-loop case: skip the generic array adapters (tens of microseconds)
+        return _linear_cpu(x, w, bias)
+    backend = A.check_backend(backend)
+    x = A.as_array(x, "x")
+    A.check_float(x, "x")
+    if A.is_device_array(x):
+        raise ValueError(f"x: ops.linear runs on the CPU only for now, got {A.describe(x)}")
+    if backend in ("cuda", "triton"):
+        raise ValueError(f"backend: ops.linear has no {backend!r} kernel yet; use 'cpu' or 'reference'")
+    if x.ndim < 1:
+        raise ValueError("x: expected at least 1 dimension [..., K]")
+    qw = _as_weight(w)
+    n, k = qw.shape
+    if int(x.shape[-1]) != k:
+        raise ValueError(f"x: last dimension {int(x.shape[-1])} does not match w's K={k} (w {qw.shape})")
+    b = None
+    if bias is not None:
+        b = A.host_float32_vector(bias, "bias", n)
+    lead = tuple(int(s) for s in x.shape[:-1])
+    xf = A.to_numpy_f64(x).astype(np.float32) if A.dtype_name(x) != "float32" or A.is_torch(x) else x
+    x2 = np.ascontiguousarray(np.asarray(xf, dtype=np.float32).reshape(-1, k))
+    if backend == "reference":
+        y = _reference(x2, qw, b)
+        return A.from_numpy_f64(y.reshape((*lead, n)), x)
+    return _wrap(_run(x2, qw, b).reshape((*lead, n)), x)
+
+
+def _run(x2: np.ndarray, qw: QuantizedWeight, b: np.ndarray | None) -> np.ndarray:
+    n = qw.shape[0]
+    out = np.empty((x2.shape[0], n), dtype=np.float32)
+    wscale = qw.scale if qw.kind in ("int8", "fp8") else None
+    gscale = qw.scale.view(np.uint16) if qw.kind == "int4" else None
+    _C.linear(x2, qw.data, KIND_CODES[qw.kind], wscale, gscale, int(qw.group_size or 0), b, out)
+    return out
+
+
+def _linear_cpu(x: np.ndarray, qw: QuantizedWeight, bias: Any) -> np.ndarray:
+    n, k = qw.shape
+    b = None if bias is None else A.host_float32_vector(bias, "bias", n)
+    x2 = np.ascontiguousarray(x.reshape(-1, k))
+    return _run(x2, qw, b).reshape((*x.shape[:-1], n))
+
+
+def _wrap(y: np.ndarray, like: Any) -> Any:
+    dt = A.dtype_name(like)
+    if A.is_torch(like):
+        import torch
+
+        return torch.from_numpy(y).to(getattr(torch, dt))
+    if dt == "float32":
+        return y
+    return y.astype(like.dtype)

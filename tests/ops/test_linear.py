@@ -1,0 +1,182 @@
+"""ops.linear on every ISA level: vs float64 x @ W.T (format budget) and vs the exact
+dequantize-then-matmul reference of each format (1e-5), odd shapes, specials, bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import infercore as ic
+from infercore import ops
+from infercore import quant as Q
+
+# Relative Frobenius budgets vs the float64 product with the unquantized weight.
+BUDGET = {
+    "f32": 1e-5,
+    "f16": 2e-3,
+    "bf16": 1e-2,
+    "int8": 2e-2,
+    "q8_0": 2e-2,
+    "fp8": 6e-2,
+    "int4": 0.15,
+    "q4_0": 0.15,
+    "q4_1": 0.15,
+}
+KINDS = list(BUDGET)
+
+
+@pytest.fixture(params=ic.available_isas())
+def isa(request):
+    before = ic.get_isa()
+    ic.set_isa(request.param)
+    yield request.param
+    ic.set_isa(before)
+
+
+def _rel(a, b):
+    b = np.asarray(b, np.float64)
+    return np.linalg.norm(np.asarray(a, np.float64) - b) / max(np.linalg.norm(b), 1e-300)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("m", [1, 3, 8, 9, 513])
+def test_linear_kinds(isa, kind, m):
+    rng = np.random.default_rng(m)
+    n, k = 37, 192
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    qw = Q.quantize_weight(w, kind)
+    y = ops.linear(x, qw, bias)
+    assert y.shape == (m, n) and y.dtype == np.float32
+    exact = x.astype(np.float64) @ w.astype(np.float64).T + bias
+    assert _rel(y, exact) <= BUDGET[kind]
+    own = ops.linear(x, qw, bias, backend="reference")
+    assert _rel(y, own) <= 1e-5
+
+
+@pytest.mark.parametrize("kind", ["f32", "f16", "bf16", "fp8", "int8"])
+@pytest.mark.parametrize("k", [1, 7, 33, 100])
+def test_linear_odd_k(isa, kind, k):
+    rng = np.random.default_rng(k)
+    x = rng.standard_normal((5, k)).astype(np.float32)
+    qw = Q.quantize_weight(rng.standard_normal((11, k)).astype(np.float32), kind)
+    assert _rel(ops.linear(x, qw), ops.linear(x, qw, backend="reference")) <= 1e-5
+
+
+def test_linear_float_weights_and_dtypes(isa):
+    ml = pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 64)).astype(np.float32)
+    w = rng.standard_normal((10, 64)).astype(np.float32)
+    exact = x.astype(np.float64) @ w.astype(np.float64).T
+    assert _rel(ops.linear(x, w), exact) <= 1e-5
+    assert _rel(ops.linear(x, w.astype(np.float16)), exact) <= 2e-3
+    assert _rel(ops.linear(x, w.astype(ml.bfloat16)), exact) <= 1e-2
+    yh = ops.linear(x.astype(np.float16), w)
+    assert yh.dtype == np.float16 and yh.shape == (2, 3, 10)
+    yb = ops.linear(x.astype(ml.bfloat16), w)
+    assert yb.dtype == ml.bfloat16
+    assert _rel(yb.astype(np.float32), exact) <= 2e-2
+    assert ops.linear(x[0, 0], w).shape == (10,)
+
+
+def test_linear_torch_cpu(isa):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 64)).astype(np.float32)
+    w = rng.standard_normal((6, 64)).astype(np.float32)
+    y = ops.linear(torch.from_numpy(x), torch.from_numpy(w))
+    assert isinstance(y, torch.Tensor)
+    np.testing.assert_allclose(y.numpy(), x @ w.T, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_linear_empty_and_specials(isa, kind):
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((9, 64)).astype(np.float32)
+    qw = Q.quantize_weight(w, kind)
+    assert ops.linear(np.zeros((0, 64), np.float32), qw).shape == (0, 9)
+    x = rng.standard_normal((3, 64)).astype(np.float32)
+    x[1, 5] = np.nan
+    y = ops.linear(x, qw)
+    assert np.all(np.isnan(y[1])) and np.all(np.isfinite(y[[0, 2]]))
+    # zero activations: exactly the bias
+    b = np.arange(9, dtype=np.float32)
+    assert np.array_equal(ops.linear(np.zeros((2, 64), np.float32), qw, b), np.tile(b, (2, 1)))
+    # huge but finite activations (float16/bf16 weights keep the product in range)
+    big = x[[0]] * np.float32(1e30)
+    yb = ops.linear(big, qw)
+    assert np.all(np.isfinite(yb))
+    assert _rel(yb, ops.linear(big, qw, backend="reference")) <= 1e-5
+
+
+def test_linear_threads_agree(isa):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((20, 96)).astype(np.float32)
+    qw = Q.quantize_weight(rng.standard_normal((300, 96)).astype(np.float32), "q4_1")
+    before = ic.get_num_threads()
+    try:
+        ic.set_num_threads(1)
+        y1 = ops.linear(x, qw)
+        ic.set_num_threads(2)
+        y2 = ops.linear(x, qw)
+    finally:
+        ic.set_num_threads(before)
+    assert np.array_equal(y1, y2)
+
+
+def test_linear_bad_inputs():
+    w = np.ones((4, 64), np.float32)
+    x = np.ones((2, 64), np.float32)
+    with pytest.raises(ValueError, match="x"):
+        ops.linear(np.ones((2, 63), np.float32), w)
+    with pytest.raises(TypeError, match="x"):
+        ops.linear(x.astype(np.float64), w)
+    with pytest.raises(TypeError, match="w"):
+        ops.linear(x, np.ones((4, 64), np.int8))
+    with pytest.raises(ValueError, match="w"):
+        ops.linear(x, np.ones(64, np.float32))
+    with pytest.raises(ValueError, match="bias"):
+        ops.linear(x, w, np.ones(5, np.float32))
+    with pytest.raises(ValueError, match="backend"):
+        ops.linear(x, w, backend="gpu")
+    with pytest.raises(ValueError, match="backend"):
+        ops.linear(x, w, backend="cuda")
+    with pytest.raises(TypeError, match="w"):
+        ops.linear(x, "weights")
+
+
+def test_native_binding_checks():
+    from infercore._native import _C
+
+    x = np.ones((2, 64), np.float32)
+    out = np.empty((2, 4), np.float32)
+    with pytest.raises(ValueError, match="w"):  # wrong bytes per row for q4_0
+        _C.linear(x, np.zeros((4, 35), np.uint8), 7, None, None, 0, None, out)
+    with pytest.raises(ValueError, match="scale"):
+        _C.linear(x, np.zeros((4, 64), np.int8), 4, None, None, 0, None, out)
+    with pytest.raises(ValueError, match="scale"):
+        _C.linear(x, np.zeros((4, 64), np.int8), 4, np.ones(3, np.float32), None, 0, None, out)
+    with pytest.raises(TypeError, match="scale"):
+        _C.linear(x, np.zeros((4, 64), np.int8), 4, np.ones(4, np.int32), None, 0, None, out)
+    with pytest.raises(ValueError, match="group"):
+        _C.linear(x, np.zeros((4, 32), np.uint8), 5, None, np.zeros((4, 1), np.uint16), 48, None, out)
+    with pytest.raises(ValueError, match="out"):
+        _C.linear(x, np.zeros((4, 64), np.float32), 0, None, None, 0, None, np.empty((3, 4), np.float32))
+    with pytest.raises(ValueError, match="kind"):
+        _C.linear(x, np.zeros((4, 64), np.float32), 42, None, None, 0, None, out)
+
+
+@pytest.mark.parametrize("kind", ["f32", "bf16", "fp8", "int4", "int8", "q4_1"])
+def test_linear_long_k_gemm(isa, kind):
+    # K spans several of the GEMM path's K chunks (1024) and ends in a partial one.
+    rng = np.random.default_rng(7)
+    k = 2304 if kind in ("int4", "q4_1") else 2311
+    x = rng.standard_normal((13, k)).astype(np.float32)
+    qw = Q.quantize_weight(rng.standard_normal((10, k)).astype(np.float32), kind)
+    b = rng.standard_normal(10).astype(np.float32)
+    y = ops.linear(x, qw, b)
+    assert _rel(y, ops.linear(x, qw, b, backend="reference")) <= 1e-5
+    # the GEMV path (one pass over K) agrees with the chunked GEMM path row by row
+    assert _rel(ops.linear(x[:4], qw, b), y[:4]) <= 1e-5
