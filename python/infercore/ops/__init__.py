@@ -4,6 +4,14 @@
 from __future__ import annotations
 
 from . import reference
+from .attention import paged_attention_decode, paged_attention_prefill, reshape_and_cache
 from .norm import l2_normalize, rms_norm
 
-__all__ = ["l2_normalize", "reference", "rms_norm"]
+__all__ = [
+    "l2_normalize",
+    "paged_attention_decode",
+    "paged_attention_prefill",
+    "reference",
+    "reshape_and_cache",
+    "rms_norm",
+]

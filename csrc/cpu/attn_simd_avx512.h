@@ -1,0 +1,33 @@
+// Attention primitives on top of VecAvx512 (16 lanes). Same interface as attn_simd_scalar.h.
+#pragma once
+#include "attention.h"
+#include "simd_avx512.h"
+
+namespace infercore {
+namespace {
+
+struct AttnAvx512 : VecAvx512 {
+  static F zero() { return _mm512_setzero_ps(); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static float hsum(F a) { return _mm512_reduce_add_ps(a); }
+  static void storew(float* p, F v) { _mm512_storeu_ps(p, v); }
+
+  template <KvDType T>
+  static F load_kv(const void* p) {
+    if constexpr (T == KvDType::kFloat32) return VecAvx512::load<DType::kFloat32>(p);
+    else if constexpr (T == KvDType::kFloat16) return VecAvx512::load<DType::kFloat16>(p);
+    else if constexpr (T == KvDType::kBFloat16) return VecAvx512::load<DType::kBFloat16>(p);
+    else if constexpr (T == KvDType::kFp8E4m3) {  // value / 256, see AttnScalar::load_kv
+      const __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128(static_cast<const __m128i*>(p)));
+      const __m256i mag = _mm256_slli_epi16(_mm256_and_si256(w, _mm256_set1_epi16(0x7F)), 7);
+      const __m256i sign = _mm256_slli_epi16(_mm256_and_si256(w, _mm256_set1_epi16(0x80)), 8);
+      return _mm512_cvtph_ps(_mm256_or_si256(mag, sign));
+    } else {
+      return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(static_cast<const __m128i*>(p))));
+    }
+  }
+};
+
+}  // namespace
+}  // namespace infercore
