@@ -19,6 +19,30 @@
 constexpr int kTile = 32;    // key positions per tile
 constexpr int kGroup = 4;    // query rows per register group
 
+// x[i] = exp(x[i]) for x <= 0 (softmax arguments after subtracting the max), relative error
+// ~1e-7. Plain float code that GCC vectorises with the translation unit's ISA flags (a libm
+// call per score cost as much as the dot products): 2^(x log2 e) = 2^k * 2^f with k integer,
+// |f| <= 1/2, 2^f = e^(f ln 2) by its Taylor series to degree 7.
+inline void exp_inplace(float* x, int n) {
+  for (int i = 0; i < n; ++i) {
+    const float t = std::max(x[i], -87.f) * 1.44269504f;
+    const float k = (t + 12582912.f) - 12582912.f;  // round to nearest (1.5 * 2^23 trick)
+    const float y = (t - k) * 0.693147181f;
+    float p = 1.f / 5040.f;
+    p = p * y + 1.f / 720.f;
+    p = p * y + 1.f / 120.f;
+    p = p * y + 1.f / 24.f;
+    p = p * y + 1.f / 6.f;
+    p = p * y + 0.5f;
+    p = p * y + 1.f;
+    p = p * y + 1.f;
+    int32_t bits;
+    std::memcpy(&bits, &p, 4);
+    bits += static_cast<int32_t>(k) * (1 << 23);
+    std::memcpy(&x[i], &bits, 4);
+  }
+}
+
 // s[g][t] = q_g . k_t for g < NG, t in [t0, t1).
 template <class A, KvDType T, int NG>
 inline void scores_group(const float* q, int64_t D, const char* const* kp, int t0, int t1, float (*s)[kTile]) {
@@ -37,25 +61,44 @@ inline void scores_group(const float* q, int64_t D, const char* const* kp, int t
       const float kv = AttnScalar::load_kv<T>(k + d * esz);
       for (int g = 0; g < NG; ++g) tail[g] += q[g * D + d] * kv;
     }
-    for (int g = 0; g < NG; ++g) s[g][t] = A::hsum(acc[g]) + tail[g];
+    float sums[4];
+    A::hsum4(acc[0], NG > 1 ? acc[NG > 1 ? 1 : 0] : A::zero(), NG > 2 ? acc[NG > 2 ? 2 : 0] : A::zero(),
+             NG > 3 ? acc[NG > 3 ? 3 : 0] : A::zero(), sums);
+    for (int g = 0; g < NG; ++g) s[g][t] = sums[g] + tail[g];
   }
 }
 
-// acc_g = acc_g * alpha_g + sum_t p[g][t] * v_t over t in [t0, t1).
+// acc_g[d0, d0 + P W) = acc_g * alpha_g + sum_t p[g][t] * v_t: NG x P accumulators stay in
+// registers over the tile, so each p is broadcast once per panel, not once per vector.
+template <class A, KvDType T, int NG, int P>
+inline void accumulate_panel(float* acc, const float* alpha, int64_t D, int64_t d0, const char* const* vp, int t0,
+                             int t1, const float (*p)[kTile]) {
+  constexpr int64_t esz = T == KvDType::kFloat32 ? 4 : (T == KvDType::kFloat16 || T == KvDType::kBFloat16) ? 2 : 1;
+  typename A::F a[NG][P];
+  for (int g = 0; g < NG; ++g)
+    for (int j = 0; j < P; ++j) a[g][j] = A::mul(A::loadw(acc + g * D + d0 + j * A::W), A::set1(alpha[g]));
+  for (int t = t0; t < t1; ++t) {
+    typename A::F pb[NG];
+    for (int g = 0; g < NG; ++g) pb[g] = A::set1(p[g][t]);
+    const char* v = vp[t] + d0 * esz;
+    for (int j = 0; j < P; ++j) {
+      const typename A::F vv = A::template load_kv<T>(v + j * A::W * esz);
+      for (int g = 0; g < NG; ++g) a[g][j] = A::fma(pb[g], vv, a[g][j]);
+    }
+  }
+  for (int g = 0; g < NG; ++g)
+    for (int j = 0; j < P; ++j) A::storew(acc + g * D + d0 + j * A::W, a[g][j]);
+}
+
 template <class A, KvDType T, int NG>
 inline void accumulate_group(float* acc, const float* alpha, int64_t D, const char* const* vp, int t0, int t1,
                              const float (*p)[kTile]) {
   constexpr int64_t esz = T == KvDType::kFloat32 ? 4 : (T == KvDType::kFloat16 || T == KvDType::kBFloat16) ? 2 : 1;
+  // NG x P accumulators + NG broadcasts + 1 load fit the 16 vector registers of AVX2.
+  constexpr int P = NG == 1 ? 8 : NG == 2 ? 5 : NG == 3 ? 4 : 2;
   int64_t d = 0;
-  for (; d + A::W <= D; d += A::W) {
-    typename A::F a[NG];
-    for (int g = 0; g < NG; ++g) a[g] = A::mul(A::loadw(acc + g * D + d), A::set1(alpha[g]));
-    for (int t = t0; t < t1; ++t) {
-      const typename A::F vv = A::template load_kv<T>(vp[t] + d * esz);
-      for (int g = 0; g < NG; ++g) a[g] = A::fma(A::set1(p[g][t]), vv, a[g]);
-    }
-    for (int g = 0; g < NG; ++g) A::storew(acc + g * D + d, a[g]);
-  }
+  for (; d + P * A::W <= D; d += P * A::W) accumulate_panel<A, T, NG, P>(acc, alpha, D, d, vp, t0, t1, p);
+  for (; d + A::W <= D; d += A::W) accumulate_panel<A, T, NG, 1>(acc, alpha, D, d, vp, t0, t1, p);
   for (; d < D; ++d) {
     for (int g = 0; g < NG; ++g) {
       float a = acc[g * D + d] * alpha[g];
@@ -98,9 +141,11 @@ inline void tile_group(const AttnRows& r, int64_t r0, int64_t D, int64_t tb, int
     for (int t = lo[g]; t < hi[g]; ++t) mt = std::max(mt, sg[t]);
     const float m_new = std::max(m, mt);
     alpha[g] = std::exp(m - m_new);  // exp(-inf) = 0 on the first tile
+    for (int t = t0; t < t1; ++t) sg[t] -= m_new;
+    exp_inplace(sg + t0, t1 - t0);
     float sum = 0.f;
     for (int t = t0; t < t1; ++t) {
-      const float p = (t >= lo[g] && t < hi[g]) ? std::exp(sg[t] - m_new) : 0.f;
+      const float p = (t >= lo[g] && t < hi[g]) ? sg[t] : 0.f;
       sum += p;
       sg[t] = vs != nullptr ? p * vs[t] : p;
     }
@@ -117,22 +162,45 @@ void attend_rows_t(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t k
   const int64_t tok_stride = c.num_kv_heads * D * esz;  // bytes between consecutive tokens of a block
   const char* kbase = static_cast<const char*>(c.k) + h * D * esz;
   const char* vbase = static_cast<const char*>(c.v) + h * D * esz;
-  const char* kp[kTile];
-  const char* vp[kTile];
-  float ks[kTile], vs[kTile];
+  // Two pointer tables: while one tile is computed, the next one's rows are prefetched (its
+  // blocks sit at random places, so the hardware prefetcher cannot guess them).
+  const char* kp_buf[2][kTile];
+  const char* vp_buf[2][kTile];
+  float ks_buf[2][kTile], vs_buf[2][kTile];
   const bool scaled = T == KvDType::kInt8;
-  for (int64_t tb = kb; tb < ke; tb += kTile) {
+  const int64_t row_bytes = D * esz;
+  auto resolve = [&](int64_t tb, int which) {
     const int n = static_cast<int>(std::min<int64_t>(kTile, ke - tb));
-    for (int t = 0; t < n; ++t) {
-      const int64_t pos = tb + t;
-      const int64_t slot = static_cast<int64_t>(bt[pos / bs]) * bs + pos % bs;
-      kp[t] = kbase + slot * tok_stride;
-      vp[t] = vbase + slot * tok_stride;
+    int64_t blk = tb / bs, off = tb % bs;  // one division per tile, not per token
+    for (int t = 0; t < n; ++t, ++off) {
+      if (off == bs) {
+        off = 0;
+        ++blk;
+      }
+      const int64_t slot = static_cast<int64_t>(bt[blk]) * bs + off;
+      const char* k = kbase + slot * tok_stride;
+      const char* v = vbase + slot * tok_stride;
+      kp_buf[which][t] = k;
+      vp_buf[which][t] = v;
+      for (int64_t b = 0; b < row_bytes; b += 64) {
+        __builtin_prefetch(k + b);
+        __builtin_prefetch(v + b);
+      }
       if (scaled) {
-        ks[t] = c.k_scales[slot * c.num_kv_heads + h];
-        vs[t] = c.v_scales[slot * c.num_kv_heads + h];
+        ks_buf[which][t] = c.k_scales[slot * c.num_kv_heads + h];
+        vs_buf[which][t] = c.v_scales[slot * c.num_kv_heads + h];
       }
     }
+  };
+  if (kb < ke) resolve(kb, 0);
+  int cur = 0;
+  for (int64_t tb = kb; tb < ke; tb += kTile, cur ^= 1) {
+    const int n = static_cast<int>(std::min<int64_t>(kTile, ke - tb));
+    if (tb + kTile < ke) resolve(tb + kTile, cur ^ 1);
+    const char* const* kp = kp_buf[cur];
+    const char* const* vp = vp_buf[cur];
+    const float* ks = ks_buf[cur];
+    const float* vs = vs_buf[cur];
     for (int64_t r0 = 0; r0 < r.rows; r0 += kGroup) {
       const float* ksp = scaled ? ks : nullptr;
       const float* vsp = scaled ? vs : nullptr;

@@ -16,6 +16,11 @@ struct AttnAvx2 : VecAvx2 {
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
   }
   static void storew(float* p, F v) { _mm256_storeu_ps(p, v); }
+  // Four horizontal sums at once: 6 instructions instead of 4 x 7.
+  static void hsum4(F a, F b, F c, F d, float* out) {
+    const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));  // per 128-bit half
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
+  }
 
   template <KvDType T>
   static F load_kv(const void* p) {

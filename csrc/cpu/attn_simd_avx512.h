@@ -12,6 +12,11 @@ struct AttnAvx512 : VecAvx512 {
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static float hsum(F a) { return _mm512_reduce_add_ps(a); }
   static void storew(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static __m256 fold(F a) { return _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1)); }
+  static void hsum4(F a, F b, F c, F d, float* out) {
+    const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(fold(a), fold(b)), _mm256_hadd_ps(fold(c), fold(d)));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
+  }
 
   template <KvDType T>
   static F load_kv(const void* p) {

@@ -12,6 +12,13 @@ struct AttnScalar : VecScalar {
   static F add(F a, F b) { return a + b; }
   static F fma(F a, F b, F c) { return a * b + c; }
   static float hsum(F a) { return a; }
+  // out[i] = horizontal sum of the i-th vector
+  static void hsum4(F a, F b, F c, F d, float* out) {
+    out[0] = a;
+    out[1] = b;
+    out[2] = c;
+    out[3] = d;
+  }
   static void storew(float* p, F v) { *p = v; }
 
   // A cache element as float32. fp8 E4M3 comes back divided by 256 (its bits are moved into a
