@@ -19,30 +19,6 @@
 constexpr int kTile = 32;    // key positions per tile
 constexpr int kGroup = 4;    // query rows per register group
 
-// x[i] = exp(x[i]) for x <= 0 (softmax arguments after subtracting the max), relative error
-// ~1e-7. Plain float code that GCC vectorises with the translation unit's ISA flags (a libm
-// call per score cost as much as the dot products): 2^(x log2 e) = 2^k * 2^f with k integer,
-// |f| <= 1/2, 2^f = e^(f ln 2) by its Taylor series to degree 7.
-inline void exp_inplace(float* x, int n) {
-  for (int i = 0; i < n; ++i) {
-    const float t = std::max(x[i], -87.f) * 1.44269504f;
-    const float k = (t + 12582912.f) - 12582912.f;  // round to nearest (1.5 * 2^23 trick)
-    const float y = (t - k) * 0.693147181f;
-    float p = 1.f / 5040.f;
-    p = p * y + 1.f / 720.f;
-    p = p * y + 1.f / 120.f;
-    p = p * y + 1.f / 24.f;
-    p = p * y + 1.f / 6.f;
-    p = p * y + 0.5f;
-    p = p * y + 1.f;
-    p = p * y + 1.f;
-    int32_t bits;
-    std::memcpy(&bits, &p, 4);
-    bits += static_cast<int32_t>(k) * (1 << 23);
-    std::memcpy(&x[i], &bits, 4);
-  }
-}
-
 // s[g][t] = q_g . k_t for g < NG, t in [t0, t1).
 template <class A, KvDType T, int NG>
 inline void scores_group(const float* q, int64_t D, const char* const* kp, int t0, int t1, float (*s)[kTile]) {
@@ -123,7 +99,7 @@ inline void tile_group(const AttnRows& r, int64_t r0, int64_t D, int64_t tb, int
     }
   }
   if (t0 >= t1) return;  // no row of this group sees any key of the tile
-  float s[NG][kTile];
+  float s[NG][kTile] = {};
   scores_group<A, T, NG>(r.q + r0 * D, D, kp, t0, t1, s);
   float alpha[NG];
   for (int g = 0; g < NG; ++g) {
@@ -141,8 +117,10 @@ inline void tile_group(const AttnRows& r, int64_t r0, int64_t D, int64_t tb, int
     for (int t = lo[g]; t < hi[g]; ++t) mt = std::max(mt, sg[t]);
     const float m_new = std::max(m, mt);
     alpha[g] = std::exp(m - m_new);  // exp(-inf) = 0 on the first tile
-    for (int t = t0; t < t1; ++t) sg[t] -= m_new;
-    exp_inplace(sg + t0, t1 - t0);
+    // Whole vectors over the tile (kTile is a multiple of every W); entries outside [t0, t1)
+    // are zeros from the initialisation and are masked below.
+    const typename A::F mv = A::set1(m_new);
+    for (int t = 0; t < kTile; t += A::W) A::storew(sg + t, A::exp(A::sub(A::loadw(sg + t), mv)));
     float sum = 0.f;
     for (int t = t0; t < t1; ++t) {
       const float p = (t >= lo[g] && t < hi[g]) ? sg[t] : 0.f;

@@ -1,6 +1,8 @@
 // Attention primitives on top of VecScalar (simd_scalar.h): the same interface as AttnAvx2 and
 // AttnAvx512, so attention_impl.h is written once and the scalar level is its plain reference.
 #pragma once
+#include <cmath>
+
 #include "attention.h"
 #include "simd_scalar.h"
 
@@ -10,6 +12,7 @@ namespace {
 struct AttnScalar : VecScalar {
   static F zero() { return 0.f; }
   static F add(F a, F b) { return a + b; }
+  static F sub(F a, F b) { return a - b; }
   static F fma(F a, F b, F c) { return a * b + c; }
   static float hsum(F a) { return a; }
   // out[i] = horizontal sum of the i-th vector
@@ -20,6 +23,8 @@ struct AttnScalar : VecScalar {
     out[3] = d;
   }
   static void storew(float* p, F v) { *p = v; }
+  static F max(F a, F b) { return a > b ? a : b; }
+  static F exp(F x) { return std::exp(x); }
 
   // A cache element as float32. fp8 E4M3 comes back divided by 256 (its bits are moved into a
   // binary16 whose exponent bias is 8 larger: exact, subnormals included); callers fold the 256
