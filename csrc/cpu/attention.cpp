@@ -115,6 +115,7 @@ struct RowBuffers {
 };
 
 constexpr int64_t kMinSplitKeys = 256;  // a split-K chunk below this costs more to merge than it saves
+constexpr int64_t kDecodeBytes = 128 << 10;  // K+V bytes of one head-by-head pass over a chunk of keys (L2-resident)
 }  // namespace
 
 void attend_rows_scalar(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t kb, int64_t ke,
@@ -192,7 +193,7 @@ void paged_attention_decode(const PagedAttnArgs& a) {
   for (int64_t s = 0; s < S; ++s) max_keys = std::max<int64_t>(max_keys, a.seq_lens[s] - key_begin(a.seq_lens[s]));
   int64_t splits = a.num_splits;
   if (splits <= 0) {
-    const int64_t want = (4 * num_threads() + S * Hkv - 1) / (S * Hkv);
+    const int64_t want = (4 * num_threads() + S - 1) / S;
     splits = std::max<int64_t>(1, std::min<int64_t>(want, max_keys / kMinSplitKeys));
   }
   splits = std::max<int64_t>(1, std::min<int64_t>(splits, max_keys));
@@ -201,31 +202,43 @@ void paged_attention_decode(const PagedAttnArgs& a) {
     part_ml.resize(S * Hq * splits * 2);
     part_acc.resize(S * Hq * splits * D);
   }
-  run_tasks(S * Hkv * splits, [&](int64_t task) {
-    const int64_t j = task % splits, h = (task / splits) % Hkv, s = task / (splits * Hkv);
+  // One task = one sequence's chunk of keys for every kv head: the heads of a token are
+  // adjacent in a block (NHD), so walking kDecodeChunk keys head after head reads whole blocks
+  // from DRAM once (the first head) and from L2 for the others, instead of strided slices
+  // (measured: 7B geometry 60 -> 42 ms, SmolLM2 ~10% faster, S = 16 x 4096 keys, 1 thread).
+  run_tasks(S * splits, [&](int64_t task) {
+    const int64_t j = task % splits, s = task / splits;
     const int64_t len = a.seq_lens[s], kb0 = key_begin(len);
     const int64_t chunk = (len - kb0 + splits - 1) / splits;
     const int64_t kb = std::min(len, kb0 + j * chunk), ke = std::min(len, kb + chunk);
     thread_local RowBuffers buf;
-    AttnRows r = buf.view(G, D);
-    for (int64_t g = 0; g < G; ++g) {
-      const int64_t base = (s * Hq + h * G + g) * D;
-      for (int64_t d = 0; d < D; ++d) buf.q[g * D + d] = load_q(a.q, a.q_dtype, base + d) * qmul;
-      buf.lo[g] = static_cast<int32_t>(kb);
-      buf.hi[g] = static_cast<int32_t>(ke);
+    const AttnRows all = buf.view(Hq, D);
+    for (int64_t hq = 0; hq < Hq; ++hq) {
+      const int64_t base = (s * Hq + hq) * D;
+      for (int64_t d = 0; d < D; ++d) buf.q[hq * D + d] = load_q(a.q, a.q_dtype, base + d) * qmul;
+      buf.lo[hq] = static_cast<int32_t>(kb);
+      buf.hi[hq] = static_cast<int32_t>(ke);
     }
-    if (kb < ke) attend(c, a.block_tables + s * a.max_blocks, h, kb, ke, r);
-    for (int64_t g = 0; g < G; ++g) {
-      const int64_t hq = h * G + g;
+    const int32_t* bt = a.block_tables + s * a.max_blocks;
+    const int64_t dchunk = std::max<int64_t>(kTile, kDecodeBytes / (2 * Hkv * D * kv_dtype_size(c.dtype)) / kTile * kTile);
+    for (int64_t c0 = kb; c0 < ke; c0 += dchunk) {
+      const int64_t c1 = std::min(ke, c0 + dchunk);
+      for (int64_t h = 0; h < Hkv; ++h) {
+        const AttnRows r{all.q + h * G * D, all.acc + h * G * D, all.m + h * G, all.l + h * G,
+                         all.lo + h * G, all.hi + h * G, G};
+        attend(c, bt, h, c0, c1, r);
+      }
+    }
+    for (int64_t hq = 0; hq < Hq; ++hq) {
       if (splits == 1) {
-        const float inv = buf.l[g] > 0.f ? vmul / buf.l[g] : 0.f;
+        const float inv = buf.l[hq] > 0.f ? vmul / buf.l[hq] : 0.f;
         float* o = a.out + (s * Hq + hq) * D;
-        for (int64_t d = 0; d < D; ++d) o[d] = buf.acc[g * D + d] * inv;
+        for (int64_t d = 0; d < D; ++d) o[d] = buf.acc[hq * D + d] * inv;
       } else {
         const int64_t p = (s * Hq + hq) * splits + j;
-        part_ml[2 * p] = buf.m[g];
-        part_ml[2 * p + 1] = buf.l[g];
-        std::copy(buf.acc.begin() + g * D, buf.acc.begin() + (g + 1) * D, part_acc.begin() + p * D);
+        part_ml[2 * p] = buf.m[hq];
+        part_ml[2 * p + 1] = buf.l[hq];
+        std::copy(buf.acc.begin() + hq * D, buf.acc.begin() + (hq + 1) * D, part_acc.begin() + p * D);
       }
     }
   });

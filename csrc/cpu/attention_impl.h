@@ -19,29 +19,43 @@
 constexpr int kTile = 32;    // key positions per tile
 constexpr int kGroup = 4;    // query rows per register group
 
-// s[g][t] = q_g . k_t for g < NG, t in [t0, t1).
-template <class A, KvDType T, int NG>
-inline void scores_group(const float* q, int64_t D, const char* const* kp, int t0, int t1, float (*s)[kTile]) {
+// s[g][t] = q_g . k_t for g < NG and TK keys t, ..., t + TK - 1 at once: TK x NG independent
+// FMA chains hide the FMA latency (one chain per row would wait ~4 cycles per step), and each
+// q vector load is shared by the TK keys.
+template <class A, KvDType T, int NG, int TK>
+inline void scores_step(const float* q, int64_t D, const char* const* kp, int t, float (*s)[kTile]) {
   constexpr int64_t esz = T == KvDType::kFloat32 ? 4 : (T == KvDType::kFloat16 || T == KvDType::kBFloat16) ? 2 : 1;
-  for (int t = t0; t < t1; ++t) {
-    const char* k = kp[t];
-    typename A::F acc[NG];
-    for (int g = 0; g < NG; ++g) acc[g] = A::zero();
-    int64_t d = 0;
-    for (; d + A::W <= D; d += A::W) {
-      const typename A::F kv = A::template load_kv<T>(k + d * esz);
-      for (int g = 0; g < NG; ++g) acc[g] = A::fma(A::loadw(q + g * D + d), kv, acc[g]);
+  typename A::F acc[TK][NG];
+  for (int u = 0; u < TK; ++u)
+    for (int g = 0; g < NG; ++g) acc[u][g] = A::zero();
+  int64_t d = 0;
+  for (; d + A::W <= D; d += A::W) {
+    typename A::F kv[TK];
+    for (int u = 0; u < TK; ++u) kv[u] = A::template load_kv<T>(kp[t + u] + d * esz);
+    for (int g = 0; g < NG; ++g) {
+      const typename A::F qv = A::loadw(q + g * D + d);
+      for (int u = 0; u < TK; ++u) acc[u][g] = A::fma(qv, kv[u], acc[u][g]);
     }
+  }
+  for (int u = 0; u < TK; ++u) {
     float tail[NG] = {};
-    for (; d < D; ++d) {
-      const float kv = AttnScalar::load_kv<T>(k + d * esz);
-      for (int g = 0; g < NG; ++g) tail[g] += q[g * D + d] * kv;
+    for (int64_t dd = d; dd < D; ++dd) {
+      const float kv = AttnScalar::load_kv<T>(kp[t + u] + dd * esz);
+      for (int g = 0; g < NG; ++g) tail[g] += q[g * D + dd] * kv;
     }
     float sums[4];
-    A::hsum4(acc[0], NG > 1 ? acc[NG > 1 ? 1 : 0] : A::zero(), NG > 2 ? acc[NG > 2 ? 2 : 0] : A::zero(),
-             NG > 3 ? acc[NG > 3 ? 3 : 0] : A::zero(), sums);
-    for (int g = 0; g < NG; ++g) s[g][t] = sums[g] + tail[g];
+    A::hsum4(acc[u][0], NG > 1 ? acc[u][NG > 1 ? 1 : 0] : A::zero(), NG > 2 ? acc[u][NG > 2 ? 2 : 0] : A::zero(),
+             NG > 3 ? acc[u][NG > 3 ? 3 : 0] : A::zero(), sums);
+    for (int g = 0; g < NG; ++g) s[g][t + u] = sums[g] + tail[g];
   }
+}
+
+template <class A, KvDType T, int NG>
+inline void scores_group(const float* q, int64_t D, const char* const* kp, int t0, int t1, float (*s)[kTile]) {
+  constexpr int TK = NG == 1 ? 4 : 2;
+  int t = t0;
+  for (; t + TK <= t1; t += TK) scores_step<A, T, NG, TK>(q, D, kp, t, s);
+  for (; t < t1; ++t) scores_step<A, T, NG, 1>(q, D, kp, t, s);
 }
 
 // acc_g[d0, d0 + P W) = acc_g * alpha_g + sum_t p[g][t] * v_t: NG x P accumulators stay in
