@@ -203,7 +203,7 @@ void paged_attention_decode(const PagedAttnArgs& a) {
     part_acc.resize(S * Hq * splits * D);
   }
   // One task = one sequence's chunk of keys for every kv head: the heads of a token are
-  // adjacent in a block (NHD), so walking kDecodeChunk keys head after head reads whole blocks
+  // adjacent in a block (NHD), so walking a chunk of keys head after head reads whole blocks
   // from DRAM once (the first head) and from L2 for the others, instead of strided slices
   // (measured: 7B geometry 60 -> 42 ms, SmolLM2 ~10% faster, S = 16 x 4096 keys, 1 thread).
   run_tasks(S * splits, [&](int64_t task) {

@@ -238,7 +238,7 @@ def test_decode_bad_inputs_raise(mutate, err, word):
 
 
 def test_prefill_bad_query_start_loc():
-    c, q = _bad_setup()
+    c, _q = _bad_setup()
     qp = np.zeros((5, 4, 64), np.float32)
     with pytest.raises(ValueError, match="query_start_loc"):
         ops.paged_attention_prefill(qp, c.kc, c.vc, c.bt, c.lens, np.array([0, 2, 4], np.int32))

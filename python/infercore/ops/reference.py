@@ -60,7 +60,7 @@ def reshape_and_cache(k, v, k_cache, v_cache, slot_mapping) -> tuple[np.ndarray,
 
 def _attend(q, k, v, positions, scale, sliding_window):
     """q [n, Hq, D] at absolute `positions`; k, v [L, Hkv, D]. Causal, optional window."""
-    n, hq, d = q.shape
+    hq = q.shape[1]
     hkv = k.shape[1]
     g = hq // hkv
     kk = np.repeat(k, g, axis=1)  # [L, Hq, D]: query head h uses kv head h // g
