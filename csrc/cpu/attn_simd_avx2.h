@@ -49,10 +49,10 @@ struct AttnAvx2 : VecAvx2 {
     else if constexpr (T == KvDType::kFloat16) return VecAvx2::load<DType::kFloat16>(p);
     else if constexpr (T == KvDType::kBFloat16) return VecAvx2::load<DType::kBFloat16>(p);
     else if constexpr (T == KvDType::kFp8E4m3) {  // value / 256, see AttnScalar::load_kv
-      const __m128i w = _mm_cvtepu8_epi16(_mm_loadl_epi64(static_cast<const __m128i*>(p)));
-      const __m128i mag = _mm_slli_epi16(_mm_and_si128(w, _mm_set1_epi16(0x7F)), 7);
-      const __m128i sign = _mm_slli_epi16(_mm_and_si128(w, _mm_set1_epi16(0x80)), 8);
-      return _mm256_cvtph_ps(_mm_or_si128(mag, sign));
+      // Sign-extend, shift by 7: bit 15 = sign, bits 13..7 = exponent|mantissa, and bit 14 a
+      // copy of the sign that the mask clears.
+      const __m128i w = _mm_cvtepi8_epi16(_mm_loadl_epi64(static_cast<const __m128i*>(p)));
+      return _mm256_cvtph_ps(_mm_and_si128(_mm_slli_epi16(w, 7), _mm_set1_epi16(static_cast<short>(0xBFFF))));
     } else {
       return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p))));
     }

@@ -43,10 +43,8 @@ struct AttnAvx512 : VecAvx512 {
     else if constexpr (T == KvDType::kFloat16) return VecAvx512::load<DType::kFloat16>(p);
     else if constexpr (T == KvDType::kBFloat16) return VecAvx512::load<DType::kBFloat16>(p);
     else if constexpr (T == KvDType::kFp8E4m3) {  // value / 256, see AttnScalar::load_kv
-      const __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128(static_cast<const __m128i*>(p)));
-      const __m256i mag = _mm256_slli_epi16(_mm256_and_si256(w, _mm256_set1_epi16(0x7F)), 7);
-      const __m256i sign = _mm256_slli_epi16(_mm256_and_si256(w, _mm256_set1_epi16(0x80)), 8);
-      return _mm512_cvtph_ps(_mm256_or_si256(mag, sign));
+      const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128(static_cast<const __m128i*>(p)));
+      return _mm512_cvtph_ps(_mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16(static_cast<short>(0xBFFF))));
     } else {
       return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(static_cast<const __m128i*>(p))));
     }
