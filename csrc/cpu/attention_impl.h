@@ -125,6 +125,30 @@ inline void tile_group(const AttnRows& r, int64_t r0, int64_t D, int64_t tb, int
       for (int t = t0; t < t1; ++t) sg[t] = 0.f;
       continue;
     }
+    if (lo[g] == 0 && hi[g] == kTile) {  // the row sees the whole tile (most tiles): all in vectors
+      typename A::F mx = A::set1(-std::numeric_limits<float>::infinity());
+      for (int t = 0; t < kTile; t += A::W) {
+        typename A::F v = A::loadw(sg + t);
+        if (ks != nullptr) {
+          v = A::mul(v, A::loadw(ks + t));
+          A::storew(sg + t, v);
+        }
+        mx = A::max(mx, v);
+      }
+      const float m_new = std::max(m, A::hmax(mx));
+      alpha[g] = std::exp(m - m_new);
+      const typename A::F mv = A::set1(m_new);
+      typename A::F sum = A::zero();
+      for (int t = 0; t < kTile; t += A::W) {
+        typename A::F e = A::exp(A::sub(A::loadw(sg + t), mv));
+        sum = A::add(sum, e);
+        if (vs != nullptr) e = A::mul(e, A::loadw(vs + t));
+        A::storew(sg + t, e);
+      }
+      l = l * alpha[g] + A::hsum(sum);
+      m = m_new;
+      continue;
+    }
     if (ks != nullptr)
       for (int t = lo[g]; t < hi[g]; ++t) sg[t] *= ks[t];
     float mt = -std::numeric_limits<float>::infinity();

@@ -18,6 +18,11 @@ struct AttnAvx2 : VecAvx2 {
   }
   static void storew(float* p, F v) { _mm256_storeu_ps(p, v); }
   static F max(F a, F b) { return _mm256_max_ps(a, b); }
+  static float hmax(F a) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+  }
   // e^x for x <= 0 (softmax arguments after subtracting the max), relative error ~2e-7:
   // x = k ln2 + r (Cody-Waite split of ln2), e^r by its Taylor series to degree 7, 2^k by
   // adding k to the exponent bits. Inputs below -87 are clamped (their weight is 0 anyway).

@@ -14,6 +14,7 @@ struct AttnAvx512 : VecAvx512 {
   static float hsum(F a) { return _mm512_reduce_add_ps(a); }
   static void storew(float* p, F v) { _mm512_storeu_ps(p, v); }
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
+  static float hmax(F a) { return _mm512_reduce_max_ps(a); }
   // e^x for x <= 0: the same evaluation as AttnAvx2::exp.
   static F exp(F x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.f));

@@ -24,6 +24,7 @@ struct AttnScalar : VecScalar {
   }
   static void storew(float* p, F v) { *p = v; }
   static F max(F a, F b) { return a > b ? a : b; }
+  static float hmax(F a) { return a; }
   static F exp(F x) { return std::exp(x); }
 
   // A cache element as float32. fp8 E4M3 comes back divided by 256 (its bits are moved into a
