@@ -1,6 +1,6 @@
 """Paged attention decode on the CPU: our kernel on a paged (shuffled blocks) cache, the same
 kernel on a contiguous cache (identity block table: the paging overhead), and torch
-scaled_dot_product_attention on dense float16 tensors (same threads, same run).
+scaled_dot_product_attention on dense float16 and float32 tensors (same threads, same run).
 
 Bytes per call = the K and V bytes read: S x context x Hkv x D x 2 x itemsize (+ int8's float32
 per-token scales). Decode reads every cached byte once with ~4 G flops per 2 bytes (float16), so
@@ -55,16 +55,17 @@ def _data(key: str, s: int, ctx: int, hq: int, hkv: int, d: int, dtype: str, pag
     return _live[key]
 
 
-def _torch_data(key: str, s: int, ctx: int, hq: int, hkv: int, d: int) -> dict:
+def _torch_data(key: str, s: int, ctx: int, hq: int, hkv: int, d: int, dtype: str) -> dict:
     torch = torch_or_none()
     if key in _live:
         return _live[key]
     _live.clear()
     g = torch.Generator().manual_seed(0)
+    dt = getattr(torch, dtype)
     _live[key] = {
-        "q": torch.randn(s, hq, 1, d, generator=g).half(),
-        "k": torch.randn(s, hkv, ctx, d, generator=g).half(),
-        "v": torch.randn(s, hkv, ctx, d, generator=g).half(),
+        "q": torch.randn(s, hq, 1, d, generator=g).to(dt),
+        "k": torch.randn(s, hkv, ctx, d, generator=g).to(dt),
+        "v": torch.randn(s, hkv, ctx, d, generator=g).to(dt),
     }
     return _live[key]
 
@@ -87,14 +88,17 @@ def _cases_for(geo: str, s: int, ctx: int, dtype: str) -> list[Case]:
     if torch is not None and dtype == "float16":
         import torch.nn.functional as F
 
-        key = f"{shape}/torch"
+        # "torch": dense float16 tensors as the cache holds them; "torch_fp32": dense float32
+        # (twice the bytes, but CPU SDPA's fastest path), the stronger of the two peers.
+        for impl, tdt in (("torch", "float16"), ("torch_fp32", "float32")):
+            key = f"{shape}/{impl}"
 
-        def run_torch() -> None:
-            x = _torch_data(key, s, ctx, hq, hkv, d)
-            F.scaled_dot_product_attention(x["q"], x["k"], x["v"], enable_gqa=True)
+            def run_torch(key=key, tdt=tdt) -> None:
+                x = _torch_data(key, s, ctx, hq, hkv, d, tdt)
+                F.scaled_dot_product_attention(x["q"], x["k"], x["v"], enable_gqa=True)
 
-        out.append(Case("attention", "paged_attention_decode", shape, dtype, "torch", run_torch, bytes=nbytes,
-                        setup=run_torch))
+            out.append(Case("attention", "paged_attention_decode", shape, dtype, impl, run_torch, bytes=nbytes,
+                            setup=run_torch))
     return out
 
 
