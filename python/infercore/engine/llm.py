@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -24,16 +25,22 @@ KV_DTYPES = {"auto": "float16", "float16": "float16", "bfloat16": "bfloat16", "f
 
 def _load(model: str, quantization: str | None, skip_tokenizer_init: bool) -> tuple[Any, Any, Any]:
     """(LlamaModel, Tokenizer or None, chat template or None) for a model name or path."""
-    from ..models import GGUFFile, Tokenizer, resolve_model
-    from ..models.llama import load_gguf
+    from ..models import GGUFFile, Tokenizer, load_hf_model, resolve_model
+    from ..models.llama import load_gguf, load_hf_weights
 
     path = str(resolve_model(model))
     if os.path.isdir(path):
-        from ..models.hf import load_hf_dir
-        from ..models.llama import load_hf_weights
-
-        hf = load_hf_dir(path, skip_tokenizer_init=skip_tokenizer_init)
-        return load_hf_weights(hf.config, hf.weights, quantization), hf.tokenizer, hf.chat_template
+        hf = load_hf_model(path, skip_tokenizer_init=skip_tokenizer_init)
+        if hf.model_config is None:
+            raise ValueError(f"model: {path} is not a Llama-family causal LM (config.json architectures)")
+        template = None
+        tc = os.path.join(path, "tokenizer_config.json")
+        if os.path.exists(tc):
+            with open(tc, encoding="utf-8") as fh:
+                template = json.load(fh).get("chat_template")
+        return load_hf_weights(hf.model_config, hf.weights(), quantization), hf.tokenizer, template
+    if os.path.isdir(path) is False and not path.endswith(".gguf"):
+        raise ValueError(f"model: {path} is neither a .gguf file nor a Hugging Face model directory")
     gguf = GGUFFile(path)
     tok = None if skip_tokenizer_init else Tokenizer.from_gguf(gguf)
     template = gguf.metadata.get("tokenizer.chat_template")

@@ -4,7 +4,16 @@
 from __future__ import annotations
 
 from . import reference
+from .attention import paged_attention_decode, paged_attention_prefill, reshape_and_cache
 from .linear import linear
 from .norm import l2_normalize, rms_norm
 
-__all__ = ["l2_normalize", "linear", "reference", "rms_norm"]
+__all__ = [
+    "l2_normalize",
+    "linear",
+    "paged_attention_decode",
+    "paged_attention_prefill",
+    "reference",
+    "reshape_and_cache",
+    "rms_norm",
+]

@@ -29,3 +29,96 @@ def linear(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> np.n
     """x @ w.T (+ bias): x [..., K], w [N, K] (already dequantized), bias [N]."""
     y = np.asarray(x, dtype=np.float64) @ np.asarray(w, dtype=np.float64).T
     return y if bias is None else y + np.asarray(bias, dtype=np.float64)
+
+
+# ------------------------------------------------------------------------------ paged attention
+# Caches are [num_blocks, block_size, Hkv, D] (NHD). A stored value dequantizes to
+# stored * scale, where scale is a number (float/fp8 caches) or a float32 array
+# [num_blocks, block_size, Hkv] (int8 caches: one scale per token and head).
+
+
+def _dequant_cache(cache: np.ndarray, scale) -> np.ndarray:
+    c = np.asarray(cache).astype(np.float64)
+    s = np.asarray(scale, dtype=np.float64)
+    return c * (s[..., None] if s.ndim == 3 else s)
+
+
+def _gather(cache: np.ndarray, table: np.ndarray, length: int) -> np.ndarray:
+    """The first `length` token rows [length, Hkv, D] of one sequence's paged cache."""
+    bs = cache.shape[1]
+    pos = np.arange(length)
+    return cache[np.asarray(table)[pos // bs], pos % bs]
+
+
+def reshape_and_cache(k, v, k_cache, v_cache, slot_mapping) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 copies of the caches with token t's k/v rows written at slot_mapping[t]
+    (slot = block * block_size + offset; -1 skips the token)."""
+    kc = np.asarray(k_cache, dtype=np.float64).copy()
+    vc = np.asarray(v_cache, dtype=np.float64).copy()
+    bs = kc.shape[1]
+    for t, slot in enumerate(np.asarray(slot_mapping).tolist()):
+        if slot < 0:
+            continue
+        kc[slot // bs, slot % bs] = np.asarray(k[t], dtype=np.float64)
+        vc[slot // bs, slot % bs] = np.asarray(v[t], dtype=np.float64)
+    return kc, vc
+
+
+def _attend(q, k, v, positions, scale, sliding_window):
+    """q [n, Hq, D] at absolute `positions`; k, v [L, Hkv, D]. Causal, optional window."""
+    hq = q.shape[1]
+    hkv = k.shape[1]
+    g = hq // hkv
+    kk = np.repeat(k, g, axis=1)  # [L, Hq, D]: query head h uses kv head h // g
+    vv = np.repeat(v, g, axis=1)
+    s = np.einsum("nhd,lhd->hnl", q, kk) * scale
+    key = np.arange(k.shape[0])[None, :]
+    pos = np.asarray(positions)[:, None]
+    mask = key <= pos
+    if sliding_window is not None:
+        mask &= key > pos - int(sliding_window)
+    s = np.where(mask[None], s, -np.inf)
+    s = s - s.max(axis=-1, keepdims=True)
+    p = np.exp(s)
+    p /= p.sum(axis=-1, keepdims=True)
+    return np.einsum("hnl,lhd->nhd", p, vv)
+
+
+def paged_attention_decode(q, k_cache, v_cache, block_tables, seq_lens, scale=None, k_scale=1.0, v_scale=1.0,
+                           sliding_window=None) -> np.ndarray:
+    """One query token per sequence at position seq_lens[s]-1 over its cached keys/values.
+    q [S, Hq, D] -> [S, Hq, D]; scale defaults to 1/sqrt(D); sliding_window w keeps the last w keys."""
+    q = np.asarray(q, dtype=np.float64)
+    d = q.shape[-1]
+    scale = 1.0 / np.sqrt(d) if scale is None else float(scale)
+    kc = _dequant_cache(k_cache, k_scale)
+    vc = _dequant_cache(v_cache, v_scale)
+    out = np.zeros(q.shape, dtype=np.float64)
+    for s, length in enumerate(np.asarray(seq_lens).tolist()):
+        k = _gather(kc, block_tables[s], length)
+        v = _gather(vc, block_tables[s], length)
+        out[s] = _attend(q[s : s + 1], k, v, [length - 1], scale, sliding_window)[0]
+    return out
+
+
+def paged_attention_prefill(q, k_cache, v_cache, block_tables, seq_lens, query_start_loc, scale=None, k_scale=1.0,
+                            v_scale=1.0, sliding_window=None) -> np.ndarray:
+    """Causal attention of packed new tokens q [T, Hq, D]: sequence s owns rows
+    query_start_loc[s]:query_start_loc[s+1], which are its last positions of seq_lens[s] (earlier
+    positions, e.g. a cached prefix, are read from the cache too)."""
+    q = np.asarray(q, dtype=np.float64)
+    d = q.shape[-1]
+    scale = 1.0 / np.sqrt(d) if scale is None else float(scale)
+    kc = _dequant_cache(k_cache, k_scale)
+    vc = _dequant_cache(v_cache, v_scale)
+    out = np.zeros(q.shape, dtype=np.float64)
+    qsl = np.asarray(query_start_loc).tolist()
+    for s, length in enumerate(np.asarray(seq_lens).tolist()):
+        a, b = qsl[s], qsl[s + 1]
+        if b == a:
+            continue
+        k = _gather(kc, block_tables[s], length)
+        v = _gather(vc, block_tables[s], length)
+        positions = np.arange(length - (b - a), length)
+        out[a:b] = _attend(q[a:b], k, v, positions, scale, sliding_window)
+    return out

@@ -1,0 +1,19 @@
+// AVX2 instantiation of the paged attention inner kernel (compiled with -mavx2 -mfma -mf16c).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "attention.h"
+#include "attn_simd_avx2.h"
+#include "attn_simd_scalar.h"
+
+namespace infercore {
+namespace {
+#include "attention_impl.h"
+}  // namespace
+
+void attend_rows_avx2(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t kb, int64_t ke, const AttnRows& r) {
+  attend_rows_dispatch<AttnAvx2>(c, bt, h, kb, ke, r);
+}
+
+}  // namespace infercore

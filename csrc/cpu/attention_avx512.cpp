@@ -1,0 +1,20 @@
+// AVX-512 instantiation of the paged attention inner kernel (compiled with -mavx512f -mavx512bw
+// -mavx512vl -mavx512dq and the AVX2 flags).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "attention.h"
+#include "attn_simd_avx512.h"
+#include "attn_simd_scalar.h"
+
+namespace infercore {
+namespace {
+#include "attention_impl.h"
+}  // namespace
+
+void attend_rows_avx512(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t kb, int64_t ke, const AttnRows& r) {
+  attend_rows_dispatch<AttnAvx512>(c, bt, h, kb, ke, r);
+}
+
+}  // namespace infercore

@@ -1,0 +1,251 @@
+"""Paged KV cache ops: reshape_and_cache, paged_attention_decode, paged_attention_prefill.
+
+Caches are [num_blocks, block_size, num_kv_heads, head_dim] (NHD) arrays of float32, float16,
+bfloat16 (ml_dtypes / torch), float8_e4m3fn (ml_dtypes / torch) or int8, on the host. A stored
+value dequantizes to stored * scale: k_scale/v_scale are numbers for float and fp8 caches (one
+per layer) and float32 arrays [num_blocks, block_size, num_kv_heads] for int8 caches (one per
+token and head, written by reshape_and_cache). `infercore.kv.PagedKVCache.layer(i)` returns these
+arguments for one layer. Outputs are float32 [T, Hq, D], as numpy or torch like q.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._native import _C
+from . import _arrays as A
+from . import reference
+
+CACHE_DTYPES = ("float32", "float16", "bfloat16", "float8_e4m3fn", "int8")
+_CACHE_CODE = {name: i for i, name in enumerate(CACHE_DTYPES)}
+_CACHE_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1, "int8": 1}
+_INT32 = np.iinfo(np.int32)
+
+
+def reshape_and_cache(k: Any, v: Any, k_cache: Any, v_cache: Any, slot_mapping: Any, *, k_scale: Any = 1.0,
+                      v_scale: Any = 1.0, backend: str = "auto") -> None:
+    """Write token t's rows k[t], v[t] ([T, Hkv, D]) into the caches at slot_mapping[t]
+    (slot = block * block_size + offset; -1 skips the token). fp8 caches store k / k_scale
+    rounded to E4M3 (nearest-even, saturating at +-448); int8 caches store round(k / s) with
+    s = absmax / 127 per token and head, written into the k_scale/v_scale arrays. In place."""
+    backend = _backend(backend, k)
+    kc, kname = _cache_view(k_cache, "k_cache", writeable=True)
+    vc, vname = _cache_view(v_cache, "v_cache", writeable=True)
+    if vname != kname:
+        raise TypeError(f"v_cache: expected dtype {kname} like k_cache, got {vname}")
+    ks, vs = _scales(kname, kc, k_scale, v_scale, writeable=True)
+    kb, vb = _float_input(k, "k"), _float_input(v, "v")
+    slots = _int_array(slot_mapping, "slot_mapping", np.int64, 1)
+    if backend == "reference":
+        _reshape_reference(kb.view, vb.view, kc, vc, slots, kname, ks, vs, kb.dtype)
+        return
+    _C.reshape_and_cache(kb.view, vb.view, kc, vc, slots, kb.dtype, _CACHE_CODE[kname],
+                         *_scale_args(kname, ks, vs))
+
+
+def paged_attention_decode(q: Any, k_cache: Any, v_cache: Any, block_tables: Any, seq_lens: Any, *,
+                           scale: float | None = None, k_scale: Any = 1.0, v_scale: Any = 1.0,
+                           sliding_window: int | None = None, backend: str = "auto",
+                           num_splits: int | None = None) -> Any:
+    """One new token per sequence: q [S, Hq, D] attends to positions [0, seq_lens[s]) of its
+    paged cache (the token's own K/V already written). GQA: query head h reads kv head
+    h // (Hq // Hkv). block_tables int32 [S, max_blocks]; seq_lens int32 [S] (>= 1).
+    sliding_window w keeps the last w positions. num_splits forces the split-K count (tests)."""
+    return _attention(False, q, k_cache, v_cache, block_tables, seq_lens, None, scale, k_scale, v_scale,
+                      sliding_window, backend, num_splits)
+
+
+def paged_attention_prefill(q: Any, k_cache: Any, v_cache: Any, block_tables: Any, seq_lens: Any,
+                            query_start_loc: Any, *, scale: float | None = None, k_scale: Any = 1.0,
+                            v_scale: Any = 1.0, sliding_window: int | None = None, backend: str = "auto") -> Any:
+    """Causal attention of new tokens packed over sequences: q [T, Hq, D], sequence s owns rows
+    query_start_loc[s]:query_start_loc[s+1] (int32 [S+1]), which are the last positions of its
+    seq_lens[s]; earlier positions (a cached prefix) and the new tokens' own K/V (written first by
+    reshape_and_cache) are read from the paged cache. Never materialises T x L scores."""
+    return _attention(True, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc, scale, k_scale, v_scale,
+                      sliding_window, backend, None)
+
+
+# --------------------------------------------------------------------------------- internals
+def _backend(backend: Any, x: Any) -> str:
+    backend = A.check_backend(backend)
+    if backend in ("cuda", "triton") or (backend == "auto" and A.is_device_array(x)):
+        raise RuntimeError(f"paged attention: the {backend if backend != 'auto' else 'cuda'} backend is not "
+                           "implemented yet; use backend='cpu' with host arrays")
+    if A.is_device_array(x):
+        raise ValueError(f"backend={backend!r} needs host arrays, got {A.describe(x)}")
+    return "cpu" if backend == "auto" else backend
+
+
+def _dtype_of(x: Any) -> str:
+    name = A.dtype_name(x)
+    return "float8_e4m3fn" if name in ("float8_e4m3fn", "float8_e4m3") else name
+
+
+def _cache_view(cache: Any, name: str, writeable: bool) -> tuple[np.ndarray, str]:
+    """A numpy view sharing the cache's memory (never a copy: writes must land in it)."""
+    if A.array_kind(cache) not in ("numpy", "torch"):
+        raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(cache).__name__}")
+    if A.is_device_array(cache):
+        raise ValueError(f"{name}: expected a host array, got {A.describe(cache)}")
+    dt = _dtype_of(cache)
+    if dt not in CACHE_DTYPES:
+        raise TypeError(f"{name}: expected dtype one of {CACHE_DTYPES}, got {dt}")
+    if cache.ndim != 4:
+        raise ValueError(f"{name}: expected 4 dimensions [num_blocks, block_size, num_kv_heads, head_dim], "
+                         f"got shape {tuple(cache.shape)}")
+    if A.is_torch(cache):
+        import torch
+
+        if not cache.is_contiguous():
+            raise ValueError(f"{name}: expected a contiguous tensor")
+        view_dt = {1: torch.uint8, 2: torch.int16, 4: torch.float32}[_CACHE_ITEMSIZE[dt]]
+        arr = cache.detach().view(view_dt).numpy()
+    else:
+        arr = cache
+        if not (arr.flags.c_contiguous and arr.flags.aligned):
+            raise ValueError(f"{name}: expected a C-contiguous, aligned array (a copy would lose the writes)")
+        if writeable and not arr.flags.writeable:
+            raise ValueError(f"{name}: expected a writeable array")
+    return arr, dt
+
+
+def _scales(dt: str, kc: np.ndarray, k_scale: Any, v_scale: Any, writeable: bool) -> tuple[Any, Any]:
+    if dt != "int8":
+        return A.check_real(k_scale, "k_scale"), A.check_real(v_scale, "v_scale")
+    shape = tuple(kc.shape[:3])
+    out = []
+    for s, name in ((k_scale, "k_scale"), (v_scale, "v_scale")):
+        if A.is_torch(s):
+            s = s.detach().numpy()
+        if not isinstance(s, np.ndarray) or s.dtype != np.float32:
+            raise TypeError(f"{name}: int8 caches need a float32 array {shape} (one scale per token and head), "
+                            f"got {A.describe(s) if A.array_kind(s) != 'other' else type(s).__name__}")
+        if s.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape}, got {s.shape}")
+        if not s.flags.c_contiguous or (writeable and not s.flags.writeable):
+            raise ValueError(f"{name}: expected a C-contiguous{', writeable' if writeable else ''} array")
+        out.append(s)
+    return out[0], out[1]
+
+
+def _scale_args(dt: str, ks: Any, vs: Any) -> tuple[float, float, Any, Any]:
+    if dt == "int8":
+        return 1.0, 1.0, ks, vs
+    return ks, vs, None, None
+
+
+def _float_input(x: Any, name: str) -> A.HostBuffer:
+    x = A.as_array(x, name)
+    if A.is_device_array(x):
+        raise ValueError(f"{name}: expected a host array, got {A.describe(x)}")
+    buf = A.host_buffer(x, name)
+    if buf.view.ndim != 3:
+        raise ValueError(f"{name}: expected 3 dimensions [T, heads, head_dim], got shape {tuple(buf.view.shape)}")
+    return buf
+
+
+def _int_array(x: Any, name: str, dtype: Any, ndim: int) -> np.ndarray:
+    if A.is_torch(x):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
+        raise TypeError(f"{name}: expected an integer array, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimension(s), got shape {arr.shape}")
+    if arr.dtype != dtype:
+        if arr.size and dtype == np.int32 and (arr.min() < _INT32.min or arr.max() > _INT32.max):
+            raise ValueError(f"{name}: values do not fit in int32")
+        arr = arr.astype(dtype)
+    return np.ascontiguousarray(arr)
+
+
+def _attention(prefill, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc, scale, k_scale, v_scale,
+               sliding_window, backend, num_splits):
+    backend = _backend(backend, q)
+    kc, kname = _cache_view(k_cache, "k_cache", writeable=False)
+    vc, vname = _cache_view(v_cache, "v_cache", writeable=False)
+    if vname != kname:
+        raise TypeError(f"v_cache: expected dtype {kname} like k_cache, got {vname}")
+    if vc.shape != kc.shape:
+        raise ValueError(f"v_cache: expected shape {tuple(kc.shape)} like k_cache, got {tuple(vc.shape)}")
+    ks, vs = _scales(kname, kc, k_scale, v_scale, writeable=False)
+    qb = _float_input(q, "q")
+    t, hq, d = qb.view.shape
+    if d != kc.shape[3]:
+        raise ValueError(f"q: head_dim {d} differs from the cache's {kc.shape[3]}")
+    if hq % kc.shape[2]:
+        raise ValueError(f"q: num_heads ({hq}) must be a multiple of the cache's num_kv_heads ({kc.shape[2]})")
+    bt = _int_array(block_tables, "block_tables", np.int32, 2)
+    lens = _int_array(seq_lens, "seq_lens", np.int32, 1)
+    qsl = _int_array(query_start_loc, "query_start_loc", np.int32, 1) if prefill else None
+    scale = 1.0 / float(np.sqrt(d)) if scale is None else A.check_real(scale, "scale")
+    window = 0
+    if sliding_window is not None:
+        if isinstance(sliding_window, bool) or not isinstance(sliding_window, (int, np.integer)):
+            raise TypeError(f"sliding_window: expected None or an int, got {type(sliding_window).__name__}")
+        if sliding_window < 1:
+            raise ValueError(f"sliding_window: expected >= 1, got {sliding_window}")
+        window = int(sliding_window)
+    if backend == "reference":
+        y = _attention_reference(prefill, qb, kc, vc, kname, bt, lens, qsl, scale, ks, vs, sliding_window)
+    else:
+        y = np.empty((t, hq, d), dtype=np.float32)
+        _C.paged_attention(prefill, qb.view, qb.dtype, kc, vc, _CACHE_CODE[kname], bt, lens, qsl, y, scale,
+                           *_scale_args(kname, ks, vs), window, int(num_splits or 0))
+    if A.is_torch(q):
+        import torch
+
+        return torch.from_numpy(y)
+    return y
+
+
+def _as_values(view: np.ndarray, dt: str) -> np.ndarray:
+    """The stored values of a cache/input view as a typed numpy array."""
+    import ml_dtypes
+
+    if dt == "bfloat16":
+        return view.view(ml_dtypes.bfloat16)
+    if dt == "float8_e4m3fn":
+        return view.view(ml_dtypes.float8_e4m3fn)
+    if dt == "float16":
+        return view.view(np.float16)
+    return view
+
+
+def _attention_reference(prefill, qb, kc, vc, kname, bt, lens, qsl, scale, ks, vs, window):
+    qv = _as_values(qb.view, qb.dtype)
+    kv, vv = _as_values(kc, kname), _as_values(vc, kname)
+    if prefill:
+        y = reference.paged_attention_prefill(qv, kv, vv, bt, lens, qsl, scale, ks, vs, window)
+    else:
+        y = reference.paged_attention_decode(qv, kv, vv, bt, lens, scale, ks, vs, window)
+    return y.astype(np.float32)
+
+
+def _reshape_reference(k, v, kc, vc, slots, kname, ks, vs, src_dtype):
+    """numpy writer (independent of the C++ one): same rounding and saturation rules."""
+    import ml_dtypes
+
+    kf = _as_values(k, src_dtype).astype(np.float32)
+    vf = _as_values(v, src_dtype).astype(np.float32)
+    bs = kc.shape[1]
+    for t, slot in enumerate(slots.tolist()):
+        if slot < 0:
+            continue
+        if slot >= kc.shape[0] * bs:
+            raise ValueError(f"slot_mapping[{t}] = {slot} is out of range [-1, {kc.shape[0] * bs})")
+        b, o = divmod(slot, bs)
+        for x, cache, sc in ((kf[t], kc, ks), (vf[t], vc, vs)):
+            vals = _as_values(cache, kname)  # typed view sharing the cache's memory
+            if kname == "int8":
+                amax = np.abs(x).max(axis=-1)
+                s = np.where(amax > 0, amax / np.float32(127), np.float32(1)).astype(np.float32)
+                vals[b, o] = np.clip(np.rint(x / s[:, None]), -127, 127).astype(np.int8)
+                sc[b, o] = s
+            elif kname == "float8_e4m3fn":  # ml_dtypes maps overflow to NaN: saturate first
+                vals[b, o] = np.clip(x / np.float32(sc), -448, 448).astype(ml_dtypes.float8_e4m3fn)
+            else:
+                vals[b, o] = (x / np.float32(sc)).astype(vals.dtype)

@@ -1,0 +1,324 @@
+"""Paged attention (decode, prefill) and reshape_and_cache on the CPU kernels at every ISA level
+against the float64 dense reference, with shuffled block tables."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import ml_dtypes
+import numpy as np
+import pytest
+import torch
+
+import infercore
+from infercore import ops
+from infercore.ops import reference as ref
+
+NP = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16,
+      "float8_e4m3fn": ml_dtypes.float8_e4m3fn, "int8": np.int8}
+# Max abs error for unit-variance inputs rounded to a 16-bit / quantized type first.
+BUDGET = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 2e-3, "float8_e4m3fn": 6e-2, "int8": 3e-2}
+# End to end (fp32 values -> quantized cache -> attention) against the unquantized reference,
+# for contexts of >= 64 tokens where the output averages over many values.
+E2E = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 1e-2, "float8_e4m3fn": 6e-2, "int8": 3e-2}
+
+
+class Paged:
+    """A randomly filled paged cache: sequences get shuffled, non-contiguous blocks."""
+
+    def __init__(self, rng, lens, bs, hkv, d, dtype, num_blocks=None, shared_prefix_blocks=0, extra_cols=2):
+        self.bs, self.hkv, self.d, self.dtype = bs, hkv, d, dtype
+        need = [(n + bs - 1) // bs for n in lens]
+        total = sum(need) + 2
+        self.nb = num_blocks or total
+        perm = rng.permutation(self.nb).astype(np.int32)
+        self.bt = np.full((len(lens), max(need) + extra_cols), -7, np.int32)  # unused entries are garbage
+        nxt = shared_prefix_blocks
+        for s, n in enumerate(need):
+            for j in range(n):
+                if j < shared_prefix_blocks:
+                    self.bt[s, j] = perm[j]  # the same physical block in every sequence
+                else:
+                    self.bt[s, j] = perm[nxt]
+                    nxt += 1
+        self.lens = np.asarray(lens, np.int32)
+        shape = (self.nb, bs, hkv, d)
+        self.kc = np.zeros(shape, NP[dtype])
+        self.vc = np.zeros(shape, NP[dtype])
+        self.ks = np.ones(shape[:3], np.float32) if dtype == "int8" else 1.0
+        self.vs = np.ones(shape[:3], np.float32) if dtype == "int8" else 1.0
+        if dtype == "float8_e4m3fn":
+            self.ks, self.vs = 3.0 / 448, 2.5 / 448
+        self.kd = np.zeros(shape)  # exact (unquantized) values
+        self.vd = np.zeros(shape)
+        slots, k, v = [], [], []
+        for s, n in enumerate(lens):
+            for p in range(n):
+                slot = int(self.bt[s, p // bs]) * bs + p % bs
+                slots.append(slot)
+        slots = np.unique(np.asarray(slots, np.int64))  # shared prefix blocks are written once
+        k = rng.standard_normal((len(slots), hkv, d)).astype(np.float32)
+        v = rng.standard_normal((len(slots), hkv, d)).astype(np.float32)
+        ops.reshape_and_cache(k, v, self.kc, self.vc, slots, k_scale=self.ks, v_scale=self.vs)
+        self.kd[slots // bs, slots % bs] = k
+        self.vd[slots // bs, slots % bs] = v
+
+    def args(self):
+        return dict(k_scale=self.ks, v_scale=self.vs)
+
+    def stored(self):
+        return self.kc.astype(np.float64) if self.dtype != "int8" else self.kc, \
+            self.vc.astype(np.float64) if self.dtype != "int8" else self.vc
+
+
+DECODE_CASES = [  # (seq_lens, block_size, Hq, Hkv, D, dtype)
+    ([1, 15, 16, 17], 16, 9, 3, 64, "float32"),
+    ([7, 8, 9, 300], 8, 4, 4, 128, "float16"),
+    ([31, 32, 33], 32, 8, 1, 64, "bfloat16"),
+    ([300, 1, 16], 16, 9, 3, 64, "float8_e4m3fn"),
+    ([300, 17, 32], 32, 32, 8, 128, "int8"),
+    ([4097], 16, 9, 3, 64, "float16"),
+    ([64, 300], 8, 6, 2, 80, "float32"),  # D not a multiple of 16: SIMD tails
+]
+
+
+@pytest.mark.parametrize("case", DECODE_CASES, ids=lambda c: f"{c[5]}-bs{c[1]}-h{c[2]}/{c[3]}-d{c[4]}-L{max(c[0])}")
+def test_decode_matches_reference(isa, case):
+    lens, bs, hq, hkv, d, dt = case
+    rng = np.random.default_rng(len(lens) * 1000 + bs)
+    c = Paged(rng, lens, bs, hkv, d, dt)
+    q = rng.standard_normal((len(lens), hq, d)).astype(np.float32)
+    ks, vs = c.stored()
+    want = ref.paged_attention_decode(q, ks, vs, c.bt, c.lens, None, c.ks, c.vs)
+    for splits in (None, 1, 3):
+        got = ops.paged_attention_decode(q, c.kc, c.vc, c.bt, c.lens, num_splits=splits, **c.args())
+        assert got.dtype == np.float32 and got.shape == q.shape
+        # against the stored values only float32 accumulation error is left: 1e-5 for every cache dtype
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    if min(lens) >= 64:
+        exact = ref.paged_attention_decode(q, c.kd, c.vd, c.bt, c.lens)
+        assert np.abs(got - exact).max() <= E2E[dt]
+
+
+@pytest.mark.parametrize("qdt", ["float16", "bfloat16"])
+def test_decode_16bit_queries_and_torch(isa, qdt):
+    rng = np.random.default_rng(5)
+    c = Paged(rng, [40, 100], 16, 2, 64, "float16")
+    q = rng.standard_normal((2, 4, 64)).astype(NP[qdt])
+    want = ref.paged_attention_decode(q.astype(np.float64), c.kc, c.vc, c.bt, c.lens)
+    got = ops.paged_attention_decode(q, c.kc, c.vc, c.bt, c.lens)
+    np.testing.assert_allclose(got, want, atol=BUDGET[qdt])
+    tq = torch.from_numpy(q.astype(np.float32)).to(getattr(torch, qdt))
+    tk = torch.from_numpy(c.kc)
+    tgot = ops.paged_attention_decode(tq, tk, torch.from_numpy(c.vc), torch.from_numpy(c.bt), c.lens)
+    assert isinstance(tgot, torch.Tensor)
+    np.testing.assert_allclose(tgot.numpy(), want, atol=BUDGET[qdt])
+
+
+@pytest.mark.parametrize("window", [1, 5, 40, 1000])
+def test_decode_sliding_window(isa, window):
+    rng = np.random.default_rng(window)
+    c = Paged(rng, [3, 64, 200], 16, 3, 64, "float32")
+    q = rng.standard_normal((3, 6, 64)).astype(np.float32)
+    want = ref.paged_attention_decode(q, c.kc, c.vc, c.bt, c.lens, sliding_window=window)
+    for splits in (None, 4):
+        got = ops.paged_attention_decode(q, c.kc, c.vc, c.bt, c.lens, sliding_window=window, num_splits=splits)
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+PREFILL_CASES = [  # (new tokens per seq, seq_lens, block_size, Hq, Hkv, D, dtype, shared prefix blocks)
+    ([5, 1, 17], [5, 1, 17], 8, 9, 3, 64, "float32", 0),       # plain prefill
+    ([33, 10], [65, 42], 32, 4, 4, 128, "float16", 1),         # cached prefix shared by both sequences
+    ([20, 3, 0], [52, 35, 16], 16, 8, 1, 64, "int8", 2),       # two shared blocks, one idle sequence
+    ([40], [300], 16, 9, 3, 64, "float8_e4m3fn", 0),
+    ([24, 8], [24, 40], 16, 32, 8, 128, "bfloat16", 0),
+]
+
+
+@pytest.mark.parametrize("case", PREFILL_CASES, ids=lambda c: f"{c[6]}-bs{c[2]}-h{c[3]}/{c[4]}-prefix{c[7]}")
+def test_prefill_matches_reference(isa, case):
+    new, lens, bs, hq, hkv, d, dt, shared = case
+    rng = np.random.default_rng(sum(lens))
+    c = Paged(rng, lens, bs, hkv, d, dt, shared_prefix_blocks=shared)
+    qsl = np.concatenate([[0], np.cumsum(new)]).astype(np.int32)
+    q = rng.standard_normal((int(qsl[-1]), hq, d)).astype(np.float32)
+    ks, vs = c.stored()
+    want = ref.paged_attention_prefill(q, ks, vs, c.bt, c.lens, qsl, None, c.ks, c.vs)
+    got = ops.paged_attention_prefill(q, c.kc, c.vc, c.bt, c.lens, qsl, **c.args())
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # the last new token of each sequence is exactly what decode computes for it
+    last = qsl[1:][np.asarray(new) > 0] - 1
+    has = np.asarray(new) > 0
+    dec = ops.paged_attention_decode(q[last], c.kc, c.vc, c.bt[has], c.lens[has], **c.args())
+    np.testing.assert_allclose(dec, got[last], atol=1e-5)
+
+
+def test_prefill_sliding_window_and_reference_backend(isa):
+    rng = np.random.default_rng(9)
+    c = Paged(rng, [50, 70], 16, 2, 64, "float32")
+    qsl = np.array([0, 30, 100], np.int32)
+    q = rng.standard_normal((100, 4, 64)).astype(np.float32)
+    got = ops.paged_attention_prefill(q, c.kc, c.vc, c.bt, c.lens, qsl, sliding_window=7)
+    want = ops.paged_attention_prefill(q, c.kc, c.vc, c.bt, c.lens, qsl, sliding_window=7, backend="reference")
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("dt", ["float32", "float16", "bfloat16", "float8_e4m3fn", "int8"])
+def test_reshape_and_cache_matches_numpy_writer(isa, dt):
+    rng = np.random.default_rng(3)
+    shape = (6, 8, 2, 40)
+    k = (rng.standard_normal((10, 2, 40)) * 2).astype(np.float32)
+    k[0, 0, :4] = [1e4, -1e4, 0.0, 1e-9]  # saturation and subnormals for fp8
+    k[1, 1] = 0.0  # all-zero int8 row: scale 1
+    v = rng.standard_normal((10, 2, 40)).astype(np.float32)
+    slots = rng.permutation(48)[:10].astype(np.int64)
+    slots[3] = -1
+    caches = []
+    for backend in ("cpu", "reference"):
+        kc, vc = np.full(shape, 1, NP[dt]), np.full(shape, 1, NP[dt])
+        ks = np.full(shape[:3], 7, np.float32) if dt == "int8" else 0.5
+        vs = np.full(shape[:3], 7, np.float32) if dt == "int8" else 0.5
+        ops.reshape_and_cache(k, v, kc, vc, slots, k_scale=ks, v_scale=vs, backend=backend)
+        caches.append((kc, vc, ks, vs))
+    (a, b, aks, avs), (c, d, cks, cvs) = caches
+    np.testing.assert_array_equal(a.view(np.uint8), c.view(np.uint8))
+    np.testing.assert_array_equal(b.view(np.uint8), d.view(np.uint8))
+    if dt == "int8":
+        np.testing.assert_array_equal(aks, cks)
+        np.testing.assert_array_equal(avs, cvs)
+    skipped = int(slots[3])  # the untouched slot keeps its old value
+    if skipped >= 0:
+        assert np.all(a.reshape(48, 2, 40)[skipped].astype(np.float32) == 1)
+
+
+def test_fp8_encoding_is_exact_round_to_nearest_even(isa):
+    # Every representable E4M3 value, the midpoints between neighbours, and beyond 448.
+    codes = np.arange(0, 0x7F, dtype=np.uint8)
+    vals = codes.view(ml_dtypes.float8_e4m3fn).astype(np.float32)
+    mids = (vals[:-1] + vals[1:]) / 2
+    x = np.concatenate([vals, mids, -vals, -mids, [448, 460, 470, 1e6, -1e6, np.inf]]).astype(np.float32)
+    k = np.resize(x, (x.size + 63) // 64 * 64).reshape(-1, 1, 64)
+    kc = np.zeros((k.shape[0], 1, 1, 64), ml_dtypes.float8_e4m3fn)
+    ops.reshape_and_cache(k, k, kc, kc.copy(), np.arange(k.shape[0]), k_scale=1.0, v_scale=1.0)
+    want = np.clip(k, -448, 448).astype(ml_dtypes.float8_e4m3fn)
+    np.testing.assert_array_equal(kc.reshape(k.shape).view(np.uint8), want.view(np.uint8))
+
+
+# ------------------------------------------------------------------------------ bad inputs
+def _bad_setup():
+    rng = np.random.default_rng(0)
+    c = Paged(rng, [20, 33], 16, 2, 64, "float32")
+    q = rng.standard_normal((2, 4, 64)).astype(np.float32)
+    return c, q
+
+
+@pytest.mark.parametrize("mutate, err, word", [
+    (lambda c, q, a: a["bt"].__setitem__((0, 1), c.nb), ValueError, "block_tables"),
+    (lambda c, q, a: a["bt"].__setitem__((1, 0), -1), ValueError, "block_tables"),
+    (lambda c, q, a: a["lens"].__setitem__(0, a["bt"].shape[1] * 16 + 1), ValueError, "seq_lens"),
+    (lambda c, q, a: a["lens"].__setitem__(1, 0), ValueError, "seq_lens"),
+    (lambda c, q, a: a.__setitem__("q", q[:, :3]), ValueError, "num_kv_heads"),
+    (lambda c, q, a: a.__setitem__("q", q[:, :, :32].copy()), ValueError, "head_dim"),
+    (lambda c, q, a: a.__setitem__("q", q.astype(np.float64)), TypeError, "q"),
+    (lambda c, q, a: a.__setitem__("bt", a["bt"].astype(np.float32)), TypeError, "block_tables"),
+    (lambda c, q, a: a.__setitem__("bt", a["bt"][:1]), ValueError, "block_tables"),
+    (lambda c, q, a: a.__setitem__("vc", c.vc[:, :, :1].copy()), ValueError, "v_cache"),
+    (lambda c, q, a: a.__setitem__("kc", c.kc.astype(np.float64)), TypeError, "k_cache"),
+    (lambda c, q, a: a.__setitem__("kc", c.kc[:, :, :, ::2]), ValueError, "k_cache"),
+    (lambda c, q, a: a.__setitem__("window", 0), ValueError, "sliding_window"),
+])
+def test_decode_bad_inputs_raise(mutate, err, word):
+    c, q = _bad_setup()
+    a = {"q": q, "kc": c.kc, "vc": c.vc, "bt": c.bt.copy(), "lens": c.lens.copy(), "window": None}
+    mutate(c, q, a)
+    with pytest.raises(err, match=word):
+        ops.paged_attention_decode(a["q"], a["kc"], a["vc"], a["bt"], a["lens"], sliding_window=a["window"])
+
+
+def test_prefill_bad_query_start_loc():
+    c, _q = _bad_setup()
+    qp = np.zeros((5, 4, 64), np.float32)
+    with pytest.raises(ValueError, match="query_start_loc"):
+        ops.paged_attention_prefill(qp, c.kc, c.vc, c.bt, c.lens, np.array([0, 2, 4], np.int32))
+    with pytest.raises(ValueError, match="query_start_loc"):
+        ops.paged_attention_prefill(qp, c.kc, c.vc, c.bt, c.lens, np.array([0, 3], np.int32))
+    with pytest.raises(ValueError, match="seq_lens"):
+        ops.paged_attention_prefill(np.zeros((30, 4, 64), np.float32), c.kc, c.vc, c.bt, c.lens,
+                                    np.array([0, 25, 30], np.int32))
+
+
+def test_reshape_and_cache_bad_slots_touch_nothing():
+    c, _ = _bad_setup()
+    k = np.ones((3, 2, 64), np.float32)
+    before = c.kc.copy()
+    for bad in (c.nb * 16, -2):
+        with pytest.raises(ValueError, match=r"slot_mapping\[2\]"):
+            ops.reshape_and_cache(k, k, c.kc, c.vc, np.array([0, 1, bad]))
+    np.testing.assert_array_equal(c.kc, before)  # validated before the first write
+    with pytest.raises(ValueError, match="k"):
+        ops.reshape_and_cache(k[:, :1], k[:, :1], c.kc, c.vc, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="k_cache"):
+        ops.reshape_and_cache(k, k, c.kc[:, ::2], c.vc[:, ::2], np.array([0, 1, 2]))
+    with pytest.raises(TypeError, match="k_scale"):
+        ops.reshape_and_cache(k, k, c.kc.astype(np.int8), c.vc.astype(np.int8), np.array([0, 1, 2]))
+
+
+def test_backends():
+    c, q = _bad_setup()
+    for b in ("cuda", "triton"):
+        with pytest.raises(RuntimeError, match="not implemented"):
+            ops.paged_attention_decode(q, c.kc, c.vc, c.bt, c.lens, backend=b)
+    with pytest.raises(ValueError, match="backend"):
+        ops.paged_attention_decode(q, c.kc, c.vc, c.bt, c.lens, backend="gpu")
+
+
+def test_native_entry_rejects_garbage_without_crashing():
+    # Straight at the binding (no Python checks), in a subprocess: a crash would kill it.
+    code = textwrap.dedent("""
+        import numpy as np
+        from infercore import _C
+        kc = np.zeros((4, 16, 2, 64), np.float32)
+        q = np.zeros((1, 4, 64), np.float32)
+        out = np.empty_like(q)
+        n = 0
+        for bt, lens in ((np.array([[1 << 30]], np.int32), np.array([5], np.int32)),
+                         (np.array([[0]], np.int32), np.array([10 ** 6], np.int32)),
+                         (np.array([[-5]], np.int32), np.array([1], np.int32))):
+            try:
+                _C.paged_attention(False, q, "float32", kc, kc, 0, bt, lens, None, out, 1.0, 1.0, 1.0,
+                                   None, None, 0, 0)
+            except ValueError:
+                n += 1
+        for slots in (np.array([1 << 40]), np.array([-3])):
+            try:
+                _C.reshape_and_cache(q[:, :2], q[:, :2], kc, kc, slots, "float32", 0, 1.0, 1.0, None, None)
+            except ValueError:
+                n += 1
+        try:
+            _C.paged_attention(False, q, "float32", kc, kc, 4, np.array([[0]], np.int32), np.array([1], np.int32),
+                               None, out, 1.0, 1.0, 1.0, None, None, 0, 0)
+        except (TypeError, ValueError):
+            n += 1
+        print(n)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "6"
+
+
+def test_thread_counts_agree():
+    rng = np.random.default_rng(11)
+    c = Paged(rng, [700, 5], 16, 2, 64, "float16")
+    q = rng.standard_normal((2, 4, 64)).astype(np.float32)
+    before = infercore.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2, 3):
+            infercore.set_num_threads(n)
+            outs.append(ops.paged_attention_decode(q, c.kc, c.vc, c.bt, c.lens))
+    finally:
+        infercore.set_num_threads(before)
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
+    np.testing.assert_allclose(outs[0], outs[2], atol=1e-6)
