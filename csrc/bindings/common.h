@@ -14,6 +14,7 @@ namespace py = pybind11;
 
 void register_system(py::module_& m);
 void register_norm(py::module_& m);
+void register_topk(py::module_& m);
 
 inline DType parse_dtype(const std::string& name, const char* arg) {
   if (name == "float32") return DType::kFloat32;

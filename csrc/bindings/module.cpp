@@ -16,4 +16,5 @@ PYBIND11_MODULE(_C, m) {
   });
   infercore::register_system(m);
   infercore::register_norm(m);
+  infercore::register_topk(m);
 }

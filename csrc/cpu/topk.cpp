@@ -1,0 +1,182 @@
+// Scalar instantiation of the top-k scan, and the dispatcher: validates, prepares the queries
+// (int8 quantisation, cosine factors), splits (query group x corpus shard) tasks over the
+// thread pool, then merges the shards' lists into the sorted, padded outputs.
+#include "topk.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/cpu_features.h"
+#include "../core/dtype.h"
+#include "../core/errors.h"
+#include "../core/thread_pool.h"
+#include "simd_i8_scalar.h"
+#include "simd_scalar.h"
+
+namespace infercore {
+namespace {
+#include "topk_buffer.h"
+#include "topk_impl.h"
+
+constexpr int64_t kBlockBytes = 192 << 10;     // corpus block: stays in L2 beside the queries
+constexpr int64_t kShardRows = 4096;           // smallest corpus shard worth a task
+constexpr int64_t kListBytes = 256ll << 20;    // bound on all candidate lists together
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+TopkScanFn pick(IsaLevel level, CorpusType ctype) {
+  switch (level) {
+    case IsaLevel::kAvx512:
+      return ctype == CorpusType::kInt8 && cpu_features().avx512_vnni ? topk_scan_avx512vnni : topk_scan_avx512;
+    case IsaLevel::kAvx2: return topk_scan_avx2;
+    default: return topk_scan_scalar;
+  }
+}
+
+int64_t elem_size(CorpusType t) { return t == CorpusType::kFloat32 ? 4 : t == CorpusType::kFloat16 ? 2 : 1; }
+
+void validate(const TopkArgs& a) {
+  IC_CHECK_VALUE(a.Q >= 0 && a.N >= 0, "queries/corpus: negative dimension");
+  IC_CHECK_VALUE(a.d >= 1, "corpus: the row length d must be >= 1");
+  IC_CHECK_VALUE(a.k >= 1, "k: expected >= 1, got " + std::to_string(a.k));
+  IC_CHECK_VALUE(a.Q == 0 || a.queries != nullptr, "queries: null data pointer");
+  IC_CHECK_VALUE(a.N == 0 || a.corpus != nullptr, "corpus: null data pointer");
+  IC_CHECK_VALUE(a.Q == 0 || (a.out_scores != nullptr && a.out_ids != nullptr), "out: null data pointer");
+  IC_CHECK_VALUE(a.mask == nullptr || a.ids == nullptr, "allowed: give a mask or ids, not both");
+  // int8: per-lane int32 sums stay exact while d * 128 * 127 < 2^31.
+  IC_CHECK_VALUE(a.ctype != CorpusType::kInt8 || a.d <= 131072, "corpus: int8 rows longer than 131072");
+  IC_CHECK_VALUE(a.ctype != CorpusType::kInt8 || a.cosine || a.corpus_scale != nullptr,
+                 "corpus_scale: required for an int8 corpus");
+  if (a.ids != nullptr) {  // bounds are checked before the kernel touches a row
+    for (int64_t i = 0; i < a.n_ids; ++i) {
+      IC_CHECK_VALUE(a.ids[i] >= 0 && a.ids[i] < a.N, "allowed: id " + std::to_string(a.ids[i]) +
+                                                          " out of range [0, " + std::to_string(a.N) + ")");
+      IC_CHECK_VALUE(i == 0 || a.ids[i] > a.ids[i - 1], "allowed: ids must be sorted and unique");
+    }
+  }
+  for (int64_t i = 0; i < a.Q * a.d; ++i)
+    IC_CHECK_VALUE(std::isfinite(a.queries[i]), "queries: NaN or Inf at flat index " + std::to_string(i));
+}
+
+// Symmetric per-row int8: q8 = round(q / s), s = max|q| / 127 (s = 0 for a zero row).
+float quantize_query(const float* q, int64_t d, int8_t* out) {
+  float amax = 0.f;
+  for (int64_t j = 0; j < d; ++j) amax = std::max(amax, std::fabs(q[j]));
+  const float s = amax / 127.f;
+  const float inv = amax > 0.f ? 127.f / amax : 0.f;
+  for (int64_t j = 0; j < d; ++j)
+    out[j] = static_cast<int8_t>(std::max(-127.f, std::min(127.f, std::nearbyint(q[j] * inv))));
+  return s;
+}
+
+float inv_norm(const float* q, int64_t d) {
+  double ss = 0.0;
+  for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(q[j]) * q[j];
+  return ss > 0.0 ? static_cast<float>(1.0 / std::sqrt(ss)) : 0.f;
+}
+
+}  // namespace
+
+void topk_scan_scalar(const TopkWork& w, int64_t q0, int64_t q1, int64_t p0, int64_t p1, TopkList* lists,
+                      const TopkScratch& sc) {
+  topk_scan_dispatch<VecScalar, I8Scalar>(w, q0, q1, p0, p1, lists, sc);
+}
+
+void topk_forward(const TopkArgs& a) {
+  validate(a);
+  if (a.Q == 0) return;
+  const int64_t npos = a.ids != nullptr ? a.n_ids : a.N;  // candidate positions before the mask
+  const int64_t Q = a.Q, d = a.d, k = a.k;
+
+  // Per-query factors (and int8 queries).
+  std::vector<float> qmul(Q, 1.f);
+  std::vector<int8_t> q8(a.ctype == CorpusType::kInt8 ? Q * d : 0);
+  parallel_for(0, Q, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t q = lo; q < hi; ++q) {
+      const float* qp = a.queries + q * d;
+      float m = 1.f;
+      if (a.ctype == CorpusType::kInt8) m = quantize_query(qp, d, q8.data() + q * d);
+      if (a.cosine) m *= inv_norm(qp, d);
+      qmul[q] = m;
+    }
+  });
+
+  // Tasks: S corpus shards x G query groups. One pass over the corpus per group, so G stays 1
+  // unless there are too few shards to keep every thread busy (small corpora).
+  const int threads = num_threads();
+  int64_t S = std::max<int64_t>(1, std::min<int64_t>(4 * threads, npos / kShardRows));
+  const int64_t kk_max = std::min(k, std::max<int64_t>(npos, 1));
+  while (S > 1 && S * Q * (2 * kk_max + 1) * int64_t(sizeof(TopkEntry)) > kListBytes) S /= 2;
+  int64_t G = 1;
+  if (S < 2 * threads) G = std::min<int64_t>((2 * threads + S - 1) / S, (Q + 3) / 4);
+  const int64_t group = ((Q + G - 1) / G + 3) / 4 * 4;  // queries per group, a multiple of the tiles
+  G = (Q + group - 1) / group;
+
+  // Lists: for shard s, query q at offset (s * Q + q); a shard of `len` positions keeps
+  // min(k, len) and needs capacity 2*min(k, len), or len + 1 (never fills) when k >= len.
+  std::vector<TopkList> lists(S * Q);
+  std::vector<int64_t> offset(S + 1, 0);
+  auto shard_begin = [&](int64_t s) { return npos * s / S; };
+  for (int64_t s = 0; s < S; ++s) {
+    const int64_t len = shard_begin(s + 1) - shard_begin(s);
+    const int64_t kk = std::min(k, len);
+    const int64_t cap = kk >= len ? len + 1 : 2 * kk;
+    offset[s + 1] = offset[s] + cap * Q;
+    for (int64_t q = 0; q < Q; ++q) {
+      TopkList& L = lists[s * Q + q];
+      L.k = kk;
+      L.cap = cap;
+      L.thr = kNegInf;
+    }
+  }
+  std::unique_ptr<TopkEntry[]> entries(new TopkEntry[std::max<int64_t>(1, offset[S])]);
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t q = 0; q < Q; ++q) lists[s * Q + q].data = entries.get() + offset[s] + q * lists[s * Q + q].cap;
+
+  TopkWork w;
+  w.a = &a;
+  w.q8 = q8.empty() ? nullptr : q8.data();
+  w.qmul = qmul.data();
+  w.block = std::max<int64_t>(16, std::min<int64_t>(8192, kBlockBytes / (d * elem_size(a.ctype))));
+  const TopkScanFn scan = pick(isa_level(), a.ctype);
+  if (npos > 0) {
+    run_tasks(S * G, [&](int64_t t) {
+      const int64_t g = t / S, s = t % S;
+      const int64_t q0 = g * group, q1 = std::min(Q, q0 + group);
+      std::vector<int64_t> rows(w.block);
+      std::vector<float> rowmul(w.block);
+      const TopkScratch sc{rows.data(), rowmul.data()};
+      scan(w, q0, q1, shard_begin(s), shard_begin(s + 1), lists.data() + s * Q + q0, sc);
+    });
+  }
+
+  // Merge: per query, the best k of all shards' lists under the (score desc, id asc) order.
+  parallel_for(0, Q, 8, [&](int64_t lo, int64_t hi) {
+    std::vector<TopkEntry> all;
+    for (int64_t q = lo; q < hi; ++q) {
+      all.clear();
+      for (int64_t s = 0; s < S; ++s) {
+        const TopkList& L = lists[s * Q + q];
+        all.insert(all.end(), L.data, L.data + L.n);
+      }
+      const int64_t m = std::min<int64_t>(k, all.size());
+      std::partial_sort(all.begin(), all.begin() + m, all.end(), TopkBetter{});
+      float* os = a.out_scores + q * k;
+      int64_t* oi = a.out_ids + q * k;
+      for (int64_t i = 0; i < m; ++i) {
+        os[i] = all[i].score;
+        oi[i] = all[i].id;
+      }
+      for (int64_t i = m; i < k; ++i) {
+        os[i] = kNegInf;
+        oi[i] = -1;
+      }
+    }
+  });
+}
+
+}  // namespace infercore
