@@ -5,5 +5,6 @@ from __future__ import annotations
 
 from . import reference
 from .norm import l2_normalize, rms_norm
+from .search import topk_cosine, topk_inner_product
 
-__all__ = ["l2_normalize", "reference", "rms_norm"]
+__all__ = ["l2_normalize", "reference", "rms_norm", "topk_cosine", "topk_inner_product"]
