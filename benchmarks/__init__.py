@@ -1,0 +1,1 @@
+"""Benchmark suites, installed as infercore.benchmarks; `infercore bench` drives them."""

@@ -4,6 +4,8 @@
 #include "../cpu/membw.h"
 #include "common.h"
 
+#include <pybind11/stl.h>
+
 namespace infercore {
 
 void register_system(py::module_& m) {

@@ -9,7 +9,7 @@ import os
 import warnings
 from types import ModuleType
 
-from . import _C  # re-exported: the CPU kernels
+from . import _C
 
 _ISA_NAMES = ("scalar", "avx2", "avx512")
 

@@ -9,6 +9,7 @@ the caller's array type.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,27 +21,49 @@ FLOAT_DTYPES = ("float32", "float16", "bfloat16")
 BACKENDS = ("auto", "cpu", "cuda", "triton", "reference")
 
 
-def _top_module(x: Any) -> str:
-    return type(x).__module__.split(".", 1)[0]
+_KIND_BY_TYPE: dict[type, str] = {np.ndarray: "numpy"}
+# numpy's dtype.name is a slow Python property; ops are called per token, so cache the names.
+_NP_DTYPE_NAMES: dict[Any, str] = {np.dtype(t): np.dtype(t).name for t in (np.float32, np.float16, np.float64)}
+
+
+def array_kind(x: Any) -> str:
+    """'numpy', 'torch', 'cupy' or 'other' (cached per type: this runs on every op call)."""
+    t = type(x)
+    kind = _KIND_BY_TYPE.get(t)
+    if kind is None:
+        top = t.__module__.split(".", 1)[0]
+        if isinstance(x, np.ndarray):
+            kind = "numpy"
+        elif top == "torch" and hasattr(x, "data_ptr"):
+            kind = "torch"
+        elif top == "cupy" and hasattr(x, "data"):
+            kind = "cupy"
+        else:
+            kind = "other"
+        _KIND_BY_TYPE[t] = kind
+    return kind
 
 
 def is_torch(x: Any) -> bool:
-    return _top_module(x) == "torch" and hasattr(x, "data_ptr")
+    return array_kind(x) == "torch"
 
 
 def is_cupy(x: Any) -> bool:
-    return _top_module(x) == "cupy" and hasattr(x, "data")
+    return array_kind(x) == "cupy"
 
 
 def is_device_array(x: Any) -> bool:
-    return is_cupy(x) or (is_torch(x) and x.device.type == "cuda")
+    kind = array_kind(x)
+    return kind == "cupy" or (kind == "torch" and x.device.type == "cuda")
 
 
 def dtype_name(x: Any) -> str:
     """'float32', 'float16', 'bfloat16', ... for numpy, torch and CuPy arrays alike."""
-    if is_torch(x):
+    kind = array_kind(x)
+    if kind == "torch":
         return str(x.dtype).removeprefix("torch.")
-    return str(np.dtype(x.dtype).name)
+    name = _NP_DTYPE_NAMES.get(x.dtype)
+    return name if name is not None else str(np.dtype(x.dtype).name)
 
 
 def describe(x: Any) -> str:
@@ -57,7 +80,7 @@ def check_real(value: Any, name: str, *, minimum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
     v = float(value)
-    if not np.isfinite(v):
+    if not math.isfinite(v):
         raise ValueError(f"{name}: expected a finite number, got {v}")
     if minimum is not None and v < minimum:
         raise ValueError(f"{name}: expected >= {minimum}, got {v}")
@@ -72,8 +95,10 @@ def check_backend(backend: Any) -> str:
 
 def as_array(x: Any, name: str) -> Any:
     """Numpy, torch and CuPy arrays pass through; lists/tuples of numbers become float32 numpy."""
-    if isinstance(x, np.ndarray) or is_torch(x) or is_cupy(x):
+    if array_kind(x) != "other":
         return x
+    if isinstance(x, np.generic):
+        return np.asarray(x)
     if isinstance(x, (list, tuple)):
         try:
             arr = np.asarray(x)
@@ -160,11 +185,13 @@ def host_buffer(x: Any, name: str) -> HostBuffer:
             return a.view(torch.int16).numpy() if as_u16 else a.numpy()
 
         def new_torch() -> tuple[np.ndarray, Any]:
-            o = torch.empty_like(t, memory_format=torch.contiguous_format)
-            return torch_view(o), o
+            # Allocated by numpy, which asks for transparent huge pages on large blocks: a
+            # fresh 64 MB torch.empty costs ~16k page faults, numpy's ~32.
+            o = np.empty(t.shape, dtype=np.int16 if as_u16 else np.float32)
+            return o, torch.from_numpy(o).view(t.dtype) if as_u16 else torch.from_numpy(o)
 
         return HostBuffer(torch_view(t), dt, new_torch)
-    arr = np.require(x, requirements=["C", "A"])
+    arr = x if x.flags.c_contiguous and x.flags.aligned else np.ascontiguousarray(x)
 
     def new_numpy() -> tuple[np.ndarray, Any]:
         o = np.empty(arr.shape, dtype=arr.dtype)

@@ -11,16 +11,18 @@ import numpy as np
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """x / max(||x||_2, eps) along the last axis (torch.nn.functional.normalize semantics)."""
     x = np.asarray(x, dtype=np.float64)
-    norm = np.sqrt(np.sum(x * x, axis=-1, keepdims=True))
-    return x / np.where(norm < eps, eps, norm)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf propagate as IEEE says
+        norm = np.sqrt(np.sum(x * x, axis=-1, keepdims=True))
+        return x / np.where(norm < eps, eps, norm)
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """x / sqrt(mean(x^2) + eps) * weight along the last axis (LLaMA RMSNorm)."""
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(weight, dtype=np.float64)
-    ms = np.mean(x * x, axis=-1, keepdims=True)
-    return x / np.sqrt(ms + eps) * w
+    with np.errstate(invalid="ignore", over="ignore"):
+        ms = np.mean(x * x, axis=-1, keepdims=True)
+        return x / np.sqrt(ms + eps) * w
 
 
 def _topk_from_scores(scores: np.ndarray, k: int, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,1 @@
+"""The `infercore` command."""

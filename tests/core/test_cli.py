@@ -1,0 +1,69 @@
+"""`infercore info` and `infercore bench` (table, JSON, --compare regression exit code)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from infercore.bench import report
+from infercore.bench.case import Result
+from infercore.cli.main import main
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "infercore.cli.main", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_info_table_and_json():
+    out = _cli("info")
+    assert out.returncode == 0, out.stderr
+    assert "isa in use" in out.stdout and "cuda compiled" in out.stdout
+    js = _cli("info", "--json")
+    assert json.loads(js.stdout)["cpu"]["isa"]
+
+
+def test_bench_json_and_compare(tmp_path):
+    first = tmp_path / "first.json"
+    out = _cli("bench", "norm", "--quick", "--filter", "1x576", "--json", str(first))
+    assert out.returncode == 0, out.stderr
+    assert "streaming read" in out.stdout and "rms_norm" in out.stdout and "numpy" in out.stdout
+    doc = json.loads(first.read_text())
+    assert doc["bandwidth_gbps"] > 0 and doc["results"]
+    ours = [r for r in doc["results"] if r["impl"] == "infercore"]
+    assert ours and all(r["speedup_vs"] for r in ours)  # every infercore row has a measured peer
+    # A baseline 100x faster than anything real: every infercore case is a regression -> exit 1.
+    fast = dict(doc, results=[dict(r, median_s=r["median_s"] / 100) for r in doc["results"]])
+    base = tmp_path / "fast.json"
+    base.write_text(json.dumps(fast))
+    bad = _cli("bench", "norm", "--quick", "--filter", "1x576", "--compare", str(base))
+    assert bad.returncode == 1
+    assert "regression" in bad.stderr
+    # A baseline 100x slower: no regression -> exit 0.
+    slow = dict(doc, results=[dict(r, median_s=r["median_s"] * 100) for r in doc["results"]])
+    base.write_text(json.dumps(slow))
+    good = _cli("bench", "norm", "--quick", "--filter", "1x576", "--compare", str(base))
+    assert good.returncode == 0, good.stderr
+
+
+def _result(key: str, impl: str, median: float) -> Result:
+    return Result(key, "s", "op", "1", "float32", impl, "cpu", "avx2", 1, median, median, 5, None, None, None)
+
+
+def test_compare_only_judges_our_cases():
+    baseline = {"results": [{"key": "a", "median_s": 1.0}, {"key": "p", "median_s": 1.0}]}
+    lines, regressions = report.compare([_result("a", "infercore", 1.05), _result("p", "numpy", 9.0)], baseline, 0.10)
+    assert len(lines) == 1 and regressions == []
+    _, regressions = report.compare([_result("a", "infercore", 1.2)], baseline, 0.10)
+    assert len(regressions) == 1
+
+
+def test_bench_bad_arguments(tmp_path):
+    assert main(["bench", "nosuchsuite"]) == 2
+    assert main(["bench", "norm", "--compare", str(tmp_path / "missing.json")]) == 2
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json")
+    assert main(["bench", "norm", "--compare", str(junk)]) == 2
+    assert main(["bench", "norm", "--tolerance", "-1"]) == 2
