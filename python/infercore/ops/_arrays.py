@@ -133,9 +133,7 @@ def resolve_backend(backend: str, x: Any, name: str = "x") -> str:
             return "triton"
         raise RuntimeError(f"{name}: a CUDA array was given but infercore was built without CUDA kernels")
     if backend == "cpu" and on_device:
-        raise ValueError(
-            f"{name}: backend='cpu' needs a host array, got {describe(x)}; copy it to the host first"
-        )
+        raise ValueError(f"{name}: backend='cpu' needs a host array, got {describe(x)}; copy it to the host first")
     if backend == "cuda" and not on_device:
         raise ValueError(f"{name}: backend='cuda' needs a CuPy array or CUDA torch tensor, got {describe(x)}")
     if backend == "cuda":
@@ -152,9 +150,7 @@ def same_place(x: Any, other: Any, xname: str, oname: str) -> None:
         where = "a CUDA device" if is_device_array(x) else "the host"
         raise ValueError(f"{oname}: expected an array on {where} like {xname}, got {describe(other)}")
     if is_device_array(x) and _device_index(x) != _device_index(other):
-        raise ValueError(
-            f"{oname}: expected CUDA device {_device_index(x)} like {xname}, got {_device_index(other)}"
-        )
+        raise ValueError(f"{oname}: expected CUDA device {_device_index(x)} like {xname}, got {_device_index(other)}")
 
 
 def _device_index(x: Any) -> int:
