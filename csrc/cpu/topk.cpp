@@ -26,6 +26,8 @@ namespace {
 constexpr int64_t kBlockBytes = 192 << 10;     // corpus block: stays in L2 beside the queries
 constexpr int64_t kShardRows = 4096;           // smallest corpus shard worth a task
 constexpr int64_t kListBytes = 256ll << 20;    // bound on all candidate lists together
+constexpr int64_t kPackedMinQ = 16;            // from here on the packed kernel wins (float)
+constexpr int64_t kGroupBytes = 128 << 10;     // a query group's float32 rows: stays in L2 with a block
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 TopkScanFn pick(IsaLevel level, CorpusType ctype) {
@@ -111,9 +113,13 @@ void topk_forward(const TopkArgs& a) {
   int64_t S = std::max<int64_t>(1, std::min<int64_t>(4 * threads, npos / kShardRows));
   const int64_t kk_max = std::min(k, std::max<int64_t>(npos, 1));
   while (S > 1 && S * Q * (2 * kk_max + 1) * int64_t(sizeof(TopkEntry)) > kListBytes) S /= 2;
-  int64_t G = 1;
-  if (S < 2 * threads) G = std::min<int64_t>((2 * threads + S - 1) / S, (Q + 3) / 4);
-  const int64_t group = ((Q + G - 1) / G + 3) / 4 * 4;  // queries per group, a multiple of the tiles
+  // Each block is swept once per query tile, so a group's queries and one block must share L2:
+  // more queries than that are split into groups (each re-reads the corpus, cheap next to the
+  // compute at that Q).
+  int64_t G = (Q * d * 4 + kGroupBytes - 1) / kGroupBytes;
+  if (S < 2 * threads) G = std::max(G, (2 * threads + S - 1) / S);
+  G = std::max<int64_t>(1, std::min(G, (Q + 3) / 4));
+  const int64_t group = ((Q + G - 1) / G + 3) / 4 * 4;  // queries per group, a multiple of 4
   G = (Q + group - 1) / group;
 
   // Lists: for shard s, query q at offset (s * Q + q); a shard of `len` positions keeps
@@ -141,7 +147,12 @@ void topk_forward(const TopkArgs& a) {
   w.a = &a;
   w.q8 = q8.empty() ? nullptr : q8.data();
   w.qmul = qmul.data();
-  w.block = std::max<int64_t>(16, std::min<int64_t>(8192, kBlockBytes / (d * elem_size(a.ctype))));
+  w.packed = a.ctype != CorpusType::kInt8 && Q >= kPackedMinQ;
+  if (w.packed) {  // blocks of whole panels, sized by their float32 bytes
+    w.block = std::max<int64_t>(1, kBlockBytes / (d * 4 * kTopkMaxPanel)) * kTopkMaxPanel;
+  } else {
+    w.block = std::max<int64_t>(16, std::min<int64_t>(8192, kBlockBytes / (d * elem_size(a.ctype))));
+  }
   const TopkScanFn scan = pick(isa_level(), a.ctype);
   if (npos > 0) {
     run_tasks(S * G, [&](int64_t t) {
@@ -149,7 +160,8 @@ void topk_forward(const TopkArgs& a) {
       const int64_t q0 = g * group, q1 = std::min(Q, q0 + group);
       std::vector<int64_t> rows(w.block);
       std::vector<float> rowmul(w.block);
-      const TopkScratch sc{rows.data(), rowmul.data()};
+      std::vector<float> panels(w.packed ? w.block * d : 0);  // block is a multiple of every panel width
+      const TopkScratch sc{rows.data(), rowmul.data(), panels.empty() ? nullptr : panels.data()};
       scan(w, q0, q1, shard_begin(s), shard_begin(s + 1), lists.data() + s * Q + q0, sc);
     });
   }

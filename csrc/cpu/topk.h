@@ -46,13 +46,17 @@ struct TopkWork {
   const int8_t* q8 = nullptr;        // [Q, d] queries quantised per row (int8 corpus only)
   const float* qmul = nullptr;       // [Q] per-query score factor: int8 scale and/or 1/|q|
   int64_t block = 0;                 // corpus positions per L2 block
+  bool packed = false;               // float corpora, many queries: the panel (GEMM-like) kernel
 };
 
-// Scratch one task owns: `block` row indices and row factors.
+// Scratch one task owns: `block` row indices and row factors, and when packed the block as
+// float32 panels (kTopkMaxPanel rows interleaved: round_up(block, kTopkMaxPanel) * d floats).
 struct TopkScratch {
   int64_t* rows = nullptr;
   float* rowmul = nullptr;
+  float* panels = nullptr;
 };
+constexpr int64_t kTopkMaxPanel = 32;
 
 // Scans positions [p0, p1) (rows, or entries of args.ids) for queries [q0, q1); lists[i] is the
 // list of query q0 + i. Per-ISA entry points: topk.cpp, topk_avx2.cpp, topk_avx512*.cpp.

@@ -11,11 +11,18 @@
 //     block (~192 KiB, L2-resident) is read once from DRAM and reused by every query tile; a tile
 //     of R rows x QT queries needs R + QT loads for R*QT FMAs (AVX2 4x2, AVX-512 4x4), which
 //     keeps the FMA ports, not the loads, as the limit (~100-190 GFLOP/s peak on 2 cores).
+//   That row-dot tile still loads R + QT vectors per R*QT FMAs and ends in horizontal sums; for
+//   many queries (TopkWork::packed) the block is first repacked into float32 panels of P = 2W
+//   rows interleaved per dimension, and a GEMM-style tile (MQ queries broadcast x 2 vectors of
+//   P rows) does 2*MQ FMAs per 2 loads + MQ broadcasts, with no horizontal sums (6x16 on AVX2,
+//   8x32 on AVX-512). Packing costs one pass over the block per block, amortised over Q.
 //   Top-k: one compare per (row, query) against the query's threshold; after the first ~k rows
 //     almost every candidate is rejected there, so selection costs ~nothing next to the dot.
 // Every (row, query) score is computed with the same instruction sequence whatever the tile
-// shape or thread split (one accumulator, chunks in order, fixed horizontal sum, then the
-// tail), so results do not depend on the number of threads and exact ties stay exact.
+// shape or thread split (row-dot: one accumulator, chunks in order, fixed horizontal sum, then
+// the tail; packed: one lane summing j = 0..d-1 in order), so results do not depend on the
+// number of threads and exact ties stay exact. The two kernels round differently, so the last
+// bits of a score can depend on whether the call had few or many queries (topk.cpp picks).
 
 template <CorpusType T>
 constexpr int64_t elem_bytes() {
@@ -114,6 +121,82 @@ struct TopkKernel {
     }
   }
 
+  // ---- packed (GEMM-like) kernel for float corpora and many queries
+  static constexpr int P = 2 * V::W;                // rows per panel
+  static constexpr int MQ = V::W >= 16 ? 8 : 6;     // queries per panel tile
+  static_assert(P <= kTopkMaxPanel, "panel wider than the scratch allows");
+
+  // panels[(i / P) * d * P + j * P + i % P] = element j of rows[i]; missing rows are zero.
+  static void pack(const char* base, const int64_t* rows, int64_t nr, int64_t d, float* panels) {
+    const int64_t rb = d * elem_bytes<T>();
+    for (int64_t p0 = 0; p0 < nr; p0 += P) {
+      float* pan = panels + (p0 / P) * d * P;
+      for (int r = 0; r < P; ++r) {
+        if (p0 + r >= nr) {
+          for (int64_t j = 0; j < d; ++j) pan[j * P + r] = 0.f;
+          continue;
+        }
+        const char* row = base + rows[p0 + r] * rb;
+        float tmp[V::W];
+        int64_t j = 0;
+        for (; j + V::W <= d; j += V::W) {
+          V::template store<DType::kFloat32, false>(tmp, V::template load<kVecType>(row + j * elem_bytes<T>()));
+          for (int t = 0; t < V::W; ++t) pan[(j + t) * P + r] = tmp[t];
+        }
+        for (; j < d; ++j) pan[j * P + r] = corpus_elem<T>(row, j);
+      }
+    }
+  }
+
+  template <int NQ>
+  static void panel_tile(const float* pan, int64_t d, const float* const* qs, float (*out)[P]) {
+    typename V::F acc[NQ][2];
+    for (int m = 0; m < NQ; ++m) acc[m][0] = acc[m][1] = V::zero();
+    for (int64_t j = 0; j < d; ++j) {
+      const typename V::F c0 = V::loadw(pan + j * P), c1 = V::loadw(pan + j * P + V::W);
+      for (int m = 0; m < NQ; ++m) {
+        const typename V::F qb = V::set1(qs[m][j]);
+        acc[m][0] = V::fmadd(c0, qb, acc[m][0]);
+        acc[m][1] = V::fmadd(c1, qb, acc[m][1]);
+      }
+    }
+    for (int m = 0; m < NQ; ++m) {
+      V::template store<DType::kFloat32, false>(out[m], acc[m][0]);
+      V::template store<DType::kFloat32, false>(out[m] + V::W, acc[m][1]);
+    }
+  }
+
+  template <int NQ>
+  static void panel_queries(const TopkWork& w, const float* panels, const int64_t* rows, const float* rowmul,
+                            int64_t nr, int64_t qt0, TopkList* lists) {
+    const int64_t d = w.a->d;
+    const float* qs[NQ];
+    for (int m = 0; m < NQ; ++m) qs[m] = w.a->queries + (qt0 + m) * d;
+    float out[NQ][P];
+    for (int64_t p0 = 0; p0 < nr; p0 += P) {
+      panel_tile<NQ>(panels + (p0 / P) * d * P, d, qs, out);
+      const int np = static_cast<int>(std::min<int64_t>(P, nr - p0));
+      for (int m = 0; m < NQ; ++m) {
+        TopkList& L = lists[m];
+        const float qm = w.qmul[qt0 + m];
+        for (int r = 0; r < np; ++r) {
+          const float s = out[m][r] * qm * rowmul[p0 + r];
+          if (s >= L.thr) topk_push(L, s, rows[p0 + r]);
+        }
+      }
+    }
+  }
+
+  template <int NQ = MQ>
+  static void panel_dispatch(int64_t nq, const TopkWork& w, const float* panels, const int64_t* rows,
+                             const float* rowmul, int64_t nr, int64_t qt0, TopkList* lists) {
+    if constexpr (NQ >= 1) {
+      if (nq == NQ) panel_queries<NQ>(w, panels, rows, rowmul, nr, qt0, lists);
+      else panel_dispatch<NQ - 1>(nq, w, panels, rows, rowmul, nr, qt0, lists);
+    }
+  }
+
+  // ---- row-dot kernel
   // Scores rows[i0 .. i0+NR) against NQ queries and offers them to the lists.
   template <int NR, int NQ>
   static void tile(const TopkWork& w, const char* base, const int64_t* rows, const float* rowmul, int64_t i0,
@@ -176,6 +259,16 @@ struct TopkKernel {
           sc.rowmul[i] = ss > 0.f ? 1.f / std::sqrt(ss) : 0.f;
         } else {
           sc.rowmul[i] = a.corpus_scale != nullptr ? a.corpus_scale[sc.rows[i]] : 1.f;
+        }
+      }
+      if constexpr (T != CorpusType::kInt8) {
+        if (w.packed) {
+          pack(base, sc.rows, nr, a.d, sc.panels);
+          for (int64_t qt0 = q0; qt0 < q1; qt0 += MQ) {
+            const int64_t nq = std::min<int64_t>(MQ, q1 - qt0);
+            panel_dispatch(nq, w, sc.panels, sc.rows, sc.rowmul, nr, qt0, lists + (qt0 - q0));
+          }
+          continue;
         }
       }
       for (int64_t qt0 = q0; qt0 < q1; qt0 += QT) {
