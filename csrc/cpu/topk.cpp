@@ -81,6 +81,21 @@ float inv_norm(const float* q, int64_t d) {
   return ss > 0.0 ? static_cast<float>(1.0 / std::sqrt(ss)) : 0.f;
 }
 
+// Exact score of float32 query q against int8 row `id`, accumulated in double in a fixed order
+// (the same on every ISA level). Inner product: times corpus_scale; cosine: over both norms.
+float rescore_int8(const TopkArgs& a, int64_t q, int64_t id) {
+  const float* qp = a.queries + q * a.d;
+  const int8_t* c = static_cast<const int8_t*>(a.corpus) + id * a.d;
+  double dot = 0.0, cc = 0.0, qq = 0.0;
+  for (int64_t j = 0; j < a.d; ++j) {
+    dot += static_cast<double>(qp[j]) * c[j];
+    cc += static_cast<double>(c[j]) * c[j];
+    qq += static_cast<double>(qp[j]) * qp[j];
+  }
+  if (!a.cosine) return static_cast<float>(dot * a.corpus_scale[id]);
+  return cc > 0.0 && qq > 0.0 ? static_cast<float>(dot / (std::sqrt(qq) * std::sqrt(cc))) : 0.f;
+}
+
 }  // namespace
 
 void topk_scan_scalar(const TopkWork& w, int64_t q0, int64_t q1, int64_t p0, int64_t p1, TopkList* lists,
@@ -92,7 +107,11 @@ void topk_forward(const TopkArgs& a) {
   validate(a);
   if (a.Q == 0) return;
   const int64_t npos = a.ids != nullptr ? a.n_ids : a.N;  // candidate positions before the mask
-  const int64_t Q = a.Q, d = a.d, k = a.k;
+  const int64_t Q = a.Q, d = a.d, k_out = a.k;
+  // int8: the scan (int8 queries) keeps a shortlist of up to 2k + 16, re-scored below with the float32
+  // query against the exact int8 row, so query rounding cannot push a true top-k row out.
+  const bool rescore = a.ctype == CorpusType::kInt8;
+  const int64_t k = rescore ? k_out + std::min<int64_t>(k_out + 16, npos) : k_out;
 
   // Per-query factors (and int8 queries).
   std::vector<float> qmul(Q, 1.f);
@@ -175,15 +194,21 @@ void topk_forward(const TopkArgs& a) {
         const TopkList& L = lists[s * Q + q];
         all.insert(all.end(), L.data, L.data + L.n);
       }
-      const int64_t m = std::min<int64_t>(k, all.size());
+      int64_t m = std::min<int64_t>(k, all.size());
       std::partial_sort(all.begin(), all.begin() + m, all.end(), TopkBetter{});
-      float* os = a.out_scores + q * k;
-      int64_t* oi = a.out_ids + q * k;
+      if (rescore) {
+        all.resize(m);
+        for (TopkEntry& e : all) e.score = rescore_int8(a, q, e.id);
+        std::sort(all.begin(), all.end(), TopkBetter{});
+        m = std::min(m, k_out);
+      }
+      float* os = a.out_scores + q * k_out;
+      int64_t* oi = a.out_ids + q * k_out;
       for (int64_t i = 0; i < m; ++i) {
         os[i] = all[i].score;
         oi[i] = all[i].id;
       }
-      for (int64_t i = m; i < k; ++i) {
+      for (int64_t i = m; i < k_out; ++i) {
         os[i] = kNegInf;
         oi[i] = -1;
       }
