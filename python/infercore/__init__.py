@@ -10,8 +10,10 @@ __version__ = "0.1.0"
 
 from . import ops
 from ._system import available_isas, get_isa, get_num_threads, set_isa, set_num_threads, system_info
+from .search import VectorIndex
 
 __all__ = [
+    "VectorIndex",
     "__version__",
     "available_isas",
     "get_isa",
