@@ -184,6 +184,8 @@ def test_concurrent_searches_with_a_writer():
 
 def test_reserve_and_exported():
     index = infercore.VectorIndex(4)
+    s, i = index.search(np.ones((2, 4), np.float32), 3)  # empty index: all padding
+    assert (i == -1).all() and np.isneginf(s).all()
     index.reserve(1000)
     assert index._snap.vectors.shape[0] == 1000 and len(index) == 0
     index.add(np.ones((10, 4), np.float32))

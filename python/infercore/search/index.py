@@ -137,7 +137,10 @@ class VectorIndex:
         vecs = snap.vectors[: snap.n]
         scale = None if snap.scale is None else snap.scale[: snap.n]
         scores, rows = ops.topk_inner_product(q, vecs, k, corpus_scale=scale, allowed=allowed)
-        return scores, np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
+        out = np.full(rows.shape, -1, dtype=np.int64)
+        hit = rows >= 0
+        out[hit] = ids[rows[hit]]
+        return scores, out
 
     # ------------------------------------------------------------------ files
     def save(self, path: str) -> None:
