@@ -108,8 +108,9 @@ void topk_forward(const TopkArgs& a) {
   if (a.Q == 0) return;
   const int64_t npos = a.ids != nullptr ? a.n_ids : a.N;  // candidate positions before the mask
   const int64_t Q = a.Q, d = a.d, k_out = a.k;
-  // int8: the scan (int8 queries) keeps a shortlist of up to 2k + 16, re-scored below with the float32
-  // query against the exact int8 row, so query rounding cannot push a true top-k row out.
+  // int8: the scan (int8 queries) keeps a shortlist of up to 2k + 16, re-scored below with the
+  // float32 query against the exact int8 row: returned scores carry no query rounding, and a
+  // true top-k row is lost only if rounding pushes it below 2k + 16 others.
   const bool rescore = a.ctype == CorpusType::kInt8;
   const int64_t k = rescore ? k_out + std::min<int64_t>(k_out + 16, npos) : k_out;
 
@@ -126,8 +127,10 @@ void topk_forward(const TopkArgs& a) {
     }
   });
 
-  // Tasks: S corpus shards x G query groups. One pass over the corpus per group, so G stays 1
-  // unless there are too few shards to keep every thread busy (small corpora).
+  // Tasks: S corpus shards x G query groups; each group reads the corpus once. Few queries
+  // (Q = 1 included): G = 1 and the shards keep every thread busy, merged below. Many queries:
+  // G grows so a group fits L2 (and so small corpora still give every thread work). S and G
+  // depend on the thread count, the scores never do (see topk_impl.h).
   const int threads = num_threads();
   int64_t S = std::max<int64_t>(1, std::min<int64_t>(4 * threads, npos / kShardRows));
   const int64_t kk_max = std::min(k, std::max<int64_t>(npos, 1));
