@@ -26,7 +26,7 @@ namespace {
 constexpr int64_t kBlockBytes = 192 << 10;     // corpus block: stays in L2 beside the queries
 constexpr int64_t kShardRows = 4096;           // smallest corpus shard worth a task
 constexpr int64_t kListBytes = 256ll << 20;    // bound on all candidate lists together
-constexpr int64_t kPackedMinQ = 16;            // from here on the packed kernel wins (float)
+constexpr int64_t kPackedMinQ = 16;            // from here on the packed kernel wins
 constexpr int64_t kGroupBytes = 128 << 10;     // a query group's float32 rows: stays in L2 with a block
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -114,14 +114,16 @@ void topk_forward(const TopkArgs& a) {
   const bool rescore = a.ctype == CorpusType::kInt8;
   const int64_t k = rescore ? k_out + std::min<int64_t>(k_out + 16, npos) : k_out;
 
-  // Per-query factors (and int8 queries).
+  // Per-query factors (and int8 queries, for the row-dot int8 kernel only).
+  const bool packed = Q >= kPackedMinQ;
+  const bool quantize = a.ctype == CorpusType::kInt8 && !packed;
   std::vector<float> qmul(Q, 1.f);
-  std::vector<int8_t> q8(a.ctype == CorpusType::kInt8 ? Q * d : 0);
+  std::vector<int8_t> q8(quantize ? Q * d : 0);
   parallel_for(0, Q, 16, [&](int64_t lo, int64_t hi) {
     for (int64_t q = lo; q < hi; ++q) {
       const float* qp = a.queries + q * d;
       float m = 1.f;
-      if (a.ctype == CorpusType::kInt8) m = quantize_query(qp, d, q8.data() + q * d);
+      if (quantize) m = quantize_query(qp, d, q8.data() + q * d);
       if (a.cosine) m *= inv_norm(qp, d);
       qmul[q] = m;
     }
@@ -169,7 +171,7 @@ void topk_forward(const TopkArgs& a) {
   w.a = &a;
   w.q8 = q8.empty() ? nullptr : q8.data();
   w.qmul = qmul.data();
-  w.packed = a.ctype != CorpusType::kInt8 && Q >= kPackedMinQ;
+  w.packed = packed;
   if (w.packed) {  // blocks of whole panels, sized by their float32 bytes
     w.block = std::max<int64_t>(1, kBlockBytes / (d * 4 * kTopkMaxPanel)) * kTopkMaxPanel;
   } else {

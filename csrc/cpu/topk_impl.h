@@ -12,7 +12,8 @@
 //     of R rows x QT queries needs R + QT loads for R*QT FMAs (AVX2 4x2, AVX-512 4x4), which
 //     keeps the FMA ports, not the loads, as the limit (~100-190 GFLOP/s peak on 2 cores).
 //   That row-dot tile still loads R + QT vectors per R*QT FMAs and ends in horizontal sums; for
-//   many queries (TopkWork::packed) the block is first repacked into float32 panels of P = 2W
+//   many queries (TopkWork::packed, every corpus dtype: int8 rows are widened, and the queries
+//   stay float32) the block is first repacked into float32 panels of P = 2W
 //   rows interleaved per dimension, and a GEMM-style tile (MQ queries broadcast x 2 vectors of
 //   P rows) does 2*MQ FMAs per 2 loads + MQ broadcasts, with no horizontal sums (6x16 on AVX2,
 //   8x32 on AVX-512). Packing costs one pass over the block per block, amortised over Q.
@@ -32,7 +33,8 @@ constexpr int64_t elem_bytes() {
 template <CorpusType T>
 inline float corpus_elem(const char* row, int64_t j) {
   if constexpr (T == CorpusType::kFloat32) return reinterpret_cast<const float*>(row)[j];
-  else return half_to_float(reinterpret_cast<const uint16_t*>(row)[j]);
+  else if constexpr (T == CorpusType::kFloat16) return half_to_float(reinterpret_cast<const uint16_t*>(row)[j]);
+  else return static_cast<float>(reinterpret_cast<const int8_t*>(row)[j]);
 }
 
 template <class V, class I8, CorpusType T>
@@ -139,9 +141,11 @@ struct TopkKernel {
         const char* row = base + rows[p0 + r] * rb;
         float tmp[V::W];
         int64_t j = 0;
-        for (; j + V::W <= d; j += V::W) {
-          V::template store<DType::kFloat32, false>(tmp, V::template load<kVecType>(row + j * elem_bytes<T>()));
-          for (int t = 0; t < V::W; ++t) pan[(j + t) * P + r] = tmp[t];
+        if constexpr (T != CorpusType::kInt8) {
+          for (; j + V::W <= d; j += V::W) {
+            V::template store<DType::kFloat32, false>(tmp, V::template load<kVecType>(row + j * elem_bytes<T>()));
+            for (int t = 0; t < V::W; ++t) pan[(j + t) * P + r] = tmp[t];
+          }
         }
         for (; j < d; ++j) pan[j * P + r] = corpus_elem<T>(row, j);
       }
@@ -261,15 +265,13 @@ struct TopkKernel {
           sc.rowmul[i] = a.corpus_scale != nullptr ? a.corpus_scale[sc.rows[i]] : 1.f;
         }
       }
-      if constexpr (T != CorpusType::kInt8) {
-        if (w.packed) {
-          pack(base, sc.rows, nr, a.d, sc.panels);
-          for (int64_t qt0 = q0; qt0 < q1; qt0 += MQ) {
-            const int64_t nq = std::min<int64_t>(MQ, q1 - qt0);
-            panel_dispatch(nq, w, sc.panels, sc.rows, sc.rowmul, nr, qt0, lists + (qt0 - q0));
-          }
-          continue;
+      if (w.packed) {
+        pack(base, sc.rows, nr, a.d, sc.panels);
+        for (int64_t qt0 = q0; qt0 < q1; qt0 += MQ) {
+          const int64_t nq = std::min<int64_t>(MQ, q1 - qt0);
+          panel_dispatch(nq, w, sc.panels, sc.rows, sc.rowmul, nr, qt0, lists + (qt0 - q0));
         }
+        continue;
       }
       for (int64_t qt0 = q0; qt0 < q1; qt0 += QT) {
         const int64_t nq = std::min<int64_t>(QT, q1 - qt0);

@@ -33,8 +33,12 @@ def topk_inner_product(
     queries: [Q, d] or [d] (treated as Q = 1; the result is still [1, k]); float32, float16 or
       bfloat16 (computed in float32); must be finite (NaN/Inf raise ValueError).
     corpus: [N, d] float32, float16 or int8. An int8 corpus needs corpus_scale (float32 [N],
-      row i is corpus[i] * corpus_scale[i]); its queries are quantised per row to int8 on the fly
-      (symmetric, max|q|/127), so scores carry that rounding (about max|q|/254 * sum|row| at worst).
+      row i is corpus[i] * corpus_scale[i]). With fewer than 16 queries the int8 scan quantises
+      each query to int8 on the fly (symmetric, max|q|/127; integer dot products) and keeps a
+      shortlist of 2k + 16 rows, which is re-scored with the float32 query; from 16 queries on,
+      rows are widened to float32 inside the cache-resident block. Either way the returned
+      scores are the float32 query against the exact int8 rows (accumulated in float64). The
+      int8 scan can, rarely, drop a row whose true score ties or nearly ties the k-th one.
     allowed: None, a bool mask [N], or integer ids (any order, duplicates ignored): only those
       rows are candidates.
     Returns numpy (scores float32 [Q, k], ids int64 [Q, k]): each row sorted by score descending,
