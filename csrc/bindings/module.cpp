@@ -19,4 +19,5 @@ PYBIND11_MODULE(_C, m) {
   infercore::register_quant(m);
   infercore::register_linear(m);
   infercore::register_attention(m);
+  infercore::register_topk(m);
 }

@@ -22,6 +22,14 @@ struct VecAvx2 {
   static F set1(float v) { return _mm256_set1_ps(v); }
   static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F loadw(const float* p) { return _mm256_loadu_ps(p); }
+  static F zero() { return _mm256_setzero_ps(); }
+  static F fmadd(F a, F b, F acc) { return _mm256_fmadd_ps(a, b, acc); }
+  static float fma_s(float a, float b, float acc) { return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(acc))); }
+  static float hsum(F v) {  // fixed order: halves, then pairs
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
 
   template <DType T>
   static F load(const void* p) {

@@ -21,6 +21,15 @@ struct VecAvx512 {
   static F set1(float v) { return _mm512_set1_ps(v); }
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F loadw(const float* p) { return _mm512_loadu_ps(p); }
+  static F zero() { return _mm512_setzero_ps(); }
+  static F fmadd(F a, F b, F acc) { return _mm512_fmadd_ps(a, b, acc); }
+  static float fma_s(float a, float b, float acc) { return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(acc))); }
+  static float hsum(F v) {  // fixed order: halves, then VecAvx2's 8-lane sequence
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
 
   template <DType T>
   static F load(const void* p) {

@@ -19,6 +19,10 @@ struct VecScalar {
   static F set1(float v) { return v; }
   static F mul(F a, F b) { return a * b; }
   static F loadw(const float* p) { return *p; }
+  static F zero() { return 0.f; }
+  static F fmadd(F a, F b, F acc) { return a * b + acc; }  // no FMA unit assumed at this level
+  static float fma_s(float a, float b, float acc) { return a * b + acc; }
+  static float hsum(F v) { return v; }
 
   template <DType T>
   static F load(const void* p) {

@@ -7,6 +7,7 @@ from . import reference
 from .attention import paged_attention_decode, paged_attention_prefill, reshape_and_cache
 from .linear import linear
 from .norm import l2_normalize, rms_norm
+from .search import topk_cosine, topk_inner_product
 
 __all__ = [
     "l2_normalize",
@@ -16,4 +17,6 @@ __all__ = [
     "reference",
     "reshape_and_cache",
     "rms_norm",
+    "topk_cosine",
+    "topk_inner_product",
 ]

@@ -1,0 +1,34 @@
+// int8 dot-product primitives for the AVX-512 translation units: 64 bytes per step, same
+// interface and the same |c| * (q with c's sign) formulation as I8Avx2 (simd_i8_avx2.h).
+// I8Avx512 uses AVX-512BW maddubs + madd; I8Avx512Vnni (only where the unit is compiled with
+// -mavx512vnni) fuses the pair into one vpdpbusd. Both give the exact same int32 sums.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace infercore {
+namespace {
+
+struct I8Avx512 {
+  static constexpr int W = 64;
+  using I = __m512i;
+  static I zero() { return _mm512_setzero_si512(); }
+  static I load(const int8_t* p) { return _mm512_loadu_si512(p); }
+  static I absv(I c) { return _mm512_abs_epi8(c); }
+  // No vpsignb in AVX-512: negate q where c < 0 (where c == 0, |c| = 0 zeroes the product).
+  static I signq(I q, I c) { return _mm512_mask_sub_epi8(q, _mm512_movepi8_mask(c), _mm512_setzero_si512(), q); }
+  static I dot(I acc, I u, I s) {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+  }
+  static int32_t hsum(I v) { return _mm512_reduce_add_epi32(v); }
+};
+
+#ifdef __AVX512VNNI__
+struct I8Avx512Vnni : I8Avx512 {
+  static I dot(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
+};
+#endif
+
+}  // namespace
+}  // namespace infercore

@@ -1,0 +1,292 @@
+// The top-k scan written once over a float vector type V (VecScalar / VecAvx2 / VecAvx512) and
+// an int8 primitive set I8 (I8Scalar / I8Avx2 / I8Avx512 / I8Avx512Vnni). Included inside an
+// anonymous namespace by each ISA translation unit, after <algorithm>, <cmath>, topk.h,
+// topk_buffer.h and the vector headers, so nothing here is shared between ISA levels.
+//
+// Napkin math, d = 384, N = 1M rows, 2 cores (Zen 3/4, ~30 GB/s DRAM read, 2 FMA ports/core):
+//   Q = 1 float32: 1.5 GB read, 0.77 GFLOP -> 0.5 flop/byte: bound by DRAM bandwidth (~50 ms).
+//     float16 reads 0.77 GB (~25 ms), int8 0.38 GB (~13 ms): again bandwidth-bound, so the kernel
+//     only has to keep the load units streaming (R = 4 rows in flight per query).
+//   Q = 256 float32: 197 GFLOP over the same 1.5 GB -> 128 flop/byte: compute-bound. Each corpus
+//     block (~192 KiB, L2-resident) is read once from DRAM and reused by every query tile; a tile
+//     of R rows x QT queries needs R + QT loads for R*QT FMAs (AVX2 4x2, AVX-512 4x4), which
+//     keeps the FMA ports, not the loads, as the limit (~100-190 GFLOP/s peak on 2 cores).
+//   That row-dot tile still loads R + QT vectors per R*QT FMAs and ends in horizontal sums; for
+//   many queries (TopkWork::packed, every corpus dtype: int8 rows are widened, and the queries
+//   stay float32) the block is first repacked into float32 panels of P = 2W
+//   rows interleaved per dimension, and a GEMM-style tile (MQ queries broadcast x 2 vectors of
+//   P rows) does 2*MQ FMAs per 2 loads + MQ broadcasts, with no horizontal sums (6x16 on AVX2,
+//   8x32 on AVX-512). Packing costs one pass over the block per block, amortised over Q.
+//   Top-k: one compare per (row, query) against the query's threshold; after the first ~k rows
+//     almost every candidate is rejected there, so selection costs ~nothing next to the dot.
+// Every (row, query) score is computed with the same instruction sequence whatever the tile
+// shape or thread split (row-dot: one accumulator, chunks in order, fixed horizontal sum, then
+// the tail; packed: one lane summing j = 0..d-1 in order), so results do not depend on the
+// number of threads and exact ties stay exact. The two kernels round differently, so the last
+// bits of a score can depend on whether the call had few or many queries (topk.cpp picks).
+
+template <CorpusType T>
+constexpr int64_t elem_bytes() {
+  return T == CorpusType::kFloat32 ? 4 : T == CorpusType::kFloat16 ? 2 : 1;
+}
+
+template <CorpusType T>
+inline float corpus_elem(const char* row, int64_t j) {
+  if constexpr (T == CorpusType::kFloat32) return reinterpret_cast<const float*>(row)[j];
+  else if constexpr (T == CorpusType::kFloat16) return half_to_float(reinterpret_cast<const uint16_t*>(row)[j]);
+  else return static_cast<float>(reinterpret_cast<const int8_t*>(row)[j]);
+}
+
+template <class V, class I8, CorpusType T>
+struct TopkKernel {
+  static constexpr int R = 4;  // corpus rows per register tile
+  // Queries per register tile: accumulators R*QT plus R corpus vectors must fit the register file.
+  static constexpr int QT = T == CorpusType::kInt8 ? (I8::W >= 64 ? 4 : 1) : (V::W >= 16 ? 4 : 2);
+  static constexpr DType kVecType = T == CorpusType::kFloat16 ? DType::kFloat16 : DType::kFloat32;
+
+  // out[r][q] = <row r, query q> for float corpora.
+  template <int NR, int NQ>
+  static void dots(const char* const* rows, const TopkWork& w, int64_t qt0, float (*out)[NQ]) {
+    const int64_t d = w.a->d;
+    const float* qs[NQ];
+    for (int q = 0; q < NQ; ++q) qs[q] = w.a->queries + (qt0 + q) * d;
+    typename V::F acc[NR][NQ];
+    for (int r = 0; r < NR; ++r)
+      for (int q = 0; q < NQ; ++q) acc[r][q] = V::zero();
+    int64_t j = 0;
+    for (; j + V::W <= d; j += V::W) {
+      typename V::F c[NR];
+      for (int r = 0; r < NR; ++r) c[r] = V::template load<kVecType>(rows[r] + j * elem_bytes<T>());
+      for (int q = 0; q < NQ; ++q) {
+        const typename V::F qv = V::loadw(qs[q] + j);
+        for (int r = 0; r < NR; ++r) acc[r][q] = V::fmadd(c[r], qv, acc[r][q]);
+      }
+    }
+    for (int r = 0; r < NR; ++r)
+      for (int q = 0; q < NQ; ++q) {
+        float s = V::hsum(acc[r][q]);
+        for (int64_t t = j; t < d; ++t) s = V::fma_s(corpus_elem<T>(rows[r], t), qs[q][t], s);
+        out[r][q] = s;
+      }
+  }
+
+  // out[r][q] = <row r, quantised query q> for int8 corpora (exact int32, then float).
+  template <int NR, int NQ>
+  static void dots_i8(const char* const* rows, const TopkWork& w, int64_t qt0, float (*out)[NQ]) {
+    const int64_t d = w.a->d;
+    const int8_t* qs[NQ];
+    for (int q = 0; q < NQ; ++q) qs[q] = w.q8 + (qt0 + q) * d;
+    typename I8::I acc[NR][NQ];
+    for (int r = 0; r < NR; ++r)
+      for (int q = 0; q < NQ; ++q) acc[r][q] = I8::zero();
+    int64_t j = 0;
+    for (; j + I8::W <= d; j += I8::W) {
+      typename I8::I c[NR], u[NR];
+      for (int r = 0; r < NR; ++r) {
+        c[r] = I8::load(reinterpret_cast<const int8_t*>(rows[r]) + j);
+        u[r] = I8::absv(c[r]);
+      }
+      for (int q = 0; q < NQ; ++q) {
+        const typename I8::I qv = I8::load(qs[q] + j);
+        for (int r = 0; r < NR; ++r) acc[r][q] = I8::dot(acc[r][q], u[r], I8::signq(qv, c[r]));
+      }
+    }
+    for (int r = 0; r < NR; ++r)
+      for (int q = 0; q < NQ; ++q) {
+        int32_t s = I8::hsum(acc[r][q]);
+        const int8_t* row = reinterpret_cast<const int8_t*>(rows[r]);
+        for (int64_t t = j; t < d; ++t) s += int32_t(row[t]) * int32_t(qs[q][t]);
+        out[r][q] = static_cast<float>(s);
+      }
+  }
+
+  // Squared L2 norm of a corpus row (cosine). float rows accumulate in float32 lanes.
+  static float self_dot(const char* row, int64_t d) {
+    if constexpr (T == CorpusType::kInt8) {
+      const int8_t* c = reinterpret_cast<const int8_t*>(row);
+      int32_t s = 0;
+      for (int64_t t = 0; t < d; ++t) s += int32_t(c[t]) * int32_t(c[t]);
+      return static_cast<float>(s);
+    } else {
+      typename V::F acc = V::zero();
+      int64_t j = 0;
+      for (; j + V::W <= d; j += V::W) {
+        const typename V::F c = V::template load<kVecType>(row + j * elem_bytes<T>());
+        acc = V::fmadd(c, c, acc);
+      }
+      float s = V::hsum(acc);
+      for (; j < d; ++j) {
+        const float c = corpus_elem<T>(row, j);
+        s = V::fma_s(c, c, s);
+      }
+      return s;
+    }
+  }
+
+  // ---- packed (GEMM-like) kernel for float corpora and many queries
+  static constexpr int P = 2 * V::W;                // rows per panel
+  static constexpr int MQ = V::W >= 16 ? 8 : 6;     // queries per panel tile
+  static_assert(P <= kTopkMaxPanel, "panel wider than the scratch allows");
+
+  // panels[(i / P) * d * P + j * P + i % P] = element j of rows[i]; missing rows are zero.
+  static void pack(const char* base, const int64_t* rows, int64_t nr, int64_t d, float* panels) {
+    const int64_t rb = d * elem_bytes<T>();
+    for (int64_t p0 = 0; p0 < nr; p0 += P) {
+      float* pan = panels + (p0 / P) * d * P;
+      for (int r = 0; r < P; ++r) {
+        if (p0 + r >= nr) {
+          for (int64_t j = 0; j < d; ++j) pan[j * P + r] = 0.f;
+          continue;
+        }
+        const char* row = base + rows[p0 + r] * rb;
+        float tmp[V::W];
+        int64_t j = 0;
+        if constexpr (T != CorpusType::kInt8) {
+          for (; j + V::W <= d; j += V::W) {
+            V::template store<DType::kFloat32, false>(tmp, V::template load<kVecType>(row + j * elem_bytes<T>()));
+            for (int t = 0; t < V::W; ++t) pan[(j + t) * P + r] = tmp[t];
+          }
+        }
+        for (; j < d; ++j) pan[j * P + r] = corpus_elem<T>(row, j);
+      }
+    }
+  }
+
+  template <int NQ>
+  static void panel_tile(const float* pan, int64_t d, const float* const* qs, float (*out)[P]) {
+    typename V::F acc[NQ][2];
+    for (int m = 0; m < NQ; ++m) acc[m][0] = acc[m][1] = V::zero();
+    for (int64_t j = 0; j < d; ++j) {
+      const typename V::F c0 = V::loadw(pan + j * P), c1 = V::loadw(pan + j * P + V::W);
+      for (int m = 0; m < NQ; ++m) {
+        const typename V::F qb = V::set1(qs[m][j]);
+        acc[m][0] = V::fmadd(c0, qb, acc[m][0]);
+        acc[m][1] = V::fmadd(c1, qb, acc[m][1]);
+      }
+    }
+    for (int m = 0; m < NQ; ++m) {
+      V::template store<DType::kFloat32, false>(out[m], acc[m][0]);
+      V::template store<DType::kFloat32, false>(out[m] + V::W, acc[m][1]);
+    }
+  }
+
+  template <int NQ>
+  static void panel_queries(const TopkWork& w, const float* panels, const int64_t* rows, const float* rowmul,
+                            int64_t nr, int64_t qt0, TopkList* lists) {
+    const int64_t d = w.a->d;
+    const float* qs[NQ];
+    for (int m = 0; m < NQ; ++m) qs[m] = w.a->queries + (qt0 + m) * d;
+    float out[NQ][P];
+    for (int64_t p0 = 0; p0 < nr; p0 += P) {
+      panel_tile<NQ>(panels + (p0 / P) * d * P, d, qs, out);
+      const int np = static_cast<int>(std::min<int64_t>(P, nr - p0));
+      for (int m = 0; m < NQ; ++m) {
+        TopkList& L = lists[m];
+        const float qm = w.qmul[qt0 + m];
+        for (int r = 0; r < np; ++r) {
+          const float s = out[m][r] * qm * rowmul[p0 + r];
+          if (s >= L.thr) topk_push(L, s, rows[p0 + r]);
+        }
+      }
+    }
+  }
+
+  template <int NQ = MQ>
+  static void panel_dispatch(int64_t nq, const TopkWork& w, const float* panels, const int64_t* rows,
+                             const float* rowmul, int64_t nr, int64_t qt0, TopkList* lists) {
+    if constexpr (NQ >= 1) {
+      if (nq == NQ) panel_queries<NQ>(w, panels, rows, rowmul, nr, qt0, lists);
+      else panel_dispatch<NQ - 1>(nq, w, panels, rows, rowmul, nr, qt0, lists);
+    }
+  }
+
+  // ---- row-dot kernel
+  // Scores rows[i0 .. i0+NR) against NQ queries and offers them to the lists.
+  template <int NR, int NQ>
+  static void tile(const TopkWork& w, const char* base, const int64_t* rows, const float* rowmul, int64_t i0,
+                   int64_t qt0, TopkList* lists) {
+    const int64_t rb = w.a->d * elem_bytes<T>();
+    const char* rp[NR];
+    for (int r = 0; r < NR; ++r) rp[r] = base + rows[i0 + r] * rb;
+    float out[NR][NQ];
+    if constexpr (T == CorpusType::kInt8) dots_i8<NR, NQ>(rp, w, qt0, out);
+    else dots<NR, NQ>(rp, w, qt0, out);
+    for (int q = 0; q < NQ; ++q) {
+      TopkList& L = lists[q];
+      const float qm = w.qmul[qt0 + q];
+      for (int r = 0; r < NR; ++r) {
+        const float s = out[r][q] * qm * rowmul[i0 + r];
+        if (s >= L.thr) topk_push(L, s, rows[i0 + r]);
+      }
+    }
+  }
+
+  template <int NQ>
+  static void tile_rows(const TopkWork& w, const char* base, const int64_t* rows, const float* rowmul, int64_t nr,
+                        int64_t qt0, TopkList* lists) {
+    int64_t i = 0;
+    for (; i + R <= nr; i += R) tile<R, NQ>(w, base, rows, rowmul, i, qt0, lists);
+    for (; i < nr; ++i) tile<1, NQ>(w, base, rows, rowmul, i, qt0, lists);
+  }
+
+  template <int NQ = QT>
+  static void tile_queries(int64_t nq, const TopkWork& w, const char* base, const int64_t* rows,
+                           const float* rowmul, int64_t nr, int64_t qt0, TopkList* lists) {
+    if constexpr (NQ >= 1) {
+      if (nq == NQ) tile_rows<NQ>(w, base, rows, rowmul, nr, qt0, lists);
+      else tile_queries<NQ - 1>(nq, w, base, rows, rowmul, nr, qt0, lists);
+    }
+  }
+
+  static void scan(const TopkWork& w, int64_t q0, int64_t q1, int64_t p0, int64_t p1, TopkList* lists,
+                   const TopkScratch& sc) {
+    const TopkArgs& a = *w.a;
+    const char* base = static_cast<const char*>(a.corpus);
+    const int64_t rb = a.d * elem_bytes<T>();
+    for (int64_t b0 = p0; b0 < p1; b0 += w.block) {
+      const int64_t b1 = std::min(p1, b0 + w.block);
+      int64_t nr = 0;  // the block's candidate rows, ascending
+      if (a.ids != nullptr) {
+        for (int64_t p = b0; p < b1; ++p) sc.rows[nr++] = a.ids[p];
+      } else if (a.mask != nullptr) {
+        for (int64_t p = b0; p < b1; ++p)
+          if (a.mask[p]) sc.rows[nr++] = p;
+      } else {
+        for (int64_t p = b0; p < b1; ++p) sc.rows[nr++] = p;
+      }
+      if (nr == 0) continue;
+      // Row factors. Cosine: this pass pulls the block into L2 while taking its norms, so the
+      // corpus still comes from DRAM once; zero rows get factor 0 (score 0).
+      for (int64_t i = 0; i < nr; ++i) {
+        if (a.cosine) {
+          const float ss = self_dot(base + sc.rows[i] * rb, a.d);
+          sc.rowmul[i] = ss > 0.f ? 1.f / std::sqrt(ss) : 0.f;
+        } else {
+          sc.rowmul[i] = a.corpus_scale != nullptr ? a.corpus_scale[sc.rows[i]] : 1.f;
+        }
+      }
+      if (w.packed) {
+        pack(base, sc.rows, nr, a.d, sc.panels);
+        for (int64_t qt0 = q0; qt0 < q1; qt0 += MQ) {
+          const int64_t nq = std::min<int64_t>(MQ, q1 - qt0);
+          panel_dispatch(nq, w, sc.panels, sc.rows, sc.rowmul, nr, qt0, lists + (qt0 - q0));
+        }
+        continue;
+      }
+      for (int64_t qt0 = q0; qt0 < q1; qt0 += QT) {
+        const int64_t nq = std::min<int64_t>(QT, q1 - qt0);
+        tile_queries(nq, w, base, sc.rows, sc.rowmul, nr, qt0, lists + (qt0 - q0));
+      }
+    }
+  }
+};
+
+template <class V, class I8>
+void topk_scan_dispatch(const TopkWork& w, int64_t q0, int64_t q1, int64_t p0, int64_t p1, TopkList* lists,
+                        const TopkScratch& sc) {
+  switch (w.a->ctype) {
+    case CorpusType::kFloat32: TopkKernel<V, I8, CorpusType::kFloat32>::scan(w, q0, q1, p0, p1, lists, sc); break;
+    case CorpusType::kFloat16: TopkKernel<V, I8, CorpusType::kFloat16>::scan(w, q0, q1, p0, p1, lists, sc); break;
+    case CorpusType::kInt8: TopkKernel<V, I8, CorpusType::kInt8>::scan(w, q0, q1, p0, p1, lists, sc); break;
+  }
+}

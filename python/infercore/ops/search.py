@@ -1,0 +1,179 @@
+"""Exact top-k search: topk_inner_product and topk_cosine over a float32, float16 or int8 corpus.
+
+The CPU kernel is fused (see csrc/cpu/topk_impl.h): it never builds the Q x N score matrix, and
+`allowed` is applied inside the scan, so k results come back whenever k allowed rows exist.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .._native import _C
+from . import _arrays as A
+from . import reference
+
+_QUERY_DTYPES = ("float32", "float16", "bfloat16")
+_CORPUS_DTYPES = ("float32", "float16", "int8")
+
+
+def topk_inner_product(
+    queries: Any,
+    corpus: Any,
+    k: int,
+    *,
+    corpus_scale: Any = None,
+    allowed: Any = None,
+    backend: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each query, the k corpus rows with the largest inner product.
+
+    queries: [Q, d] or [d] (treated as Q = 1; the result is still [1, k]); float32, float16 or
+      bfloat16 (computed in float32); must be finite (NaN/Inf raise ValueError).
+    corpus: [N, d] float32, float16 or int8. An int8 corpus needs corpus_scale (float32 [N],
+      row i is corpus[i] * corpus_scale[i]). With fewer than 16 queries the int8 scan quantises
+      each query to int8 on the fly (symmetric, max|q|/127; integer dot products) and keeps a
+      shortlist of 2k + 16 rows, which is re-scored with the float32 query; from 16 queries on,
+      rows are widened to float32 inside the cache-resident block. Either way the returned
+      scores are the float32 query against the exact int8 rows (accumulated in float64). The
+      int8 scan can, rarely, drop a row whose true score ties or nearly ties the k-th one.
+    allowed: None, a bool mask [N], or integer ids (any order, duplicates ignored): only those
+      rows are candidates.
+    Returns numpy (scores float32 [Q, k], ids int64 [Q, k]): each row sorted by score descending,
+    ties to the lower id; places beyond the number of candidates hold (-inf, -1). Rows whose
+    score is NaN (corpus rows with NaN/Inf) are never returned.
+    backend: "auto" | "cpu" | "reference" (float64 numpy); "cuda"/"triton" are not implemented
+    for this op yet. numpy arrays and CPU torch tensors are accepted; non-contiguous inputs are copied.
+    """
+    return _topk(False, queries, corpus, k, corpus_scale, allowed, backend)
+
+
+def topk_cosine(
+    queries: Any, corpus: Any, k: int, *, allowed: Any = None, backend: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like topk_inner_product with cosine similarity <q, c> / (|q| |c|).
+
+    A zero query or zero corpus row has similarity 0 with everything (not NaN). Corpus norms are
+    computed inside the scan, block by block while the block is loaded into L2 (no extra pass over
+    memory, no stored norms). An int8 corpus needs no scale here (cosine ignores a row's scale).
+    """
+    return _topk(True, queries, corpus, k, None, allowed, backend)
+
+
+def _topk(cosine: bool, queries: Any, corpus: Any, k: Any, corpus_scale: Any, allowed: Any, backend: Any):
+    backend = A.check_backend(backend)
+    k = _check_k(k)
+    queries = A.as_array(queries, "queries")
+    corpus = A.as_array(corpus, "corpus")
+    on_device = [name for name, x in (("queries", queries), ("corpus", corpus)) if A.is_device_array(x)]
+    if backend in ("cuda", "triton") or (backend == "auto" and on_device):
+        raise NotImplementedError(
+            f"topk: backend {backend!r} is not implemented for this op yet (CPU only); "
+            "use backend='cpu' or 'reference' with host arrays"
+        )
+    if on_device:
+        raise ValueError(f"{on_device[0]}: backend={backend!r} needs a host array; copy it to the host first")
+    q = _queries(queries)
+    c = _corpus(corpus)
+    if q.shape[1] != c.shape[1]:
+        raise ValueError(f"queries: expected rows of length {c.shape[1]} (the corpus dim), got {q.shape[1]}")
+    if not np.isfinite(q).all():
+        raise ValueError("queries: contains NaN or Inf")
+    scale = _scale(corpus_scale, c) if not cosine else None
+    if not cosine and c.dtype == np.int8 and scale is None:
+        raise ValueError("corpus_scale: required for an int8 corpus (float32 [N], symmetric per-row scale)")
+    mask, ids = _allowed(allowed, c.shape[0])
+
+    if backend == "reference":
+        filt = mask if mask is not None else ids
+        if cosine:
+            s, i = reference.topk_cosine(q, c, k, allowed=filt)
+        else:
+            s, i = reference.topk_inner_product(q, c, k, corpus_scale=scale, allowed=filt)
+        return s.astype(np.float32), i
+    return _C.topk(q, c, k, scale, mask, ids, cosine)
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k: expected an int, got {type(k).__name__}")
+    if k < 1:
+        raise ValueError(f"k: expected >= 1, got {k}")
+    return int(k)
+
+
+def _host_numpy(x: Any) -> np.ndarray:
+    if A.is_torch(x):
+        t = x.detach()
+        if A.dtype_name(t) == "bfloat16":
+            t = t.float()
+        return t.contiguous().numpy()
+    return np.asarray(x)
+
+
+def _queries(x: Any) -> np.ndarray:
+    dt = A.dtype_name(x)
+    if dt not in _QUERY_DTYPES:
+        hint = " (convert with .astype(np.float32))" if dt == "float64" else ""
+        raise TypeError(f"queries: expected dtype float32, float16 or bfloat16, got {dt}{hint}")
+    if x.ndim not in (1, 2):
+        raise ValueError(f"queries: expected shape [Q, d] or [d], got {tuple(x.shape)}")
+    q = _host_numpy(x)
+    q = np.ascontiguousarray(q.reshape(1, -1) if q.ndim == 1 else q, dtype=np.float32)
+    if q.shape[1] == 0:
+        raise ValueError("queries: the row length d must be >= 1")
+    return q
+
+
+def _corpus(x: Any) -> np.ndarray:
+    dt = A.dtype_name(x)
+    if dt not in _CORPUS_DTYPES:
+        raise TypeError(f"corpus: expected dtype float32, float16 or int8, got {dt}")
+    if x.ndim != 2:
+        raise ValueError(f"corpus: expected shape [N, d], got {tuple(x.shape)}")
+    return np.ascontiguousarray(_host_numpy(x))
+
+
+def _scale(scale: Any, c: np.ndarray) -> np.ndarray | None:
+    if scale is None:
+        return None
+    if c.dtype != np.int8:
+        raise ValueError(f"corpus_scale: only valid with an int8 corpus, the corpus is {c.dtype}")
+    s = _host_numpy(A.as_array(scale, "corpus_scale"))
+    if s.dtype.kind != "f":
+        raise TypeError(f"corpus_scale: expected a float array, got {s.dtype}")
+    if s.shape != (c.shape[0],):
+        raise ValueError(f"corpus_scale: expected shape ({c.shape[0]},), got {tuple(s.shape)}")
+    s = np.ascontiguousarray(s, dtype=np.float32)
+    if not np.isfinite(s).all():
+        raise ValueError("corpus_scale: contains NaN or Inf")
+    return s
+
+
+def _allowed(allowed: Any, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(bool mask [N], None) or (None, sorted unique int64 ids) or (None, None)."""
+    if allowed is None:
+        return None, None
+    if A.is_device_array(allowed):
+        raise ValueError("allowed: expected a host array")
+    if isinstance(allowed, (set, frozenset)):
+        allowed = sorted(allowed)
+    is_array = A.is_torch(allowed) or isinstance(allowed, np.ndarray)
+    a = _host_numpy(allowed) if is_array else np.asarray(allowed)
+    if a.ndim != 1:
+        raise ValueError(f"allowed: expected a 1-D mask or id array, got shape {tuple(a.shape)}")
+    if a.dtype == np.bool_:
+        if a.shape[0] != n:
+            raise ValueError(f"allowed: bool mask of length {a.shape[0]} for a corpus of {n} rows")
+        return np.ascontiguousarray(a), None
+    if a.size == 0:
+        return None, np.zeros(0, dtype=np.int64)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"allowed: expected a bool mask or integer ids, got dtype {a.dtype}")
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0 or hi >= n:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"allowed: id {bad} out of range [0, {n})")
+    return None, np.unique(a.astype(np.int64))
