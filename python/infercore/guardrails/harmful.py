@@ -40,7 +40,8 @@ def _compile(lexicon: Mapping[str, Mapping[str, list[str]]]) -> dict[str, tuple[
         if not isinstance(langs, Mapping):
             raise ValueError(f"lexicon.{cat}: expected a mapping of language -> list of patterns")
         try:
-            en = [re.compile((p[2:] if p.startswith(r"\b") else p) + r"\b") for p in langs.get("en", [])]
+            # the end may not run into a hyphenated compound: "bomb-proof" is not "bomb"
+            en = [re.compile((p[2:] if p.startswith(r"\b") else p) + r"(?![\w-])") for p in langs.get("en", [])]
             ja = [re.compile(p) for p in langs.get("ja", [])]
         except re.error as e:
             raise ValueError(f"lexicon.{cat}: invalid pattern: {e}") from e

@@ -8,6 +8,8 @@ the text a Guard returns is never normalized.
            ligatures, math letters), casefold, Cyrillic/Greek look-alikes -> Latin, whitespace
            collapsed to one space.
 - leet:    folded with leetspeak digits/symbols read as letters (only when the text has them).
+- unsplit: folded with separators inside words dropped ("r.e.s-t_r" -> "restr") and runs of
+           single letters joined ("w i t h" -> "with"); only when that changes the text.
 - compact: leet-or-folded with everything but letters/digits removed: "i g-n.o r e" -> "ignore",
            and Japanese with spaces inserted between characters joined again.
 - decoded: base64 spans (size and count bounded) and the rot13 reading of the text, each folded.
@@ -60,6 +62,8 @@ _ROT13 = str.maketrans(
 )
 _WS = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[\W_]+")
+_INNER_SEP = re.compile(r"(?<=\w)[._\-'](?=\w)|_")
+_SINGLE_RUN = re.compile(r"(?<!\S)(\w) (?=\w(?!\S))")
 # The lookbehind makes each failed start O(1): a scan begins only where a run begins.
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}")
 
@@ -107,6 +111,7 @@ class Views:
     folded: str
     leet: str | None
     compact: str
+    unsplit: str | None = None
     decoded: list[tuple[str, str]] = field(default_factory=list)  # (how, folded text)
 
     def spaced(self) -> list[tuple[str, str]]:
@@ -114,6 +119,8 @@ class Views:
         out = [("folded", self.folded)]
         if self.leet is not None:
             out.append(("leetspeak", self.leet))
+        if self.unsplit is not None:
+            out.append(("split_words", self.unsplit))
         return out + self.decoded
 
 
@@ -121,11 +128,13 @@ def views(text: str, *, decode: bool = True, max_spans: int = 8, max_span_chars:
     folded = fold(text)
     leet = folded.translate(_LEET) if any(c in folded for c in _LEET_CHARS) else None
     compact = _NON_WORD.sub("", leet if leet is not None else folded)
+    unsplit = _SINGLE_RUN.sub(r"\1", _INNER_SEP.sub("", folded))
+    unsplit = _WS.sub(" ", unsplit) if unsplit != folded else None
     decoded: list[tuple[str, str]] = []
     if decode:
         decoded = [("base64", fold(d)) for d in decode_base64_spans(text, max_spans, max_span_chars)]
         decoded.append(("rot13", rot13(folded)))
-    return Views(folded, leet, compact, decoded)
+    return Views(folded, leet, compact, unsplit, decoded)
 
 
 def search_word(pat: re.Pattern[str], s: str) -> re.Match[str] | None:

@@ -37,8 +37,8 @@ _JA_ADDRESS = re.compile(
 )
 _JA_POSTCODE = re.compile(r"〒\s?[0-9０-９]{3}[-－][0-9０-９]{4}")
 _US_ADDRESS = re.compile(
-    r"\b\d{1,6} (?:[A-Z][a-z]{1,20} ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct"
-    r"|Way|Place|Pl|Terrace|Parkway|Pkwy)\b\.?(?:,? (?:Apt|Suite|Unit|#) ?[0-9A-Za-z]{1,6})?"
+    r"(?<![0-9A-Za-z])\d{1,6} (?:[A-Z][a-z]{1,20} ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct"
+    r"|Way|Place|Pl|Terrace|Parkway|Pkwy)(?![A-Za-z])\.?(?:,? (?:Apt|Suite|Unit|#) ?[0-9A-Za-z]{1,6})?"
 )
 _GROUPS_NANP = re.compile(r"\(?\d{3}\)?[ .\-]?\d{3}[ .\-]\d{4}")
 _SSN_SHAPE = re.compile(r"\d{3}([ \-])\d{2}\1\d{4}")
@@ -101,8 +101,11 @@ def find_entities(text: str, entities: tuple[str, ...] = ENTITIES) -> list[Entit
                 add("IP", m.start(), m.end())
         for m in _IPV6.finditer(text):
             s = m.group(0).rstrip(".:") if not m.group(0).endswith("::") else m.group(0)
+            a = m.start()
+            if not V.ipv6_ok(s) and s.startswith(":") and not s.startswith("::"):
+                s, a = s[1:], a + 1  # "contact:2001:db8::1": the colon belongs to the label
             if V.ipv6_ok(s):
-                add("IP", m.start(), m.start() + len(s))
+                add("IP", a, a + len(s))
     if want & {"ADDRESS"}:
         for pat in (_JA_ADDRESS, _JA_POSTCODE, _US_ADDRESS):
             for m in pat.finditer(text):
