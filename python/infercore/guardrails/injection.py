@@ -34,8 +34,8 @@ _EN: list[tuple[str, float, str]] = [
     ("prompt_exfiltration", 1.0,
      r"\b(?:reveal|show|print|repeat|output|display|tell me|leak|dump|give me|share|disclose|expose|write out"
      r"|spell out|recite|paste)\b" + _GAP
-     + r"\b(?:your|the|its|my|this)\s(?:(?:full|entire|exact|complete|whole)\s)?(?:system|initial|hidden|original"
-     r"|secret|internal|confidential|developer|pre-?prompt)\s?(?:prompt|instructions|message|rules|configuration)"),
+     + r"\b(?:your|the|its|my|this)\s(?:(?:full|entire|exact|complete|whole)\s)?(?:(?:system|initial|hidden|original"
+     r"|secret|internal|confidential|developer|pre-?prompt)\s?){1,2}(?:prompt|instructions|message|rules|configuration)"),
     ("prompt_exfiltration", 0.9,
      r"\b(?:repeat|print|output|copy)\b" + _SHORT + r"\b(?:words|text|everything|all)\b" + _SHORT
      + r"\b(?:above|before this|so far|preceding)\b"),
@@ -77,7 +77,7 @@ _EN: list[tuple[str, float, str]] = [
 
 # Japanese, over the compact view (no spaces, no punctuation).
 _ANY_ALL = r"(?:すべて|全て|全部|一切|みんな)?の?"
-_JA_NOT = r"(?!しないで|しては|せず|できな|できま|しません|するな|しちゃだめ)"  # "do not ignore the rules"
+_JA_NOT = r"(?!しないで|しては|せず|できな|できま|しません|するな|しちゃ|すること(?:は|が)?(?:でき|許され|禁止))"  # "do not ignore the rules"
 _JA: list[tuple[str, float, str]] = [
     ("override_instructions", 1.0,
      r"(?:これまで|今まで|以前|前|上記|上|先ほど|先程|最初|元|既存|システム|開発者|あなた)の" + _ANY_ALL
