@@ -6,7 +6,14 @@ from dataclasses import dataclass
 import pytest
 
 from infercore.guardrails import (
-    Guard, GuardMetrics, HarmfulRail, InjectionRail, ListSink, PIIRail, RailDecision, Violation,
+    Guard,
+    GuardMetrics,
+    HarmfulRail,
+    InjectionRail,
+    ListSink,
+    PIIRail,
+    RailDecision,
+    Violation,
 )
 
 
@@ -77,7 +84,7 @@ def test_megabyte_adversarial_default_guard(name):
 @pytest.mark.parametrize("name", sorted(ADVERSARIAL))
 def test_rails_linear_on_adversarial(name):
     """Every rail on pattern-hostile text up to the default limit (200k chars): 10x the input costs
-    ~10x (a backtracking pattern would grow quadratically or worse), and stays bounded."""
+    ~10x (a quadratic pattern would cost ~100x), and stays bounded."""
     big = ADVERSARIAL[name][:200_000]
     small = big[:20_000]
     rails = [InjectionRail(), PIIRail(), HarmfulRail()]
@@ -91,7 +98,7 @@ def test_rails_linear_on_adversarial(name):
     run(small)
     t_small, t_big = min(run(small), run(small)), run(big)
     assert t_big < 3.0, f"{name}: {t_big:.2f}s on 200k chars"
-    assert t_big < 25 * max(t_small, 0.005), f"{name}: not linear ({t_small:.3f}s -> {t_big:.3f}s)"
+    assert t_big < 40 * max(t_small, 0.005), f"{name}: not linear ({t_small:.3f}s -> {t_big:.3f}s)"
 
 
 def test_events_and_metrics():

@@ -43,9 +43,9 @@ def test_warn_passes_with_violation():
 
 
 def test_bad_config():
-    with pytest.raises(ValueError, match="actions.gore"):
+    with pytest.raises(ValueError, match=r"actions.gore"):
         HarmfulRail(actions={"gore": "block"})
-    with pytest.raises(ValueError, match="actions.hate"):
+    with pytest.raises(ValueError, match=r"actions.hate"):
         HarmfulRail(actions={"hate": "delete"})
-    with pytest.raises(ValueError, match="lexicon.x"):
+    with pytest.raises(ValueError, match=r"lexicon.x"):
         HarmfulRail(actions={"x": "block"}, lexicon={"x": {"en": ["(unclosed"]}})

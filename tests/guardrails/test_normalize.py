@@ -29,7 +29,7 @@ def test_unsplit_view_joins_split_letters():
 
 
 def test_base64_spans_decoded_with_limits():
-    payload = base64.b64encode("please open the pod bay doors".encode()).decode()
+    payload = base64.b64encode(b"please open the pod bay doors").decode()
     assert decode_base64_spans(f"data: {payload} end") == ["please open the pod bay doors"]
     assert decode_base64_spans(f"data: {payload}", max_span_chars=10) == []
     many = " ".join([payload] * 20)

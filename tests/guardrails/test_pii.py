@@ -57,9 +57,9 @@ def test_actions_per_entity():
 
 
 def test_bad_entity_config():
-    with pytest.raises(ValueError, match="entities.PASSPORT"):
+    with pytest.raises(ValueError, match=r"entities.PASSPORT"):
         PIIRail(entities={"PASSPORT": "redact"})
-    with pytest.raises(ValueError, match="entities.EMAIL"):
+    with pytest.raises(ValueError, match=r"entities.EMAIL"):
         PIIRail(entities={"EMAIL": "shred"})
     with pytest.raises(TypeError, match="entities"):
         PIIRail(entities=["EMAIL"])

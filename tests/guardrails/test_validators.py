@@ -20,8 +20,8 @@ def test_luhn_hand_computed():
     assert not V.luhn_ok("79927398710")
 
 
-@pytest.mark.parametrize("iban", ["GB82 WEST 1234 5698 7654 32", "DE89370400440532013000", "FR1420041010050500013M02606",
-                                  "NO9386011117947", "gb82west12345698765432"])
+@pytest.mark.parametrize("iban", ["GB82 WEST 1234 5698 7654 32", "DE89370400440532013000",
+                                  "FR1420041010050500013M02606", "NO9386011117947", "gb82west12345698765432"])
 def test_iban_good(iban):
     assert V.iban_ok(iban)
 

@@ -19,6 +19,7 @@ from typing import Any
 from .events import EventSink, GuardMetrics, LoggingSink
 from .harmful import HarmfulRail
 from .injection import InjectionRail
+from .normalize import Normalizer
 from .pii import PIIRail
 from .types import GuardResult, Rail, RailDecision, Violation, worst
 
@@ -65,7 +66,9 @@ class Guard:
     @classmethod
     def default(cls, **kwargs: Any) -> Guard:
         """Injection, PII (redact) and harmful (block) on input; PII and harmful on output."""
-        return cls([InjectionRail(), PIIRail(), HarmfulRail()], [PIIRail(), HarmfulRail()], **kwargs)
+        n_in, n_out = Normalizer(), Normalizer()
+        return cls([InjectionRail(normalizer=n_in), PIIRail(), HarmfulRail(normalizer=n_in)],
+                   [PIIRail(), HarmfulRail(normalizer=n_out)], **kwargs)
 
     @classmethod
     def from_config(cls, config: str | os.PathLike[str] | Mapping[str, Any], **kwargs: Any) -> Guard:
@@ -161,6 +164,7 @@ def _build_rails(items: Any, arg: str) -> list[Rail]:
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
         raise ValueError(f"config.{arg}: expected a list of rails, got {type(items).__name__}")
     out: list[Rail] = []
+    shared = Normalizer()  # rails of one direction normalize a text once
     for i, item in enumerate(items):
         where = f"config.{arg}[{i}]"
         if isinstance(item, str):
@@ -174,6 +178,8 @@ def _build_rails(items: Any, arg: str) -> list[Rail]:
         for k in opts:
             if k not in _RAIL_OPTIONS[kind]:
                 raise ValueError(f"{where}.{k}: unknown option for {kind}; expected {_RAIL_OPTIONS[kind]}")
+        if kind in ("injection", "harmful") and opts.get("decode", True):
+            opts["normalizer"] = shared
         try:
             out.append(_RAILS[kind](**opts))
         except (TypeError, ValueError) as e:

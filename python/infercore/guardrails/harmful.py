@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from .normalize import search_word, views
+from .normalize import Normalizer, search_word
 from .types import RailDecision, Violation
 
 CATEGORIES: tuple[str, ...] = ("violence", "self_harm", "hate", "sexual_minors", "weapons", "illegal_activity")
@@ -58,9 +58,12 @@ class HarmfulRail:
     actions: Mapping[str, str] = field(default_factory=lambda: {c: "block" for c in CATEGORIES})
     lexicon: Mapping[str, Mapping[str, list[str]]] | None = None
     decode: bool = True
+    normalizer: Normalizer | None = None  # share one with other rails of a Guard to normalize once
     can_modify: bool = False
 
     def __post_init__(self) -> None:
+        if self.normalizer is None:
+            self.normalizer = Normalizer(decode=self.decode)
         if not isinstance(self.actions, Mapping):
             raise TypeError(f"actions: expected a mapping of category -> action, got {type(self.actions).__name__}")
         lex = load_lexicon() if self.lexicon is None else dict(self.lexicon)
@@ -74,7 +77,7 @@ class HarmfulRail:
 
     def categories(self, text: str) -> list[tuple[str, str]]:
         """(category, view it was found in) for each category that matched."""
-        v = views(text, decode=self.decode)
+        v = self.normalizer.views(text)
         spaced = v.spaced()
         hits: list[tuple[str, str]] = []
         for cat, (en, ja) in self._pats.items():

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .normalize import search_word, views
+from .normalize import Normalizer, search_word
 from .types import RailDecision, Violation
 
 # Word-wise gaps over the folded view (single spaces): finish the current token, then up to n
@@ -50,7 +50,8 @@ _EN: list[tuple[str, float, str]] = [
      r"|without (?:any )?(?:restrictions|rules|limits|limitations|filters|guidelines|censorship|morals|ethics))"),
     ("roleplay_unrestricted", 0.9,
      r"\b(?:no longer|not) (?:bound|restricted|limited|constrained) by\b" + _SHORT
-     + r"\b(?:rules|guidelines|policies|polic(?:y|ies)|restrictions|openai|anthropic|your (?:creators|developers|training))"),
+     + r"\b(?:rules|guidelines|policies|polic(?:y|ies)|restrictions|openai|anthropic"
+     r"|your (?:creators|developers|training))"),
     ("roleplay_unrestricted", 0.9, r"\bdo anything now\b"),
     ("roleplay_unrestricted", 0.8,
      r"\b(?:free|freed|liberated|released) from\b" + _SHORT + r"\b(?:restrictions|rules|guidelines|filters|censorship"
@@ -60,10 +61,12 @@ _EN: list[tuple[str, float, str]] = [
      + r"\byour\b" + _SHORT + r"\b(?:safety|content|ethical|moral)?\s?(?:filters?|guardrails|safeguards|restrictions"
      r"|censorship|alignment|ethics|morals|guidelines|safety)\b"),
     ("safety_bypass", 0.5,
-     r"\b(?:bypass|disable|circumvent|evade)\b" + _SHORT + r"\b(?:safety|content) (?:filters?|guardrails|polic(?:y|ies))\b"),
+     r"\b(?:bypass|disable|circumvent|evade)\b" + _SHORT
+     + r"\b(?:safety|content) (?:filters?|guardrails|polic(?:y|ies))\b"),
     ("new_instructions", 0.8,
      r"\b(?:new|updated|real|actual|true|override|secret) (?:instructions?|system prompt|directive|task|rules)\s?:"),
-    ("new_instructions", 0.7, r"(?:<\|im_start\|>\s?system|\[\s?/?(?:system|inst|sys)\s?\]|<<\s?sys\s?>>|###\s?system\b)"),
+    ("new_instructions", 0.7,
+     r"(?:<\|im_start\|>\s?system|\[\s?/?(?:system|inst|sys)\s?\]|<<\s?sys\s?>>|###\s?system\b)"),
     ("new_instructions", 0.6, r"(?:^|\n|\s)system\s?:\s?(?:you are|you're|from now on|ignore|new)\b"),
     ("mode_switch", 0.8,
      r"\b(?:enable|enter|activate|switch to|turn on|you are (?:now )?in|now in|unlock)\b" + _SHORT
@@ -77,14 +80,17 @@ _EN: list[tuple[str, float, str]] = [
 
 # Japanese, over the compact view (no spaces, no punctuation).
 _ANY_ALL = r"(?:すべて|全て|全部|一切|みんな)?の?"
-_JA_NOT = r"(?!しないで|しては|せず|できな|できま|しません|するな|しちゃ|すること(?:は|が)?(?:でき|許され|禁止))"  # "do not ignore the rules"
+# "do not ignore the rules" is not an attack
+_JA_NOT = r"(?!しないで|しては|せず|できな|できま|しません|するな|しちゃ|すること(?:は|が)?(?:でき|許され|禁止))"
 _JA: list[tuple[str, float, str]] = [
     ("override_instructions", 1.0,
      r"(?:これまで|今まで|以前|前|上記|上|先ほど|先程|最初|元|既存|システム|開発者|あなた)の" + _ANY_ALL
-     + r"(?:指示|命令|指令|ルール|設定|制約|制限|プロンプト|ガイドライン|規則)(?:を|は|に)?" + r"(?:すべて|全て|全部|一切)?"
+     + r"(?:指示|命令|指令|ルール|設定|制約|制限|プロンプト|ガイドライン|規則)(?:を|は|に)?"
+     r"(?:すべて|全て|全部|一切)?"
      r"(?:無視|忘れ|破棄|取り消|リセット|従わ|守ら|無効)" + _JA_NOT),
     ("override_instructions", 0.9,
-     r"(?:指示|命令|ルール|制約|制限|ガイドライン|規則|プロンプト)(?:を|は)?(?:すべて|全て|全部|一切)?(?:無視|忘れて|破棄)" + _JA_NOT),
+     r"(?:指示|命令|ルール|制約|制限|ガイドライン|規則|プロンプト)(?:を|は)?(?:すべて|全て|全部|一切)?"
+     r"(?:無視|忘れて|破棄)" + _JA_NOT),
     ("prompt_exfiltration", 1.0,
      r"(?:システムプロンプト|初期プロンプト|隠された(?:指示|プロンプト)|秘密の(?:指示|プロンプト)|内部(?:の)?(?:指示|プロンプト)"
      r"|最初の指示|元の指示|設定された指示)(?:を|の内容を|の全文を|の中身を)?(?:すべて|全て|そのまま)?"
@@ -127,9 +133,12 @@ class InjectionRail:
     name: str = "injection"
     threshold: float = 0.75
     decode: bool = True
+    normalizer: Normalizer | None = None  # share one with other rails of a Guard to normalize once
     can_modify: bool = False
 
     def __post_init__(self) -> None:
+        if self.normalizer is None:
+            self.normalizer = Normalizer(decode=self.decode)
         if not isinstance(self.threshold, (int, float)) or not 0.0 < float(self.threshold) <= 1.0:
             raise ValueError(f"threshold: expected a number in (0, 1], got {self.threshold!r}")
         self._en = _compile(_EN)
@@ -137,7 +146,7 @@ class InjectionRail:
         self._compact = _compile(_COMPACT_EN)
 
     def score(self, text: str) -> tuple[float, list[Violation]]:
-        v = views(text, decode=self.decode)
+        v = self.normalizer.views(text)
         hits: dict[str, tuple[float, str]] = {}  # rule name -> (strongest weight, view)
 
         def hit(key: str, w: float, where: str) -> None:

@@ -7,12 +7,13 @@ the text a Guard returns is never normalized.
 - folded:  invisible/control characters removed, lone surrogates -> U+FFFD, NFKC (full-width,
            ligatures, math letters), casefold, Cyrillic/Greek look-alikes -> Latin, whitespace
            collapsed to one space.
-- leet:    folded with leetspeak digits/symbols read as letters (only when the text has them).
+- leet:    folded with leetspeak digits/symbols read as letters (only when a word mixes them).
 - unsplit: folded with separators inside words dropped ("r.e.s-t_r" -> "restr") and runs of
            single letters joined ("w i t h" -> "with"); only when that changes the text.
 - compact: leet-or-folded with everything but letters/digits removed: "i g-n.o r e" -> "ignore",
            and Japanese with spaces inserted between characters joined again.
-- decoded: base64 spans (size and count bounded) and the rot13 reading of the text, each folded.
+- decoded: base64 spans (size and count bounded), and the rot13 reading of the text when that
+           reading has English function words in it, each folded.
 """
 
 from __future__ import annotations
@@ -62,20 +63,44 @@ _ROT13 = str.maketrans(
 )
 _WS = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[\W_]+")
-_INNER_SEP = re.compile(r"(?<=\w)[._\-'](?=\w)|_")
+_INNER_SEP = re.compile(r"(?<=\w)[._\-](?=\w)|_")
+# Gates: the extra views cost a full scan each, so build them only on evidence.
+_LEET_EVIDENCE = re.compile(r"[a-z][013457@$]|[013457@$][a-z]")
+_SPLIT_EVIDENCE = re.compile(r"(?<!\w)\w[ ._\-]\w[ ._\-]\w(?!\w)")
+# Common English words whose rot13 forms (gur, naq, lbh...) are not words: a rot13 reading that
+# contains them is probably encoded English.
+_STOPWORDS = re.compile(r"\b(?:the|and|you|your|to|of|is|in|all|with|that|this|for|me|now|say|how|what|are|new|tell)\b")
 _SINGLE_RUN = re.compile(r"(?<!\S)(\w) (?=\w(?!\S))")
 # The lookbehind makes each failed start O(1): a scan begins only where a run begins.
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}")
 
 
-def clean(text: str) -> str:
-    """Remove invisible and control characters, replace lone surrogates. Positions shift."""
-    return text.translate(_INVISIBLE)
+def _char_class(keys: dict[int, object]) -> re.Pattern[str]:
+    """A regex class of these code points, written as ranges (a class of thousands of single
+    characters is matched far more slowly than a few ranges)."""
+    cps = sorted(keys)
+    parts: list[str] = []
+    i = 0
+    while i < len(cps):
+        j = i
+        while j + 1 < len(cps) and cps[j + 1] == cps[j] + 1:
+            j += 1
+        parts.append(f"\\U{cps[i]:08x}" if i == j else f"\\U{cps[i]:08x}-\\U{cps[j]:08x}")
+        i = j + 1
+    return re.compile("[" + "".join(parts) + "]")
+
+
+# str.translate with a dict looks every character up in Python; scanning for a character that
+# needs it first (a C-level regex scan) skips the translate for most texts.
+_HAS_INVISIBLE = _char_class(_INVISIBLE)
+_HAS_CONFUSABLE = _char_class(_CONFUSABLES)
 
 
 def fold(text: str) -> str:
-    t = unicodedata.normalize("NFKC", text.translate(_INVISIBLE))
-    t = t.casefold().translate(_CONFUSABLES)
+    t = text.translate(_INVISIBLE) if _HAS_INVISIBLE.search(text) else text
+    t = unicodedata.normalize("NFKC", t).casefold()
+    if _HAS_CONFUSABLE.search(t):
+        t = t.translate(_CONFUSABLES)
     return _WS.sub(" ", t).strip()
 
 
@@ -126,15 +151,39 @@ class Views:
 
 def views(text: str, *, decode: bool = True, max_spans: int = 8, max_span_chars: int = 8192) -> Views:
     folded = fold(text)
-    leet = folded.translate(_LEET) if any(c in folded for c in _LEET_CHARS) else None
+    leet = folded.translate(_LEET) if _LEET_EVIDENCE.search(folded) else None
     compact = _NON_WORD.sub("", leet if leet is not None else folded)
-    unsplit = _SINGLE_RUN.sub(r"\1", _INNER_SEP.sub("", folded))
-    unsplit = _WS.sub(" ", unsplit) if unsplit != folded else None
+    unsplit = None
+    if _SPLIT_EVIDENCE.search(folded):
+        unsplit = _WS.sub(" ", _SINGLE_RUN.sub(r"\1", _INNER_SEP.sub("", folded)))
     decoded: list[tuple[str, str]] = []
     if decode:
         decoded = [("base64", fold(d)) for d in decode_base64_spans(text, max_spans, max_span_chars)]
-        decoded.append(("rot13", rot13(folded)))
+        r13 = rot13(folded)
+        hits = _STOPWORDS.findall(r13)
+        if hits and len(hits) > len(_STOPWORDS.findall(folded)) // 4:
+            decoded.append(("rot13", r13))
     return Views(folded, leet, compact, unsplit, decoded)
+
+
+class Normalizer:
+    """Builds Views, remembering the last text so rails of one Guard that see the same text share
+    the work. Explicit and per-Guard (no module state); the memo is one (text, views) tuple,
+    replaced atomically, so concurrent use is safe (at worst it recomputes)."""
+
+    def __init__(self, decode: bool = True, max_spans: int = 8, max_span_chars: int = 8192) -> None:
+        self.decode = decode
+        self.max_spans = max_spans
+        self.max_span_chars = max_span_chars
+        self._memo: tuple[str, Views] | None = None
+
+    def views(self, text: str) -> Views:
+        memo = self._memo
+        if memo is not None and (memo[0] is text or memo[0] == text):
+            return memo[1]
+        v = views(text, decode=self.decode, max_spans=self.max_spans, max_span_chars=self.max_span_chars)
+        self._memo = (text, v)
+        return v
 
 
 def search_word(pat: re.Pattern[str], s: str) -> re.Match[str] | None:

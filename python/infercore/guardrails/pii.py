@@ -19,12 +19,15 @@ from .types import RailDecision, Violation
 ENTITIES: tuple[str, ...] = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "IP", "SSN", "MY_NUMBER", "ADDRESS")
 ACTIONS: tuple[str, ...] = ("redact", "detect", "block")
 
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
-_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")
+# Each pattern starts with a character class and checks the character before it with a 2-wide
+# lookbehind: sre's fast first-character scan only works when a pattern starts with characters.
+_EMAIL = re.compile(
+    r"[A-Za-z0-9._%+-](?<![A-Za-z0-9._%+-]{2})[A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
+_IPV4 = re.compile(r"\d(?<![\d.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?!\.?\d)")
 _IPV6 = re.compile(r"(?<![0-9A-Fa-f:.])[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{2,44}(?:%[0-9A-Za-z]{1,15})?")
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
+_IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]){11,30}")
 # Digit groups joined by one separator: card, My Number, SSN, phone numbers. Classified in code.
-_DIGITS = re.compile(r"(?<![0-9A-Za-z_+])\+?\(?\d{1,19}\)?(?:[ .\-]\(?\d{1,19}\)?){0,7}(?![0-9A-Za-z_])")
+_DIGITS = re.compile(r"[+(\d](?<![0-9A-Za-z_+][+(\d])[(\d]?\d{0,19}\)?(?:[ .\-]\(?\d{1,19}\)?){0,7}(?![0-9A-Za-z_])")
 _PREFS = (
     "北海道|東京都|大阪府|京都府|青森県|岩手県|宮城県|秋田県|山形県|福島県|茨城県|栃木県|群馬県|埼玉県|千葉県|神奈川県"
     "|新潟県|富山県|石川県|福井県|山梨県|長野県|岐阜県|静岡県|愛知県|三重県|滋賀県|兵庫県|奈良県|和歌山県|鳥取県|島根県"
@@ -32,12 +35,13 @@ _PREFS = (
 )
 _NUM = r"[0-9０-９]{1,4}"
 _JA_ADDRESS = re.compile(
-    r"(?:〒\s?[0-9０-９]{3}[-－][0-9０-９]{4}\s?)?(?:" + _PREFS + r")[^\s、。,!?！？「」()（）]{1,30}?"
+    r"(?:" + _PREFS + r")[^\s、。,!?！？「」()（）]{1,30}?"
     + _NUM + r"(?:(?:丁目|番地|番|号|[-－ー‐の])" + _NUM + r"){0,3}(?:号)?"
 )
 _JA_POSTCODE = re.compile(r"〒\s?[0-9０-９]{3}[-－][0-9０-９]{4}")
 _US_ADDRESS = re.compile(
-    r"(?<![0-9A-Za-z])\d{1,6} (?:[A-Z][a-z]{1,20} ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct"
+    r"\d(?<![0-9A-Za-z]\d)\d{0,5} (?:[A-Z][a-z]{1,20} ){1,3}"
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct"
     r"|Way|Place|Pl|Terrace|Parkway|Pkwy)(?![A-Za-z])\.?(?:,? (?:Apt|Suite|Unit|#) ?[0-9A-Za-z]{1,6})?"
 )
 _GROUPS_NANP = re.compile(r"\(?\d{3}\)?[ .\-]?\d{3}[ .\-]\d{4}")
