@@ -65,10 +65,11 @@ class Guard:
 
     @classmethod
     def default(cls, **kwargs: Any) -> Guard:
-        """Injection, PII (redact) and harmful (block) on input; PII and harmful on output."""
+        """Injection, harmful (block) and PII (redact) on input; harmful and PII on output. PII goes
+        last so the other two see the same text and share one normalization."""
         n_in, n_out = Normalizer(), Normalizer()
-        return cls([InjectionRail(normalizer=n_in), PIIRail(), HarmfulRail(normalizer=n_in)],
-                   [PIIRail(), HarmfulRail(normalizer=n_out)], **kwargs)
+        return cls([InjectionRail(normalizer=n_in), HarmfulRail(normalizer=n_in), PIIRail()],
+                   [HarmfulRail(normalizer=n_out), PIIRail()], **kwargs)
 
     @classmethod
     def from_config(cls, config: str | os.PathLike[str] | Mapping[str, Any], **kwargs: Any) -> Guard:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 # IBAN lengths per country (ISO 13616 registry, SWIFT IBAN registry).
 IBAN_LENGTHS: dict[str, int] = {
@@ -18,8 +19,11 @@ IBAN_LENGTHS: dict[str, int] = {
 }
 
 
+_NON_DIGIT = re.compile(r"\D")
+
+
 def digits_of(s: str) -> str:
-    return "".join(ch for ch in s if ch.isdigit())
+    return _NON_DIGIT.sub("", s)
 
 
 def luhn_ok(number: str) -> bool:
