@@ -52,6 +52,8 @@ _CARD_SHAPE = re.compile(r"\d{13,19}|\d{4}([ \-])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ \
 
 def _classify_digits(s: str) -> str | None:
     """Which entity a digit-group string is, or None."""
+    if len(s) < 9:  # every entity here has at least 9 digits
+        return None
     d = V.digits_of(s)
     if 13 <= len(d) <= 19 and _CARD_SHAPE.fullmatch(s) and V.credit_card_ok(d):
         return "CREDIT_CARD"
