@@ -1,0 +1,142 @@
+"""Quality of the model-free rails on a labeled set (benchmarks/data/guardrails/*.jsonl).
+
+    python -m infercore.guardrails.evaluate benchmarks/data/guardrails [--json out.json] [--misses]
+
+For each rail: precision, recall, F1 over its own file (positives and rail-specific hard
+negatives) plus benign.jsonl as negatives, and the false-positive rate on benign.jsonl alone.
+Recall is also broken down by language and obfuscation variant (and by entity for PII).
+A PII positive counts as detected only if an entity of the labeled type is found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .harmful import HarmfulRail
+from .injection import InjectionRail
+from .pii import PIIRail
+
+RAILS = ("injection", "pii", "harmful")
+
+
+def load(directory: str | Path) -> dict[str, list[dict[str, Any]]]:
+    d = Path(directory)
+    if not d.is_dir():
+        raise ValueError(f"directory: {str(d)!r} is not a directory")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name in (*RAILS, "benign"):
+        p = d / f"{name}.jsonl"
+        if not p.exists():
+            raise ValueError(f"directory: missing {p.name} in {str(d)!r}")
+        with open(p, encoding="utf-8") as f:
+            out[name] = [json.loads(line) for line in f if line.strip()]
+    return out
+
+
+def _predictor(rail: str) -> Any:
+    if rail == "injection":
+        r = InjectionRail()
+        return lambda row: r.check(row["text"]).status == "blocked"
+    if rail == "harmful":
+        h = HarmfulRail()
+        return lambda row: bool(h.check(row["text"]).violations)
+    p = PIIRail()
+
+    def pii(row: dict[str, Any]) -> bool:
+        kinds = {e.type for e in p.find(row["text"])}
+        return row.get("entity") in kinds if row.get("label") == 1 else bool(kinds)
+
+    return pii
+
+
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return p, r, f
+
+
+def evaluate(directory: str | Path, misses: bool = False) -> dict[str, Any]:
+    data = load(directory)
+    report: dict[str, Any] = {}
+    for rail in RAILS:
+        pred = _predictor(rail)
+        tp = fp = fn = tn = 0
+        benign_fp = 0
+        by: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # key -> [hit, total] over positives
+        missed: list[str] = []
+        false_pos: list[str] = []
+        for row in data[rail] + data["benign"]:
+            y = pred(row)
+            if row["label"] == 1:
+                tp += y
+                fn += not y
+                for key in (f"lang={row['lang']}", f"variant={row['variant']}",
+                            f"entity={row.get('entity')}" if rail == "pii" else f"category={row.get('category')}"):
+                    by[key][0] += y
+                    by[key][1] += 1
+                if not y:
+                    missed.append(row["text"])
+            else:
+                fp += y
+                tn += not y
+                if row["rail"] == "none":
+                    benign_fp += y
+                if y:
+                    false_pos.append(row["text"])
+        p, r, f = _prf(tp, fp, fn)
+        n_benign = len(data["benign"])
+        report[rail] = {
+            "precision": p, "recall": r, "f1": f, "fpr_benign": benign_fp / n_benign if n_benign else 0.0,
+            "fpr_all_negatives": fp / (fp + tn) if fp + tn else 0.0,
+            "positives": tp + fn, "negatives": fp + tn,
+            "recall_by": {k: v[0] / v[1] for k, v in sorted(by.items()) if not k.endswith("None")},
+        }
+        if misses:
+            report[rail]["missed"] = missed
+            report[rail]["false_positives"] = false_pos
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [f"{'rail':<10} {'pos':>5} {'neg':>5} {'precision':>9} {'recall':>7} {'f1':>6} {'FPR benign':>10} "
+             f"{'FPR negs':>8}"]
+    for rail, m in report.items():
+        lines.append(f"{rail:<10} {m['positives']:>5} {m['negatives']:>5} {m['precision']:>9.3f} {m['recall']:>7.3f} "
+                     f"{m['f1']:>6.3f} {m['fpr_benign']:>10.3f} {m['fpr_all_negatives']:>8.3f}")
+    for rail, m in report.items():
+        lines.append(f"\n{rail} recall by slice:")
+        lines += [f"  {k:<28} {v:.3f}" for k, v in m["recall_by"].items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m infercore.guardrails.evaluate", description=__doc__.split("\n")[0])
+    ap.add_argument("directory")
+    ap.add_argument("--json", default=None, help="also write the report as JSON here")
+    ap.add_argument("--misses", action="store_true", help="list missed positives and false positives")
+    args = ap.parse_args(argv)
+    try:
+        report = evaluate(args.directory, misses=args.misses)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(report))
+    if args.misses:
+        for rail, m in report.items():
+            print(f"\n{rail} missed ({len(m['missed'])}):", *[f"  {t!r}" for t in m["missed"]], sep="\n")
+            print(f"{rail} false positives ({len(m['false_positives'])}):",
+                  *[f"  {t!r}" for t in m["false_positives"]], sep="\n")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2, ensure_ascii=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
