@@ -28,8 +28,8 @@ _EXCLUDED = -(2**63)
 
 @triton.jit
 def _topk_kernel(
-    Q, QSCALE, C, CSCALE, MASK, OUT, N, D, chunk, splits,
-    HAS_CSCALE: tl.constexpr, HAS_MASK: tl.constexpr, COSINE: tl.constexpr, INT8: tl.constexpr,
+    Q, C, CSCALE, MASK, OUT, N, D, chunk, splits,
+    HAS_CSCALE: tl.constexpr, HAS_MASK: tl.constexpr, COSINE: tl.constexpr,
     K: tl.constexpr, BD: tl.constexpr,
 ):  # fmt: skip
     qi = tl.program_id(0).to(tl.int64)
@@ -41,30 +41,17 @@ def _topk_kernel(
     for n0 in range(start, end, K):
         rows = n0 + tl.arange(0, K)
         valid = rows < end
-        if INT8:
-            acc_i = tl.zeros([K], tl.int32)
-        else:
-            acc = tl.zeros([K], tl.float32)
+        acc = tl.zeros([K], tl.float32)
         sq = tl.zeros([K], tl.float32)
         for d0 in range(0, D, BD):
             dd = d0 + tl.arange(0, BD)
             dm = dd < D
             cm = valid[:, None] & dm[None, :]
-            if INT8:
-                qv = tl.load(Q + qi * D + dd, mask=dm, other=0).to(tl.int32)
-                cv = tl.load(C + rows[:, None] * D + dd[None, :], mask=cm, other=0).to(tl.int32)
-                acc_i += tl.sum(cv * qv[None, :], axis=1)
-                if COSINE:
-                    cf = cv.to(tl.float32)
-                    sq += tl.sum(cf * cf, axis=1)
-            else:
-                qv = tl.load(Q + qi * D + dd, mask=dm, other=0.0)
-                cv = tl.load(C + rows[:, None] * D + dd[None, :], mask=cm, other=0.0).to(tl.float32)
-                acc += tl.sum(cv * qv[None, :], axis=1)
-                if COSINE:
-                    sq += tl.sum(cv * cv, axis=1)
-        if INT8:
-            acc = acc_i.to(tl.float32) * tl.load(QSCALE + qi)
+            qv = tl.load(Q + qi * D + dd, mask=dm, other=0.0)
+            cv = tl.load(C + rows[:, None] * D + dd[None, :], mask=cm, other=0).to(tl.float32)
+            acc += tl.sum(cv * qv[None, :], axis=1)
+            if COSINE:
+                sq += tl.sum(cv * cv, axis=1)
         if HAS_CSCALE:
             acc = acc * tl.load(CSCALE + rows, mask=valid, other=0.0)
         if COSINE:
@@ -96,15 +83,6 @@ def decode_keys(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return scores, ids
 
 
-def quantize_queries_int8(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row symmetric int8 (absmax / 127, round half to even); all-zero rows get scale 0."""
-    absmax = q.abs().amax(dim=1)
-    scale = absmax / 127.0
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    qi = torch.round(q / safe[:, None]).clamp_(-127, 127).to(torch.int8)
-    return qi, scale.to(torch.float32)
-
-
 def topk(
     queries: torch.Tensor,
     corpus: torch.Tensor,
@@ -117,8 +95,9 @@ def topk(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores float32 [Q,k], ids int64 [Q,k]) sorted by score descending, ties by lower id.
 
-    queries float32 [Q,D]; corpus float32/float16/int8 [N,D] (int8 with float32 corpus_scale
-    [N] for inner product; queries are then quantized per row); allowed: bool [N] mask.
+    queries float32 [Q,D]; corpus float32/float16/int8 [N,D] (int8 rows are widened in registers
+    and multiplied by the float32 corpus_scale [N]: scores are exact for the dequantized corpus,
+    as on the CPU backend); allowed: bool [N] mask.
     """
     if queries.ndim != 2 or corpus.ndim != 2 or queries.shape[1] != corpus.shape[1]:
         raise ValueError(f"queries/corpus: expected [Q,D] and [N,D], got {tuple(queries.shape)}, {tuple(corpus.shape)}")
@@ -134,14 +113,10 @@ def topk(
     kpad = max(16, triton.next_power_of_2(k))
     if nq == 0 or n == 0:
         return torch.full((nq, k), float("-inf"), device=dev), torch.full((nq, k), -1, dtype=torch.int64, device=dev)
-    int8 = corpus.dtype == torch.int8
     q = queries.contiguous()
     if cosine:
         norms = q.norm(dim=1, keepdim=True)
         q = torch.where(norms > 0, q / norms, torch.zeros_like(q))
-    qscale = torch.ones(nq, dtype=torch.float32, device=dev)
-    if int8:
-        q, qscale = quantize_queries_int8(q)
     if splits is None:
         want = 132 * 4 if dev.type == "cuda" else 2
         splits = max(1, min(triton.cdiv(n, kpad), want // max(nq, 1)))
@@ -149,11 +124,11 @@ def topk(
     splits = triton.cdiv(n, chunk)
     out = torch.empty((nq, splits * kpad), dtype=torch.int64, device=dev)
     c = corpus.contiguous()
-    cs = corpus_scale.contiguous().to(torch.float32) if corpus_scale is not None else qscale
-    mask = allowed.contiguous().to(torch.uint8) if allowed is not None else qscale
+    cs = corpus_scale.contiguous().to(torch.float32) if corpus_scale is not None else q
+    mask = allowed.contiguous().to(torch.uint8) if allowed is not None else q
     _topk_kernel[(nq, splits)](
-        q, qscale, c, cs, mask, out, n, d, chunk, splits,
-        HAS_CSCALE=corpus_scale is not None, HAS_MASK=allowed is not None, COSINE=cosine, INT8=int8,
+        q, c, cs, mask, out, n, d, chunk, splits,
+        HAS_CSCALE=corpus_scale is not None, HAS_MASK=allowed is not None, COSINE=cosine,
         K=kpad, BD=min(64, triton.next_power_of_2(d)),
     )  # fmt: skip
     keys = out.topk(min(k, out.shape[1]), dim=1, sorted=True).values

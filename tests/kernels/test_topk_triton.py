@@ -53,14 +53,13 @@ def test_ties_prefer_lower_ids_and_mask_applies_inside():
     assert s[0, :3].tolist() == [4.0, 4.0, 4.0] and torch.isinf(s[0, 3:]).all()
 
 
-def test_int8_corpus_uses_quantized_queries():
+def test_int8_corpus_scores_are_exact_for_the_dequantized_corpus():
     g = torch.Generator().manual_seed(5)
     c8 = torch.randint(-127, 128, (100, 16), dtype=torch.int8, generator=g)
     sc = torch.rand(100, generator=g) + 0.1
     q = torch.randn(2, 16, generator=g)
     s, i = T.topk(q.to(DEVICE), c8.to(DEVICE), 7, corpus_scale=sc.to(DEVICE))
-    qi, qs = T.quantize_queries_int8(q)
-    exact = (qi.double().numpy() @ c8.double().numpy().T) * qs.double().numpy()[:, None] * sc.double().numpy()
+    exact = q.double().numpy() @ (c8.double().numpy() * sc.double().numpy()[:, None]).T
     want_s, want_i = _brute(exact, 7)
     np.testing.assert_array_equal(i.cpu().numpy(), want_i)
     np.testing.assert_allclose(s.cpu().numpy(), want_s, rtol=1e-5)
@@ -92,3 +91,23 @@ def test_launcher_validates():
         T.topk(q.double(), c, 1)
     with pytest.raises(TypeError, match="corpus"):
         T.topk(q, c.double(), 1)
+
+
+def test_ops_backend_triton_matches_cpu_backend():
+    from infercore import ops
+
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((3, 24)).astype(np.float32)
+    c = rng.standard_normal((90, 24)).astype(np.float32)
+    mask = rng.random(90) < 0.5
+    for fn in (ops.topk_inner_product, ops.topk_cosine):
+        s_cpu, i_cpu = fn(q, c, 7, allowed=mask, backend="cpu")
+        s_tr, i_tr = fn(q, c, 7, allowed=mask, backend="triton")
+        np.testing.assert_array_equal(i_tr, i_cpu)
+        np.testing.assert_allclose(s_tr, s_cpu, rtol=1e-5, atol=1e-6)
+    ids = np.array([5, 1, 88])
+    _, i_tr = ops.topk_inner_product(torch.from_numpy(q), torch.from_numpy(c), 5, allowed=ids, backend="triton")
+    assert isinstance(i_tr, torch.Tensor) and set(i_tr[0, :3].tolist()) == {1, 5, 88}
+    assert (i_tr[:, 3:] == -1).all()
+    with pytest.raises(ValueError, match="k <= 256"):
+        ops.topk_inner_product(q, c, 300, backend="triton")

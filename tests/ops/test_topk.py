@@ -287,7 +287,6 @@ def test_bad_inputs():
         (TypeError, "corpus_scale", lambda: ops.topk_inner_product(q, c8, 1, corpus_scale=np.ones(10, int))),
         (ValueError, "backend", lambda: ops.topk_inner_product(q, c, 1, backend="gpu")),
         (RuntimeError, "not implemented", lambda: ops.topk_inner_product(q, c, 1, backend="cuda")),
-        (RuntimeError, "not implemented", lambda: ops.topk_cosine(q, c, 1, backend="triton")),
     ]
     for exc, word, fn in cases:
         with pytest.raises(exc, match=word):

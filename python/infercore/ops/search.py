@@ -44,8 +44,10 @@ def topk_inner_product(
     Returns numpy (scores float32 [Q, k], ids int64 [Q, k]): each row sorted by score descending,
     ties to the lower id; places beyond the number of candidates hold (-inf, -1). Rows whose
     score is NaN (corpus rows with NaN/Inf) are never returned.
-    backend: "auto" | "cpu" | "reference" (float64 numpy); "cuda"/"triton" are not implemented
-    for this op yet. numpy arrays and CPU torch tensors are accepted; non-contiguous inputs are copied.
+    backend: "auto" | "cpu" | "reference" (float64 numpy) | "triton" (fused Triton kernel, k <= 256:
+    CUDA torch tensors, or CPU tensors under TRITON_INTERPRET=1; auto picks it for CUDA tensors);
+    "cuda" has no kernel yet. numpy arrays and torch tensors are accepted; non-contiguous inputs
+    are copied. The CPU backend returns numpy; triton returns the queries' array type.
     """
     return _topk(False, queries, corpus, k, corpus_scale, allowed, backend)
 
@@ -68,11 +70,10 @@ def _topk(cosine: bool, queries: Any, corpus: Any, k: Any, corpus_scale: Any, al
     queries = A.as_array(queries, "queries")
     corpus = A.as_array(corpus, "corpus")
     on_device = [name for name, x in (("queries", queries), ("corpus", corpus)) if A.is_device_array(x)]
-    if backend in ("cuda", "triton") or (backend == "auto" and on_device):
-        raise NotImplementedError(
-            f"topk: backend {backend!r} is not implemented for this op yet (CPU only); "
-            "use backend='cpu' or 'reference' with host arrays"
-        )
+    if backend == "cuda":
+        raise NotImplementedError("topk: backend 'cuda' is not implemented yet; use backend='triton' for CUDA tensors")
+    if backend == "triton" or (backend == "auto" and on_device):
+        return _topk_triton(cosine, queries, corpus, k, corpus_scale, allowed)
     if on_device:
         raise ValueError(f"{on_device[0]}: backend={backend!r} needs a host array; copy it to the host first")
     q = _queries(queries)
@@ -94,6 +95,56 @@ def _topk(cosine: bool, queries: Any, corpus: Any, k: Any, corpus_scale: Any, al
             s, i = reference.topk_inner_product(q, c, k, corpus_scale=scale, allowed=filt)
         return s.astype(np.float32), i
     return _C.topk(q, c, k, scale, mask, ids, cosine)
+
+
+def _topk_triton(cosine: bool, queries: Any, corpus: Any, k: int, corpus_scale: Any, allowed: Any):
+    """Triton fused kernel (kernels/topk.py): CUDA torch tensors, or CPU tensors under
+    TRITON_INTERPRET=1. Returns the caller's array type (torch stays torch, numpy stays numpy)."""
+    import torch
+
+    from ..kernels import topk as tk
+
+    if k > tk.MAX_K:
+        raise ValueError(f"k: the Triton kernel supports k <= {tk.MAX_K}, got {k}; use backend='cpu'")
+    like = queries
+    for name, x in (("queries", queries), ("corpus", corpus)):
+        if not (A.is_torch(x) or isinstance(x, np.ndarray)):
+            raise TypeError(f"{name}: backend='triton' takes torch tensors or numpy arrays, got {A.describe(x)}")
+    qt = A.to_torch(queries)
+    if qt.ndim == 1:
+        qt = qt.reshape(1, -1)
+    if A.dtype_name(qt) not in _QUERY_DTYPES:
+        raise TypeError(f"queries: expected dtype float32, float16 or bfloat16, got {A.dtype_name(qt)}")
+    qt = qt.float()
+    ct = A.to_torch(corpus)
+    dev = ct.device
+    if A.dtype_name(ct) not in _CORPUS_DTYPES:
+        raise TypeError(f"corpus: expected dtype float32, float16 or int8, got {A.dtype_name(ct)}")
+    if ct.ndim != 2 or qt.shape[1] != ct.shape[1]:
+        raise ValueError(f"queries/corpus: expected [Q, d] and [N, d], got {tuple(qt.shape)}, {tuple(ct.shape)}")
+    if not torch.isfinite(qt).all():
+        raise ValueError("queries: contains NaN or Inf")
+    scale = None
+    if not cosine and ct.dtype == torch.int8:
+        if corpus_scale is None:
+            raise ValueError("corpus_scale: required for an int8 corpus (float32 [N], symmetric per-row scale)")
+        scale = A.to_torch(corpus_scale).float().to(dev)
+        if tuple(scale.shape) != (ct.shape[0],):
+            raise ValueError(f"corpus_scale: expected shape ({ct.shape[0]},), got {tuple(scale.shape)}")
+    elif corpus_scale is not None and not cosine:
+        raise ValueError(f"corpus_scale: only valid with an int8 corpus, the corpus is {A.dtype_name(ct)}")
+    mask_t = None
+    if allowed is not None:
+        host = allowed.detach().cpu().numpy() if A.is_torch(allowed) else allowed
+        mask, ids = _allowed(host, ct.shape[0])
+        if ids is not None:
+            mask = np.zeros(ct.shape[0], dtype=np.bool_)
+            mask[ids] = True
+        mask_t = torch.from_numpy(mask).to(dev)
+    scores, ids_t = tk.topk(qt.to(dev), ct, k, corpus_scale=scale, allowed=mask_t, cosine=cosine)
+    if A.is_torch(like):
+        return scores, ids_t
+    return scores.cpu().numpy(), ids_t.cpu().numpy()
 
 
 def _check_k(k: Any) -> int:
