@@ -13,8 +13,9 @@ class Case:
     impl is "infercore" is compared against every other impl (the peers) of its group.
 
     fn is called with no arguments; setup (optional) runs once before timing and its return
-    value is ignored. bytes / flops are per call and give GB/s and GFLOP/s. extra holds
-    numbers to report beside the timing (recall, peak memory...).
+    value is ignored. bytes / flops are per call and give GB/s and GFLOP/s; items (with its unit)
+    gives a rate such as tokens/s. extra holds numbers to report beside the timing (recall, peak
+    memory...); after(), if given, is called once timing is done and its dict joins extra.
     """
 
     suite: str
@@ -29,6 +30,9 @@ class Case:
     setup: Callable[[], Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     min_repeats: int = 5
+    items: float = 0.0  # things done per call (tokens, texts...): reported as "<unit>/s"
+    unit: str = "items"
+    after: Callable[[], dict[str, Any]] | None = None  # extra numbers gathered while timing
 
     @property
     def group(self) -> tuple[str, str, str, str]:

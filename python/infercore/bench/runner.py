@@ -12,7 +12,7 @@ from .._native import _C
 from .._system import get_isa, get_num_threads
 from .case import Case, Result
 
-SUITES = ("norm", "topk", "linear", "attention", "guardrails")
+SUITES = ("norm", "topk", "linear", "attention", "guardrails", "generate")
 
 
 def load_suite(name: str, quick: bool) -> list[Case]:
@@ -59,6 +59,11 @@ def run_cases(cases: Iterable[Case], bandwidth_gbps: float, quick: bool, progres
             progress(case)
         med, mn, reps = time_case(case, quick)
         gbps = case.bytes / med / 1e9 if case.bytes else None
+        extra = dict(case.extra)
+        if case.items:
+            extra[f"{case.unit}/s"] = round(case.items / med, 2)
+        if case.after is not None:
+            extra.update(case.after())
         results.append(
             Result(
                 key=case.key,
@@ -76,7 +81,7 @@ def run_cases(cases: Iterable[Case], bandwidth_gbps: float, quick: bool, progres
                 gbps=gbps,
                 gflops=case.flops / med / 1e9 if case.flops else None,
                 pct_bandwidth=100.0 * gbps / bandwidth_gbps if gbps and bandwidth_gbps > 0 else None,
-                extra=dict(case.extra),
+                extra=extra,
             )
         )
     _fill_ratios(results)

@@ -1,0 +1,162 @@
+"""Generation on SmolLM2 (GGUF Q4_1/Q8_0) side by side with transformers float32 and, when
+installed, llama-cpp-python on the same file — same threads, same run.
+
+Cases: single-stream decode (tokens/s; GB/s = weight bytes read per token x tokens/s),
+prefill of a long prompt (tokens/s), 16 concurrent streams (aggregate tokens/s) and 64 streams
+sharing a long system prompt (prefix-cache hit rate: the share of prompt blocks not recomputed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import infercore
+from infercore.bench import Case
+
+from ._peers import torch_or_none
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    a = np.asarray(values) * 1e3
+    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99))}
+
+
+def _transformers_model(path: str):
+    """transformers' LlamaForCausalLM in float32 with the GGUF's weights (dequantized, Q/K rows
+    un-permuted), built directly so no extra loader dependency is needed."""
+    torch = torch_or_none()
+    try:
+        import transformers
+    except ImportError:
+        return None, None
+    if torch is None:
+        return None, None
+    from infercore.models import GGUFFile, ModelConfig, normalize_gguf_weights
+    from infercore.quant import dequantize_gguf
+
+    g = GGUFFile(path)
+    c = ModelConfig.from_gguf(g)
+    dense = {n: dequantize_gguf(t.data, t.type_name, t.shape) for n, t in g.tensors.items()}
+    w = normalize_gguf_weights(dense, c)
+    hf_layer = {"attn_norm": "input_layernorm", "wq": "self_attn.q_proj", "wk": "self_attn.k_proj",
+                "wv": "self_attn.v_proj", "wo": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
+                "w_gate": "mlp.gate_proj", "w_up": "mlp.up_proj", "w_down": "mlp.down_proj"}  # fmt: skip
+    state = {"model.embed_tokens.weight": w["embed"], "model.norm.weight": w["norm"]}
+    state["lm_head.weight"] = w.get("lm_head", w["embed"])
+    for i in range(c.num_layers):
+        for key, name in hf_layer.items():
+            state[f"model.layers.{i}.{name}.weight"] = w[f"layers.{i}.{key}"]
+    cfg = transformers.LlamaConfig(
+        vocab_size=c.vocab_size, hidden_size=c.hidden_size, intermediate_size=c.intermediate_size,
+        num_hidden_layers=c.num_layers, num_attention_heads=c.num_heads, num_key_value_heads=c.num_kv_heads,
+        rope_theta=c.rope_theta, rms_norm_eps=c.rms_norm_eps, max_position_embeddings=c.max_position_embeddings,
+        tie_word_embeddings=c.tie_word_embeddings,
+    )  # fmt: skip
+    model = transformers.LlamaForCausalLM(cfg).eval()
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in state.items()})
+    return torch, model
+
+
+def _llama_cpp(path: str):
+    try:
+        import llama_cpp
+    except ImportError:
+        return None
+    return llama_cpp.Llama(model_path=path, n_threads=infercore.get_num_threads(), n_ctx=2048, verbose=False)
+
+
+def cases(quick: bool) -> list[Case]:
+    from infercore import LLM, SamplingParams
+    from infercore.models import resolve_model
+
+    try:
+        path = resolve_model("smollm2")
+    except ValueError:
+        return []  # the model is not pulled: `infercore models pull smollm2`
+    new_tokens = 16 if quick else 128
+    prompt_len = 128 if quick else 481
+    rng = np.random.default_rng(0)
+    long_prompt = rng.integers(100, 40000, prompt_len).tolist()
+    out: list[Case] = []
+    llms = {"q4_1": LLM(path), "int8": LLM(path, quantization="int8")}
+    torch, hf = _transformers_model(path)
+    lcpp = _llama_cpp(path)
+
+    for kind, llm in llms.items():
+        wbytes = llm.model.weight_bytes
+        metrics: dict[str, list[float]] = {"itl": [], "ttft": []}
+
+        def decode(llm=llm, metrics=metrics) -> None:
+            sp = SamplingParams(max_tokens=new_tokens, ignore_eos=True)
+            o = llm.generate({"prompt_token_ids": [1, 504, 3575]}, sp)[0]
+            metrics["itl"] += o.metrics.inter_token_latencies
+            metrics["ttft"].append(o.metrics.time_to_first_token)
+
+        out.append(Case("generate", "decode", f"smollm2 +{new_tokens}", kind, "infercore", decode,
+                        bytes=wbytes * new_tokens, items=new_tokens, unit="tok",
+                        after=lambda m=metrics: {"itl": _percentiles(m["itl"]),
+                                                 "ttft": _percentiles(m["ttft"])}))  # fmt: skip
+
+        def prefill(llm=llm) -> None:
+            llm.allocator.reset_prefix_cache()
+            llm.generate({"prompt_token_ids": long_prompt}, SamplingParams(max_tokens=1))
+
+        out.append(Case("generate", "prefill", f"smollm2 {prompt_len}", kind, "infercore", prefill,
+                        flops=2.0 * 135e6 * prompt_len, items=prompt_len, unit="tok"))  # fmt: skip
+        if torch is not None:
+            def hf_decode() -> None:
+                with torch.no_grad():
+                    hf.generate(torch.tensor([[1, 504, 3575]]), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                do_sample=False, pad_token_id=0)  # fmt: skip
+
+            def hf_prefill() -> None:
+                with torch.no_grad():
+                    hf(torch.tensor([long_prompt]))
+
+            out.append(Case("generate", "decode", f"smollm2 +{new_tokens}", kind, "transformers-f32", hf_decode,
+                            min_repeats=3, items=new_tokens, unit="tok"))  # fmt: skip
+            out.append(Case("generate", "prefill", f"smollm2 {prompt_len}", kind, "transformers-f32", hf_prefill,
+                            min_repeats=3, items=prompt_len, unit="tok"))  # fmt: skip
+        if lcpp is not None and kind == "q4_1":
+            def lc_decode() -> None:
+                lcpp.reset()
+                lcpp.create_completion([1, 504, 3575], max_tokens=new_tokens, temperature=0.0)
+
+            def lc_prefill() -> None:
+                lcpp.reset()
+                lcpp.eval(long_prompt)
+
+            out.append(Case("generate", "decode", f"smollm2 +{new_tokens}", kind, "llama.cpp", lc_decode,
+                            items=new_tokens, unit="tok"))  # fmt: skip
+            out.append(Case("generate", "prefill", f"smollm2 {prompt_len}", kind, "llama.cpp", lc_prefill,
+                            items=prompt_len, unit="tok"))  # fmt: skip
+
+    llm = llms["q4_1"]
+    streams = 16
+
+    def concurrent() -> None:
+        sp = SamplingParams(max_tokens=new_tokens, ignore_eos=True)
+        llm.generate([{"prompt_token_ids": [1, 504 + i, 3575]} for i in range(streams)], sp)
+
+    out.append(Case("generate", "decode x16", f"smollm2 {streams}x+{new_tokens}", "q4_1", "infercore", concurrent,
+                    bytes=llm.model.weight_bytes * new_tokens, items=streams * new_tokens, unit="tok"))  # fmt: skip
+
+    n_shared, system = (16, 128) if quick else (64, 400)
+    system_prompt = rng.integers(100, 40000, system).tolist()
+    share: dict[str, float] = {}
+
+    def shared_prefix() -> None:
+        llm.allocator.reset_prefix_cache()
+        before = llm.allocator.stats()
+        prompts = [{"prompt_token_ids": system_prompt + rng.integers(100, 40000, 12).tolist()} for _ in range(n_shared)]
+        llm.generate(prompts, SamplingParams(max_tokens=4, ignore_eos=True))
+        after = llm.allocator.stats()
+        q = after.prefix_queries - before.prefix_queries
+        share["prefix_hit_rate"] = (after.prefix_hits - before.prefix_hits) / q if q else 0.0
+
+    out.append(Case("generate", "shared prefix", f"smollm2 {n_shared}x({system}+12)", "q4_1", "infercore",
+                    shared_prefix, min_repeats=3, items=n_shared * (system + 12), unit="prompt-tok",
+                    after=lambda: dict(share)))  # fmt: skip
+    return out
