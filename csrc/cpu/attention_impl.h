@@ -12,10 +12,13 @@
 //
 // Napkin math (decode): per token of context and kv head, read 2 * D * bytes(dtype) (+ 8 bytes
 // of scales for int8) and do 4 * G * D flops (G = Hq / Hkv). SmolLM2 (Hkv 3, D 64) float16:
-// 768 B/token/layer; S = 16 sequences x 4096 tokens = 50 MB per call, ~2.5 ms at 20 GB/s,
-// against ~0.15 GFLOP = ~2 ms of scalar-free FMA at 2 cores x 16 lanes x 2 FMA x 3 GHz / 2.
-// Memory bound with G <= ~8, so fp8/int8 caches (half the bytes) should run ~2x faster.
-
+// 768 B per token per layer; S = 16 sequences x 4096 tokens = 50 MB per call: ~1.6 ms at the
+// 31 GB/s two-core DRAM limit, against 16 * 4096 * 3 * (3 * 64 * 2) = 75 M lane-FMAs = ~0.8 ms of FMA
+// issue (2 cores x 2 x 8-lane FMA / cycle at 3 GHz). So the bound is DRAM bandwidth in
+// principle, with fp8/int8 (half the bytes) up to 2x faster. Measured on the shared 2-vCPU dev
+// VM it is not there yet: ~180 instructions and ~50 ns of CPU time per (token, kv head) in and
+// out of cache alike (callgrind / perf), i.e. compute and load-latency bound, so the byte
+// savings of fp8/int8 do not show; the K dot products and the V accumulation are ~70% of it.
 constexpr int kTile = 32;    // key positions per tile
 constexpr int kGroup = 4;    // query rows per register group
 
