@@ -211,11 +211,28 @@ void attend_rows_t(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t k
       }
     }
   };
+  auto prefetch_tile = [&](int64_t tb) {
+    const int64_t end = std::min<int64_t>(ke, tb + kTile);
+    int64_t blk = tb / bs, off = tb % bs;
+    for (int64_t pos = tb; pos < end; ++pos, ++off) {
+      if (off == bs) {
+        off = 0;
+        ++blk;
+      }
+      const int64_t at = (static_cast<int64_t>(bt[blk]) * bs + off) * tok_stride;
+      for (int64_t b = 0; b < row_bytes; b += 64) {
+        __builtin_prefetch(kbase + at + b);
+        __builtin_prefetch(vbase + at + b);
+      }
+    }
+  };
   if (kb < ke) resolve(kb, 0);
+  if (kb + kTile < ke) prefetch_tile(kb + kTile);
   int cur = 0;
   for (int64_t tb = kb; tb < ke; tb += kTile, cur ^= 1) {
     const int n = static_cast<int>(std::min<int64_t>(kTile, ke - tb));
     if (tb + kTile < ke) resolve(tb + kTile, cur ^ 1);
+    if (tb + 2 * kTile < ke) prefetch_tile(tb + 2 * kTile);  // two tiles of lead: 0-10% faster
     const char* const* kp = kp_buf[cur];
     const char* const* vp = vp_buf[cur];
     const float* ks = ks_buf[cur];
