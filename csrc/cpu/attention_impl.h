@@ -12,10 +12,13 @@
 //
 // Napkin math (decode): per token of context and kv head, read 2 * D * bytes(dtype) (+ 8 bytes
 // of scales for int8) and do 4 * G * D flops (G = Hq / Hkv). SmolLM2 (Hkv 3, D 64) float16:
-// 768 B/token/layer; S = 16 sequences x 4096 tokens = 50 MB per call, ~2.5 ms at 20 GB/s,
-// against ~0.15 GFLOP = ~2 ms of scalar-free FMA at 2 cores x 16 lanes x 2 FMA x 3 GHz / 2.
-// Memory bound with G <= ~8, so fp8/int8 caches (half the bytes) should run ~2x faster.
-
+// 768 B per token per layer; S = 16 sequences x 4096 tokens = 50 MB per call: ~1.6 ms at the
+// 31 GB/s two-core DRAM limit, against 16 * 4096 * 3 * (3 * 64 * 2) = 75 M lane-FMAs = ~0.8 ms of FMA
+// issue (2 cores x 2 x 8-lane FMA / cycle at 3 GHz). So the bound is DRAM bandwidth in
+// principle, with fp8/int8 (half the bytes) up to 2x faster. Measured on the shared 2-vCPU dev
+// VM it is not there yet: ~180 instructions and ~50 ns of CPU time per (token, kv head) in and
+// out of cache alike (callgrind / perf), i.e. compute and load-latency bound, so the byte
+// savings of fp8/int8 do not show; the K dot products and the V accumulation are ~70% of it.
 constexpr int kTile = 32;    // key positions per tile
 constexpr int kGroup = 4;    // query rows per register group
 
@@ -208,11 +211,28 @@ void attend_rows_t(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t k
       }
     }
   };
+  auto prefetch_tile = [&](int64_t tb) {
+    const int64_t end = std::min<int64_t>(ke, tb + kTile);
+    int64_t blk = tb / bs, off = tb % bs;
+    for (int64_t pos = tb; pos < end; ++pos, ++off) {
+      if (off == bs) {
+        off = 0;
+        ++blk;
+      }
+      const int64_t at = (static_cast<int64_t>(bt[blk]) * bs + off) * tok_stride;
+      for (int64_t b = 0; b < row_bytes; b += 64) {
+        __builtin_prefetch(kbase + at + b);
+        __builtin_prefetch(vbase + at + b);
+      }
+    }
+  };
   if (kb < ke) resolve(kb, 0);
+  if (kb + kTile < ke) prefetch_tile(kb + kTile);
   int cur = 0;
   for (int64_t tb = kb; tb < ke; tb += kTile, cur ^= 1) {
     const int n = static_cast<int>(std::min<int64_t>(kTile, ke - tb));
     if (tb + kTile < ke) resolve(tb + kTile, cur ^ 1);
+    if (tb + 2 * kTile < ke) prefetch_tile(tb + 2 * kTile);  // two tiles of lead: 0-10% faster
     const char* const* kp = kp_buf[cur];
     const char* const* vp = vp_buf[cur];
     const float* ks = ks_buf[cur];
