@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import ops
 from ..quant import QuantizedWeight, dequantize_gguf, quantize_weight
+from . import _hotpath as fast
 from .config import ModelConfig
 from .rope import Rope
 
@@ -53,12 +53,6 @@ def _fuse(parts: list[Weight]) -> Weight:
     return parts  # mixed formats: projected one by one
 
 
-def _linear(x: np.ndarray, w: Weight) -> np.ndarray:
-    if isinstance(w, list):
-        return np.concatenate([ops.linear(x, p) for p in w], axis=-1)
-    return ops.linear(x, w)
-
-
 class LlamaModel:
     def __init__(
         self,
@@ -78,6 +72,7 @@ class LlamaModel:
         self.rope = Rope(c.head_dim, c.rope_theta, min(c.max_position_embeddings, 4096), rope_style, c.rope_scaling)
         self.q_dim = c.num_heads * c.head_dim
         self.kv_dim = c.num_kv_heads * c.head_dim
+        self._kv: list[fast.LayerKV] | None = None  # per-layer cache views, built on first use
 
     @property
     def weight_bytes(self) -> int:
@@ -97,39 +92,42 @@ class LlamaModel:
         layout: slot_mapping, block_tables, seq_lens, query_start_loc, decode_only."""
         c = self.config
         t = token_ids.shape[0]
-        h = self.embed(token_ids)
+        hq, hkv, d = c.num_heads, c.num_kv_heads, c.head_dim
+        h = np.ascontiguousarray(self.embed(token_ids), dtype=np.float32)
         eps = c.rms_norm_eps
-        scale = 1.0 / np.sqrt(c.head_dim)
-        for i, layer in enumerate(self.layers):
-            x = ops.rms_norm(h, layer.attn_norm, eps)
-            qkv = _linear(x, layer.qkv)
+        scale = 1.0 / float(np.sqrt(d))
+        prefill = not attn["decode_only"]
+        bt = np.ascontiguousarray(attn["block_tables"], dtype=np.int32)
+        lens = np.ascontiguousarray(attn["seq_lens"], dtype=np.int32)
+        qsl = np.ascontiguousarray(attn["query_start_loc"], dtype=np.int32) if prefill else None
+        slots = np.ascontiguousarray(attn["slot_mapping"], dtype=np.int64)
+        if self._kv is None or self._kv[0].cache is not cache:
+            self._kv = [fast.LayerKV(cache, i) for i in range(len(self.layers))]
+        for layer, kv in zip(self.layers, self._kv, strict=True):
+            x = fast.rms_norm(h, layer.attn_norm, eps)
+            qkv = fast.linear(x, layer.qkv)
             if layer.qkv_bias is not None:
                 qkv += layer.qkv_bias
-            q = qkv[:, : self.q_dim].reshape(t, c.num_heads, c.head_dim)
-            k = qkv[:, self.q_dim : self.q_dim + self.kv_dim].reshape(t, c.num_kv_heads, c.head_dim)
-            v = np.ascontiguousarray(qkv[:, self.q_dim + self.kv_dim :]).reshape(t, c.num_kv_heads, c.head_dim)
-            q = self.rope.apply(np.ascontiguousarray(q), positions)
-            k = self.rope.apply(np.ascontiguousarray(k), positions)
-            cache.write(i, k, v, attn["slot_mapping"])
-            kv = cache.layer(i)
-            if attn["decode_only"]:
-                o = ops.paged_attention_decode(q, kv["k_cache"], kv["v_cache"], attn["block_tables"],
-                                               attn["seq_lens"], scale=scale, k_scale=kv["k_scale"],
-                                               v_scale=kv["v_scale"])  # fmt: skip
-            else:
-                o = ops.paged_attention_prefill(q, kv["k_cache"], kv["v_cache"], attn["block_tables"],
-                                                attn["seq_lens"], attn["query_start_loc"], scale=scale,
-                                                k_scale=kv["k_scale"], v_scale=kv["v_scale"])  # fmt: skip
-            h += _linear(o.reshape(t, self.q_dim), layer.o)
-            x = ops.rms_norm(h, layer.ffn_norm, eps)
-            gu = _linear(x, layer.gate_up)
+            # RoPE on the q and k heads together, in place in the projection output (assigning
+            # .shape raises instead of silently copying if a view were impossible)
+            qk = qkv[:, : self.q_dim + self.kv_dim]
+            qk.shape = (t, hq + hkv, d)
+            self.rope.apply(qk, positions)
+            q = np.ascontiguousarray(qkv[:, : self.q_dim]).reshape(t, hq, d)
+            k = np.ascontiguousarray(qkv[:, self.q_dim : self.q_dim + self.kv_dim]).reshape(t, hkv, d)
+            v = np.ascontiguousarray(qkv[:, self.q_dim + self.kv_dim :]).reshape(t, hkv, d)
+            kv.write(k, v, slots)
+            o = kv.attend(prefill, q, bt, lens, qsl, scale)
+            h += fast.linear(o.reshape(t, self.q_dim), layer.o)
+            x = fast.rms_norm(h, layer.ffn_norm, eps)
+            gu = fast.linear(x, layer.gate_up)
             inter = gu.shape[1] // 2
-            g, u = gu[:, :inter], gu[:, inter:]
-            act = g / (1.0 + np.exp(-g)) * u  # SiLU(gate) * up
-            h += _linear(np.ascontiguousarray(act, dtype=np.float32), layer.down)
+            g = gu[:, :inter]
+            act = g / (1.0 + np.exp(-g))  # SiLU(gate) * up
+            act *= gu[:, inter:]
+            h += fast.linear(act, layer.down)
         rows = np.ascontiguousarray(h[sample_rows])
-        rows = ops.rms_norm(rows, self.final_norm, eps)
-        return _linear(rows, self.lm_head)
+        return fast.linear(fast.rms_norm(rows, self.final_norm, eps), self.lm_head)
 
 
 # --------------------------------------------------------------------------------- loading
