@@ -111,6 +111,9 @@ class LLM:
 
     def _add(self, prompts: Any, params: Any) -> list[str]:
         single = isinstance(prompts, (str, dict))
+        if not single and not isinstance(prompts, (list, tuple)):
+            raise TypeError(f"prompts: expected a str, a {{'prompt_token_ids': [...]}} dict or a list of them, "
+                            f"got {type(prompts).__name__}")  # fmt: skip
         plist = [prompts] if single else list(prompts)
         if params is None:
             params = SamplingParams()

@@ -194,7 +194,9 @@ def load_gguf(gguf: Any, quantization: str | None = None) -> LlamaModel:
     def embed(ids: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(dequantize_gguf(emb_rows[ids], emb.type_name, (len(ids), hidden)), np.float32)
 
-    head = w("output.weight") if "output.weight" in tensors else _runtime_weight(_gguf_weight(emb), quantization)
+    # The LM head keeps the file's format, as vLLM leaves lm_head unquantized: its rounding lands
+    # directly on the logits, and it is one matrix of the model's many.
+    head = _gguf_weight(get("output.weight") if "output.weight" in tensors else emb)
     return LlamaModel(config, layers, embed, _gguf_vector(get("output_norm.weight")), head, "interleaved")
 
 
@@ -231,5 +233,5 @@ def load_hf_weights(config: ModelConfig, weights: dict[str, np.ndarray], quantiz
         )
     table = get("model.embed_tokens.weight")
     tied = config.tie_word_embeddings or "lm_head.weight" not in weights
-    head = _runtime_weight(table, quantization) if tied else w("lm_head.weight")
+    head = table if tied else get("lm_head.weight")  # kept in float32 like vLLM's lm_head (see load_gguf)
     return LlamaModel(config, layers, lambda ids: table[ids], get("model.norm.weight"), head, "neox")
