@@ -141,9 +141,12 @@ class PromptRegistry:
         self._git("commit", "-q", "-m", "infercore prompt registry")
 
     def _recover(self) -> None:
-        """Undo what a crashed or failed writer left: index and tracked files back to HEAD, strays removed."""
-        self._git("reset", "-q", "--hard", "HEAD")
-        self._git("clean", "-q", "-f", "-d", "--", "prompts", "experiments", "rollouts")
+        """Undo what a crashed or failed writer left: index and tracked files back to HEAD, strays removed.
+        Only when something differs: a reset rewrites files, and readers do not hold the lock."""
+        paths = ("prompts", "experiments", "rollouts", ".gitignore")
+        if self._git("status", "--porcelain", "--untracked-files=all", "--", *paths).strip():
+            self._git("reset", "-q", "--hard", "HEAD")
+            self._git("clean", "-q", "-f", "-d", "--", *paths[:3])
 
     def _write_tree_file(self, rel: str, data: bytes) -> None:
         full = os.path.join(self.path, rel)
@@ -327,7 +330,7 @@ class PromptRegistry:
                 trailer += f"\nInfercore-Alias: {alias}"
             summary = (message or "").splitlines()[0][:72] if message else "new version"
             self._commit(files, f"{name} v{version}: {summary}{trailer}")
-        return self.get(name, version)
+            return self._load_version(name, version)
 
     def set_alias(self, name: str, alias: str, version: int | str) -> None:
         """Point alias at a version (moving it if it exists)."""
