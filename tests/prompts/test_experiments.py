@@ -51,9 +51,10 @@ def test_z_test_matches_textbook_value():
 
 def _simulate(ab, rates, n, seed):
     rng = np.random.default_rng(seed)
-    for i in range(n):
-        key = f"s{seed}-{i}"
+    keys = [f"s{seed}-{i}" for i in range(n)]
+    for key in keys[:20]:  # one by one, and the rest in a batch
         ab.record(key, success=bool(rng.random() < rates[ab.assign(key)]))
+    ab.record_many([(k, bool(rng.random() < rates[ab.assign(k)])) for k in keys[20:]])
 
 
 def test_significance_on_simulated_outcomes(reg):
@@ -72,9 +73,9 @@ def test_significance_on_simulated_outcomes(reg):
     # scores -> bootstrap interval
     sc = ABTest(reg, "scores", arms={"a": 3, "b": 4}, prompt="summ")
     rng = np.random.default_rng(7)
-    for i in range(1500):
-        k = f"k{i}"
-        sc.record(k, score=float(rng.normal(0.5 if sc.assign(k) == "a" else 0.6, 0.2)))
+    sc.record("k0", score=0.55)
+    sc.record_many([(f"k{i}", float(rng.normal(0.5 if sc.assign(f"k{i}") == "a" else 0.6, 0.2)))
+                    for i in range(1, 1500)])  # fmt: skip
     rs = sc.results(method="bootstrap", n_boot=500)
     lo, hi = rs["comparisons"][0]["interval"]
     assert 0.05 < lo < 0.1 < hi < 0.15 and rs["winner"] == "b"
@@ -88,19 +89,19 @@ def test_significance_on_simulated_outcomes(reg):
 
 def test_rollout_state_machine(reg):
     reg.set_alias("summ", "production", 2)
-    ro = Rollout(reg, "summ", candidate=3, stages=[0.1, 0.5, 1.0], gate={"min_success_rate": 0.9, "min_n": 50})
+    ro = Rollout(reg, "summ", candidate=3, stages=[0.1, 0.5, 1.0], gate={"min_success_rate": 0.9, "min_n": 20})
     assert ro.stable.version == 2 and ro.share == 0.1 and ro.status == "running"
     keys = [f"u{i}" for i in range(20_000)]
     share = np.mean([ro.choose(k).version == 3 for k in keys])
     assert abs(share - 0.1) < 0.01
     assert not ro.advance()  # no outcomes yet: n missing -> gate fails, stays
     assert ro.stage == 0 and ro.events[-1]["action"] == "gate_failed" and "missing" in ro.events[-1]["reason"]
-    for k in keys[:2000]:
+    for k in keys[:600]:
         ro.record(k, success=True)
-    assert ro.metrics()["n"] == sum(ro.choose(k).version == 3 for k in keys[:2000])
+    assert ro.metrics()["n"] == sum(ro.choose(k).version == 3 for k in keys[:600]) >= 20
     assert ro.advance() and ro.stage == 1 and ro.share == 0.5
     # new stage: metrics restart; a bad stage does not pass
-    for k in keys[:400]:
+    for k in keys[:100]:
         ro.record(k, success=ro.choose(k).version != 3)
     assert not ro.advance() and ro.stage == 1
     assert ro.advance({"success_rate": 0.95, "n": 100})  # metrics passed in win over recorded ones

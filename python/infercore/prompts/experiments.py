@@ -65,8 +65,8 @@ class _OutcomeLog:
         self.registry = registry
         self.file = os.path.join(registry.state_dir(), f"{kind}-{name}.jsonl")
 
-    def append(self, rec: Mapping[str, Any]) -> None:
-        line = (json.dumps(rec, sort_keys=True) + "\n").encode()
+    def append(self, *recs: Mapping[str, Any]) -> None:
+        line = "".join(json.dumps(rec, sort_keys=True) + "\n" for rec in recs).encode()
         fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             os.write(fd, line)  # one write() of a line with O_APPEND: lines from processes never interleave
@@ -178,6 +178,19 @@ class ABTest:
         arm = self.assign(key)
         self._log.append({"key": key, "arm": arm, "value": value, "binary": success is not None, "t": _now()})
         return arm
+
+    def record_many(self, outcomes: Sequence[tuple[str, bool | float]]) -> None:
+        """[(key, success bool or score float), ...] in one append and one fsync."""
+        recs = []
+        for i, item in enumerate(outcomes):
+            if not isinstance(item, (tuple, list)) or len(item) != 2:
+                raise TypeError(f"outcomes[{i}]: expected a (key, success or score) pair")
+            key, v = item
+            binary = isinstance(v, (bool, np.bool_))
+            value = _outcome_value(bool(v) if binary else None, None if binary else v)
+            recs.append({"key": key, "arm": self.assign(key), "value": value, "binary": binary, "t": _now()})
+        if recs:
+            self._log.append(*recs)
 
     def results(self, *, alpha: float = 0.05, method: str = "auto", n_boot: int = 2000, seed: int = 0
                 ) -> dict[str, Any]:  # fmt: skip
