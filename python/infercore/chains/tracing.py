@@ -77,6 +77,11 @@ class Span:
         for k, v in attrs.items():
             self.set_attribute(k, v)
 
+    def set_status(self, code: str, message: str = "") -> None:
+        if code not in ("UNSET", "OK", "ERROR"):
+            raise ValueError(f"code: expected 'UNSET', 'OK' or 'ERROR', got {code!r}")
+        self.status, self.status_message = code, message
+
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
         attrs = {k: _clean(v) for k, v in (attributes or {}).items() if v is not None}
         self.events.append({"name": name, "time_unix_nano": time.time_ns(), "attributes": attrs})
@@ -246,6 +251,9 @@ class _NullSpan:
         pass
 
     def set_attributes(self, attrs: Mapping[str, Any]) -> None:
+        pass
+
+    def set_status(self, code: str, message: str = "") -> None:
         pass
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
