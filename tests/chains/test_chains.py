@@ -132,8 +132,9 @@ def test_router_keyword_embedding_and_llm_classifiers(tiny_llm, reg):
                 out[i, zlib.crc32(w.encode()) % 128] += 1.0
         return out
 
-    emb = Router("e", routes, EmbeddingClassifier(encode, {"math": "numbers sum integral equation",
-                                                           "chat": "hello how are you friend"}))  # fmt: skip
+    emb = Router("e", routes, descriptions={"math": "numbers sum integral equation",
+                                            "chat": "hello how are you friend"}, encode=encode)  # fmt: skip
+    assert isinstance(emb.classifier, EmbeddingClassifier)
     assert emb.run({"input": "hello friend"}).state["e.route"] == "chat"
     assert emb.run({"input": "solve this equation sum"}).state["e.route"] == "math"
     # LLM classifier: the tiny model answers noise -> the default route, and the classifier call is recorded
@@ -232,3 +233,15 @@ def test_otel_bridge_mirrors_spans(tiny_llm, reg):
     child = next(s for s in spans if s.parent is not None)
     assert child.parent.span_id == root.context.span_id and child.name == "text_completion tiny"
     assert child.attributes["gen_ai.request.model"] == "tiny" and child.attributes["gen_ai.usage.output_tokens"] >= 1
+
+
+def test_agent_response_prefix_starts_the_assistant_turn(tiny_llm):
+    agent = ToolAgent("p", tiny_llm, [add], max_steps=1, params={"max_tokens": 3}, response_prefix='{"tool": "')
+    run = agent.run({"input": "2+2"})
+    msgs = [{"role": "system", "content": agent.system}, {"role": "user", "content": "2+2"}]
+    expect = tiny_llm.tokenizer.encode(tiny_llm.render_chat(msgs) + '{"tool": "', add_special_tokens=False)
+    assert run.calls[0].input_tokens == len(expect)
+    bare = tiny_llm.generate({"prompt_token_ids": expect}, agent.params)[0].outputs[0].text
+    assert run.calls[0].text == bare
+    with pytest.raises(ValueError, match="response_prefix"):
+        ToolAgent("p", tiny_llm, [add], response_prefix="")

@@ -179,7 +179,8 @@ class ToolAgent(Runnable):
 
     def __init__(self, name: str, llm: Any, tools: Sequence[Tool | Callable[..., Any]], *, max_steps: int = 5,
                  max_time_s: float = 60.0, system: str | None = None, params: Mapping[str, Any] | None = None,
-                 input_key: str = "input", model: str | None = None, version: str = "1") -> None:  # fmt: skip
+                 input_key: str = "input", model: str | None = None, version: str = "1",
+                 response_prefix: str | None = None) -> None:  # fmt: skip
         if not callable(getattr(llm, "generate", None)):
             raise TypeError("llm: expected an object with generate() (an infercore.LLM)")
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
@@ -200,6 +201,12 @@ class ToolAgent(Runnable):
         tool_list = json.dumps([t.schema for t in self.tools.values()], ensure_ascii=False)
         self.system = (system or SYSTEM).replace("{tools}", tool_list).replace("{{", "{").replace("}}", "}")
         self.model = _model_name(llm, {}, model)
+        if response_prefix is not None and (not isinstance(response_prefix, str) or not response_prefix):
+            raise ValueError("response_prefix: expected a non-empty string")
+        has_chat = getattr(llm, "chat_template", None) and getattr(llm, "tokenizer", None)
+        if response_prefix is not None and not has_chat:
+            raise ValueError("response_prefix: needs a model with a chat template and a tokenizer")
+        self.response_prefix = response_prefix
 
     def execute(self, reply: str, ctx: RunContext | None = None, call_id: str = "call_0") -> tuple[str, Any]:
         """Interpret one model reply: ("answer", text) | ("observation", tool result or error text)."""
@@ -228,6 +235,10 @@ class ToolAgent(Runnable):
             return "observation", str(result)
 
     def _prompt(self, messages: list[dict[str, str]]) -> Any:
+        if self.response_prefix is not None:
+            # the assistant turn starts with the prefix (e.g. '{"'), steering the model into JSON
+            text = self.llm.render_chat(messages, add_generation_prompt=True) + self.response_prefix
+            return {"prompt_token_ids": self.llm.tokenizer.encode(text, add_special_tokens=False)}
         if getattr(self.llm, "chat_template", None):
             return messages
         # models without a chat template get a plain transcript
@@ -250,7 +261,8 @@ class ToolAgent(Runnable):
                     return None
                 try:
                     reply = call_model(ctx, f"{self.name}[{step}]", self.llm, None, self._prompt(messages),
-                                       self.params, self.model)  # fmt: skip
+                                       self.params, self.model, operation="chat")  # fmt: skip
+                    reply = (self.response_prefix or "") + reply
                 except (ValueError, TypeError) as e:
                     raise ChainError(f"agent {self.name!r}: model call failed: {e}") from e
                 kind, value = self.execute(reply, ctx, call_id=f"call_{step}")

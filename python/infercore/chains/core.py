@@ -87,10 +87,11 @@ def sampling_from_config(model_config: Mapping[str, Any], overrides: Mapping[str
 
 
 def call_model(ctx: RunContext, step: str, llm: Any, prompt: PromptVersion | None, text_or_messages: Any,
-               params: SamplingParams, model: str) -> str:  # fmt: skip
-    """One traced model call; appends its CallRecord to the run."""
+               params: SamplingParams, model: str, operation: str | None = None) -> str:  # fmt: skip
+    """One traced model call; appends its CallRecord to the run. A list is chat messages (llm.chat);
+    a str or {"prompt_token_ids": [...]} goes to llm.generate."""
     chat = isinstance(text_or_messages, list)
-    op = "chat" if chat else "text_completion"
+    op = operation or ("chat" if chat else "text_completion")
     attrs = {T.OPERATION: op, T.PROVIDER: "infercore", T.REQUEST_MODEL: model,
              T.REQUEST_TEMPERATURE: params.temperature, T.REQUEST_TOP_P: params.top_p,
              T.REQUEST_MAX_TOKENS: params.max_tokens, T.REQUEST_SEED: params.seed,
@@ -321,10 +322,20 @@ class LLMClassifier:
 
 class Router(Runnable):
     """Runs the one route the classifier picks. classifier: KeywordClassifier, EmbeddingClassifier,
-    LLMClassifier or any callable(state) -> route name or None (None -> default)."""
+    LLMClassifier or any callable(state) -> route name or None (None -> default). Without a
+    classifier, descriptions= (route -> text) and encode= (e.g. Embedder.encode) give the default:
+    embedding similarity to the route descriptions."""
 
-    def __init__(self, name: str, routes: Mapping[str, Runnable], classifier: Any, *, default: str | None = None,
-                 version: str = "1") -> None:  # fmt: skip
+    def __init__(self, name: str, routes: Mapping[str, Runnable], classifier: Any = None, *,
+                 default: str | None = None, version: str = "1", descriptions: Mapping[str, str] | None = None,
+                 encode: Callable[[list[str]], Any] | None = None) -> None:  # fmt: skip
+        if classifier is None:
+            if descriptions is None or encode is None:
+                raise ValueError("classifier: give a classifier, or descriptions= and encode= for the default "
+                                 "embedding classifier")  # fmt: skip
+            if set(descriptions) != set(routes):
+                raise ValueError(f"descriptions: keys {sorted(descriptions)} differ from routes {sorted(routes)}")
+            classifier = EmbeddingClassifier(encode, descriptions)
         if not isinstance(routes, Mapping) or not routes:
             raise ValueError("routes: expected a dict route name -> step or chain")
         for r, s in routes.items():
