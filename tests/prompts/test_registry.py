@@ -198,3 +198,17 @@ def test_failed_write_leaves_no_partial_version(reg, monkeypatch):
 def test_open_without_create(tmp_path):
     with pytest.raises(ValueError, match="path"):
         PromptRegistry(tmp_path / "missing", create=False)
+
+
+def test_next_writer_recovers_what_a_crashed_writer_left(reg):
+    reg.register("r", "one")
+    reg.register("r", "two")
+    import os
+
+    # a writer killed after its commit but before the file reached the tree, and one killed mid-rename
+    os.unlink(f"{reg.path}/prompts/r/v2.json")
+    open(f"{reg.path}/prompts/r/.tmp-abc", "w").write("{")
+    assert reg.versions("r") == [1]
+    assert reg.register("r", "three").version == 3  # recovery restores v2 first: no version number reused
+    assert reg.versions("r") == [1, 2, 3] and reg.get("r", 2).template == "two"
+    assert not os.path.exists(f"{reg.path}/prompts/r/.tmp-abc") and reg.verify() == []

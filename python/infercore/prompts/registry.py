@@ -108,7 +108,7 @@ class PromptRegistry:
     def _git(self, *args: str, input: bytes | None = None) -> str:
         name, email = self.AUTHOR
         cmd = ["git", "-c", f"user.name={name}", "-c", f"user.email={email}", "-c", "commit.gpgsign=false",
-               "-c", "core.hooksPath=/dev/null", *args]  # fmt: skip
+               "-c", "core.hooksPath=/dev/null", "-c", "core.fsync=committed", *args]  # fmt: skip
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
         r = subprocess.run(cmd, cwd=self.path, input=input, capture_output=True, env=env, check=False)
         if r.returncode != 0:
