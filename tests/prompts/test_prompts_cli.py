@@ -43,3 +43,15 @@ def test_prompts_cli_roundtrip(tmp_path, capsys):
     assert code == 1 and "no prompt named 'nope'" in err
     code, _, err = _run(capsys, "prompts", "--registry", str(tmp_path / "none"), "list")
     assert code == 2 and "not a prompt registry" in err
+
+
+def test_prompts_cli_chat_template(tmp_path, capsys):
+    r = str(tmp_path / "reg")
+    tpl = json.dumps([{"role": "system", "content": "Be {{ tone }}."}, {"role": "user", "content": "{{ q }}"}])
+    assert _run(capsys, "prompts", "--registry", r, "register", "c", "--chat", "--template", tpl)[0] == 0
+    code, out, err = _run(capsys, "prompts", "--registry", r, "render", "c", "--vars", '{"tone": "brief", "q": "hi"}',
+                          "--messages")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out) == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    code, _, err = _run(capsys, "prompts", "--registry", r, "register", "c", "--chat", "--template", "[oops")
+    assert code == 2 and "not valid JSON" in err
