@@ -245,3 +245,23 @@ def test_agent_response_prefix_starts_the_assistant_turn(tiny_llm):
     assert run.calls[0].text == bare
     with pytest.raises(ValueError, match="response_prefix"):
         ToolAgent("p", tiny_llm, [add], response_prefix="")
+
+
+def test_step_with_ab_test_and_rollout_selectors(tiny_llm, reg):
+    from infercore.prompts import ABTest, Rollout
+
+    reg.register("summ", "Briefly summarize: {{ text }}", variables={"text": "str"},
+                 model_config={"model": "tiny", "max_tokens": 2})  # fmt: skip
+    ab = ABTest(reg, "summ-ab", arms={"a": 1, "b": 2}, prompt="summ")
+    step = Step("summ", ab, tiny_llm)
+    for user in ("u1", "u2", "u3", "u4", "u5", "u6"):
+        run = step.run({"text": "x", "user_id": user})
+        want = ab.prompt_for(user)
+        assert run.calls[0].prompt == want.ref and run.calls[0].params["max_tokens"] == want.model_config["max_tokens"]
+    ro = Rollout(reg, "summ", candidate=2, stable=1, stages=[0.5, 1.0])
+    rstep = Step("summ", ro, tiny_llm)
+    assert {rstep.run({"text": "x", "user_id": f"k{i}"}).calls[0].prompt for i in range(12)} == {"summ@v1", "summ@v2"}
+    ro.rollback("bad outputs")
+    assert {rstep.run({"text": "x", "user_id": f"k{i}"}).calls[0].prompt for i in range(6)} == {"summ@v1"}
+    with pytest.raises(ChainError, match="request key"):
+        step.run({"text": "x"})

@@ -183,17 +183,24 @@ class Step(Runnable):
     """A prompt version + a model call + an output parser.
 
     prompt: a PromptVersion (from a PromptRegistry, or inline_prompt()); its variables are taken from
-    the run state. llm: an infercore.LLM (anything with generate/chat returning RequestOutputs).
+    the run state. Or a selector with prompt_for(key) -> PromptVersion (an ABTest or a Rollout): each
+    run then uses the version chosen for state[key_field] (a user or session id), and records it. llm: an infercore.LLM (anything with generate/chat returning RequestOutputs).
     params: SamplingParams fields overriding the prompt's model_config. parser: text -> value.
     """
 
-    def __init__(self, name: str, prompt: PromptVersion, llm: Any, *, parser: Callable[[str], Any] | None = None,
-                 params: Mapping[str, Any] | None = None, output_key: str | None = None,
-                 model: str | None = None, chat: bool | None = None) -> None:  # fmt: skip
+    def __init__(self, name: str, prompt: PromptVersion | Any, llm: Any, *,
+                 parser: Callable[[str], Any] | None = None, params: Mapping[str, Any] | None = None,
+                 output_key: str | None = None, model: str | None = None, chat: bool | None = None,
+                 key_field: str = "user_id") -> None:  # fmt: skip
         if not isinstance(name, str) or not name:
             raise ValueError("name: expected a non-empty string")
+        self.selector, self.key_field = None, key_field
         if not isinstance(prompt, PromptVersion):
-            raise TypeError(f"prompt: expected a PromptVersion, got {type(prompt).__name__}")
+            if not callable(getattr(prompt, "prompt_for", None)):
+                raise TypeError(f"prompt: expected a PromptVersion, ABTest or Rollout, got {type(prompt).__name__}")
+            self.selector = prompt
+            arms = getattr(prompt, "arms", None)
+            prompt = next(iter(arms.values())) if arms else prompt.stable  # the default shown before any key
         if not callable(getattr(llm, "generate", None)):
             raise TypeError("llm: expected an object with generate() (an infercore.LLM)")
         if parser is not None and not callable(parser):
@@ -202,16 +209,30 @@ class Step(Runnable):
         self.output_key = output_key or name
         self.params = sampling_from_config(prompt.model_config, params)  # validated once, at build time
         self.param_overrides = dict(params or {})
+        self._explicit_model = model
         self.model = _model_name(llm, prompt.model_config, model)
+        self.chat_override = chat
         self.chat = prompt.is_chat if chat is None else bool(chat)
         self.version = str(prompt.version)
 
+    def _select(self, state: Mapping[str, Any]) -> tuple[PromptVersion, SamplingParams, str, bool]:
+        if self.selector is None:
+            return self.prompt, self.params, self.model, self.chat
+        key = state.get(self.key_field)
+        if not isinstance(key, str):
+            raise ValueError(f"state[{self.key_field!r}]: a prompt selector needs a string request key")
+        pv = self.selector.prompt_for(key)
+        chat = pv.is_chat if self.chat_override is None else bool(self.chat_override)
+        return (pv, sampling_from_config(pv.model_config, self.param_overrides),
+                _model_name(self.llm, pv.model_config, self._explicit_model), chat)
+
     def _invoke(self, state: dict[str, Any], ctx: RunContext) -> Any:
         _check_deadline(ctx, self.name)
-        values = {k: state[k] for k in self.prompt.variables if k in state}
         try:
-            rendered: Any = self.prompt.render_messages(values) if self.chat else self.prompt.render(values)
-            text = call_model(ctx, self.name, self.llm, self.prompt, rendered, self.params, self.model)
+            pv, params, model, chat = self._select(state)
+            values = {k: state[k] for k in pv.variables if k in state}
+            rendered: Any = pv.render_messages(values) if chat else pv.render(values)
+            text = call_model(ctx, self.name, self.llm, pv, rendered, params, model)
         except (ValueError, TypeError) as e:
             raise ChainError(f"step {self.name!r}: {e}") from e
         if self.parser is None:

@@ -341,6 +341,10 @@ class Rollout:
         """The prompt version that serves this request key."""
         return self.candidate if bucket(f"rollout:{self.id}", key) < self.share else self.stable
 
+    def prompt_for(self, key: str) -> PromptVersion:
+        """Same as choose(): the version serving this key (the interface Step uses for selectors)."""
+        return self.choose(key)
+
     def record(self, key: str, *, success: bool | None = None, score: float | None = None) -> PromptVersion:
         value = _outcome_value(success, score)
         pv = self.choose(key)
