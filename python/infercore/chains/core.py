@@ -184,7 +184,8 @@ class Step(Runnable):
 
     prompt: a PromptVersion (from a PromptRegistry, or inline_prompt()); its variables are taken from
     the run state. Or a selector with prompt_for(key) -> PromptVersion (an ABTest or a Rollout): each
-    run then uses the version chosen for state[key_field] (a user or session id), and records it. llm: an infercore.LLM (anything with generate/chat returning RequestOutputs).
+    run then uses the version chosen for state[key_field] (a user or session id), and records it.
+    llm: an infercore.LLM (anything with generate/chat returning RequestOutputs).
     params: SamplingParams fields overriding the prompt's model_config. parser: text -> value.
     """
 
