@@ -80,3 +80,9 @@ def test_rules_name_only_exported_metrics():
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_check_rules():
     subprocess.run(["promtool", "check", "rules", str(RULES)], check=True)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_promtool_alerts_fire_at_the_thresholds():
+    # rules_test.yml: each alert fires past its threshold and stays quiet just inside it
+    subprocess.run(["promtool", "test", "rules", "rules_test.yml"], check=True, cwd=RULES.parent)
