@@ -15,6 +15,7 @@ way out; with output rails and stream=true the answer is buffered, checked, then
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -136,11 +137,30 @@ def build_app(
         msg = {404: "no such route", 405: "method not allowed"}.get(exc.status_code, "request failed")
         return _err(exc.status_code, f"{msg}: {request.method} {request.url.path}")
 
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+    def _internal(request: Request) -> JSONResponse:
         ref = uuid.uuid4().hex[:12]
         log.exception("internal error %s on %s %s", ref, request.method, request.url.path)
         return _err(500, f"internal server error (reference {ref})", code="internal_error")
+
+    @app.exception_handler(Exception)
+    async def _last_resort(request: Request, exc: Exception) -> JSONResponse:
+        return _internal(request)
+
+    def _safe(fn: Any) -> Any:
+        """Unexpected exceptions become a 500 in OpenAI's shape here, on the same connection: the
+        app-level handler above also answers, but Starlette re-raises after it, and uvicorn then
+        drops the keep-alive connection."""
+
+        @functools.wraps(fn)
+        async def wrapper(request: Request) -> Response:
+            try:
+                return await fn(request)
+            except (APIError, StarletteHTTPException):
+                raise
+            except Exception:
+                return _internal(request)
+
+        return wrapper
 
     # ------------------------------------------------------------------ helpers
     def _auth(request: Request) -> None:
@@ -367,6 +387,7 @@ def build_app(
         return Response(st.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/v1/models")
+    @_safe
     async def models(request: Request) -> Response:
         _auth(request)
         st.metrics.requests.labels(st.model_name, "/v1/models").inc()
@@ -375,6 +396,7 @@ def build_app(
              "max_model_len": llm.max_model_len}]})  # fmt: skip
 
     @app.post("/v1/chat/completions")
+    @_safe
     async def chat_completions(request: Request) -> Response:
         _auth(request)
         st.metrics.requests.labels(st.model_name, "/v1/chat/completions").inc()
@@ -417,6 +439,7 @@ def build_app(
                              "usage": _usage([len(ids)], final)})  # fmt: skip
 
     @app.post("/v1/completions")
+    @_safe
     async def completions(request: Request) -> Response:
         _auth(request)
         st.metrics.requests.labels(st.model_name, "/v1/completions").inc()
