@@ -44,7 +44,16 @@ def test_histogram_smoothing_is_lidstone_half():
 def test_reference_edges_dedupe_discrete_values():
     e = reference_edges([5] * 50 + [7] * 50, bins=10)
     assert e[0] == -np.inf and e[-1] == np.inf
-    assert np.all(np.diff(e) > 0) and len(e) <= 5  # 10 requested bins collapse to <= 4
+    assert np.all(np.diff(e) > 0)
+    assert list(e[1:-1]) == [5.0, 6.0, 7.0, np.nextafter(7.0, np.inf)]  # 10 requested bins collapse
+
+
+def test_values_outside_a_constant_reference_are_drift():
+    # a degenerate reference (every prompt 4 tokens long) still separates what it never saw
+    r = compare([4] * 200, [40] * 200)
+    assert r.alert and r.kl > 3 and r.wasserstein == 36
+    assert not compare([4] * 200, [4] * 200).alert
+    assert compare([4] * 200, [1] * 200).alert
 
 
 def test_wasserstein_exact():

@@ -17,14 +17,20 @@ def running(app):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
-    t = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    def serve():
+        try:
+            server.run(sockets=[sock])
+        except SystemExit:  # uvicorn exits with 3 when the app's startup fails; the caller sees it
+            pass
+
+    t = threading.Thread(target=serve, daemon=True)
     t.start()
     deadline = time.monotonic() + 30
-    while not server.started:
-        if not t.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
     try:
+        while not server.started:
+            if not t.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True

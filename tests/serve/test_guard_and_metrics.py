@@ -106,23 +106,6 @@ def test_metrics_count_requests_tokens_and_latency(h, llm):
     assert ("infercore:kv_cache_usage_perc", (("model_name", MODEL),)) in m
 
 
-def test_kv_usage_gauge_sees_a_running_request(llm):
-    from infercore.serve import build_app
-
-    body = {"model": MODEL, "prompt": "Count: 1, 2,", "max_tokens": 300, "ignore_eos": True, "stream": True}
-    with running(build_app(llm, model_name=MODEL)) as u, httpx.Client(base_url=u, timeout=30) as h:
-        with h.stream("POST", "/v1/completions", json=body) as r:
-            for line in r.iter_lines():
-                if line.startswith("data: "):
-                    break
-            m = _metrics(h)
-            assert sample(m, "infercore:num_requests_running") == 1
-            assert sample(m, "infercore:kv_cache_usage_perc") > 0
-        assert wait_idle(llm)
-        m = _metrics(h)
-        assert sample(m, "infercore:request_aborted_total") == 1
-
-
 def test_registries_are_per_app(llm):
     from infercore.serve import build_app
 

@@ -1,9 +1,10 @@
 """Distribution drift between a reference window and a current window.
 
 Histogram statistics (KL, PSI) bin both samples on the same edges:
-  * edges: `bins` quantiles of the reference (deduplicated, so discrete features such as token
-    lengths give fewer, wider bins), with the outer edges opened to -inf/+inf so current values
-    outside the reference range land in the end bins; or explicit `edges`.
+  * edges: the reference's minimum, its `bins` - 1 inner quantiles and (just above) its maximum,
+    deduplicated (discrete features such as token lengths give fewer, wider bins), plus one bin
+    below and one above the reference range: current values the reference never saw land in bins
+    where the reference has only the smoothing mass, so novelty always shows; or explicit `edges`.
   * smoothing: additive (Lidstone) smoothing with alpha = 0.5 per bin (the Jeffreys /
     Krichevsky-Trofimov estimator): p_i = (count_i + alpha) / (n + alpha * B). It keeps both
     statistics finite when a bin is empty in one window.
@@ -69,12 +70,14 @@ def psi(p: object, q: object) -> float:
 
 
 def reference_edges(reference: object, bins: int = 10) -> np.ndarray:
-    """Quantile edges of the reference, outer edges at -inf/+inf, duplicates removed."""
+    """[-inf, min, inner quantiles..., nextafter(max), +inf] of the reference, duplicates removed:
+    bins [e_i, e_i+1) with one bin below and one above the reference range."""
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
         raise ValueError(f"bins: expected a positive int, got {bins!r}")
     ref = _sample(reference, "reference")
-    inner = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-    return np.concatenate([[-np.inf], inner, [np.inf]])
+    inner = np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1])
+    lo, hi = ref.min(), np.nextafter(ref.max(), np.inf)
+    return np.concatenate([[-np.inf], np.unique(np.concatenate([[lo], inner, [hi]])), [np.inf]])
 
 
 def histogram(x: object, edges: np.ndarray, alpha: float = SMOOTHING) -> np.ndarray:

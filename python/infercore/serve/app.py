@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -97,7 +98,8 @@ def build_app(
     drift_window: int = 500,
 ) -> FastAPI:
     """A FastAPI app serving `llm` (an infercore.LLM) under `model_name`. The engine thread starts
-    with the app's lifespan and stops with it; one app at a time may drive a given LLM."""
+    with the app's lifespan and stops with it; one running app at a time may drive a given LLM
+    (a second one fails at startup)."""
     if not isinstance(model_name, str) or not model_name:
         raise ValueError("model_name: expected a non-empty string")
     for name, v in (("max_body_bytes", max_body_bytes), ("max_queue", max_queue), ("retry_after_s", retry_after_s)):
@@ -112,15 +114,42 @@ def build_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        st.alm = AsyncLLM.from_llm(llm)
+        # Two AsyncLLM threads stepping one engine would each deliver outputs only to their own
+        # streams (the other's requests would hang): refuse a second running server on this LLM.
+        engine = llm.engine
+        if getattr(engine, "_infercore_server", None) is not None:
+            raise RuntimeError("llm: another running server already drives this LLM's engine; stop it first")
+        engine._infercore_server = app
         try:
-            yield
+            st.alm = AsyncLLM.from_llm(llm)
+            try:
+                yield
+            finally:
+                alm, st.alm = st.alm, None
+                await asyncio.to_thread(alm.shutdown)
         finally:
-            alm, st.alm = st.alm, None
-            await asyncio.to_thread(alm.shutdown)
+            engine._infercore_server = None
 
     app = FastAPI(title="infercore", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.infercore = st
+
+    def openapi() -> dict[str, Any]:
+        """The generated schema plus the request bodies (the routes parse bodies themselves, to
+        control the error codes, so FastAPI cannot see them)."""
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        for path, model in (("/v1/chat/completions", ChatCompletionRequest), ("/v1/completions", CompletionRequest)):
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            comps.update(body.pop("$defs", {}))
+            comps[model.__name__] = body
+            schema["paths"][path]["post"]["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}  # fmt: skip
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ errors
     def _err(status: int, message: str, param: str | None = None, code: str | None = None,
