@@ -138,3 +138,47 @@ def test_non_streaming_disconnect_frees_blocks(base_url, llm):
     with httpx.Client(timeout=httpx.Timeout(30, read=0.5)) as h, pytest.raises(httpx.ReadTimeout):
         h.post(base_url + "/v1/completions", json=body)
     assert wait_idle(llm), "the aborted request kept its KV blocks"
+
+
+def test_chat_n_choices(client):
+    r = client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=4, temperature=1.0, seed=3, n=3)
+    assert sorted(c.index for c in r.choices) == [0, 1, 2]
+    assert r.usage.completion_tokens <= 12
+    s = client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=4, temperature=1.0, seed=3, n=3,
+                                       stream=True)  # fmt: skip
+    texts = {0: "", 1: "", 2: ""}
+    for c in s:
+        for ch in c.choices:
+            texts[ch.index] += ch.delta.content or ""
+    assert texts == {c.index: c.message.content for c in r.choices}  # same seed, same samples
+
+
+def test_many_random_disconnects_leak_no_blocks(base_url, llm):
+    import asyncio
+    import random
+
+    import httpx
+
+    rng = random.Random(0)
+
+    async def one(h, k):
+        body = {"model": MODEL, "prompt": f"Item {k}: the", "max_tokens": 200, "ignore_eos": True, "stream": True}
+        keep = rng.randint(-1, 4)  # -1: hang up after the headers, before any token (queued or in prefill)
+        async with h.stream("POST", base_url + "/v1/completions", json=body) as r:
+            assert r.status_code == 200
+            if keep < 0:
+                return
+            seen = 0
+            async for line in r.aiter_lines():
+                if line.startswith("data: "):
+                    seen += 1
+                if seen > keep:
+                    break
+
+    async def main():
+        async with httpx.AsyncClient(timeout=60) as h:
+            await asyncio.gather(*[one(h, k) for k in range(24)])
+
+    asyncio.run(main())
+    assert wait_idle(llm, timeout=20), "aborted requests kept KV blocks"
+    llm.allocator.check_invariants()
