@@ -155,3 +155,38 @@ def test_prompt_length_drift_is_exported(llm):
         assert kl >= 0.1
         assert sample(m, "infercore:drift_alert", feature="prompt_tokens") == 1.0
         assert sample(m, "infercore:drift_score", feature="prompt_tokens", statistic="wasserstein") == pytest.approx(36)
+
+
+class _NoDigitsRail:
+    """An output rail that blocks any answer with a digit (the model will count when asked to)."""
+
+    name = "no_digits"
+    can_modify = False
+
+    def check(self, text, context=None):
+        from infercore.guardrails import Violation
+
+        if any(c.isdigit() for c in text):
+            return RailDecision("blocked", text, [Violation("no_digits", "answer contains digits")])
+        return RailDecision("passed", text)
+
+
+def test_output_rail_blocks_streamed_and_plain_answers(llm):
+    import json
+
+    from infercore.serve import build_app
+
+    guard = Guard([], [_NoDigitsRail()])
+    body = {"model": MODEL, "prompt": "1, 2, 3, 4,", "max_tokens": 6, "temperature": 0}
+    with running(build_app(llm, model_name=MODEL, guard=guard)) as u, httpx.Client(base_url=u, timeout=30) as h:
+        e = _shape(h.post("/v1/completions", json=body), 400)
+        assert e["code"] == "guardrail_blocked" and "generated output" in e["message"] and "no_digits" in e["message"]
+        with h.stream("POST", "/v1/completions", json={**body, "stream": True}) as r:
+            assert r.status_code == 200
+            events = [x[6:] for x in r.iter_lines() if x.startswith("data: ")]
+        assert events[-1] == "[DONE]"
+        msgs = [json.loads(x) for x in events[:-1]]
+        assert "error" in msgs[-1] and msgs[-1]["error"]["code"] == "guardrail_blocked"
+        assert not any(c.get("text") for m in msgs for c in m.get("choices", []))  # nothing unchecked leaked
+        m = _metrics(h)
+        assert sample(m, "infercore:guardrail_blocks_total", rail="no_digits", direction="output") == 2
