@@ -61,6 +61,7 @@ def test_reference_thresholds():
 
 
 def test_rules_name_only_exported_metrics():
+    pytest.importorskip("prometheus_client")
     from prometheus_client.parser import text_string_to_metric_families
 
     from infercore.monitor import DriftReport, ServerMetrics

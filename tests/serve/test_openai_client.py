@@ -3,11 +3,10 @@ n, stop, seed, logprobs, models; greedy answers equal the offline engine's."""
 
 from __future__ import annotations
 
+import openai
 import pytest
 
 from ._util import running, wait_idle
-
-openai = pytest.importorskip("openai")
 
 MODEL = "smollm2"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]

@@ -13,7 +13,17 @@ from .drift import (
     reference_edges,
     wasserstein_1d,
 )
-from .metrics import CONTENT_TYPE, EngineCollector, ServerMetrics, parse_exposition, sample
+
+_METRICS = ("CONTENT_TYPE", "EngineCollector", "ServerMetrics", "parse_exposition", "sample")
+
+
+def __getattr__(name: str):
+    """The Prometheus side needs prometheus_client (a server dependency); drift does not."""
+    if name in _METRICS:
+        from . import metrics
+
+        return getattr(metrics, name)
+    raise AttributeError(f"module 'infercore.monitor' has no attribute {name!r}")
 
 __all__ = [
     "CONTENT_TYPE", "KL_THRESHOLD", "DriftMonitor", "DriftReport", "EngineCollector", "ServerMetrics", "compare",
