@@ -1,0 +1,52 @@
+"""`infercore serve`: the OpenAI-compatible server (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError as e:  # the server's dependencies are optional extras of the wheel
+        raise ValueError(f"serve: needs fastapi, uvicorn and prometheus_client ({e})") from None
+    import infercore
+    from infercore.engine.llm import LLM
+    from infercore.serve import build_app
+
+    if args.threads is not None:
+        infercore.set_num_threads(args.threads)
+    guard = None
+    if args.guard:
+        from infercore.guardrails import Guard
+
+        guard = Guard.from_config(args.guard)
+    api_key = args.api_key or os.environ.get("INFERCORE_API_KEY") or None
+    llm = LLM(args.model, quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype,
+              max_num_seqs=args.max_num_seqs, max_model_len=args.max_model_len)  # fmt: skip
+    name = args.served_model_name or os.path.basename(args.model).removesuffix(".gguf")
+    app = build_app(llm, model_name=name, api_key=api_key, guard=guard, max_body_bytes=args.max_body_bytes,
+                    max_queue=args.max_queue)  # fmt: skip
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("serve", help="run the OpenAI-compatible HTTP server")
+    s.add_argument("--model", default="smollm2", help="smollm2, a .gguf file or a Hugging Face directory")
+    s.add_argument("--served-model-name", help="the model id clients send (default: from --model)")
+    s.add_argument("--quantization", choices=["int8", "fp8", "int4"], help="runtime weight format")
+    s.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "float16", "bfloat16", "fp8", "int8"])
+    s.add_argument("--max-num-seqs", type=int, default=64, help="sequences batched together")
+    s.add_argument("--max-model-len", type=int, help="context length limit")
+    s.add_argument("--max-queue", type=int, default=64, help="sequences allowed to wait beyond --max-num-seqs "
+                   "before the server answers 429")
+    s.add_argument("--max-body-bytes", type=int, default=1 << 20, help="request body limit (413 beyond)")
+    s.add_argument("--guard", metavar="CONFIG.yml", help="guardrails config (infercore.guardrails.Guard)")
+    s.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1 (or env INFERCORE_API_KEY)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--threads", type=int, help="CPU threads for the kernels")
+    s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    s.set_defaults(func=cmd_serve)
