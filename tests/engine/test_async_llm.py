@@ -70,3 +70,16 @@ def test_bad_request_raises_in_its_own_stream():
         assert ok[-1].finished
     finally:
         alm.shutdown()
+
+
+def test_one_driver_per_engine():
+    engine, _ = _engine()
+    first = AsyncLLM(engine)
+    try:
+        with pytest.raises(ValueError, match="already driven"):
+            AsyncLLM(engine)
+        assert first.healthy
+    finally:
+        first.shutdown()
+    second = AsyncLLM(engine)  # allowed once the first one is shut down
+    second.shutdown()

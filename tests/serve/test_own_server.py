@@ -4,6 +4,8 @@ module-scoped server stays up for the whole module."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -129,8 +131,13 @@ def test_kv_usage_gauge_sees_a_running_request(llm):
             for line in r.iter_lines():
                 if line.startswith("data: "):
                     break
+            # the first chunk can be written before the engine thread admits the request: poll
+            deadline = time.monotonic() + 10
             m = _metrics(h)
-            assert sample(m, "infercore:num_requests_running") == 1
+            while sample(m, "infercore:num_requests_running") != 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+                m = _metrics(h)
+            assert sample(m, "infercore:num_requests_running") == 1, {k: v for k, v in m.items() if "bucket" not in k[0]}
             assert sample(m, "infercore:kv_cache_usage_perc") > 0
         assert wait_idle(llm)
         m = _metrics(h)

@@ -22,6 +22,11 @@ from .sampling_params import SamplingParams
 
 class AsyncLLM:
     def __init__(self, engine: LLMEngine) -> None:
+        other = getattr(engine, "_async_driver", None)
+        if other is not None and other._thread.is_alive():
+            # two loops stepping one engine would each deliver only their own requests' outputs
+            raise ValueError("engine: already driven by another AsyncLLM; call its shutdown() first")
+        engine._async_driver = self
         self.engine = engine
         self._commands: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._streams: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
@@ -76,6 +81,13 @@ class AsyncLLM:
         self._stop = True
         self._wake.set()
         self._thread.join(timeout=10)
+        if getattr(self.engine, "_async_driver", None) is self:
+            self.engine._async_driver = None
+
+    @property
+    def healthy(self) -> bool:
+        """The engine loop is running and has not failed."""
+        return self._error is None and self._thread.is_alive()
 
     # ------------------------------------------------------------------ engine thread
     def _send(self, kind: str, payload: Any) -> None:

@@ -397,14 +397,14 @@ def build_app(
     @app.get("/health")
     async def health() -> Response:
         alm = st.alm
-        if alm is None or alm._error is not None or not alm._thread.is_alive():
+        if alm is None or not alm.healthy:
             return JSONResponse({"status": "unhealthy"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     @app.get("/ready")
     async def ready() -> Response:
         alm = st.alm
-        ok = alm is not None and alm._error is None and alm._thread.is_alive()
+        ok = alm is not None and alm.healthy
         body = {"ready": ok, "inflight": st.inflight, "capacity": st.capacity}
         return JSONResponse(body, status_code=200 if ok and st.inflight < st.capacity else 503)
 
