@@ -137,7 +137,8 @@ def test_kv_usage_gauge_sees_a_running_request(llm):
             while sample(m, "infercore:num_requests_running") != 1 and time.monotonic() < deadline:
                 time.sleep(0.02)
                 m = _metrics(h)
-            assert sample(m, "infercore:num_requests_running") == 1, {k: v for k, v in m.items() if "bucket" not in k[0]}
+            state = {k: v for k, v in m.items() if "bucket" not in k[0]}
+            assert sample(m, "infercore:num_requests_running") == 1, state
             assert sample(m, "infercore:kv_cache_usage_perc") > 0
         assert wait_idle(llm)
         m = _metrics(h)

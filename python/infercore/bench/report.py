@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from dataclasses import asdict
 from typing import Any
 
+from .._fileio import atomic_write
 from .case import Result
 
 
@@ -58,19 +57,8 @@ def to_json(results: list[Result], bandwidth_gbps: float, info: dict[str, Any]) 
 
 
 def save_json(doc: dict[str, Any], path: str) -> None:
-    """Atomic: write a temp file in the same folder, fsync, rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".bench-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Atomic: a crash never leaves a half-written file."""
+    atomic_write(path, json.dumps(doc, indent=1).encode())
 
 
 def load_json(path: str) -> dict[str, Any]:

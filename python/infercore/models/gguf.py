@@ -10,12 +10,13 @@ from __future__ import annotations
 import itertools
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 import numpy as np
+
+from .._fileio import atomic_write
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -463,19 +464,4 @@ def write_gguf(
         offset += len(raw) + pad
     head = GGUF_MAGIC + struct.pack("<IQQ", version, len(tensors), len(metadata)) + kv + infos
     head += b"\0" * (-len(head) % align)
-    _atomic_write(os.fspath(path), head + b"".join(blobs))
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".gguf")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, [head, *blobs])

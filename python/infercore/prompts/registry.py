@@ -24,10 +24,10 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from .._fileio import atomic_write
 from .template import PromptVersion, check_name, compile_template, normalize_variables
 
 _VERSION_FILE = re.compile(r"^v([1-9][0-9]{0,8})\.json$")
@@ -151,17 +151,7 @@ class PromptRegistry:
     def _write_tree_file(self, rel: str, data: bytes) -> None:
         full = os.path.join(self.path, rel)
         os.makedirs(os.path.dirname(full), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(full), prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, full)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        atomic_write(full, data)
 
     def _commit(self, files: Mapping[str, bytes], message: str) -> str:
         """Commit files (relative path -> bytes) in one commit, then place them in the working tree.

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import tempfile
 
 import numpy as np
+
+from .._fileio import atomic_write
 
 MAGIC = b"ICVINDEX"
 VERSION = 1
@@ -47,7 +48,6 @@ def file_size(dim: int, count: int, dtype: str) -> int:
 def write(path: str, metric: str, dtype: str, dim: int, sections: dict[str, np.ndarray]) -> None:
     """Atomic: a temp file in the same folder, fsync, rename over `path`, fsync the folder."""
     count = int(sections["ids"].shape[0])
-    folder = os.path.dirname(os.path.abspath(path))
     h = hashlib.blake2b(digest_size=8)
     payload = []
     for name, _off, n in layout(dim, count, dtype):
@@ -58,24 +58,7 @@ def write(path: str, metric: str, dtype: str, dim: int, sections: dict[str, np.n
         payload.append(chunk)
     checksum = int.from_bytes(h.digest(), "little")
     header = HEADER.pack(MAGIC, VERSION, METRICS.index(metric), DTYPES.index(dtype), dim, count, checksum)
-    fd, tmp = tempfile.mkstemp(prefix=".vindex-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            for chunk in payload:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomic_write(path, [header, *payload], sync_dir=True)
 
 
 def read(path: str, mmap: bool) -> tuple[str, str, int, dict[str, np.ndarray]]:

@@ -1,0 +1,33 @@
+"""Atomic file writes: a crash never leaves a half-written file behind (ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable
+
+
+def atomic_write(path: str | os.PathLike[str], chunks: bytes | Iterable[bytes], *, sync_dir: bool = False) -> None:
+    """Write to a temp file in the same folder, fsync it, rename it over `path`; with sync_dir,
+    also fsync the folder so the rename itself survives a power loss."""
+    full = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(full)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-" + os.path.basename(full) + "-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in [chunks] if isinstance(chunks, (bytes, bytearray, memoryview)) else chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, full)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if sync_dir:
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
