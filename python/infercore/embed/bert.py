@@ -67,6 +67,11 @@ class _Layer:
     down_b: np.ndarray
     ln2_w: np.ndarray
     ln2_b: np.ndarray
+    # SmoothQuant (int8 only): the GEMM input is multiplied by these (1/s per input channel) and the
+    # weight's columns by s, moving activation outliers into the weights; None = no smoothing
+    qkv_in: np.ndarray | None = None
+    up_in: np.ndarray | None = None
+    down_in: np.ndarray | None = None
 
 
 @dataclass
@@ -127,6 +132,7 @@ class BertEncoder:
 
     def __init__(self, weights: BertWeights) -> None:
         self.w = weights
+        self.calibration: list[dict[str, np.ndarray]] | None = None  # per-layer input absmax when set
         self.hidden = int(weights.word.shape[1])
         self.max_positions = int(weights.position.shape[0])
         self.head_dim = self.hidden // weights.num_heads
@@ -167,16 +173,67 @@ class BertEncoder:
             out[a:b] = np.matmul(s, v).transpose(1, 0, 2).reshape(b - a, h)
         return out
 
+    def _observe(self, layer: _Layer, name: str, x: np.ndarray) -> None:
+        stats = self.calibration[next(i for i, L in enumerate(self.w.layers) if L is layer)]
+        m = np.abs(x).max(axis=0)
+        stats[name] = m if name not in stats else np.maximum(stats[name], m)
+
     def _layer(self, x: np.ndarray, L: _Layer, cu: np.ndarray) -> np.ndarray:
         eps = self.w.eps
-        qkv = ops.linear(x, L.qkv, L.qkv_b)
-        attn = ops.linear(self._attention(qkv, cu), L.o, L.o_b)
+        calib = self.calibration is not None
+        if calib:
+            self._observe(L, "qkv", x)
+        qkv = ops.linear(x if L.qkv_in is None else x * L.qkv_in, L.qkv, L.qkv_b)
+        ctx = self._attention(qkv, cu)
+        if calib:
+            self._observe(L, "o", ctx)
+        attn = ops.linear(ctx, L.o, L.o_b)
         attn += x
         x = layer_norm(attn, L.ln1_w, L.ln1_b, eps)
-        hmid = gelu(ops.linear(x, L.up, L.up_b))
+        if calib:
+            self._observe(L, "up", x)
+        hmid = gelu(ops.linear(x if L.up_in is None else x * L.up_in, L.up, L.up_b))
+        if calib:
+            self._observe(L, "down", hmid)
+        if L.down_in is not None:
+            hmid *= L.down_in
         y = ops.linear(hmid, L.down, L.down_b)
         y += x
         return layer_norm(y, L.ln2_w, L.ln2_b, eps)
 
 
-__all__ = ["BertEncoder", "BertWeights", "QuantizedWeight", "erf", "gelu", "layer_norm"]
+def smooth_scales(act_absmax: np.ndarray, w: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """SmoothQuant (Xiao et al. 2023) per-input-channel scale s_j = max|X_j|^a / max|W_:,j|^(1-a)."""
+    wmax = np.abs(w).max(axis=0)
+    s = np.power(np.maximum(act_absmax, 1e-5), alpha) / np.power(np.maximum(wmax, 1e-5), 1 - alpha)
+    return np.clip(s, 1e-2, 1e2).astype(np.float32)
+
+
+def quantize_int8_smooth(enc: BertEncoder, calibration_seqs: list[list[int]], alpha: float = 0.5) -> None:
+    """Calibrate activation ranges on `calibration_seqs` (float32 model), smooth and quantize every
+    GEMM weight to int8 in place. The attention output GEMM's smoothing folds into V's rows."""
+    enc.calibration = [{} for _ in enc.w.layers]
+    try:
+        enc.forward(calibration_seqs)
+        stats = enc.calibration
+    finally:
+        enc.calibration = None
+    h = enc.hidden
+    for L, st in zip(enc.w.layers, stats):
+        s_qkv = smooth_scales(st["qkv"], L.qkv, alpha)
+        s_o = smooth_scales(st["o"], L.o, alpha)
+        s_up = smooth_scales(st["up"], L.up, alpha)
+        s_down = smooth_scales(st["down"], L.down, alpha)
+        qkv = L.qkv * s_qkv[None, :]
+        qkv[2 * h:] /= s_o[:, None]  # V rows produce the attention output's channels: scale them by 1/s
+        L.qkv_b = L.qkv_b.copy()
+        L.qkv_b[2 * h:] /= s_o
+        L.qkv = quantize_weight(np.ascontiguousarray(qkv, np.float32), "int8")
+        L.o = quantize_weight(np.ascontiguousarray(L.o * s_o[None, :], np.float32), "int8")
+        L.up = quantize_weight(np.ascontiguousarray(L.up * s_up[None, :], np.float32), "int8")
+        L.down = quantize_weight(np.ascontiguousarray(L.down * s_down[None, :], np.float32), "int8")
+        L.qkv_in, L.up_in, L.down_in = 1.0 / s_qkv, 1.0 / s_up, 1.0 / s_down
+
+
+__all__ = ["BertEncoder", "BertWeights", "QuantizedWeight", "erf", "gelu", "layer_norm", "quantize_int8_smooth",
+           "smooth_scales"]

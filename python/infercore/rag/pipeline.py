@@ -191,8 +191,8 @@ class RAG:
         cos = dict(zip(dense_ids, dense_scores))
         order = dense_ids
         if hybrid:
-            all_ids, texts = self._bm25()
-            bm = self._bm25_cache[1].scores(query)
+            all_ids, bm25 = self._bm25()
+            bm = bm25.scores(query)
             if allowed is not None:
                 bm = np.where(np.isin(all_ids, allowed), bm, 0.0)
             top = np.argsort(-bm, kind="stable")[:fetch]
@@ -209,12 +209,14 @@ class RAG:
         order = order[:k]
         return self.store.hits(order, [cos[c] for c in order])
 
-    def _bm25(self) -> tuple[np.ndarray, list[str]]:
+    def _bm25(self) -> tuple[np.ndarray, BM25]:
+        """BM25 over every stored chunk, rebuilt when the store's generation changes."""
         gen = self.store.generation()
-        ids, texts = self.store.all_chunk_texts()
-        if self.store._bm25_cache is None or self.store._bm25_cache[0] != gen:
-            self.store._bm25_cache = (gen, BM25(texts))
-        return ids, texts
+        cache = self.store._bm25_cache
+        if cache is None or cache[0] != gen:
+            ids, texts = self.store.all_chunk_texts()
+            cache = self.store._bm25_cache = (gen, (ids, BM25(texts)))
+        return cache[1]
 
     # ------------------------------------------------------------------ answer
     def answer(self, question: str, k: int = 4, *, filter: Any = None, use_mmr: bool = False,
