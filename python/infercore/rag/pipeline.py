@@ -20,9 +20,15 @@ from .store import Hit, RAGStore, content_hash
 
 PROMPT_VERSION = "rag-answer-v1"
 SYSTEM_PROMPT = (
-    "You answer questions using only the numbered sources below. After every sentence, cite the "
-    "source it comes from as [n]. If the sources do not contain the answer, reply exactly: "
-    "Not in the documents."
+    "Answer the question in one or two short sentences using only the numbered sources. "
+    "End every sentence with the number of its source in brackets, like [1]. "
+    "If the sources do not answer the question, reply: Not in the documents."
+)
+# one worked example (not from the user's documents) showing the citation format
+EXAMPLE = (
+    [{"role": "user", "content": "Sources:\n[1] The Moon orbits the Earth every 27 days.\n"
+                                 "[2] Mars has two small moons.\n\nQuestion: How many moons does Mars have?"},
+     {"role": "assistant", "content": "Mars has two small moons [2]."}]
 )
 ABSTAIN_TEXT = "Not in the documents."
 _CITE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -55,8 +61,21 @@ class Answer:
 
 def build_messages(question: str, contexts: list[Hit]) -> list[dict[str, str]]:
     sources = "\n\n".join(f"[{i}] {h.text}" for i, h in enumerate(contexts, start=1))
-    return [{"role": "system", "content": SYSTEM_PROMPT},
+    return [{"role": "system", "content": SYSTEM_PROMPT}, *EXAMPLE,
             {"role": "user", "content": f"Sources:\n{sources}\n\nQuestion: {question}"}]
+
+
+def trim_repetition(text: str) -> str:
+    """Cut the answer before its first sentence that repeats an earlier one (small models loop)."""
+    from .chunking import split_sentences
+
+    seen: set[str] = set()
+    for s, e in split_sentences(text):
+        key = " ".join(_CITE.sub("", text[s:e]).lower().split())
+        if key in seen:
+            return text[:s].rstrip()
+        seen.add(key)
+    return text
 
 
 def parse_citations(text: str, contexts: list[Hit]) -> list[Citation]:
@@ -233,10 +252,10 @@ class RAG:
                           {"abstained": True}, timings, abstained=True)
         from ..engine.sampling_params import SamplingParams
 
-        sp = sampling_params or SamplingParams(temperature=0.0, max_tokens=160)
+        sp = sampling_params or SamplingParams(temperature=0.0, max_tokens=96)
         out = self.llm.chat(build_messages(question, contexts), sp)[0]
         t2 = time.perf_counter()
-        text = out.outputs[0].text.strip()
+        text = trim_repetition(out.outputs[0].text.strip())
         timings["generate_s"] = t2 - t1
         ttft = out.metrics.time_to_first_token if out.metrics is not None else None
         if ttft is not None:
