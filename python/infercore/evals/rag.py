@@ -119,3 +119,61 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         if vals:
             out[k] = float(np.mean(vals))
     return out
+
+
+def read_questions(path: str) -> list[dict[str, Any]]:
+    """A JSONL question set: one object per line with "question" (str) and optionally
+    "relevant_docs" (doc ids or file names whose chunks count as relevant)."""
+    import json
+
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.readlines()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read question set: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: question set is not UTF-8") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not valid JSON: {e}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not row["question"].strip():
+            raise ValueError(f"{path}:{n}: expected an object with a non-empty \"question\" string")
+        rel = row.get("relevant_docs")
+        if rel is not None and (not isinstance(rel, list) or not all(isinstance(r, str) for r in rel)):
+            raise ValueError(f"{path}:{n}: \"relevant_docs\" must be a list of strings")
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no questions")
+    return rows
+
+
+def evaluate_questions(rag: Any, questions: str | Sequence[dict[str, Any]], k: int = 4,
+                       min_score: float = 0.3) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Answer every question with `rag` and compute its metrics; returns (rows, aggregate)."""
+    import os
+
+    qs = read_questions(questions) if isinstance(questions, str) else list(questions)
+    rows = []
+    for q in qs:
+        ans = rag.answer(q["question"], k=k, min_score=min_score, compute_metrics=False)
+        rel = q.get("relevant_docs")
+        labels = None
+        if rel is not None:
+            names = set(rel)
+            labels = [h.doc_id in names or os.path.basename(h.doc_id) in names or h.metadata.get("source") in names
+                      for h in ans.contexts]
+        row: dict[str, Any] = {"question": q["question"], "answer": ans.text, "abstained": ans.abstained}
+        if ans.abstained:
+            if labels is not None:
+                row["context_precision"] = context_precision_at_k(labels) if labels else 0.0
+        else:
+            m = answer_metrics(ans, rag.embedder, relevant=labels)
+            row.update({k2: v for k2, v in m.items() if k2 != "sentence_support"})
+        row["timings"] = ans.timings
+        rows.append(row)
+    return rows, aggregate(rows)
