@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from infercore.rag import DocumentError, chunk_text, html_to_text, load_file, split_sentences
@@ -19,7 +21,7 @@ def test_chunks_respect_budget_spans_and_overlap():
         assert len(c.text.split()) <= 40
         assert c.text[0].isupper() and c.text.endswith(".")  # sentence boundaries
     # overlap: each chunk starts inside the previous one
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         assert a.start < b.start <= a.end
     covered = set()
     for c in chunks:
@@ -37,11 +39,11 @@ def test_long_sentence_and_cjk_are_split():
 
 
 def test_chunk_bad_args():
-    with pytest.raises(TypeError, match="text"):
+    with pytest.raises(TypeError, match=r"text"):
         chunk_text(b"x", words)
-    with pytest.raises(ValueError, match="max_tokens"):
+    with pytest.raises(ValueError, match=r"max_tokens"):
         chunk_text("x", words, max_tokens=2)
-    with pytest.raises(ValueError, match="overlap_tokens"):
+    with pytest.raises(ValueError, match=r"overlap_tokens"):
         chunk_text("x", words, max_tokens=20, overlap_tokens=15)
     assert chunk_text("   \n\n  ", words) == []
 
@@ -59,18 +61,18 @@ def test_loaders(tmp_path):
     assert load_file(tmp_path / "b.html") == "Hello & bye\n\nSecond"
     assert html_to_text("<div>a<br>b</div>") == "a\n\nb"
     (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
-    with pytest.raises(DocumentError, match="latin1.txt.*UTF-8"):
+    with pytest.raises(DocumentError, match=r"latin1.txt.*UTF-8"):
         load_file(tmp_path / "latin1.txt")
     (tmp_path / "bin.txt").write_bytes(b"\x00\x01\x02binary")
-    with pytest.raises(DocumentError, match="bin.txt.*binary"):
+    with pytest.raises(DocumentError, match=r"bin.txt.*binary"):
         load_file(tmp_path / "bin.txt")
     (tmp_path / "x.docx").write_bytes(b"PK")
-    with pytest.raises(DocumentError, match="x.docx.*unsupported"):
+    with pytest.raises(DocumentError, match=r"x.docx.*unsupported"):
         load_file(tmp_path / "x.docx")
-    with pytest.raises(DocumentError, match="missing.txt"):
+    with pytest.raises(DocumentError, match=r"missing.txt"):
         load_file(tmp_path / "missing.txt")
     (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 garbage")
-    with pytest.raises(DocumentError, match="bad.pdf"):
+    with pytest.raises(DocumentError, match=r"bad.pdf"):
         load_file(tmp_path / "bad.pdf")
 
 

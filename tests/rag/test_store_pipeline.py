@@ -94,27 +94,27 @@ def test_failed_ingest_leaves_store_intact(rag, tmp_path):
     good.write_text("Good file about schedulers and continuous batching.", encoding="utf-8")
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe\xfa not utf8")
-    with pytest.raises(DocumentError, match="bad.txt"):
+    with pytest.raises(DocumentError, match=r"bad.txt"):
         rag.ingest([good, bad])
     assert rag.store.num_chunks() > before  # good.md was committed before the error
     assert rag.retrieve("continuous batching", k=1)[0].doc_id == os.path.abspath(good)
     empty = tmp_path / "empty.txt"
     empty.write_text("  \n", encoding="utf-8")
-    with pytest.raises(DocumentError, match="empty.txt.*empty"):
+    with pytest.raises(DocumentError, match=r"empty.txt.*empty"):
         rag.ingest([empty])
-    with pytest.raises(DocumentError, match="nope"):
+    with pytest.raises(DocumentError, match=r"nope"):
         rag.ingest([tmp_path / "nope"])
 
 
 def test_store_errors(tmp_path, embedder):
-    with pytest.raises(StoreError, match="no store"):
+    with pytest.raises(StoreError, match=r"no store"):
         RAGStore(tmp_path / "none", create=False)
-    with pytest.raises(ValueError, match="dim"):
+    with pytest.raises(ValueError, match=r"dim"):
         RAGStore(tmp_path / "nodim")
     bad = tmp_path / "corrupt"
     bad.mkdir()
     (bad / "store.sqlite").write_bytes(b"this is not sqlite at all" * 100)
-    with pytest.raises(StoreError, match="store.sqlite"):
+    with pytest.raises(StoreError, match=r"store.sqlite"):
         RAGStore(bad)
     newer = tmp_path / "newer"
     RAGStore(newer, 384).close()
@@ -122,20 +122,20 @@ def test_store_errors(tmp_path, embedder):
     db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     db.commit()
     db.close()
-    with pytest.raises(StoreError, match="newer"):
+    with pytest.raises(StoreError, match=r"newer"):
         RAGStore(newer)
-    with pytest.raises(ValueError, match="embeddings"):
+    with pytest.raises(ValueError, match=r"embeddings"):
         RAGStore(tmp_path / "d2", 384).put_document("x", "t", [("t", 0, 1)], np.zeros((1, 3), np.float32))
     r = RAG(tmp_path / "s", embedder)
-    with pytest.raises(ValueError, match="query"):
+    with pytest.raises(ValueError, match=r"query"):
         r.retrieve("")
-    with pytest.raises(ValueError, match="k"):
+    with pytest.raises(ValueError, match=r"k"):
         r.retrieve("q", k=0)
-    with pytest.raises(TypeError, match="filter"):
+    with pytest.raises(TypeError, match=r"filter"):
         r.retrieve("q", filter=3)
-    with pytest.raises(ValueError, match="doc_id"):
+    with pytest.raises(ValueError, match=r"doc_id"):
         r.ingest_text("text", "")
-    with pytest.raises(ValueError, match="chunk_tokens"):
+    with pytest.raises(ValueError, match=r"chunk_tokens"):
         RAG(tmp_path / "s2", embedder, chunk_tokens=1000)
 
 

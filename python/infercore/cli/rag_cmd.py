@@ -37,13 +37,19 @@ def _filter(text: str | None) -> dict[str, Any] | None:
 def print_answer(question: str, ans: Any, out: Any = sys.stdout) -> None:
     w = out.write
     w(f"Q: {question}\nA: {ans.text}\n")
+    cited = {c.marker for c in ans.citations if c.valid and not c.posthoc}
+    post = {c.marker for c in ans.citations if c.posthoc}
     if ans.contexts:
         w("sources:\n")
-        cited = {c.marker for c in ans.citations if c.valid}
-        for i, (h, s) in enumerate(zip(ans.contexts, ans.scores), start=1):
-            mark = "*" if i in cited else " "
+        for i, (h, s) in enumerate(zip(ans.contexts, ans.scores, strict=True), start=1):
+            mark = "*" if i in cited else "+" if i in post else " "
             name = h.metadata.get("source") or h.doc_id
             w(f" {mark}[{i}] {name} chars {h.start}-{h.end} (cos {s:.3f}): {h.text[:90]!r}\n")
+    if post:
+        w("  (* cited by the model, + attributed post hoc by embedding similarity)\n")
+        for c in ans.citations:
+            if c.posthoc:
+                w(f"  sentence {c.sentence + 1} -> [{c.marker}] (post hoc)\n")
     bad = [c.marker for c in ans.citations if not c.valid]
     if bad:
         w(f"invalid citations (no such source): {bad}\n")
@@ -68,7 +74,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     rag = _rag(args.store)
     ans = rag.answer(args.question, k=args.k, filter=_filter(args.filter), use_mmr=args.mmr, hybrid=args.hybrid,
-                     min_score=args.min_score)
+                     min_score=args.min_score, attribute=args.attribute)
     if args.json:
         print(json.dumps(answer_to_dict(ans), indent=1, ensure_ascii=False))
     else:
@@ -111,7 +117,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         results = rag.ingest([data])
         print(f"ingested {len(results)} bundled documents ({rag.store.num_chunks()} chunks) from {data}\n")
         for q in args.questions or DEMO_QUESTIONS:
-            print_answer(q, rag.answer(q, k=args.k))
+            print_answer(q, rag.answer(q, k=args.k, attribute=True))
         rag.store.close()
     return 0
 
@@ -139,6 +145,8 @@ def register(sub: Any) -> None:
             q.add_argument("--filter", help='metadata filter as JSON, e.g. {"ext": ".md"}')
             q.add_argument("--mmr", action="store_true", help="diversify with maximal marginal relevance")
             q.add_argument("--hybrid", action="store_true", help="fuse BM25 and dense rankings (RRF)")
+            q.add_argument("--attribute", action="store_true",
+                           help="add post-hoc citations (by embedding similarity) to sentences the model left uncited")
         q.set_defaults(func=fn)
     pd = rs.add_parser("demo", help="ingest the bundled docs into a temp store and answer 3 questions")
     pd.add_argument("questions", nargs="*", help="questions (default: 3 about infercore)")

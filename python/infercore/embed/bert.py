@@ -189,7 +189,7 @@ class BertEncoder:
         out = np.empty((t, h), np.float32)
         scale = np.float32(1.0 / np.sqrt(d))
         qkv = qkv.reshape(t, 3, nh, d)
-        for a, b in zip(cu[:-1].tolist(), cu[1:].tolist()):
+        for a, b in zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True):
             q = qkv[a:b, 0].transpose(1, 0, 2)  # [nh, L, d]
             k = qkv[a:b, 1].transpose(1, 2, 0)  # [nh, d, L]
             v = qkv[a:b, 2].transpose(1, 0, 2)
@@ -247,7 +247,7 @@ def quantize_int8_smooth(enc: BertEncoder, calibration_seqs: list[list[int]], al
     finally:
         enc.calibration = None
     h = enc.hidden
-    for L, st in zip(enc.w.layers, stats):
+    for L, st in zip(enc.w.layers, stats, strict=True):
         s_qkv = smooth_scales(st["qkv"], L.qkv, alpha)
         s_o = smooth_scales(st["o"], L.o, alpha)
         s_up = smooth_scales(st["up"], L.up, alpha)

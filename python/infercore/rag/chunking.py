@@ -60,7 +60,7 @@ def chunk_text(text: str, count_tokens: Callable[[Sequence[str]], list[int]], ma
     real = [(s, e) for s, e in spans if s >= 0]
     if not real:
         return []
-    counts = dict(zip(real, count_tokens([text[s:e] for s, e in real])))
+    counts = dict(zip(real, count_tokens([text[s:e] for s, e in real]), strict=True))
     units: list[tuple[int, int, int]] = []  # (start, end, tokens); (-1, -1, 0) = paragraph break
     for s, e in spans:
         if s < 0:
@@ -115,7 +115,7 @@ def _split_long(text: str, s: int, e: int, count_tokens: Callable[[Sequence[str]
     counts = count_tokens([text[a:b] for a, b in words])
     out: list[tuple[int, int, int]] = []
     cs, ce, ct = words[0][0], words[0][0], 0
-    for (a, b), c in zip(words, counts):
+    for (a, b), c in zip(words, counts, strict=True):
         if ct and ct + c > max_tokens:
             out.append((cs, ce, ct))
             cs, ct = a, 0

@@ -19,9 +19,10 @@ class DocumentError(ValueError):
 
 
 class _TextExtractor(HTMLParser):
-    _SKIP = {"script", "style", "head", "noscript", "template"}
-    _BLOCK = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article", "pre",
-              "blockquote", "ul", "ol", "table"}
+    _SKIP: frozenset[str] = frozenset({"script", "style", "head", "noscript", "template"})
+    _BLOCK: frozenset[str] = frozenset({
+        "p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article", "pre",
+              "blockquote", "ul", "ol", "table"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

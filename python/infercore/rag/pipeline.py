@@ -45,6 +45,7 @@ class Citation:
     chunk_id: int | None = None
     start: int | None = None  # character span of the cited chunk in its document
     end: int | None = None
+    posthoc: bool = False  # added by `attribute_sentences`, not written by the model
 
 
 @dataclass
@@ -93,6 +94,35 @@ def parse_citations(text: str, contexts: list[Hit]) -> list[Citation]:
             h = contexts[n - 1] if ok else None
             out.append(Citation(n, ok, m.start(), m.end(), sent, h.doc_id if h else None, h.chunk_id if h else None,
                                 h.start if h else None, h.end if h else None))
+    return out
+
+
+def attribute_sentences(text: str, contexts: list[Hit], citations: list[Citation], embedder: Any,
+                        threshold: float) -> list[Citation]:
+    """Post-hoc attribution (as in ALCE's post-hoc citation baseline): for each answer sentence the
+    model left without a valid citation, cite the retrieved chunk most similar to it when the cosine
+    reaches `threshold`. Returned citations have posthoc=True; the answer text is not changed and the
+    answer metrics ignore them (they measure the model's own citations)."""
+    from ..evals.rag import _MARK, answer_sentences
+
+    sents = answer_sentences(text)
+    cited = {c.sentence for c in citations if c.valid}
+    from .chunking import split_sentences
+
+    all_sents = split_sentences(text)
+    todo = [(s, e) for s, e in sents if next((i for i, se in enumerate(all_sents) if se[0] == s), -1) not in cited]
+    if not todo or not contexts:
+        return []
+    emb = embedder.encode([_MARK.sub("", text[s:e]) for s, e in todo] + [h.text for h in contexts],
+                          show_progress_bar=False)
+    sim = emb[: len(todo)] @ emb[len(todo):].T
+    out = []
+    for row, (s, e) in zip(sim, todo, strict=True):
+        j = int(np.argmax(row))
+        if row[j] >= threshold:
+            h = contexts[j]
+            sent = next(i for i, se in enumerate(all_sents) if se[0] == s)
+            out.append(Citation(j + 1, True, e, e, sent, h.doc_id, h.chunk_id, h.start, h.end, posthoc=True))
     return out
 
 
@@ -207,7 +237,7 @@ class RAG:
         scores, ids = self.store.index.search(q[None], fetch, filter=allowed)
         keep = ids[0] >= 0
         dense_ids, dense_scores = ids[0][keep].tolist(), scores[0][keep].tolist()
-        cos = dict(zip(dense_ids, dense_scores))
+        cos = dict(zip(dense_ids, dense_scores, strict=True))
         order = dense_ids
         if hybrid:
             all_ids, bm25 = self._bm25()
@@ -220,7 +250,7 @@ class RAG:
             missing = [c for c in order if c not in cos]
             if missing:
                 vecs = self.store.embeddings(missing)
-                cos.update(zip(missing, (vecs @ q).tolist()))
+                cos.update(zip(missing, (vecs @ q).tolist(), strict=True))
         if use_mmr and order:
             cand = order[:fetch]
             picked = mmr(q, self.store.embeddings(cand), k, mmr_lambda)
@@ -240,9 +270,10 @@ class RAG:
     # ------------------------------------------------------------------ answer
     def answer(self, question: str, k: int = 4, *, filter: Any = None, use_mmr: bool = False,
                hybrid: bool = False, min_score: float = 0.3, sampling_params: Any = None,
-               compute_metrics: bool = True) -> Answer:
+               compute_metrics: bool = True, attribute: bool = False) -> Answer:
         """Retrieve, then generate with numbered sources. If no chunk reaches `min_score` cosine the
-        pipeline abstains with "Not in the documents." and calls no LLM."""
+        pipeline abstains with "Not in the documents." and calls no LLM. attribute=True adds post-hoc
+        citations (posthoc=True) to sentences the model left uncited; metrics ignore those."""
         t0 = time.perf_counter()
         contexts = self.retrieve(question, k, filter=filter, use_mmr=use_mmr, hybrid=hybrid)
         t1 = time.perf_counter()
@@ -268,5 +299,11 @@ class RAG:
 
             ans.metrics = answer_metrics(ans, self.embedder)
             timings["metrics_s"] = time.perf_counter() - t2
+        if attribute and not ans.abstained:
+            from ..evals.rag import GROUNDED_THRESHOLD
+
+            extra = attribute_sentences(text, contexts, citations, self.embedder, GROUNDED_THRESHOLD)
+            ans.citations = citations + extra
+            ans.metrics["posthoc_citations"] = len(extra)
         timings["total_s"] = time.perf_counter() - t0
         return ans

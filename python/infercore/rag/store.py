@@ -188,7 +188,7 @@ class RAGStore:
             self.db.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?)",
                             (doc_id, source, content_hash(text), meta_json, text, len(text)))
             reused = 0
-            for seq, ((ctext, s, e), vec) in enumerate(zip(chunks, emb)):
+            for seq, ((ctext, s, e), vec) in enumerate(zip(chunks, emb, strict=True)):
                 h = content_hash(ctext)
                 row = self.db.execute("SELECT chunk_id FROM chunks WHERE content_hash=?", (h,)).fetchone()
                 if row is None:
@@ -265,7 +265,7 @@ class RAGStore:
         """Resolve chunk ids to text and their (first matching) document and span."""
         out = []
         allowed_set = None if allowed is None else set(allowed.tolist())
-        for cid, sc in zip(chunk_ids, scores):
+        for cid, sc in zip(chunk_ids, scores, strict=True):
             cid = int(cid)
             if allowed_set is not None and cid not in allowed_set:
                 continue
