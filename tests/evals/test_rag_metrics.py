@@ -23,7 +23,7 @@ DATA = os.path.join(os.path.dirname(__file__), "..", "..", "python", "infercore"
 def rag(tmp_path_factory):
     from infercore.embed import Embedder
 
-    r = RAG(tmp_path_factory.mktemp("store"), Embedder("minilm"), chunk_tokens=60, overlap_tokens=10)
+    r = RAG(tmp_path_factory.mktemp("store"), Embedder("minilm"))  # default chunking, as calibrated
     r.ingest([DATA])
     return r
 
@@ -48,7 +48,7 @@ def test_grounded_cited_copy_vs_unsupported(rag):
     good = _answer(rag, q, f"The cache is split into fixed-size blocks of 16 tokens [{block}].")
     m = answer_metrics(good, rag.embedder)
     assert m["citation_coverage"] == 1.0 and m["groundedness"] == 1.0 and m["hallucination_rate"] == 0.0
-    assert m["sentence_support"][0] > 0.7  # the calibration claim in the module docstring
+    assert m["sentence_support"][0] > 0.8  # a prefix of one of the chunk's sentences
     bad = _answer(rag, q, f"Bananas grow in tropical climates and are rich in potassium [{block}]. "
                           "Paris is the capital of France [9].")
     m = answer_metrics(bad, rag.embedder)
@@ -59,6 +59,22 @@ def test_grounded_cited_copy_vs_unsupported(rag):
     m = answer_metrics(uncited, rag.embedder, relevant=[True, False, False][: len(uncited.contexts)])
     assert m["citation_coverage"] == 0.0 and m["groundedness"] == 0.0 and m["hallucination_rate"] == 0.0
     assert m["context_precision"] == 1.0
+
+
+def test_threshold_separates_calibration_set(rag):
+    from calibration import SUPPORTED, UNSUPPORTED
+
+    from infercore.evals.rag import support_matrix
+
+    def support(claim):
+        return float(support_matrix([claim], [h.text for h in rag.retrieve(claim, k=4)], rag.embedder).max())
+
+    sup = [support(c) for c in SUPPORTED]
+    uns = [support(c) for c in UNSUPPORTED]
+    assert sum(sup) / len(sup) > sum(uns) / len(uns) + 0.1
+    balanced = (sum(v >= GROUNDED_THRESHOLD for v in sup) / len(sup) + sum(v < GROUNDED_THRESHOLD for v in uns)
+                / len(uns)) / 2
+    assert balanced >= 0.65, balanced  # measured 0.67 (see the docstring of infercore.evals.rag)
 
 
 def test_sentences_and_bad_args(rag):
