@@ -82,14 +82,16 @@ def main(quick: bool) -> None:
     texts, impls, tokens, flops = _impls(quick)
     print(f"cpu isa {infercore.get_isa()}, threads {infercore.get_num_threads()}, {len(texts)} texts, "
           f"{tokens} tokens ({tokens / len(texts):.1f}/text), {flops / 1e9:.1f} GFLOP per pass")
-    res = {}
-    for name, model in impls.items():
+    times: dict[str, list[float]] = {name: [] for name in impls}
+    for model in impls.values():
         _encode(model, texts[:64])
-        ts = []
-        for _ in range(3):
+    for _ in range(3):  # round-robin, so a neighbour's load on the shared cores hits every impl alike
+        for name, model in impls.items():
             t = time.perf_counter()
             _encode(model, texts)
-            ts.append(time.perf_counter() - t)
+            times[name].append(time.perf_counter() - t)
+    res = {}
+    for name, ts in times.items():
         med = statistics.median(ts)
         res[name] = len(texts) / med
         print(f"{name:24s} median {med:7.3f}s  {len(texts) / med:8.1f} texts/s  {tokens / med:9.0f} tok/s  "

@@ -180,7 +180,7 @@ class RAG:
         if not text.strip():
             raise DocumentError(f"{source or doc_id}: empty document (no text to index)")
         old = self.store.document_hash(doc_id)
-        old_meta = next((d["metadata"] for d in self.store.documents() if d["doc_id"] == doc_id), None)
+        old_meta = self.store.document_metadata(doc_id)
         if old == content_hash(text) and old_meta == (metadata or {}):
             return {"doc_id": doc_id, "status": "unchanged"}
         chunks = chunk_text(text, self._count, self.chunk_tokens, self.overlap_tokens)

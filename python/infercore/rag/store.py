@@ -172,6 +172,10 @@ class RAGStore:
         row = self.db.execute("SELECT content_hash FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
         return row[0] if row else None
 
+    def document_metadata(self, doc_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT metadata FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def put_document(self, doc_id: str, text: str, chunks: list[tuple[str, int, int]], embeddings: np.ndarray,
                      metadata: dict[str, Any] | None = None, source: str | None = None) -> dict[str, int]:
         """Insert or replace one document and its chunks in one transaction. chunks: (text, start, end);
