@@ -153,3 +153,15 @@ def test_parse_citations(rag):
 def test_abstains_below_min_score(rag):
     ans = rag.answer("What is the capital of Peru?", min_score=0.9)
     assert ans.abstained and ans.text == "Not in the documents." and ans.citations == []
+
+
+def test_posthoc_attribution(rag):
+    from infercore.evals.rag import GROUNDED_THRESHOLD
+    from infercore.rag.pipeline import attribute_sentences
+
+    hits = rag.retrieve("How are keys and values stored?", k=3)
+    text = "Paged attention stores keys and values in fixed-size blocks. Bananas are blue and fly [1]."
+    own = parse_citations(text, hits)
+    extra = attribute_sentences(text, hits, own, rag.embedder, GROUNDED_THRESHOLD)
+    assert len(extra) == 1 and extra[0].posthoc and extra[0].sentence == 0
+    assert hits[extra[0].marker - 1].doc_id == "a"

@@ -100,10 +100,10 @@ def parse_citations(text: str, contexts: list[Hit]) -> list[Citation]:
 def attribute_sentences(text: str, contexts: list[Hit], citations: list[Citation], embedder: Any,
                         threshold: float) -> list[Citation]:
     """Post-hoc attribution (as in ALCE's post-hoc citation baseline): for each answer sentence the
-    model left without a valid citation, cite the retrieved chunk most similar to it when the cosine
-    reaches `threshold`. Returned citations have posthoc=True; the answer text is not changed and the
+    model left without a valid citation, cite the retrieved chunk that supports it best (highest
+    sentence-level cosine, `evals.rag.support_matrix`) when that reaches `threshold`. Returned citations have posthoc=True; the answer text is not changed and the
     answer metrics ignore them (they measure the model's own citations)."""
-    from ..evals.rag import _MARK, answer_sentences
+    from ..evals.rag import _MARK, answer_sentences, support_matrix
 
     sents = answer_sentences(text)
     cited = {c.sentence for c in citations if c.valid}
@@ -113,9 +113,7 @@ def attribute_sentences(text: str, contexts: list[Hit], citations: list[Citation
     todo = [(s, e) for s, e in sents if next((i for i, se in enumerate(all_sents) if se[0] == s), -1) not in cited]
     if not todo or not contexts:
         return []
-    emb = embedder.encode([_MARK.sub("", text[s:e]) for s, e in todo] + [h.text for h in contexts],
-                          show_progress_bar=False)
-    sim = emb[: len(todo)] @ emb[len(todo):].T
+    sim = support_matrix([_MARK.sub("", text[s:e]) for s, e in todo], [h.text for h in contexts], embedder)
     out = []
     for row, (s, e) in zip(sim, todo, strict=True):
         j = int(np.argmax(row))
