@@ -101,7 +101,8 @@ def attribute_sentences(text: str, contexts: list[Hit], citations: list[Citation
                         threshold: float) -> list[Citation]:
     """Post-hoc attribution (as in ALCE's post-hoc citation baseline): for each answer sentence the
     model left without a valid citation, cite the retrieved chunk that supports it best (highest
-    sentence-level cosine, `evals.rag.support_matrix`) when that reaches `threshold`. Returned citations have posthoc=True; the answer text is not changed and the
+    sentence-level cosine, `evals.rag.support_matrix`) when that reaches `threshold`.
+    Returned citations have posthoc=True; the answer text is not changed and the
     answer metrics ignore them (they measure the model's own citations)."""
     from ..evals.rag import _MARK, answer_sentences, support_matrix
 
