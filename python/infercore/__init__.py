@@ -16,6 +16,7 @@ _LAZY = {
     "LLM": ("infercore.engine.llm", "LLM"),
     "AsyncLLM": ("infercore.engine.async_llm", "AsyncLLM"),
     "SamplingParams": ("infercore.engine.sampling_params", "SamplingParams"),
+    "Embedder": ("infercore.embed.embedder", "Embedder"),
 }
 
 

@@ -1,0 +1,2 @@
+"""Evaluation metrics for LLMOps pipelines (`evals.rag`: citation coverage, groundedness,
+hallucination rate, context precision)."""

@@ -1,0 +1,308 @@
+"""`RAG`: ingest -> chunk -> embed -> store; retrieve (dense, filters, MMR, BM25 hybrid);
+answer with numbered sources and `[n]` citations mapped back to document spans."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .chunking import chunk_text
+from .loaders import SUPPORTED_EXTS, DocumentError, load_file
+from .retrieval import BM25, mmr, reciprocal_rank_fusion
+from .store import Hit, RAGStore, content_hash
+
+PROMPT_VERSION = "rag-answer-v1"
+SYSTEM_PROMPT = (
+    "Answer the question in one or two short sentences using only the numbered sources. "
+    "End every sentence with the number of its source in brackets, like [1]. "
+    "If the sources do not answer the question, reply: Not in the documents."
+)
+# one worked example (not from the user's documents) showing the citation format
+EXAMPLE = (
+    [{"role": "user", "content": "Sources:\n[1] The Moon orbits the Earth every 27 days.\n"
+                                 "[2] Mars has two small moons.\n\nQuestion: How many moons does Mars have?"},
+     {"role": "assistant", "content": "Mars has two small moons [2]."}]
+)
+ABSTAIN_TEXT = "Not in the documents."
+_CITE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+@dataclass
+class Citation:
+    marker: int  # the n in [n]
+    valid: bool  # n names a source that was given
+    answer_start: int  # span of the marker in the answer text
+    answer_end: int
+    sentence: int  # index of the answer sentence holding it
+    doc_id: str | None = None
+    chunk_id: int | None = None
+    start: int | None = None  # character span of the cited chunk in its document
+    end: int | None = None
+    posthoc: bool = False  # added by `attribute_sentences`, not written by the model
+
+
+@dataclass
+class Answer:
+    text: str
+    citations: list[Citation]
+    contexts: list[Hit]
+    scores: list[float]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    abstained: bool = False
+    prompt_version: str = PROMPT_VERSION
+
+
+def build_messages(question: str, contexts: list[Hit]) -> list[dict[str, str]]:
+    sources = "\n\n".join(f"[{i}] {h.text}" for i, h in enumerate(contexts, start=1))
+    return [{"role": "system", "content": SYSTEM_PROMPT}, *EXAMPLE,
+            {"role": "user", "content": f"Sources:\n{sources}\n\nQuestion: {question}"}]
+
+
+def trim_repetition(text: str) -> str:
+    """Cut the answer before its first sentence that repeats an earlier one (small models loop)."""
+    from .chunking import split_sentences
+
+    seen: set[str] = set()
+    for s, e in split_sentences(text):
+        key = " ".join(_CITE.sub("", text[s:e]).lower().split())
+        if key in seen:
+            return text[:s].rstrip()
+        seen.add(key)
+    return text
+
+
+def parse_citations(text: str, contexts: list[Hit]) -> list[Citation]:
+    """Every [n] (and [n, m]) marker in `text`, mapped to the n-th context (1-based); numbers that
+    name no given source are kept with valid=False."""
+    from .chunking import split_sentences
+
+    sents = split_sentences(text)
+    out = []
+    for m in _CITE.finditer(text):
+        sent = next((i for i, (s, e) in enumerate(sents) if s <= m.start() < e + 1), max(len(sents) - 1, 0))
+        for num in m.group(1).split(","):
+            n = int(num)
+            ok = 1 <= n <= len(contexts)
+            h = contexts[n - 1] if ok else None
+            out.append(Citation(n, ok, m.start(), m.end(), sent, h.doc_id if h else None, h.chunk_id if h else None,
+                                h.start if h else None, h.end if h else None))
+    return out
+
+
+def attribute_sentences(text: str, contexts: list[Hit], citations: list[Citation], embedder: Any,
+                        threshold: float) -> list[Citation]:
+    """Post-hoc attribution (as in ALCE's post-hoc citation baseline): for each answer sentence the
+    model left without a valid citation, cite the retrieved chunk that supports it best (highest
+    sentence-level cosine, `evals.rag.support_matrix`) when that reaches `threshold`.
+    Returned citations have posthoc=True; the answer text is not changed and the
+    answer metrics ignore them (they measure the model's own citations)."""
+    from ..evals.rag import _MARK, answer_sentences, support_matrix
+
+    sents = answer_sentences(text)
+    cited = {c.sentence for c in citations if c.valid}
+    from .chunking import split_sentences
+
+    all_sents = split_sentences(text)
+    todo = [(s, e) for s, e in sents if next((i for i, se in enumerate(all_sents) if se[0] == s), -1) not in cited]
+    if not todo or not contexts:
+        return []
+    sim = support_matrix([_MARK.sub("", text[s:e]) for s, e in todo], [h.text for h in contexts], embedder)
+    out = []
+    for row, (s, e) in zip(sim, todo, strict=True):
+        j = int(np.argmax(row))
+        if row[j] >= threshold:
+            h = contexts[j]
+            sent = next(i for i, se in enumerate(all_sents) if se[0] == s)
+            out.append(Citation(j + 1, True, e, e, sent, h.doc_id, h.chunk_id, h.start, h.end, posthoc=True))
+    return out
+
+
+class RAG:
+    """A retrieval-augmented pipeline over one store directory.
+
+    embedder: an `Embedder` (default: Embedder("minilm")); llm: an `LLM` (default LLM("smollm2"),
+    loaded on the first `answer`). chunk_tokens / overlap_tokens: chunk size and overlap in
+    embedder tokens (chunk_tokens must fit the embedder's max_seq_length minus 2).
+    """
+
+    def __init__(self, store: str | os.PathLike[str] | RAGStore, embedder: Any = None, llm: Any = None, *,
+                 chunk_tokens: int = 200, overlap_tokens: int = 40) -> None:
+        if embedder is None:
+            from ..embed import Embedder
+
+            embedder = Embedder("minilm")
+        self.embedder = embedder
+        if isinstance(store, RAGStore):
+            self.store = store
+        else:
+            name = os.path.basename(getattr(embedder, "path", "")) or type(embedder).__name__
+            self.store = RAGStore(store, embedder.dim, embedder_name=name)
+        if self.store.dim != embedder.dim:
+            raise ValueError(f"embedder: dim {embedder.dim} does not match the store's dim {self.store.dim}")
+        limit = getattr(embedder, "max_seq_length", 512) - 2
+        if not isinstance(chunk_tokens, int) or not 8 <= chunk_tokens <= limit:
+            raise ValueError(f"chunk_tokens: expected an int in [8, {limit}], got {chunk_tokens!r}")
+        self.chunk_tokens = chunk_tokens
+        self.overlap_tokens = overlap_tokens
+        self._llm = llm
+
+    @property
+    def llm(self) -> Any:
+        if self._llm is None:
+            from ..engine.llm import LLM
+
+            self._llm = LLM("smollm2")
+        return self._llm
+
+    # ------------------------------------------------------------------ ingest
+    def _count(self, texts: Any) -> list[int]:
+        enc = self.embedder.tokenizer.backend.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in enc]
+
+    def ingest_text(self, text: str, doc_id: str, metadata: dict[str, Any] | None = None,
+                    source: str | None = None) -> dict[str, Any]:
+        """Add or replace one document. Unchanged text+metadata is skipped ("status": "unchanged")."""
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected a str, got {type(text).__name__}")
+        if not isinstance(doc_id, str) or not doc_id:
+            raise ValueError(f"doc_id: expected a non-empty str, got {doc_id!r}")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError(f"metadata: expected a dict, got {type(metadata).__name__}")
+        if not text.strip():
+            raise DocumentError(f"{source or doc_id}: empty document (no text to index)")
+        old = self.store.document_hash(doc_id)
+        old_meta = self.store.document_metadata(doc_id)
+        if old == content_hash(text) and old_meta == (metadata or {}):
+            return {"doc_id": doc_id, "status": "unchanged"}
+        chunks = chunk_text(text, self._count, self.chunk_tokens, self.overlap_tokens)
+        emb = self.embedder.encode([c.text for c in chunks], show_progress_bar=False)
+        stats = self.store.put_document(doc_id, text, [(c.text, c.start, c.end) for c in chunks], emb,
+                                        metadata, source)
+        return {"doc_id": doc_id, "status": "replaced" if old else "added", **stats}
+
+    def ingest(self, paths: Iterable[str | os.PathLike[str]], metadata: dict[str, Any] | None = None,
+               show_progress_bar: bool | None = None) -> list[dict[str, Any]]:
+        """Ingest files (directories are walked for supported extensions). The document id is the
+        absolute path; metadata gets "source" and "ext". Each document is its own transaction: an
+        error on one file raises DocumentError naming it after the previous files were committed."""
+        files: list[str] = []
+        for p in paths:
+            p = os.fspath(p)
+            if os.path.isdir(p):
+                for root, _, names in sorted(os.walk(p)):
+                    files += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith(SUPPORTED_EXTS)]
+            elif os.path.exists(p):
+                files.append(p)
+            else:
+                raise DocumentError(f"{p}: no such file or directory")
+        show = show_progress_bar if show_progress_bar is not None else len(files) > 20
+        results = []
+        for i, f in enumerate(files):
+            text = load_file(f)
+            meta = {"source": os.path.basename(f), "ext": os.path.splitext(f)[1].lower(), **(metadata or {})}
+            results.append(self.ingest_text(text, os.path.abspath(f), meta, source=f))
+            if show:
+                sys.stderr.write(f"\ringest: {i + 1}/{len(files)} files")
+        if show:
+            sys.stderr.write("\n")
+        return results
+
+    def delete(self, doc_id: str) -> bool:
+        return self.store.delete_document(doc_id)
+
+    # ------------------------------------------------------------------ retrieve
+    def retrieve(self, query: str, k: int = 4, *, filter: Any = None, use_mmr: bool = False,
+                 mmr_lambda: float = 0.5, hybrid: bool = False, fetch_k: int | None = None) -> list[Hit]:
+        """Top-k chunks by cosine (scores are cosines). filter: metadata dict or callable, applied
+        inside the vector search as an id mask. use_mmr: re-rank fetch_k candidates for diversity.
+        hybrid: fuse dense and BM25 rankings with reciprocal rank fusion (scores stay cosines)."""
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError("query: expected a non-empty str")
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k: expected a positive int, got {k!r}")
+        fetch = fetch_k or (4 * k if (use_mmr or hybrid) else k)
+        allowed = self.store.allowed_chunks(filter)
+        if allowed is not None and allowed.size == 0:
+            return []
+        q = self.embedder.encode([query])[0]
+        scores, ids = self.store.index.search(q[None], fetch, filter=allowed)
+        keep = ids[0] >= 0
+        dense_ids, dense_scores = ids[0][keep].tolist(), scores[0][keep].tolist()
+        cos = dict(zip(dense_ids, dense_scores, strict=True))
+        order = dense_ids
+        if hybrid:
+            all_ids, bm25 = self._bm25()
+            bm = bm25.scores(query)
+            if allowed is not None:
+                bm = np.where(np.isin(all_ids, allowed), bm, 0.0)
+            top = np.argsort(-bm, kind="stable")[:fetch]
+            lexical = [int(all_ids[i]) for i in top if bm[i] > 0]
+            order = [c for c, _ in reciprocal_rank_fusion([dense_ids, lexical])]
+            missing = [c for c in order if c not in cos]
+            if missing:
+                vecs = self.store.embeddings(missing)
+                cos.update(zip(missing, (vecs @ q).tolist(), strict=True))
+        if use_mmr and order:
+            cand = order[:fetch]
+            picked = mmr(q, self.store.embeddings(cand), k, mmr_lambda)
+            order = [cand[i] for i in picked]
+        order = order[:k]
+        return self.store.hits(order, [cos[c] for c in order])
+
+    def _bm25(self) -> tuple[np.ndarray, BM25]:
+        """BM25 over every stored chunk, rebuilt when the store's generation changes."""
+        gen = self.store.generation()
+        cache = self.store._bm25_cache
+        if cache is None or cache[0] != gen:
+            ids, texts = self.store.all_chunk_texts()
+            cache = self.store._bm25_cache = (gen, (ids, BM25(texts)))
+        return cache[1]
+
+    # ------------------------------------------------------------------ answer
+    def answer(self, question: str, k: int = 4, *, filter: Any = None, use_mmr: bool = False,
+               hybrid: bool = False, min_score: float = 0.3, sampling_params: Any = None,
+               compute_metrics: bool = True, attribute: bool = False) -> Answer:
+        """Retrieve, then generate with numbered sources. If no chunk reaches `min_score` cosine the
+        pipeline abstains with "Not in the documents." and calls no LLM. attribute=True adds post-hoc
+        citations (posthoc=True) to sentences the model left uncited; metrics ignore those."""
+        t0 = time.perf_counter()
+        contexts = self.retrieve(question, k, filter=filter, use_mmr=use_mmr, hybrid=hybrid)
+        t1 = time.perf_counter()
+        timings = {"retrieve_s": t1 - t0}
+        if not contexts or max(h.score for h in contexts) < min_score:
+            return Answer(ABSTAIN_TEXT, [], contexts, [h.score for h in contexts],
+                          {"abstained": True}, timings, abstained=True)
+        from ..engine.sampling_params import SamplingParams
+
+        sp = sampling_params or SamplingParams(temperature=0.0, max_tokens=96)
+        out = self.llm.chat(build_messages(question, contexts), sp)[0]
+        t2 = time.perf_counter()
+        text = trim_repetition(out.outputs[0].text.strip())
+        timings["generate_s"] = t2 - t1
+        ttft = out.metrics.time_to_first_token if out.metrics is not None else None
+        if ttft is not None:
+            timings["ttft_s"] = float(ttft)
+        citations = parse_citations(text, contexts)
+        ans = Answer(text, citations, contexts, [h.score for h in contexts], {}, timings,
+                     abstained=text.startswith(ABSTAIN_TEXT))
+        if compute_metrics:
+            from ..evals.rag import answer_metrics
+
+            ans.metrics = answer_metrics(ans, self.embedder)
+            timings["metrics_s"] = time.perf_counter() - t2
+        if attribute and not ans.abstained:
+            from ..evals.rag import GROUNDED_THRESHOLD
+
+            extra = attribute_sentences(text, contexts, citations, self.embedder, GROUNDED_THRESHOLD)
+            ans.citations = citations + extra
+            ans.metrics["posthoc_citations"] = len(extra)
+        timings["total_s"] = time.perf_counter() - t0
+        return ans

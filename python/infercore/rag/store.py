@@ -1,0 +1,309 @@
+"""`RAGStore`: documents, chunks and embeddings in one directory.
+
+Layout: `store.sqlite` (the source of truth: documents, deduplicated chunks with their embeddings,
+document->chunk spans, metadata, content hashes) and `vectors.idx` (a `VectorIndex` over chunk ids,
+a cache of the embeddings in SQLite). Every ingest/delete is one SQLite transaction; the index file
+is written afterwards (atomically: temp file, fsync, rename) together with the SQLite generation
+it reflects. On open, an index whose generation differs from SQLite's (a crash between commit and
+save), or that is missing or corrupt, is rebuilt from SQLite, so the two are always consistent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..search import VectorIndex
+
+SCHEMA_VERSION = 1
+DB_NAME = "store.sqlite"
+INDEX_NAME = "vectors.idx"
+GEN_NAME = "vectors.gen"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY, source TEXT, content_hash TEXT NOT NULL, metadata TEXT NOT NULL,
+    text TEXT NOT NULL, n_chars INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id INTEGER PRIMARY KEY, content_hash TEXT NOT NULL UNIQUE, text TEXT NOT NULL,
+    embedding BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS doc_chunks (
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+    chunk_id INTEGER NOT NULL REFERENCES chunks(chunk_id), start INTEGER NOT NULL, end INTEGER NOT NULL,
+    PRIMARY KEY (doc_id, seq));
+CREATE INDEX IF NOT EXISTS doc_chunks_chunk ON doc_chunks(chunk_id);
+"""
+
+
+class StoreError(ValueError):
+    """A store directory that cannot be opened or used; the message names the file."""
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    score: float
+    text: str
+    doc_id: str
+    start: int  # character span of the chunk in its document's text
+    end: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+
+class RAGStore:
+    """Open (or create) a store directory. `dim` is required to create one; an existing store keeps
+    its dim and embedder name (checked against the arguments when given)."""
+
+    def __init__(self, path: str | os.PathLike[str], dim: int | None = None, *, embedder_name: str | None = None,
+                 create: bool = True) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
+        self.path = os.fspath(path)
+        self.db_path = os.path.join(self.path, DB_NAME)
+        self.index_path = os.path.join(self.path, INDEX_NAME)
+        exists = os.path.exists(self.db_path)
+        if not exists:
+            if not create:
+                raise StoreError(f"{self.path}: no store here ({DB_NAME} not found)")
+            if dim is None:
+                raise ValueError("dim: required to create a new store")
+            os.makedirs(self.path, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")
+            if not exists:
+                self.db.executescript(_SCHEMA)
+            with self._tx():
+                meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.db_path}: not a usable SQLite store ({e})") from None
+        if not exists:
+            meta = {"schema_version": str(SCHEMA_VERSION), "dim": str(int(dim)), "embedder": embedder_name or "",
+                    "generation": "0"}
+            with self._tx():
+                self.db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+        try:
+            version = int(meta["schema_version"])
+            self.dim = int(meta["dim"])
+        except (KeyError, ValueError):
+            raise StoreError(f"{self.db_path}: missing or corrupt meta table") from None
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.db_path}: store schema version {version} is newer than this infercore "
+                             f"supports ({SCHEMA_VERSION}); upgrade infercore")
+        if dim is not None and int(dim) != self.dim:
+            raise ValueError(f"dim: {dim} does not match the store's dim {self.dim} ({self.db_path})")
+        self.embedder_name = meta.get("embedder") or None
+        if embedder_name and self.embedder_name and embedder_name != self.embedder_name:
+            raise ValueError(f"embedder_name: {embedder_name!r} differs from the store's {self.embedder_name!r}")
+        self.index = self._open_index()
+        self._bm25_cache: tuple[int, Any] | None = None
+
+    # ------------------------------------------------------------------ transactions and index
+    def _tx(self) -> Any:
+        db = self.db
+
+        class _Tx:
+            def __enter__(self_inner) -> None:
+                db.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self_inner, et: Any, ev: Any, tb: Any) -> None:
+                db.execute("COMMIT" if et is None else "ROLLBACK")
+
+        return _Tx()
+
+    def generation(self) -> int:
+        return int(self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+
+    def _bump(self) -> None:
+        self.db.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key='generation'")
+
+    def _open_index(self) -> VectorIndex:
+        gen_file = os.path.join(self.path, GEN_NAME)
+        try:
+            with open(gen_file, encoding="ascii") as fh:
+                saved_gen = int(fh.read().strip())
+            if saved_gen == self.generation():
+                index = VectorIndex.load(self.index_path, mmap=False)
+                if index.dim == self.dim:
+                    return index
+        except (OSError, ValueError):
+            pass  # missing or corrupt index, or stale: rebuild below from SQLite (the source of truth)
+        return self.rebuild_index()
+
+    def rebuild_index(self) -> VectorIndex:
+        """Rebuild `vectors.idx` from the embeddings stored in SQLite."""
+        index = VectorIndex(self.dim, "cosine", "float32")
+        rows = self.db.execute("SELECT chunk_id, embedding FROM chunks ORDER BY chunk_id").fetchall()
+        if rows:
+            ids = np.array([r[0] for r in rows], np.int64)
+            vecs = np.stack([np.frombuffer(r[1], np.float32) for r in rows])
+            index.add(vecs, ids)
+        self.index = index
+        self._save_index()
+        return index
+
+    def _save_index(self) -> None:
+        self.index.save(self.index_path)
+        gen_file = os.path.join(self.path, GEN_NAME)
+        tmp = gen_file + ".tmp"
+        with open(tmp, "w", encoding="ascii") as fh:
+            fh.write(str(self.generation()))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, gen_file)
+
+    # ------------------------------------------------------------------ writes
+    def document_hash(self, doc_id: str) -> str | None:
+        row = self.db.execute("SELECT content_hash FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
+    def document_metadata(self, doc_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT metadata FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_document(self, doc_id: str, text: str, chunks: list[tuple[str, int, int]], embeddings: np.ndarray,
+                     metadata: dict[str, Any] | None = None, source: str | None = None) -> dict[str, int]:
+        """Insert or replace one document and its chunks in one transaction. chunks: (text, start, end);
+        embeddings: float32 [len(chunks), dim]. Identical chunk texts are stored once."""
+        if not isinstance(doc_id, str) or not doc_id:
+            raise ValueError("doc_id: expected a non-empty str")
+        emb = np.asarray(embeddings, np.float32)
+        if emb.shape != (len(chunks), self.dim):
+            raise ValueError(f"embeddings: expected shape ({len(chunks)}, {self.dim}), got {emb.shape}")
+        meta_json = json.dumps(metadata or {}, sort_keys=True, ensure_ascii=False)
+        added: list[tuple[int, np.ndarray]] = []
+        with self._tx():
+            self.db.execute("DELETE FROM doc_chunks WHERE doc_id=?", (doc_id,))
+            self.db.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+                            (doc_id, source, content_hash(text), meta_json, text, len(text)))
+            reused = 0
+            for seq, ((ctext, s, e), vec) in enumerate(zip(chunks, emb, strict=True)):
+                h = content_hash(ctext)
+                row = self.db.execute("SELECT chunk_id FROM chunks WHERE content_hash=?", (h,)).fetchone()
+                if row is None:
+                    cid = self.db.execute("INSERT INTO chunks (content_hash, text, embedding) VALUES (?, ?, ?)",
+                                          (h, ctext, vec.tobytes())).lastrowid
+                    added.append((cid, vec))
+                else:
+                    cid = row[0]
+                    reused += 1
+                self.db.execute("INSERT INTO doc_chunks VALUES (?, ?, ?, ?, ?)", (doc_id, seq, cid, s, e))
+            orphans = self._delete_orphans()
+            self._bump()
+        self._apply_index(added, orphans)
+        return {"chunks": len(chunks), "new_chunks": len(added), "deduplicated": reused, "removed": len(orphans)}
+
+    def delete_document(self, doc_id: str) -> bool:
+        """Delete a document (and chunks no other document uses). False if it was not stored."""
+        with self._tx():
+            n = self.db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,)).rowcount
+            orphans = self._delete_orphans() if n else []
+            if n:
+                self._bump()
+        if n:
+            self._apply_index([], orphans)
+        return bool(n)
+
+    def _delete_orphans(self) -> list[int]:
+        ids = [r[0] for r in self.db.execute(
+            "SELECT chunk_id FROM chunks WHERE chunk_id NOT IN (SELECT chunk_id FROM doc_chunks)")]
+        self.db.executemany("DELETE FROM chunks WHERE chunk_id=?", [(i,) for i in ids])
+        return ids
+
+    def _apply_index(self, added: list[tuple[int, np.ndarray]], removed: list[int]) -> None:
+        live = [i for i in removed if i in self.index._row_of]
+        if live:
+            self.index.remove(live)
+        if added:
+            self.index.add(np.stack([v for _, v in added]), np.array([c for c, _ in added], np.int64))
+        self._save_index()
+        self._bm25_cache = None
+
+    # ------------------------------------------------------------------ reads
+    def __len__(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+
+    def num_chunks(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def documents(self) -> list[dict[str, Any]]:
+        return [{"doc_id": d, "source": s, "metadata": json.loads(m), "n_chars": n}
+                for d, s, m, n in self.db.execute("SELECT doc_id, source, metadata, n_chars FROM documents")]
+
+    def allowed_chunks(self, filter: dict[str, Any] | Callable[[dict[str, Any]], bool] | None) -> np.ndarray | None:
+        """Chunk ids of documents whose metadata matches: a dict (every key equal; a list value
+        means 'any of') or a callable on the metadata dict. None = no filter."""
+        if filter is None:
+            return None
+        if isinstance(filter, dict):
+            def match(meta: dict[str, Any]) -> bool:
+                return all((meta.get(k) in v) if isinstance(v, (list, tuple, set)) else meta.get(k) == v
+                           for k, v in filter.items())
+        elif callable(filter):
+            match = filter
+        else:
+            raise TypeError(f"filter: expected a dict or a callable, got {type(filter).__name__}")
+        docs = [d for d, m in self.db.execute("SELECT doc_id, metadata FROM documents") if match(json.loads(m))]
+        if not docs:
+            return np.zeros(0, np.int64)
+        q = ",".join("?" * len(docs))
+        rows = self.db.execute(f"SELECT DISTINCT chunk_id FROM doc_chunks WHERE doc_id IN ({q})", docs)
+        return np.array([r[0] for r in rows], np.int64)
+
+    def hits(self, chunk_ids: Iterable[int], scores: Iterable[float], allowed: np.ndarray | None = None) -> list[Hit]:
+        """Resolve chunk ids to text and their (first matching) document and span."""
+        out = []
+        allowed_set = None if allowed is None else set(allowed.tolist())
+        for cid, sc in zip(chunk_ids, scores, strict=True):
+            cid = int(cid)
+            if allowed_set is not None and cid not in allowed_set:
+                continue
+            text = self.db.execute("SELECT text FROM chunks WHERE chunk_id=?", (cid,)).fetchone()
+            if text is None:
+                continue
+            rows = self.db.execute(
+                "SELECT dc.doc_id, dc.start, dc.end, d.metadata, d.source FROM doc_chunks dc "
+                "JOIN documents d ON d.doc_id = dc.doc_id WHERE dc.chunk_id=? ORDER BY dc.doc_id, dc.seq",
+                (cid,)).fetchall()
+            if not rows:
+                continue
+            doc, s, e, meta, src = rows[0]
+            out.append(Hit(cid, float(sc), text[0], doc, int(s), int(e), json.loads(meta), src))
+        return out
+
+    def embeddings(self, chunk_ids: Iterable[int]) -> np.ndarray:
+        vecs = []
+        for cid in chunk_ids:
+            row = self.db.execute("SELECT embedding FROM chunks WHERE chunk_id=?", (int(cid),)).fetchone()
+            if row is None:
+                raise KeyError(f"chunk_ids: {cid} not in the store")
+            vecs.append(np.frombuffer(row[0], np.float32))
+        return np.stack(vecs) if vecs else np.zeros((0, self.dim), np.float32)
+
+    def all_chunk_texts(self) -> tuple[np.ndarray, list[str]]:
+        rows = self.db.execute("SELECT chunk_id, text FROM chunks ORDER BY chunk_id").fetchall()
+        return np.array([r[0] for r in rows], np.int64), [r[1] for r in rows]
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> RAGStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+import os
+
+from infercore.cli.main import main
+from infercore.rag import RAG
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "python", "infercore", "rag", "data")
+
+
+def test_cli_ingest_ask_abstain_and_errors(tmp_path, capsys):
+    store = str(tmp_path / "s")
+    assert main(["rag", "ingest", DATA, "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert "4 documents (4 added)" in out
+    assert main(["rag", "ingest", DATA, "--store", store]) == 0
+    assert "4 unchanged" in capsys.readouterr().out
+    assert main(["rag", "ask", "Who painted the Mona Lisa?", "--store", store, "--min-score", "0.9", "--json"]) == 0
+    ans = json.loads(capsys.readouterr().out)
+    assert ans["abstained"] and ans["text"] == "Not in the documents." and ans["contexts"]
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe bad")
+    assert main(["rag", "ingest", str(bad), "--store", store]) == 2
+    assert "bad.txt" in capsys.readouterr().err
+    assert main(["rag", "ask", "q", "--store", store, "--filter", "[1]"]) == 2
+    assert "--filter" in capsys.readouterr().err
+
+
+def test_answer_with_llm(tmp_path):
+    from infercore.rag import ABSTAIN_TEXT
+
+    rag = RAG(tmp_path / "s")
+    rag.ingest([DATA])
+    q = "How many tokens does a KV cache block hold?"
+    ans = rag.answer(q, k=3)
+    assert not ans.abstained and ans.text and ans.text != ABSTAIN_TEXT
+    assert len(ans.contexts) == 3 and ans.scores == sorted(ans.scores, reverse=True)
+    assert {"retrieve_s", "generate_s", "total_s"} <= set(ans.timings)
+    for key in ("citation_coverage", "groundedness", "hallucination_rate", "sentences"):
+        assert key in ans.metrics
+    for c in ans.citations:
+        assert c.valid == (1 <= c.marker <= 3)
+        if c.valid:
+            assert c.doc_id == ans.contexts[c.marker - 1].doc_id
