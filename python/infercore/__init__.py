@@ -31,6 +31,7 @@ def __getattr__(name: str):  # the engine (tokenizers, jinja2, model loaders) lo
 __all__ = [
     "LLM",
     "AsyncLLM",
+    "Embedder",
     "SamplingParams",
     "VectorIndex",
     "__version__",
