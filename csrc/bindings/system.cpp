@@ -21,6 +21,8 @@ void register_system(py::module_& m) {
     d["avx512_fp16"] = f.avx512_fp16;
     d["amx"] = f.amx;
     d["max_isa"] = isa_name(max_isa_level());
+    d["hardware_isa"] = isa_name(hardware_isa_level());
+    d["avx512_gated"] = hardware_isa_level() == IsaLevel::kAvx512 && !avx512_opted_in();
     return d;
   });
   m.def("get_isa", [] { return std::string(isa_name(isa_level())); });

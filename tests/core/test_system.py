@@ -59,7 +59,7 @@ def test_set_isa_cannot_exceed_the_machine():
     with pytest.raises(TypeError):
         infercore.set_isa(2)
     if "avx512" not in infercore.available_isas():
-        with pytest.raises(ValueError, match="supports at most"):
+        with pytest.raises(ValueError, match="at most"):
             infercore.set_isa("avx512")
 
 
@@ -100,3 +100,14 @@ def test_pool_survives_fork():
     out = _py(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0"
+
+
+def test_avx512_kernels_are_opt_in_until_validated():
+    cpu = infercore.system_info()["cpu"]
+    opted_in = os.environ.get("INFERCORE_ISA") == "avx512"
+    assert cpu["avx512_gated"] == (cpu["avx512"] and not opted_in)
+    assert ("avx512" in infercore.available_isas()) == (cpu["avx512"] and opted_in)
+    out = _py("import infercore, json; print(json.dumps(infercore.system_info()['cpu']))", INFERCORE_ISA="avx512")
+    forced = json.loads(out.stdout)
+    assert forced["avx512_gated"] is False
+    assert forced["isa"] == ("avx512" if cpu["avx512"] else cpu["max_isa"])
