@@ -31,3 +31,20 @@ def atomic_write(path: str | os.PathLike[str], chunks: bytes | Iterable[bytes], 
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def map_readonly(path: str | os.PathLike[str], what: str, min_size: int):
+    """(path str, read-only uint8 numpy memmap, size) of an untrusted file; ValueError naming the
+    file if it cannot be opened or is shorter than `min_size` bytes."""
+    import numpy as np
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
+    p = os.fspath(path)
+    try:
+        size = os.path.getsize(p)
+    except OSError as e:
+        raise ValueError(f"{p}: cannot open {what} file: {e.strerror}") from None
+    if size < min_size:
+        raise ValueError(f"{p}: file is {size} bytes, too small for a {what} header (truncated?)")
+    return p, np.memmap(p, dtype=np.uint8, mode="r"), size

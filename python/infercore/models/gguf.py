@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._fileio import atomic_write
+from .._fileio import atomic_write, map_readonly
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -262,16 +262,7 @@ class GGUFFile:
     """A parsed GGUF file. Tensor data stays in the memmap; `.tensors[name].data` is a view."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
-        self.path = os.fspath(path)
-        try:
-            size = os.path.getsize(self.path)
-        except OSError as e:
-            raise ValueError(f"{self.path}: cannot open GGUF file: {e.strerror}") from None
-        if size < 24:
-            raise ValueError(f"{self.path}: file is {size} bytes, too small for a GGUF header (truncated?)")
-        self._mm = np.memmap(self.path, dtype=np.uint8, mode="r")
+        self.path, self._mm, size = map_readonly(path, "GGUF", 24)
         self.file_size = size
         # memoryview slicing is much cheaper than numpy slicing for ~100k small vocab strings
         cur = _Cursor(memoryview(self._mm), size, self.path)

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .._fileio import map_readonly
+
 _MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's limit
 
 
@@ -62,17 +64,8 @@ class SafetensorsTensor:
 
 class SafetensorsFile:
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
-        self.path = os.fspath(path)
-        try:
-            size = os.path.getsize(self.path)
-        except OSError as e:
-            raise ValueError(f"{self.path}: cannot open safetensors file: {e.strerror}") from None
-        if size < 8:
-            raise ValueError(f"{self.path}: file is {size} bytes, too small for a safetensors header (truncated?)")
+        self.path, self._mm, size = map_readonly(path, "safetensors", 8)
         self.file_size = size
-        self._mm = np.memmap(self.path, dtype=np.uint8, mode="r")
         n = int(self._mm[:8].view("<u8")[0])
         if n > _MAX_HEADER or 8 + n > size:
             raise ValueError(f"{self.path}: header length {n} exceeds the file ({size} bytes) or the 100 MB limit")
