@@ -201,9 +201,10 @@ def test_agent_executes_tools_and_feeds_errors_back(tiny_llm):
 
 def test_agent_loop_limits_and_spans_on_tiny_model(tiny_llm):
     mem = InMemoryExporter()
-    agent = ToolAgent("calc", tiny_llm, [add], max_steps=3, params={"max_tokens": 4})
+    agent = ToolAgent("calc", tiny_llm, [add], max_steps=3, params={"max_tokens": 4}, constrained=False)
     run = agent.run({"input": "what is 2+40?"}, tracer=Tracer([mem]))
-    # random weights never produce a valid call: every reply is fed back, then the step limit stops the loop
+    # random weights, unconstrained, never produce a valid call: every reply is fed back, then the
+    # step limit stops the loop
     assert run.status == "max_steps" and run.output is None and len(run.calls) == 3
     inv = next(s for s in mem.spans if s.name == "invoke_agent calc")
     assert inv.attributes["gen_ai.operation.name"] == "invoke_agent" and inv.attributes["gen_ai.agent.name"] == "calc"
@@ -211,7 +212,8 @@ def test_agent_loop_limits_and_spans_on_tiny_model(tiny_llm):
     chats = [s for s in mem.spans if s.parent_span_id == inv.span_id]
     assert len(chats) == 3 and all(s.attributes["gen_ai.operation.name"] == "chat" for s in chats)
     # the time limit stops before the next model call
-    slow = ToolAgent("slow", tiny_llm, [add], max_steps=1000, max_time_s=0.05, params={"max_tokens": 4})
+    slow = ToolAgent("slow", tiny_llm, [add], max_steps=1000, max_time_s=0.05, params={"max_tokens": 4},
+                     constrained=False)  # fmt: skip
     r2 = slow.run({"input": "x"})
     assert r2.status == "timeout" and 1 <= len(r2.calls) < 1000
     with pytest.raises(ValueError, match="max_steps"):
@@ -233,6 +235,25 @@ def test_otel_bridge_mirrors_spans(tiny_llm, reg):
     child = next(s for s in spans if s.parent is not None)
     assert child.parent.span_id == root.context.span_id and child.name == "text_completion tiny"
     assert child.attributes["gen_ai.request.model"] == "tiny" and child.attributes["gen_ai.usage.output_tokens"] >= 1
+
+
+def test_constrained_agent_always_emits_valid_calls_even_from_random_weights(tiny_llm):
+    import jsonschema
+
+    agent = ToolAgent("calc", tiny_llm, [add, get_weather], max_steps=4,
+                      params={"max_tokens": 400, "temperature": 1.0, "seed": 5})  # fmt: skip
+    assert agent.constrained and agent.params.json_schema == agent.call_schema
+    run = agent.run({"input": "what is 2+40?"})
+    assert run.calls
+    for call in run.calls:
+        if call.finish_reason != "stop":
+            continue  # cut by max_tokens inside a free-text answer
+        reply = json.loads(call.text)
+        jsonschema.validate(reply, agent.call_schema)
+        _, obs = agent.execute(call.text)
+        assert not obs.startswith(("error: no JSON", "error: unknown tool")) and "expected" not in obs, obs
+    with pytest.raises(ValueError, match="response_prefix"):
+        ToolAgent("p", tiny_llm, [add], response_prefix='{"', constrained=True)
 
 
 def test_agent_response_prefix_starts_the_assistant_turn(tiny_llm):

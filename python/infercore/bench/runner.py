@@ -12,7 +12,8 @@ from .._native import _C
 from .._system import get_isa, get_num_threads
 from .case import Case, Result
 
-SUITES = ("norm", "topk", "linear", "attention", "guardrails", "embed", "rag", "generate", "chains", "serve")
+SUITES = ("norm", "topk", "linear", "attention", "guardrails", "embed", "rag", "generate", "chains", "serve",
+          "structured")
 
 
 def load_suite(name: str, quick: bool) -> list[Case]:

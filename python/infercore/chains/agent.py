@@ -5,8 +5,11 @@ Tools are typed Python functions declared with @tool; their JSON schema comes fr
 Literal -> enum, Optional -> not required). The model answers with one JSON object per turn:
 {"tool": NAME, "arguments": {...}} or {"answer": TEXT}. A reply that is not such an object, an unknown
 tool, invalid arguments or an exception inside a tool become an observation fed back to the model,
-never a crash. Without constrained decoding a small model often emits invalid JSON: the loop then
-ends at max_steps with status "max_steps" (recorded in the run and its span).
+never a crash. When the model supports structured output (an infercore `LLM` with a tokenizer),
+each reply is decoded under the JSON schema of exactly those objects (`call_schema`), so even the
+135M default model always emits a well-formed call to a real tool with typed arguments. Without
+constrained decoding (constrained=False, a response_prefix, or a model without it) a small model
+often emits invalid JSON: the loop then ends at max_steps with status "max_steps".
 """
 
 from __future__ import annotations
@@ -180,7 +183,7 @@ class ToolAgent(Runnable):
     def __init__(self, name: str, llm: Any, tools: Sequence[Tool | Callable[..., Any]], *, max_steps: int = 5,
                  max_time_s: float = 60.0, system: str | None = None, params: Mapping[str, Any] | None = None,
                  input_key: str = "input", model: str | None = None, version: str = "1",
-                 response_prefix: str | None = None) -> None:  # fmt: skip
+                 response_prefix: str | None = None, constrained: bool | None = None) -> None:  # fmt: skip
         if not callable(getattr(llm, "generate", None)):
             raise TypeError("llm: expected an object with generate() (an infercore.LLM)")
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
@@ -197,7 +200,15 @@ class ToolAgent(Runnable):
             self.tools[t.name] = t
         self.name, self.llm, self.max_steps, self.max_time_s = name, llm, max_steps, float(max_time_s)
         self.version, self.output_key, self.input_key = str(version), name, input_key
-        self.params = SamplingParams(**{"temperature": 0.0, "max_tokens": 128, **dict(params or {})})
+        supports = getattr(getattr(llm, "engine", None), "guides", None) is not None
+        if constrained and response_prefix is not None:
+            raise ValueError("constrained: a response_prefix already starts the reply; use one or the other")
+        if constrained and not supports:
+            raise ValueError("constrained: this model has no structured-output support (an infercore LLM with a "
+                             "tokenizer is needed)")  # fmt: skip
+        self.constrained = supports and response_prefix is None if constrained is None else bool(constrained)
+        extra = {"json_schema": self.call_schema} if self.constrained else {}
+        self.params = SamplingParams(**{"temperature": 0.0, "max_tokens": 128, **extra, **dict(params or {})})
         tool_list = json.dumps([t.schema for t in self.tools.values()], ensure_ascii=False)
         self.system = (system or SYSTEM).replace("{tools}", tool_list).replace("{{", "{").replace("}}", "}")
         self.model = _model_name(llm, {}, model)
@@ -207,6 +218,14 @@ class ToolAgent(Runnable):
         if response_prefix is not None and not has_chat:
             raise ValueError("response_prefix: needs a model with a chat template and a tokenizer")
         self.response_prefix = response_prefix
+
+    @property
+    def call_schema(self) -> dict[str, Any]:
+        """JSON schema of one reply: a call of one of the tools with its arguments, or an answer."""
+        calls = [{"type": "object", "properties": {"tool": {"const": t.name}, "arguments": t.parameters},
+                  "required": ["tool", "arguments"]} for t in self.tools.values()]  # fmt: skip
+        answer = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+        return {"anyOf": [*calls, answer]}
 
     def execute(self, reply: str, ctx: RunContext | None = None, call_id: str = "call_0") -> tuple[str, Any]:
         """Interpret one model reply: ("answer", text) | ("observation", tool result or error text)."""

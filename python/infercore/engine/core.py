@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..kv import BlockAllocator
+from ..structured import Guide, GuideCache
 from .batch import ModelRunner, build_batch
 from .detokenizer import IncrementalDetokenizer
 from .outputs import CompletionOutput, RequestMetrics, RequestOutput
@@ -33,6 +34,7 @@ class _Request:
     cumulative: dict[int, float] = field(default_factory=dict)
     stop_reasons: dict[int, str | int | None] = field(default_factory=dict)
     deltas: dict[int, str] = field(default_factory=dict)  # text produced during the last step
+    guide: Guide | None = None  # structured output (SamplingParams.json_schema)
 
 
 class LLMEngine:
@@ -46,6 +48,7 @@ class LLMEngine:
         max_num_seqs: int = 64,
         max_num_batched_tokens: int = 2048,
         max_model_len: int = 8192,
+        guides: GuideCache | None = None,
     ) -> None:
         self.runner = runner
         self.allocator = allocator
@@ -55,6 +58,7 @@ class LLMEngine:
         self.max_model_len = max_model_len
         self._requests: dict[str, _Request] = {}
         self._next_seq = 0
+        self.guides = guides
 
     # ------------------------------------------------------------------ requests
     def add_request(
@@ -68,11 +72,19 @@ class LLMEngine:
         vocab = self.runner.vocab_size
         if min(ids) < 0 or max(ids) >= vocab:
             raise ValueError(f"prompt_token_ids: ids must be in [0, {vocab})")
+        guide = None
+        if params.json_schema is not None:
+            if self.guides is None:
+                raise ValueError("json_schema: structured output needs the model's tokenizer (none was loaded)")
+            guide = self.guides.json_schema(params.json_schema)
         now = time.monotonic()
         rng = np.random.default_rng(None if params.seed is None else (params.seed, 0))
         seq = Seq(self._new_seq_id(), request_id, len(ids), list(ids), params, rng, now)
+        if guide is not None:
+            seq.guide_state = guide.start
         self.scheduler.add(seq)  # validates lengths before anything is recorded
-        req = _Request(request_id, prompt, ids, params, [seq], {}, RequestMetrics(now, num_prompt_tokens=len(ids)))
+        req = _Request(request_id, prompt, ids, params, [seq], {}, RequestMetrics(now, num_prompt_tokens=len(ids)),
+                       guide=guide)  # fmt: skip
         req.detoks[seq.seq_id] = self._detok(ids, params)
         self._requests[request_id] = req
 
@@ -134,6 +146,7 @@ class LLMEngine:
                 rng = np.random.default_rng(None if p.seed is None else (p.seed, i))
                 child = Seq(self._new_seq_id(), req.request_id, seq.prompt_len, list(seq.token_ids), p, rng,
                             seq.arrival_time, SeqStatus.RUNNING, seq.num_computed, seq.num_reserved)  # fmt: skip
+                child.guide_state = seq.guide_state
                 self.allocator.fork(seq.seq_id, child.seq_id)
                 self.scheduler.add_running(child)
                 req.seqs.append(child)
@@ -146,8 +159,18 @@ class LLMEngine:
     def _accept(self, req: _Request, seq: Seq, logits: np.ndarray, now: float) -> None:
         p = seq.params
         suppress = list(self.eos_token_ids) if len(seq.output_ids) < p.min_tokens else []
-        res = sample_row(logits, p, seq.rng, seq.token_ids[: seq.prompt_len], seq.output_ids, suppress)
+        allowed = None
+        if req.guide is not None:
+            allowed = req.guide.allowed(seq.guide_state)
+            if not allowed.any():  # no token spells a continuation (a vocabulary without some byte)
+                req.stop_reasons[seq.seq_id] = "json_schema: no token of the vocabulary continues the output"
+                req.deltas[seq.seq_id] = req.deltas.get(seq.seq_id, "") + req.detoks[seq.seq_id].flush()
+                self.scheduler.finish(seq, "stop")
+                return
+        res = sample_row(logits, p, seq.rng, seq.token_ids[: seq.prompt_len], seq.output_ids, suppress, allowed)
         tok = res.token_id
+        if req.guide is not None:
+            seq.guide_state = req.guide.advance(seq.guide_state, tok)
         seq.token_ids.append(tok)
         if res.logprob is not None:
             entry = {tok: res.logprob, **(res.top_logprobs or {})}
@@ -168,7 +191,9 @@ class LLMEngine:
         if not (is_eos or is_stop_token):
             req.deltas[seq.seq_id] = req.deltas.get(seq.seq_id, "") + detok.add(tok)
         reason: str | None = None
-        if is_eos or is_stop_token:
+        if req.guide is not None and not is_eos and req.guide.is_complete(seq.guide_state):
+            reason = "stop"  # the JSON is complete: nothing but EOS could follow
+        elif is_eos or is_stop_token:
             reason, req.stop_reasons[seq.seq_id] = "stop", (None if is_eos else tok)
         elif detok.stopped_on is not None:
             reason, req.stop_reasons[seq.seq_id] = "stop", detok.stopped_on

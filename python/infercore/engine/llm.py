@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..kv import BlockAllocator, PagedKVCache
+from ..structured import GuideCache, token_bytes
 from .batch import build_batch
 from .core import LLMEngine
 from .outputs import RequestOutput
@@ -87,13 +88,14 @@ class LLM:
         eos = set(c.stop_token_ids or ())
         if c.eos_token_id is not None:
             eos.add(c.eos_token_id)
-        decode = None
+        decode = guides = None
         if self.tokenizer is not None:
             tok = self.tokenizer
             decode = lambda ids, skip: tok.decode(ids, skip_special_tokens=skip)  # noqa: E731
+            guides = GuideCache(lambda: token_bytes(tok), c.vocab_size, sorted(eos))
         self.engine = LLMEngine(self.runner, self.allocator, decode=decode, eos_token_ids=sorted(eos),
                                 max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                                max_model_len=self.max_model_len)  # fmt: skip
+                                max_model_len=self.max_model_len, guides=guides)  # fmt: skip
         self._ids = itertools.count()
 
     # ------------------------------------------------------------------ prompts

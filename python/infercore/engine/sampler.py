@@ -77,13 +77,23 @@ def sample_row(
     prompt_ids: Sequence[int] = (),
     output_ids: Sequence[int] = (),
     suppress: Sequence[int] = (),
+    allowed: np.ndarray | None = None,
 ) -> SampleResult:
-    """One request's next token. `suppress` (e.g. EOS before min_tokens) can never be chosen."""
+    """One request's next token. `suppress` (e.g. EOS before min_tokens) can never be chosen,
+    unless `allowed` (bool [vocab], a grammar's mask; must have a True) leaves nothing else."""
     raw = np.asarray(logits, dtype=np.float32)
     work = raw.astype(np.float64)
     work = apply_penalties(work, params, prompt_ids, output_ids)
+    if allowed is not None:
+        if allowed.shape != work.shape or not allowed.any():
+            raise ValueError("allowed: expected a bool mask over the vocabulary with at least one True")
+        work[~allowed] = -np.inf
     if len(suppress):
-        work[np.asarray(suppress, np.int64)] = -np.inf
+        sup = np.asarray(suppress, np.int64)
+        kept = work[sup].copy()
+        work[sup] = -np.inf
+        if allowed is not None and not np.isfinite(work).any():
+            work[sup] = kept  # the grammar allows only the suppressed tokens: structure wins
     if np.isnan(work).any():
         raise ValueError("logits: the model produced NaN")
     if params.greedy:

@@ -50,6 +50,7 @@ class SamplingParams:
     seed: int | None = None
     logprobs: int | None = None
     skip_special_tokens: bool = True
+    json_schema: dict | str | bool | None = None
     _stop_list: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +94,12 @@ class SamplingParams:
             self.logprobs = _int(self.logprobs, "logprobs", 0)
             if self.logprobs > 20:
                 raise ValueError(f"logprobs: expected at most 20, got {self.logprobs}")
+
+        if self.json_schema is not None:
+            from ..structured import canonical_schema, schema_to_grammar
+
+            canonical_schema(self.json_schema)  # JSON-serializable
+            schema_to_grammar(self.json_schema)  # every keyword enforceable
 
     @property
     def stop_strings(self) -> list[str]:

@@ -37,6 +37,7 @@ class Sequence:
     logprobs: list = field(default_factory=list)
     first_token_time: float | None = None
     token_times: list[float] = field(default_factory=list)
+    guide_state: int = 0  # DFA state of a structured-output request (infercore.structured)
 
     @property
     def output_ids(self) -> list[int]:

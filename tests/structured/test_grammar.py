@@ -1,0 +1,219 @@
+"""Schema -> grammar -> DFA: every JSON value the schema allows (in member order, any layout the
+whitespace mode allows) is accepted, and every string the DFA accepts is JSON that validates."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from infercore.structured import compile_dfa, schema_to_grammar
+from infercore.structured.fsm import byte_mask, range_mask
+
+TOOL_CALL = {
+    "type": "object",
+    "properties": {
+        "tool": {"enum": ["add", "search", "weather"]},
+        "arguments": {
+            "type": "object",
+            "properties": {"a": {"type": "number"}, "b": {"type": "integer", "minimum": 0},
+                           "q": {"type": "string", "maxLength": 12}, "flag": {"type": ["boolean", "null"]}},
+            "required": ["a"],
+        },
+    },
+    "required": ["tool", "arguments"],
+}
+SCHEMAS = [
+    {"type": "integer"},
+    {"type": "number"},
+    {"type": "string", "minLength": 2, "maxLength": 5},
+    {"type": "boolean"},
+    {"type": "null"},
+    {"enum": ["red", 3, None, {"k": [1, 2]}]},
+    {"const": "fixed"},
+    {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3},
+    {"type": "array", "items": {"type": "string"}, "maxItems": 0},
+    {"type": "object"},
+    {"type": "object", "additionalProperties": {"type": "integer"}},
+    {"type": "object", "additionalProperties": False},
+    TOOL_CALL,
+    {"anyOf": [{"type": "integer"}, {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]}]},
+    {"$defs": {"pt": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
+                      "required": ["x", "y"]}},
+     "type": "array", "items": {"$ref": "#/$defs/pt"}, "maxItems": 3},
+    {"type": "object", "properties": {f"p{i}": {"type": "string", "maxLength": 3} for i in range(8)}},
+    True,
+]
+
+
+def random_walk(dfa, rng: np.random.Generator, max_len: int = 600) -> bytes | None:
+    """A random string the DFA accepts: at each state pick a live byte class uniformly (so a
+    closing quote is as likely as any other class), stop at an accepting state with p=0.3."""
+    s, out = dfa.start, bytearray()
+    while len(out) < max_len:
+        if dfa.accepting[s] and (not dfa.has_exit(s) or rng.random() < 0.3):
+            return bytes(out)
+        live = np.nonzero(dfa.trans[s])[0]
+        k = int(rng.choice(live))
+        b = int(rng.choice(np.nonzero(dfa.byte_class == k)[0]))
+        out.append(b)
+        s = int(dfa.trans[s, k])
+    return None
+
+
+@pytest.mark.parametrize("whitespace", ["compact", "flexible"])
+@pytest.mark.parametrize("schema", SCHEMAS, ids=lambda s: json.dumps(s)[:40])
+def test_random_accepted_strings_are_valid_json(schema, whitespace):
+    dfa = compile_dfa(schema_to_grammar(schema, whitespace=whitespace))
+    rng = np.random.default_rng(7)
+    walked = 0
+    for _ in range(150):
+        data = random_walk(dfa, rng)
+        if data is None:
+            continue
+        walked += 1
+        value = json.loads(data.decode("utf-8"))  # strict UTF-8 and strict JSON
+        jsonschema.validate(value, schema if schema is not True else {})
+    assert walked >= 100
+
+
+def _dump(v, indent):
+    return json.dumps(v, ensure_ascii=False, indent=indent, separators=(",", ": ") if indent else (",", ":"))
+
+
+@pytest.mark.parametrize("indent", [None, 2, 4])
+def test_valid_values_are_accepted(indent):
+    dfa = compile_dfa(schema_to_grammar(TOOL_CALL))
+    good = [
+        {"tool": "add", "arguments": {"a": 1.5, "b": 2}},
+        {"tool": "search", "arguments": {"a": -3, "q": "héllo \"x\"", "flag": None}},
+        {"tool": "weather", "arguments": {"a": 0, "b": 0, "q": "", "flag": True}},
+        {"tool": "add", "arguments": {"a": 12345678901234567, "q": "日本語"}},
+    ]
+    for v in good:
+        assert dfa.matches(_dump(v, indent).encode()), v
+
+
+def test_invalid_values_are_rejected():
+    dfa = compile_dfa(schema_to_grammar(TOOL_CALL))
+    bad = [
+        {"tool": "delete", "arguments": {"a": 1}},  # not in enum
+        {"tool": "add"},  # required member missing
+        {"tool": "add", "arguments": {"b": 1}},  # nested required missing
+        {"tool": "add", "arguments": {"a": "1"}},  # wrong type
+        {"tool": "add", "arguments": {"a": 1, "b": -1}},  # minimum 0
+        {"tool": "add", "arguments": {"a": 1, "b": 1.5}},  # integer
+        {"tool": "add", "arguments": {"a": 1, "q": "x" * 13}},  # maxLength
+        {"arguments": {"a": 1}, "tool": "add"},  # member order is the schema's
+    ]
+    for v in bad:
+        assert not dfa.matches(_dump(v, None).encode()), v
+    for raw in [b'{"tool":"add","arguments":{"a":01}}', b'{"tool":"add","arguments":{"a":1},}', b"",
+                b'{"tool":"add","arguments":{"a":1}} ', b'{"tool":"add","arguments":{"a":1.}}',
+                b'{"tool":"add","arguments":{"a":1,"q":"\\x"}}', b'{"tool":"add","arguments":{"a":1,"q":"\n"}}']:
+        assert not dfa.matches(raw), raw
+
+
+def test_whitespace_is_bounded_and_compact_mode_is_tight():
+    flex = compile_dfa(schema_to_grammar({"type": "array", "items": {"type": "integer"}}, max_whitespace=4))
+    assert flex.matches(b"[\n  1,\n  2\n]")
+    assert not flex.matches(b"[" + b" " * 5 + b"1]")  # more than max_whitespace in one place
+    compact = compile_dfa(schema_to_grammar({"type": "array", "items": {"type": "integer"}}, whitespace="compact"))
+    assert compact.matches(b"[1, 2]") and compact.matches(b"[1,2]")
+    assert not compact.matches(b"[ 1,2]") and not compact.matches(b"[1,\n2]")
+
+
+def test_utf8_is_well_formed_only():
+    dfa = compile_dfa(schema_to_grammar({"type": "string"}))
+    assert dfa.matches('"é日本😀"'.encode())
+    for bad in [b'"\xc0\xaf"', b'"\xe0\x80\xaf"', b'"\xed\xa0\x80"', b'"\xf4\x90\x80\x80"', b'"\xc3"', b'"\x80"']:
+        assert not dfa.matches(bad), bad
+
+
+def test_numbers_cannot_run_forever():
+    dfa = compile_dfa(schema_to_grammar({"type": "integer"}))
+    assert dfa.matches(b"9" * 18) and not dfa.matches(b"9" * 19)
+    s = dfa.step(dfa.start, b"9" * 18)
+    assert dfa.accepting[s] and not dfa.has_exit(s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers(-10**15, 10**15) | st.text(max_size=8)
+    | st.floats(allow_nan=False, allow_infinity=False, width=32),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=4), kids, max_size=3),
+    max_leaves=8))
+def test_any_value_schema_accepts_generated_json(value):
+    text = json.dumps(value, ensure_ascii=False)
+    fits = _depth(value) <= 2 and _numbers_fit(value)  # the any-value grammar nests 2 deep
+    assert _ANY_DFA.matches(text.encode()) == fits, text
+
+
+def _depth(v) -> int:
+    if isinstance(v, list):
+        return 1 + max((_depth(x) for x in v), default=0)
+    if isinstance(v, dict):
+        return 1 + max((_depth(x) for x in v.values()), default=0)
+    return 0
+
+
+def _numbers_fit(v) -> bool:
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return True
+    if isinstance(v, (int, float)):
+        t = json.dumps(v)
+        mant = t.lstrip("-").split("e")[0].split("E")[0]
+        ip, _, fp = mant.partition(".")
+        return len(ip) <= 18 and len(fp) <= 17
+    if isinstance(v, list):
+        return all(_numbers_fit(x) for x in v)
+    return all(_numbers_fit(x) for x in v.values())
+
+
+_ANY_DFA = compile_dfa(schema_to_grammar(True))
+
+
+@pytest.mark.parametrize(("schema", "match"), [
+    ({"type": "string", "pattern": "^a+$"}, "pattern"),
+    ({"type": "integer", "maximum": 5}, "maximum"),
+    ({"type": "integer", "minimum": 3}, "minimum"),
+    ({"type": "array", "uniqueItems": True}, "uniqueItems"),
+    ({"not": {"type": "string"}}, "not"),
+    ({"type": "strin"}, "type"),
+    ({"enum": []}, "enum"),
+    ({"type": "string", "maxLength": -1}, "maxLength"),
+    ({"type": "string", "minLength": 5, "maxLength": 2}, "maxLength"),
+    ({"type": "object", "properties": {"a": {}}, "required": ["b"]}, "required"),
+    ({"$ref": "#/$defs/missing"}, "does not resolve"),
+    ({"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"}, "recursive"),
+    ({"$ref": "http://example.com/s.json"}, "local"),
+    ({"allOf": [{"type": "string"}, {"maxLength": 3}]}, "allOf"),
+    (False, "matches nothing"),
+    ("{not json", "not valid JSON"),
+])
+def test_unsupported_or_bad_schemas_raise(schema, match):
+    with pytest.raises(ValueError, match=match):
+        schema_to_grammar(schema)
+
+
+def test_bad_schema_types_raise_typeerror():
+    with pytest.raises(TypeError, match="json_schema"):
+        schema_to_grammar(3)
+    with pytest.raises(TypeError, match=r"json_schema\.properties\.a"):
+        schema_to_grammar({"type": "object", "properties": {"a": 5}})
+    with pytest.raises(ValueError, match="whitespace"):
+        schema_to_grammar({"type": "integer"}, whitespace="pretty")
+
+
+def test_state_limit_raises():
+    with pytest.raises(ValueError, match="automaton states"):
+        compile_dfa(schema_to_grammar({"type": "string", "maxLength": 4000}), max_states=500)
+
+
+def test_byte_mask_helpers():
+    assert byte_mask(b"ab") == (1 << 97) | (1 << 98)
+    assert range_mask(0x30, 0x32) == (1 << 0x30) | (1 << 0x31) | (1 << 0x32)
