@@ -94,6 +94,8 @@ QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
 constexpr int64_t kPanelBytes = 48 << 10;  // weight rows per task: stays in L2 while M rows pass
 constexpr int64_t kRowBlock = 128;         // activation rows per task (GEMM)
 constexpr int64_t kInlineMacs = 1 << 19;   // smaller calls run on the caller only
+constexpr int64_t kGemmPanel = 128;        // float GEMM: weight rows per task (L2-resident once packed)
+constexpr int64_t kGemmRowBlock = 192;     // float GEMM: activation rows per task (32 tiles of 6)
 }  // namespace
 
 int64_t linear_row_bytes(WKind kind, int64_t K) {
@@ -136,17 +138,26 @@ void linear_forward(const LinearArgs& a) {
   int64_t panel = std::max<int64_t>(1, kPanelBytes / rb);
   // Enough tasks to balance the pool when N is small (GEMV on narrow layers).
   panel = std::min(panel, std::max<int64_t>(1, a.N / (4 * num_threads())));
+  int64_t row_block = kRowBlock;
+  if (uses_float_gemm(a.kind, a.M)) {
+    // the packed GEMM wants whole register tiles: 128 weight rows (8 or 4 tiles) x 192 rows of x
+    // (32 tiles of 6); fewer, narrower panels only when there are too few tasks for the pool
+    row_block = kGemmRowBlock;
+    panel = kGemmPanel;
+    const int64_t m_tasks = (a.M + row_block - 1) / row_block;
+    while (panel > 32 && m_tasks * ((a.N + panel - 1) / panel) < 2 * num_threads()) panel /= 2;
+  }
   // Below ~0.5M multiply-adds (a few microseconds) waking the pool costs more than it saves.
   if (a.M * a.N * a.K < kInlineMacs) {
     fn(a, qa, 0, a.M, 0, a.N);
     return;
   }
   const int64_t n_tasks = (a.N + panel - 1) / panel;
-  const int64_t m_tasks = (a.M + kRowBlock - 1) / kRowBlock;
+  const int64_t m_tasks = (a.M + row_block - 1) / row_block;
   run_tasks(n_tasks * m_tasks, [&](int64_t t) {
     const int64_t nt = t % n_tasks, mt = t / n_tasks;
     const int64_t n0 = nt * panel, n1 = std::min(a.N, n0 + panel);
-    const int64_t m0 = mt * kRowBlock, m1 = std::min(a.M, m0 + kRowBlock);
+    const int64_t m0 = mt * row_block, m1 = std::min(a.M, m0 + row_block);
     fn(a, qa, m0, m1, n0, n1);
   });
 }

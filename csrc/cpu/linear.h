@@ -39,6 +39,13 @@ struct QuantActs {
 
 int64_t linear_row_bytes(WKind kind, int64_t K);
 
+// Float32/16/bf16 weights with at least this many activation rows take the packed GEMM
+// (gemm_float_impl.h); fewer rows take the dot-product tiles, which need no packing.
+constexpr int64_t kGemmMinRows = 16;
+inline bool uses_float_gemm(WKind k, int64_t M) {
+  return M >= kGemmMinRows && (k == WKind::kF32 || k == WKind::kF16 || k == WKind::kBF16);
+}
+
 // Computes out rows [m0, m1) for weight rows [n0, n1). Per-ISA (linear*.cpp).
 using LinearTileFn = void (*)(const LinearArgs&, const QuantActs&, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
 void linear_tile_scalar(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);

@@ -1,6 +1,7 @@
 // Avx2 instantiation of the linear kernels (per-file ISA flags from CMakeLists.txt).
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "fp8.h"
 #include "linear.h"

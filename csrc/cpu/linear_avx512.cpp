@@ -1,6 +1,7 @@
 // Avx512 instantiation of the linear kernels (per-file ISA flags from CMakeLists.txt).
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "fp8.h"
 #include "linear.h"

@@ -31,6 +31,8 @@ static inline float scalar_weight(const char* wrow, int64_t k) {
   else return fp8_e4m3_decode(reinterpret_cast<const uint8_t*>(wrow)[k]) * (1.0f / 256.0f);
 }
 
+#include "gemm_float_impl.h"
+
 // Register tile: MR (<= 4) activation rows x NR (<= 2) weight rows. Each weight block is
 // decoded once for all MR rows and each activation vector loaded once for both weight rows.
 // res[r * NR + j] = dot(x row m0 + r, weight row n + j). Scalar multiply-adds are explicit
@@ -174,6 +176,12 @@ void rows_mr(int64_t mr, const LinearArgs& a, const QuantActs& qa, int64_t m0, i
 // activations are 4x smaller and are not chunked. GEMV (M <= 8) is a single pass over K.
 template <class Q, WKind KIND>
 void tile_kind(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if constexpr (KIND == WKind::kF32 || KIND == WKind::kF16 || KIND == WKind::kBF16) {
+    if (a.M >= kGemmMinRows) {  // packed register-tiled GEMM (gemm_float_impl.h)
+      gemm_float<Q, KIND>(a, m0, m1, n0, n1);
+      return;
+    }
+  }
   const int64_t rb = linear_row_bytes(KIND, a.K);
   const int64_t kc = (a.M > 8 && !kQuantizedActs<KIND>) ? 1024 : a.K;
   const char* w = static_cast<const char*>(a.w);

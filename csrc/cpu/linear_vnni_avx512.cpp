@@ -5,6 +5,7 @@
 #pragma GCC target("avx512vnni")
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "fp8.h"
 #include "linear.h"

@@ -126,6 +126,29 @@ def test_linear_threads_agree(isa):
     assert np.array_equal(y1, y2)
 
 
+@pytest.mark.parametrize("kind", ["f32", "f16", "bf16"])
+@pytest.mark.parametrize(("m", "n", "k"), [(16, 1, 1), (17, 33, 7), (200, 129, 300), (385, 70, 513)])
+def test_linear_float_gemm_tiles_and_threads(isa, kind, m, n, k):
+    # the packed GEMM (M >= 16): partial 6-row and 16/32-column tiles, K across 256-blocks, and
+    # bit-identical results for any thread count (each output is one FMA chain per K block)
+    rng = np.random.default_rng(m * 1000 + n)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    qw = Q.quantize_weight(rng.standard_normal((n, k)).astype(np.float32), kind)
+    b = rng.standard_normal(n).astype(np.float32)
+    before = ic.get_num_threads()
+    try:
+        ic.set_num_threads(1)
+        y1 = ops.linear(x, qw, b)
+        ic.set_num_threads(2)
+        y2 = ops.linear(x, qw, b)
+    finally:
+        ic.set_num_threads(before)
+    assert np.array_equal(y1, y2)
+    assert _rel(y1, ops.linear(x, qw, b, backend="reference")) <= 1e-5
+    # a row's result does not depend on which other rows share the call
+    np.testing.assert_array_equal(ops.linear(x[-16:], qw, b), y1[-16:])
+
+
 def test_linear_bad_inputs():
     w = np.ones((4, 64), np.float32)
     x = np.ones((2, 64), np.float32)
