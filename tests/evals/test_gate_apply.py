@@ -103,7 +103,7 @@ def test_rollback_rolls_the_rollout_back_with_the_reason(reg, results, capsys):
     r = Rollout(reg, "qa", 2, stages=[0.1, 1.0], rollout_id="qa-v2")
     assert r.status == "rolled_back" and r.share == 0.0
     reason = r.events[-1]["reason"]
-    assert reason == "infercore gate: 1 of 8 checks failed: quality.citation_coverage (non_inferiority)"
+    assert reason == "infercore gate: 1 of 7 checks failed: quality.citation_coverage (non_inferiority)"
     assert git_log(reg)[0].startswith(f"rollout qa-v2: rollback: {reason}")
     assert reg.aliases("qa")["production"] == 1
     # again: already rolled back, nothing new committed

@@ -35,7 +35,7 @@ def test_deploy_exit_0_with_explanation(files, capsys):
     rc, out, _ = run(capsys, "--candidate", files["good"], "--baseline", files["base"])
     assert rc == 0
     assert "gate decision: DEPLOY" in out
-    assert "quality: 4/4 passed" in out and "performance: 4/4 passed" in out
+    assert "quality: 4/4 passed" in out and "performance: 3/3 passed" in out
     assert "PASS  citation_coverage" in out
 
 
@@ -44,7 +44,7 @@ def test_regression_exit_1_says_why(files, capsys):
     assert rc == 1
     assert "gate decision: ROLL BACK" in out
     assert "FAIL  citation_coverage" in out and "non_inferiority" in out
-    assert "roll back: 1 of 8 gate checks failed: quality.citation_coverage non_inferiority" in out
+    assert "roll back: 1 of 7 gate checks failed: quality.citation_coverage non_inferiority" in out
 
 
 def test_threshold_failure_json(files, capsys):

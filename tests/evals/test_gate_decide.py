@@ -24,11 +24,11 @@ def test_clear_pass():
     cand = standard(100, coverage=flip(cov, 0, 15), halluc=flags(0.01, 500, 8))
     d = decide(cand, base, GatePolicy.default())
     assert d.deploy, d.explain()
-    assert len(d.checks) == 8  # 4 thresholds + 4 non-inferiority checks
+    assert len(d.checks) == 7  # 4 thresholds + 3 non-inferiority checks
     assert all(c.passed for c in d.checks)
     text = d.explain()
     assert text.startswith("gate decision: DEPLOY")
-    for stage in ("regression: no checks", "quality: 4/4 passed", "performance: 4/4 passed"):
+    for stage in ("regression: no checks", "quality: 4/4 passed", "performance: 3/3 passed"):
         assert stage in text
     cov = _check(d, "quality.citation_coverage", "non_inferiority")
     assert cov.data["diff"] == pytest.approx(0.03)
@@ -43,7 +43,7 @@ def test_clear_fail_on_absolute_threshold():
     assert not d.deploy
     assert [c.key + "/" + c.kind for c in d.failed] == ["quality.citation_coverage/threshold"]
     assert "0.7 < min 0.8" in d.failed[0].detail
-    assert "roll back: 1 of 8 gate checks failed: quality.citation_coverage threshold" in d.explain()
+    assert "roll back: 1 of 7 gate checks failed: quality.citation_coverage threshold" in d.explain()
 
 
 def test_threshold_on_lower_is_better_metrics():

@@ -33,15 +33,17 @@ import yaml
 from .results import STAGES
 
 # The monitoring thresholds of the LLMOps reference (deploy/prometheus/rules.yml alerts on the same
-# numbers in production); margins are how much worse than the baseline a candidate may be. A margin
-# must be wider than the suite's noise (about two standard errors of the difference) or a tie cannot
-# be told from a regression: a p99 from a few hundred requests moves by tens of percent between runs,
-# hence the wide latency margin.
+# numbers in production), and non-inferiority margins: how much worse than the baseline a candidate
+# may be. A margin must be wider than the suite's noise (about two standard errors of the difference)
+# or a tie cannot be told from a regression. A p99 from a thousand requests moves by 10-20% between
+# identical runs, hence the wide latency margin (it catches a doubling, the 3 s SLO does the rest);
+# the error rate has no margin by default: one error more in a few hundred requests is noise, and its
+# 1% ceiling is already tight.
 DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "quality.citation_coverage": {"min": 0.80, "margin": 0.02},
     "quality.hallucination_rate": {"max": 0.05, "margin": 0.01},
-    "performance.e2e_p99_s": {"max": 3.0, "margin_rel": 0.25},
-    "performance.error_rate": {"max": 0.01, "margin": 0.01},
+    "performance.e2e_p99_s": {"max": 3.0, "margin_rel": 0.50},
+    "performance.error_rate": {"max": 0.01},
 }
 
 _RULE_KEYS = {"min", "max", "margin", "margin_rel", "higher_is_better", "required"}
