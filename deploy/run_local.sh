@@ -18,7 +18,7 @@ set -euo pipefail
 read -r -a IC <<< "${INFERCORE:-infercore}"
 suite="" candidate="" baseline="" no_baseline="" policy="" registry="" workdir="" notify_url=""
 apply_args=()
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || case "$1" in --no-baseline|-h|--help) ;; *) echo "run_local.sh: $1 needs a value" >&2; exit 2;; esac
   case "$1" in
@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
     --rollout|--prompt|--model-alias|--alias|--model) apply_args+=("$1" "$2"); shift 2 ;;
     --workdir) workdir=$2; shift 2 ;;
     --notify-url) notify_url=$2; shift 2 ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     *) echo "run_local.sh: unknown argument $1" >&2; usage ;;
   esac
 done
