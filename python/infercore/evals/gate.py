@@ -179,7 +179,7 @@ def _threshold_check(rule: MetricRule, m: Metric) -> Check:
     return Check(rule.stage, rule.metric, "threshold", not fails, f"{_fmt(v)} " + ", ".join(fails or oks), data)
 
 
-def _finite_samples(m: Metric) -> np.ndarray | None:
+def _samples(m: Metric) -> np.ndarray | None:
     if m.samples is None:
         return None
     return np.asarray(m.samples, dtype=np.float64)
@@ -206,7 +206,7 @@ def _noninferiority_check(rule: MetricRule, cand: Metric, base: Metric, candidat
     direction = "higher is better" if hib else "lower is better"
     data: dict[str, Any] = {"candidate": cand.value, "baseline": base.value, "margin": margin,
                             "higher_is_better": hib, "statistic": cand.statistic}  # fmt: skip
-    cs, bs = _finite_samples(cand), _finite_samples(base)
+    cs, bs = _samples(cand), _samples(base)
     why_no_ci = None
     if cs is None or bs is None:
         lacking = " and ".join(n for n, s in (("candidate", cs), ("baseline", bs)) if s is None)

@@ -16,7 +16,6 @@ Three targets, any combination:
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ..prompts.experiments import Rollout
 from ..prompts.registry import PromptNotFoundError, PromptRegistry
@@ -170,7 +169,3 @@ def _find_model_version(registry: PromptRegistry, model: str) -> int | None:
             continue
     return None
 
-
-def describe(registry: PromptRegistry) -> dict[str, Any]:
-    """Aliases of every prompt and of the served model (for notifications)."""
-    return {n: registry.aliases(n) for n in registry.names()}
