@@ -26,8 +26,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     llm = LLM(args.model, quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype,
               max_num_seqs=args.max_num_seqs, max_model_len=args.max_model_len)  # fmt: skip
     name = args.served_model_name or os.path.basename(args.model).removesuffix(".gguf")
+    embedder = rag = None
+    emb_name = "minilm"
+    if args.embedding_model or args.rag_store:
+        from infercore.embed import Embedder
+
+        embedder = Embedder(args.embedding_model or "minilm")
+        emb_name = os.path.basename(os.path.normpath(args.embedding_model or "minilm"))
+    if args.rag_store:
+        from infercore.rag import RAG
+
+        if not os.path.isdir(args.rag_store):
+            raise ValueError(f"--rag-store: {args.rag_store} is not a directory (build one with `infercore rag "
+                             "ingest DOCS --store DIR`)")  # fmt: skip
+        rag = RAG(args.rag_store, embedder, llm=llm)
     app = build_app(llm, model_name=name, api_key=api_key, guard=guard, max_body_bytes=args.max_body_bytes,
-                    max_queue=args.max_queue)  # fmt: skip
+                    max_queue=args.max_queue, embedder=embedder if args.embedding_model else None,
+                    embedding_model_name=emb_name, rag=rag, rag_window=args.rag_window)  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30)
     return 0
 
@@ -43,6 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-queue", type=int, default=64, help="sequences allowed to wait beyond --max-num-seqs "
                    "before the server answers 429")
     s.add_argument("--max-body-bytes", type=int, default=1 << 20, help="request body limit (413 beyond)")
+    s.add_argument("--embedding-model", metavar="MODEL", help="serve POST /v1/embeddings with this embedder "
+                   "(minilm or a sentence-transformers directory)")
+    s.add_argument("--rag-store", metavar="DIR", help="serve POST /v1/rag/query over this RAG store "
+                   "(`infercore rag ingest`; its embedder: --embedding-model, default minilm)")
+    s.add_argument("--rag-window", type=int, default=100, help="RAG answers in the rolling quality gauges")
     s.add_argument("--guard", metavar="CONFIG.yml", help="guardrails config (infercore.guardrails.Guard)")
     s.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1 (or env INFERCORE_API_KEY)")
     s.add_argument("--host", default="127.0.0.1")

@@ -25,6 +25,8 @@ TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75
 ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0)
 TOKEN_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+FRACTION_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class EngineCollector(Collector):
@@ -98,6 +100,24 @@ class ServerMetrics:
                            [*m, "feature", "statistic"], registry=r)  # fmt: skip
         self.drift_alert = Gauge("infercore:drift_alert", "1 when KL drift >= its threshold", [*m, "feature"],
                                  registry=r)  # fmt: skip
+        # embeddings (POST /v1/embeddings)
+        self.embedding_inputs = Counter("infercore:embedding_inputs", "Texts embedded", m, registry=r)
+        self.embedding_tokens = Counter("infercore:embedding_tokens", "Tokens run through the embedder", m,
+                                        registry=r)  # fmt: skip
+        self.embedding_latency = Histogram("infercore:embedding_request_latency_seconds",
+                                           "Embedding request latency (queue + forward)", m, buckets=FAST_BUCKETS,
+                                           registry=r)  # fmt: skip
+        # RAG (POST /v1/rag/query): per-answer distributions next to the rolling gauges above
+        self.rag_queries = Counter("infercore:rag_queries", "RAG queries by outcome (answered, abstained, "
+                                   "no_context)", [*m, "outcome"], registry=r)  # fmt: skip
+        self.rag_coverage = Histogram("infercore:rag_citation_coverage", "Citation coverage per RAG answer", m,
+                                      buckets=FRACTION_BUCKETS, registry=r)  # fmt: skip
+        self.rag_hallucination = Histogram("infercore:rag_hallucination_rate", "Hallucination rate per RAG answer",
+                                           m, buckets=FRACTION_BUCKETS, registry=r)  # fmt: skip
+        self.rag_latency = Histogram("infercore:rag_query_latency_seconds", "RAG query latency (retrieve, generate, "
+                                     "score)", m, buckets=E2E_BUCKETS, registry=r)  # fmt: skip
+        self.rag_retrieval = Histogram("infercore:rag_retrieval_latency_seconds", "RAG retrieval latency", m,
+                                       buckets=FAST_BUCKETS, registry=r)  # fmt: skip
         if engine is not None:
             r.register(EngineCollector(engine, model_name))
 
@@ -134,6 +154,24 @@ class ServerMetrics:
             self.citation_coverage.labels(self.model_name).set(float(citation_coverage))
         if hallucination_rate is not None:
             self.hallucination_rate.labels(self.model_name).set(float(hallucination_rate))
+
+    def observe_embeddings(self, inputs: int, tokens: int, seconds: float, model: str | None = None) -> None:
+        """One embeddings request, labelled with the embedding model's name (`model`)."""
+        n = model or self.model_name
+        self.embedding_inputs.labels(n).inc(inputs)
+        self.embedding_tokens.labels(n).inc(tokens)
+        self.embedding_latency.labels(n).observe(seconds)
+
+    def observe_rag(self, outcome: str, seconds: float, retrieval_seconds: float,
+                    answer_metrics: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """One RAG query; `answer_metrics` (evals.rag.answer_metrics) for answers that were scored."""
+        n = self.model_name
+        self.rag_queries.labels(n, outcome).inc()
+        self.rag_latency.labels(n).observe(seconds)
+        self.rag_retrieval.labels(n).observe(retrieval_seconds)
+        if answer_metrics is not None:
+            self.rag_coverage.labels(n).observe(float(answer_metrics["citation_coverage"]))
+            self.rag_hallucination.labels(n).observe(float(answer_metrics["hallucination_rate"]))
 
     def set_drift(self, feature: str, report: Any) -> None:
         for stat in ("kl", "psi", "wasserstein"):

@@ -19,6 +19,7 @@ import functools
 import hmac
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -36,6 +37,9 @@ from ..engine.outputs import RequestOutput
 from ..engine.sampling_params import SamplingParams
 from ..monitor.drift import DriftMonitor
 from ..monitor.metrics import CONTENT_TYPE, ServerMetrics
+from . import otel
+from .context import RouteContext
+from .errors import APIError, ClientGone, error_body
 from .protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -46,27 +50,6 @@ from .protocol import (
 from .sse import Releasing, SSEResponse, wait_for_disconnect
 
 log = logging.getLogger("infercore.serve")
-
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-                405: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error",
-                499: "client_closed_request", 500: "internal_error", 503: "service_unavailable"}  # fmt: skip
-
-
-class APIError(Exception):
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:  # fmt: skip
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.headers = status, message, param, code, headers
-
-
-class ClientGone(Exception):
-    """The client disconnected before the answer was ready."""
-
-
-def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": _ERROR_TYPES.get(status, "error"), "param": param,
-                      "code": code}}  # fmt: skip
-
 
 class _State:
     def __init__(self, llm: Any, model_name: str, api_key: str | None, guard: Any, max_body_bytes: int,
@@ -83,6 +66,7 @@ class _State:
         self.metrics = ServerMetrics(model_name, llm.engine)
         self.drift = DriftMonitor(drift_reference, drift_window)
         self.created = int(time.time())
+        self.embed_lock = threading.Lock()  # one embedder forward at a time (embeddings and RAG share it)
 
 
 def build_app(
@@ -96,10 +80,22 @@ def build_app(
     retry_after_s: int = 1,
     drift_reference: int = 500,
     drift_window: int = 500,
+    embedder: Any = None,
+    embedding_model_name: str = "minilm",
+    rag: Any = None,
+    rag_window: int = 100,
+    tracer: Any = None,
 ) -> FastAPI:
     """A FastAPI app serving `llm` (an infercore.LLM) under `model_name`. The engine thread starts
     with the app's lifespan and stops with it; one running app at a time may drive a given LLM
-    (a second one fails at startup)."""
+    (a second one fails at startup).
+
+    embedder: an infercore.Embedder served at POST /v1/embeddings as `embedding_model_name`.
+    rag: an infercore.rag.RAG (its store and embedder; generation uses `llm`) served at
+    POST /v1/rag/query; its rolling quality over the last `rag_window` answers feeds the
+    citation-coverage and hallucination-rate gauges. tracer: an OpenTelemetry tracer for
+    per-request spans (default: one exporting over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set).
+    """
     if not isinstance(model_name, str) or not model_name:
         raise ValueError("model_name: expected a non-empty string")
     for name, v in (("max_body_bytes", max_body_bytes), ("max_queue", max_queue), ("retry_after_s", retry_after_s)):
@@ -107,10 +103,14 @@ def build_app(
             raise ValueError(f"{name}: expected a non-negative int, got {v!r}")
     if api_key is not None and (not isinstance(api_key, str) or not api_key):
         raise ValueError("api_key: expected a non-empty string or None")
+    if not isinstance(embedding_model_name, str) or not embedding_model_name or embedding_model_name == model_name:
+        raise ValueError(f"embedding_model_name: expected a non-empty string other than model_name, got "
+                         f"{embedding_model_name!r}")
     if getattr(llm, "tokenizer", None) is None:
         raise ValueError("llm: the server needs a tokenizer (skip_tokenizer_init=False)")
     st = _State(llm, model_name, api_key, guard, max_body_bytes, max_queue, retry_after_s, drift_reference,
                 drift_window)  # fmt: skip
+    bodies: dict[str, Any] = {"/v1/chat/completions": ChatCompletionRequest, "/v1/completions": CompletionRequest}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -140,7 +140,7 @@ def build_app(
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
-        for path, model in (("/v1/chat/completions", ChatCompletionRequest), ("/v1/completions", CompletionRequest)):
+        for path, model in bodies.items():
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(body.pop("$defs", {}))
             comps[model.__name__] = body
@@ -307,6 +307,7 @@ def build_app(
                 if out.finished:
                     finished = True
                     st.metrics.observe_request(out.metrics, [o.finish_reason for o in out.outputs])
+                    otel.record_output(out)
                 yield out
         except ValueError as e:  # the engine refused the request
             raise APIError(400, str(e)) from None
@@ -420,9 +421,12 @@ def build_app(
     async def models(request: Request) -> Response:
         _auth(request)
         st.metrics.requests.labels(st.model_name, "/v1/models").inc()
-        return JSONResponse({"object": "list", "data": [
-            {"id": st.model_name, "object": "model", "created": st.created, "owned_by": "infercore",
-             "max_model_len": llm.max_model_len}]})  # fmt: skip
+        data = [{"id": st.model_name, "object": "model", "created": st.created, "owned_by": "infercore",
+                 "max_model_len": llm.max_model_len}]  # fmt: skip
+        if embedder is not None:
+            data.append({"id": embedding_model_name, "object": "model", "created": st.created, "owned_by": "infercore",
+                         "max_model_len": embedder.max_seq_length})  # fmt: skip
+        return JSONResponse({"object": "list", "data": data})
 
     @app.post("/v1/chat/completions")
     @_safe
@@ -448,6 +452,8 @@ def build_app(
         _admit(req.n)
         _drift_observe(len(ids))
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        otel.start_operation("chat", st.model_name,
+                             {**otel.sampling_attributes(req, max_tokens), otel.RESPONSE_ID: rid})
         head = {"id": rid, "created": created, "model": st.model_name}
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -508,6 +514,8 @@ def build_app(
         for ids in prompts:
             _drift_observe(len(ids))
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        otel.start_operation("text_completion", st.model_name,
+                             {**otel.sampling_attributes(req, max_tokens), otel.RESPONSE_ID: rid})
         head = {"id": rid, "created": created, "model": st.model_name}
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -643,6 +651,24 @@ def build_app(
 
         return _stream_errors(gen())
 
+    # ------------------------------------------------------------------ route modules
+    def _release_n(n: int) -> None:
+        st.inflight -= n
+
+    ctx = RouteContext(st, _auth, _body, _guard, _check_text, _check_prompt_len, _params, _admit, _release_n,
+                       _final, _until_done, _safe, _err, bodies)  # fmt: skip
+    if embedder is not None:
+        from .embeddings import register as register_embeddings
+
+        register_embeddings(app, ctx, embedder, embedding_model_name)
+    if rag is not None:
+        from .rag_route import register as register_rag
+
+        register_rag(app, ctx, rag, window=rag_window)
+    if tracer is None:
+        tracer = otel.tracer_from_env("infercore-serve")
+    if tracer is not None:
+        otel.install(app, tracer)
     return app
 
 
