@@ -5,6 +5,7 @@ min_p, repetition_penalty, min_tokens, ignore_eos, skip_special_tokens) are acce
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -119,10 +120,14 @@ def check_supported(req: _Sampling) -> None:
             raise UnsupportedError("prompt", "prompt: expected at least one prompt")
 
 
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|literal\[.*\])$")
+
+
 def describe(err: ValidationError) -> tuple[str, str | None]:
     """(message, param) of the first validation error, OpenAI-style."""
     e = err.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in e.get("loc", ()) if not str(p).startswith(("function-", "union[")))
+    loc = ".".join(str(p) for p in e.get("loc", ()) if not str(p).startswith(("function-", "union["))
+                   and not _TYPE_TAG.match(str(p)))  # union members: "input.list[int].0" -> "input.0"
     msg = e.get("msg", "invalid value")
     if e.get("type") == "extra_forbidden":
         msg = "unrecognized request argument"
