@@ -110,7 +110,8 @@ def build_app(
         raise ValueError("llm: the server needs a tokenizer (skip_tokenizer_init=False)")
     st = _State(llm, model_name, api_key, guard, max_body_bytes, max_queue, retry_after_s, drift_reference,
                 drift_window)  # fmt: skip
-    bodies: dict[str, Any] = {"/v1/chat/completions": ChatCompletionRequest, "/v1/completions": CompletionRequest}
+    bodies: dict[str, Any] = {"/v1/chat/completions": (ChatCompletionRequest, model_name),
+                              "/v1/completions": (CompletionRequest, model_name)}  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -135,14 +136,17 @@ def build_app(
 
     def openapi() -> dict[str, Any]:
         """The generated schema plus the request bodies (the routes parse bodies themselves, to
-        control the error codes, so FastAPI cannot see them)."""
+        control the error codes, so FastAPI cannot see them). `model` is documented as an enum of
+        the name the route serves: any other name is a 404."""
         if app.openapi_schema:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
-        for path, model in bodies.items():
+        for path, (model, served) in bodies.items():
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(body.pop("$defs", {}))
+            if "model" in body.get("properties", {}):
+                body["properties"]["model"] = {"title": "Model", "type": "string", "enum": [served]}
             comps[model.__name__] = body
             schema["paths"][path]["post"]["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}  # fmt: skip

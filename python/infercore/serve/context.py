@@ -29,7 +29,8 @@ class RouteContext:
     until_done: Callable[[Any, Any], Awaitable[Any]]  # raises ClientGone on disconnect
     safe: Callable[[Any], Any]  # route decorator: unexpected exceptions -> 500 in OpenAI's shape
     err: Callable[..., Any]  # (status, message, param=None, code=None) -> JSONResponse
-    bodies: dict[str, type[BaseModel]] = field(default_factory=dict)  # path -> request model, for OpenAPI
+    # path -> (request model, the model name it serves), for the OpenAPI schema
+    bodies: dict[str, tuple[type[BaseModel], str]] = field(default_factory=dict)
 
     def validate(self, cls: type[BaseModel], body: Any) -> Any:
         """`body` as a `cls`: not an object or invalid fields -> APIError(400) naming the field."""

@@ -124,7 +124,7 @@ def register(app: FastAPI, ctx: RouteContext, embedder: Any, model_name: str) ->
     limit = embedder.max_seq_length
     batcher = EmbedBatcher(embedder, st.embed_lock)
     app.state.embed_batcher = batcher
-    ctx.bodies["/v1/embeddings"] = EmbeddingRequest
+    ctx.bodies["/v1/embeddings"] = (EmbeddingRequest, model_name)
     pending = [0]
 
     def _too_long(param: str) -> APIError:

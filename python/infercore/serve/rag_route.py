@@ -82,7 +82,7 @@ def register(app: FastAPI, ctx: RouteContext, rag: Any, *, window: int = 100) ->
     llm, tok = st.llm, st.llm.tokenizer
     quality = QualityWindow(window)
     app.state.rag_quality = quality
-    ctx.bodies["/v1/rag/query"] = RAGQueryRequest
+    ctx.bodies["/v1/rag/query"] = (RAGQueryRequest, st.model_name)
 
     def _locked(fn: Any, *args: Any, **kw: Any) -> Any:
         with st.embed_lock:  # the store's connection and the embedder are used one thread at a time
