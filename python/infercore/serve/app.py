@@ -51,6 +51,10 @@ from .sse import Releasing, SSEResponse, wait_for_disconnect
 
 log = logging.getLogger("infercore.serve")
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 class _State:
     def __init__(self, llm: Any, model_name: str, api_key: str | None, guard: Any, max_body_bytes: int,
                  max_queue: int, retry_after_s: int, drift_reference: int, drift_window: int) -> None:  # fmt: skip
@@ -227,10 +231,14 @@ def build_app(
         except UnicodeDecodeError as e:
             raise APIError(400, f"request body is not valid UTF-8 (byte {e.start})") from None
         try:
-            return json.loads(text)
+            return json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError as e:
             raise APIError(400, f"request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
                            ) from None  # fmt: skip
+        except ValueError as e:  # NaN / Infinity
+            raise APIError(400, f"request body is not valid JSON: {e}") from None
+        except RecursionError:
+            raise APIError(400, "request body is not valid JSON: nested too deeply") from None
 
     def _parse(cls: type, body: Any) -> Any:
         if not isinstance(body, dict):
