@@ -81,7 +81,7 @@ def test_malformed_bodies(h, path, content, fragment):
 def test_unknown_field_and_wrong_types(h, path):
     good = ROUTES[path]
     assert _err(h.post(path, json={**good, "frobnicate": 1}), 400)["param"] == "frobnicate"
-    for key, value in good.items():
+    for key in good:
         bad = {"max_tokens": "2", "model": 3, "messages": "hi", "prompt": {"a": 1}, "input": {"a": 1},
                "query": ["q"]}[key]  # fmt: skip
         e = _err(h.post(path, json={**good, key: bad}), 400)
