@@ -141,3 +141,53 @@ def test_otlp_from_env_is_optional(monkeypatch):
         t = tracer_from_env()
     has_otlp = importlib.util.find_spec("opentelemetry.exporter") is not None
     assert (t is not None) == has_otlp  # without the exporter package: a warning and no tracer, never an error
+
+
+def test_otlp_export_when_endpoint_is_set(tmp_path, monkeypatch):
+    """With OTEL_EXPORTER_OTLP_ENDPOINT set (and the OTLP/HTTP exporter installed), build_app's
+    default tracer ships the spans to that collector as OTLP protobuf."""
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    import http.server
+    import threading
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from infercore import LLM
+    from infercore.benchmarks.bench_chains import tiny_llama_dir
+    from infercore.serve import build_app
+
+    llm = LLM(tiny_llama_dir(str(tmp_path / "m")), kv_cache_dtype="float32", kv_cache_bytes=1 << 22)  # own engine
+    received: list[tuple[str, str, bytes]] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers["Content-Type"], body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{srv.server_address[1]}")
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+        with running(build_app(llm, model_name="tiny")) as u:
+            body = {"model": "tiny", "prompt": "x", "max_tokens": 3, "ignore_eos": True}
+            assert httpx.post(u + "/v1/completions", json=body, timeout=30).status_code == 200
+            deadline = time.monotonic() + 15
+            names: set[str] = set()
+            while time.monotonic() < deadline and not {"POST /v1/completions", "text_completion tiny"} <= names:
+                time.sleep(0.05)
+                for path, ctype, raw in list(received):
+                    assert path == "/v1/traces" and ctype == "application/x-protobuf"
+                    req = ExportTraceServiceRequest.FromString(raw)
+                    for rs in req.resource_spans:
+                        for ss in rs.scope_spans:
+                            names |= {s.name for s in ss.spans}
+            assert {"POST /v1/completions", "text_completion tiny"} <= names, names
+    finally:
+        srv.shutdown()

@@ -15,6 +15,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from infercore.engine.llm import LLM
     from infercore.serve import build_app
 
+    if args.rag_store and not os.path.isdir(args.rag_store):
+        raise ValueError(f"--rag-store: {args.rag_store} is not a directory (build one with `infercore rag "
+                         "ingest DOCS --store DIR`)")  # fmt: skip
     if args.threads is not None:
         infercore.set_num_threads(args.threads)
     guard = None
@@ -36,9 +39,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.rag_store:
         from infercore.rag import RAG
 
-        if not os.path.isdir(args.rag_store):
-            raise ValueError(f"--rag-store: {args.rag_store} is not a directory (build one with `infercore rag "
-                             "ingest DOCS --store DIR`)")  # fmt: skip
         rag = RAG(args.rag_store, embedder, llm=llm)
     app = build_app(llm, model_name=name, api_key=api_key, guard=guard, max_body_bytes=args.max_body_bytes,
                     max_queue=args.max_queue, embedder=embedder if args.embedding_model else None,
