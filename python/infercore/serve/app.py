@@ -10,6 +10,13 @@ Guardrails (when a Guard is given) check every system/user message or completion
 way in (blocked: 400, modified: generation uses the modified text) and every choice's text on the
 way out; with output rails and stream=true the answer is buffered, checked, then sent.
 /health, /ready and /metrics need no API key; /v1/* do when one is configured.
+
+Route modules: chat and completions live here; POST /v1/embeddings (embeddings.py, when an
+embedder is given), POST /v1/rag/query (rag_route.py, when a RAG is given) register themselves
+with a RouteContext (context.py) holding the shared helpers; otel.py adds a tracing middleware
+(OpenTelemetry spans per /v1 request) when a tracer is given or OTEL_EXPORTER_OTLP_ENDPOINT is set.
+Guardrails per route: chat/completions/RAG query and answers as above, RAG's retrieved chunks
+through the input rails (blocked chunks are dropped); embedding inputs are not guarded.
 """
 
 from __future__ import annotations
