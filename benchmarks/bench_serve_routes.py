@@ -49,9 +49,9 @@ def _serve(app: Any) -> Any:
 
 def bench_embed(n: int, concurrency: int) -> dict[str, float]:
     import httpx
+    from infercore.benchmarks.bench_chains import tiny_llama_dir
 
     from infercore import LLM, Embedder
-    from infercore.benchmarks.bench_chains import tiny_llama_dir
     from infercore.serve import build_app
 
     emb = Embedder("minilm")

@@ -22,8 +22,9 @@ API_KEY = "fuzz-key"
 
 
 def fuzz_app(workdir: str, *, max_model_len: int = 256) -> Any:
-    from infercore import LLM
     from infercore.benchmarks.bench_chains import tiny_llama_dir
+
+    from infercore import LLM
     from infercore.guardrails import Guard
     from infercore.serve import build_app
 
