@@ -118,7 +118,9 @@ class Renderer:
                 if kind == "slot":
                     out[name] = slots[v]
                 elif kind == "template":
-                    out[name] = self._render(v, ctx, f"fields.{name}")
+                    value = self._render(v, ctx, f"fields.{name}")
+                    if value != "":  # a template field that renders empty is left out of the row
+                        out[name] = value
                 else:
                     out[name] = v
         finally:

@@ -16,7 +16,8 @@ an optional LLM rendering step.
       - {template: "I need a {{ intent }} for {{ n_items }} items.", weight: 2, when: {lang: en}}
       - {template: "{{ intent }}をお願いします。", when: {lang: ja}}
     fields:                         # extra output fields: {slot: NAME} copies a slot's value,
-      label: {slot: label}          # a string is a template (it may use `text`), other YAML is literal
+      label: {slot: label}          # a string is a template (it may use `text`; an empty result
+                                    # leaves the field out of that row), other YAML is literal
       lang: "{{ lang }}"
     llm:                            # optional: the rendered template becomes the prompt
       model: smollm2
@@ -30,7 +31,8 @@ an optional LLM rendering step.
 
 Templates are Jinja2 in the immutable sandbox with StrictUndefined; a template that names a slot
 the spec does not declare is a ValueError when the spec loads. Filters for obfuscations and edge
-cases: b64, rot13, fullwidth, spaced, leet, zero_width, confusable, mixed_case, typos.
+cases: b64, rot13, fullwidth, spaced, leet, zero_width, confusable, mixed_case, typos, luhn (append a
+check digit), obfuscate(name) (the transform a slot names, "plain" = none).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Text transforms offered to spec templates as Jinja2 filters (obfuscations and edge cases).
 
-Deterministic ones (b64, rot13, fullwidth, spaced) are pure functions; the random ones (leet,
+Deterministic ones (b64, rot13, fullwidth, spaced, luhn) are pure functions; `obfuscate(name)`
+applies the transform a slot names ("plain" = none); the random ones (leet,
 zero_width, confusable, mixed_case, typos) draw from the example's own generator, so an example
 renders the same under the same spec seed and index whatever else is generated.
 """
@@ -77,5 +78,29 @@ def random_filters(rng_of: Callable[[], random.Random]) -> dict[str, Callable[..
             "typos": typos}
 
 
+def luhn(digits: Any) -> str:
+    """`digits` with a Luhn check digit appended (card-like numbers that pass validation)."""
+    body = str(digits)
+    if not body.isdigit():
+        raise ValueError(f"luhn: expected a string of digits, got {body!r}")
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        n = int(ch)
+        if i % 2 == 0:  # these positions are doubled once the check digit is appended
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return body + str((10 - total % 10) % 10)
+
+
 def all_filters(rng_of: Callable[[], random.Random]) -> dict[str, Any]:
-    return {"b64": b64, "rot13": rot13, "fullwidth": fullwidth, "spaced": spaced, **random_filters(rng_of)}
+    plain: dict[str, Callable[..., str]] = {"b64": b64, "rot13": rot13, "fullwidth": fullwidth, "spaced": spaced}
+    rand = random_filters(rng_of)
+    names = {"plain": lambda s: str(s), "base64": b64, **plain, **rand}
+
+    def obfuscate(s: Any, name: str) -> str:
+        """Apply the transform called `name` ("plain" leaves the text as is): lets a slot pick it."""
+        if name not in names:
+            raise ValueError(f"obfuscate: unknown transform {name!r}; expected one of {sorted(names)}")
+        return names[name](s)
+
+    return {**plain, **rand, "luhn": luhn, "obfuscate": obfuscate}
