@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from infercore.benchmarks.bench_synth import planted_near_duplicates
 from infercore.synth import MinHasher, estimate_jaccard, jaccard, near_duplicates, shingles
 from infercore.synth.minhash import lsh_params
 
@@ -57,35 +56,11 @@ def test_lsh_params_fit_num_perm():
         assert abs((1 / b) ** (1 / r) - t) < 0.2
 
 
-def _planted(seed: int = 0, n_base: int = 800, n_dup: int = 200) -> tuple[list[str], set[int]]:
-    """n_base unrelated texts of 40-60 random words, plus one near-duplicate (1-2 word edits:
-    substitute, delete, insert) of each of n_dup distinct bases, placed at a random position after
-    its source. Returns the texts and the indices of the planted duplicates."""
-    rng = random.Random(seed)
-    vocab = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 9))) for _ in range(3000)]
-    texts = [[rng.choice(vocab) for _ in range(rng.randint(40, 60))] for _ in range(n_base)]
-    is_dup = [False] * n_base
-    for src in rng.sample(range(n_base), n_dup):
-        w = list(texts[src])
-        for _ in range(rng.randint(1, 2)):
-            op, i = rng.choice(("sub", "del", "ins")), rng.randrange(len(w))
-            if op == "sub":
-                w[i] = rng.choice(vocab)
-            elif op == "del":
-                del w[i]
-            else:
-                w.insert(i, rng.choice(vocab))
-        at = rng.randint(texts.index(texts[src]) + 1, len(texts))
-        texts.insert(at, w)
-        is_dup.insert(at, True)
-    return [" ".join(w) for w in texts], {i for i, d in enumerate(is_dup) if d}
-
-
 @pytest.mark.parametrize("backend", ["numpy", "datasketch"])
 def test_dedup_recall_on_planted_near_duplicates(backend):
     if backend == "datasketch":
         pytest.importorskip("datasketch")
-    texts, planted = _planted()
+    texts, planted = planted_near_duplicates()
     assert len(texts) == 1000 and len(planted) == 200
     dup = near_duplicates(texts, 0.8, backend=backend)
     flagged = {i for i, d in enumerate(dup) if d is not None}
@@ -99,7 +74,7 @@ def test_dedup_recall_on_planted_near_duplicates(backend):
 
 
 def test_dedup_minhash_verify_and_bad_args():
-    texts, planted = _planted(seed=1, n_base=300, n_dup=60)
+    texts, planted = planted_near_duplicates(seed=1, n_base=300, n_dup=60)
     dup = near_duplicates(texts, 0.8, verify="minhash")
     flagged = {i for i, d in enumerate(dup) if d is not None}
     assert len(flagged & planted) / len(planted) >= 0.9

@@ -6,13 +6,14 @@ Two backends with the same shingles and the same decision rule:
   * "datasketch" (pip install datasketch): its MinHash and MinHashLSH.
 LSH only proposes candidates; a candidate is a duplicate when its Jaccard similarity to an earlier
 kept text is >= threshold (exact Jaccard of the shingle sets by default, or the MinHash estimate).
-Band and row counts minimize 0.2 * false-positive area + 0.8 * false-negative area of the S-curve
-(recall first, since candidates are verified).
+Band and row counts minimize 0.05 * false-positive area + 0.95 * false-negative area of the
+S-curve: recall first, since every candidate is verified (at 0.8 and 128 permutations: 16 bands of
+8 rows; a pair at Jaccard 0.85 becomes a candidate with probability 0.994).
 """
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -37,7 +38,9 @@ def shingles(text: str, k: int = 5, unit: str = "char") -> set[str]:
 
 
 def hash32(s: str) -> int:
-    return int.from_bytes(hashlib.sha1(s.encode("utf-8")).digest()[:4], "little")
+    """CRC-32 of the UTF-8 bytes: stable across runs and platforms (unlike hash()), and fast; the
+    (a x + b) mod p permutations do the mixing."""
+    return zlib.crc32(s.encode("utf-8"))
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
@@ -75,7 +78,7 @@ def _area(y: np.ndarray, x: np.ndarray) -> float:
 
 
 @lru_cache(maxsize=64)
-def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.2, fn_weight: float = 0.8) -> tuple[int, int]:
+def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.05, fn_weight: float = 0.95) -> tuple[int, int]:
     """(bands, rows) with bands * rows <= num_perm minimizing the weighted error areas."""
     s_lo = np.linspace(0.0, threshold, 201)
     s_hi = np.linspace(threshold, 1.0, 201)
