@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--threads", type=int, help="threads for infercore and the peers")
     pb.add_argument("-v", "--verbose", action="store_true", help="print each case as it starts")
     pb.set_defaults(func=cmd_bench)
-    from . import gate_cmd, generate_cmd, models_cmd, prompts_cmd, rag_cmd, serve_cmd, trace_cmd
+    from . import gate_cmd, generate_cmd, models_cmd, prompts_cmd, rag_cmd, serve_cmd, synth_cmd, trace_cmd
 
     gate_cmd.register(sub)
     generate_cmd.register(sub)
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     prompts_cmd.register(sub)
     rag_cmd.register(sub)
     serve_cmd.register(sub)
+    synth_cmd.register(sub)
     trace_cmd.register(sub)
     return p
 

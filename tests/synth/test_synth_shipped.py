@@ -1,0 +1,38 @@
+"""The shipped spec-generated guardrail set is exactly what its documented commands produce."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from infercore.cli.main import main
+from infercore.guardrails.evaluate import evaluate
+from infercore.synth import SPECS_DIR, Spec
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "benchmarks" / "data" / "guardrails" / "synth"
+
+
+def test_every_shipped_spec_loads():
+    specs = sorted(SPECS_DIR.glob("*.yaml"))
+    assert specs
+    for p in specs:
+        assert Spec.from_yaml(p).name == p.stem
+
+
+def test_guardrail_set_regenerates_byte_for_byte(tmp_path):
+    raw, out = tmp_path / "ge.jsonl", tmp_path / "synth"
+    assert main(["synth", "generate", str(SPECS_DIR / "guardrail_eval.yaml"), "--n", "1500", "--out", str(raw),
+                 "-q"]) == 0
+    assert main(["synth", "filter", str(raw), "--dedup", "minhash", "--threshold", "0.9", "--split-by", "set",
+                 "--out", str(out), "-q"]) == 0
+    names = sorted(p.name for p in SHIPPED.glob("*.jsonl"))
+    assert names == ["benign.jsonl", "harmful.jsonl", "injection.jsonl", "pii.jsonl"]
+    for n in names:
+        assert (out / n).read_bytes() == (SHIPPED / n).read_bytes(), n
+
+
+def test_guardrail_set_is_usable_by_the_evaluator():
+    rep = evaluate(SHIPPED)
+    assert set(rep) == {"injection", "pii", "harmful"}
+    assert rep["pii"]["positives"] > 300 and rep["injection"]["positives"] > 300 and rep["harmful"]["positives"] > 80
+    assert rep["injection"]["negatives"] > 200
