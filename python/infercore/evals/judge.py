@@ -5,6 +5,11 @@ A judge is any function `complete(prompts: list[str]) -> list[str]` (`llm_comple
 `LLM`: each prompt is one user turn, greedy decoding). Output that does not parse is a judge
 failure (None), counted by the caller, never an exception.
 
+A judge function that has the attribute `prefill = True` (as `llm_complete` does) is called as
+complete(prompts, prefill=TEXT): the judge's reply is started with TEXT ("Rating:" or
+"Verdict: [[", response priming) and the returned output includes it, which makes small judge
+models answer in the parseable format far more often.
+
 Single answer (MT-Bench style, with a reference answer): the judge ends with "Rating: [[N]]",
 N in 1..scale. Pairwise: the judge ends with "[[A]]", "[[B]]" or "[[C]]" (tie). Every pair is judged
 in both orders (answer 1 as A, then as B); the verdicts are mapped back to the answers and combined:
@@ -101,10 +106,10 @@ class PairResult:
         return None if self.verdict is None else {"A": 1.0, "tie": 0.5, "B": 0.0}[self.verdict]
 
 
-def _call(complete: Complete, prompts: list[str]) -> list[str | None]:
+def _call(complete: Complete, prompts: list[str], prefill: str) -> list[str | None]:
     if not prompts:
         return []
-    out = complete(prompts)
+    out = complete(prompts, prefill=prefill) if getattr(complete, "prefill", False) else complete(prompts)
     if not isinstance(out, (list, tuple)) or len(out) != len(prompts):
         raise ValueError(f"judge: expected {len(prompts)} outputs, got {type(out).__name__} "
                          f"of length {len(out) if isinstance(out, (list, tuple)) else '?'}")
@@ -126,33 +131,41 @@ class Judge:
         """items: (question, answer, reference) -> rating in 1..scale or None (judge failure)."""
         prompts = [SINGLE_TEMPLATE.format(rubric=self.rubric, question=q, answer=a or "(empty)",
                                           reference=r or "(none)", scale=self.scale) for q, a, r in items]
-        self.raw = _call(self.complete, prompts)
+        self.raw = _call(self.complete, prompts, "Rating:")
         return [parse_rating(o, self.scale) for o in self.raw]
 
     def compare(self, items: Sequence[tuple[str, str, str]]) -> list[PairResult]:
         """items: (question, answer 1, answer 2); each judged in both orders."""
         fwd = [PAIR_TEMPLATE.format(question=q, a=a or "(empty)", b=b or "(empty)") for q, a, b in items]
         rev = [PAIR_TEMPLATE.format(question=q, a=b or "(empty)", b=a or "(empty)") for q, a, b in items]
-        self.raw = _call(self.complete, fwd + rev)
+        self.raw = _call(self.complete, fwd + rev, "Verdict: [[")
         firsts = [parse_verdict(o) for o in self.raw[: len(items)]]
         seconds = [parse_verdict(o) for o in self.raw[len(items):]]
         return [PairResult(combine_swapped(f, s), f, s) for f, s in zip(firsts, seconds, strict=True)]
 
 
 def llm_complete(llm: Any, max_tokens: int = 48, cost: Any = None) -> Complete:
-    """A judge function backed by an `LLM` (chat template, greedy)."""
+    """A judge function backed by an `LLM` (chat template, greedy; supports prefill)."""
     from ..engine.sampling_params import SamplingParams
 
     sp = SamplingParams(temperature=0.0, max_tokens=max_tokens)
 
-    def complete(prompts: list[str]) -> list[str]:
-        outs = llm.chat([[{"role": "user", "content": p}] for p in prompts], sp)
+    def complete(prompts: list[str], prefill: str = "") -> list[str]:
+        convs = [[{"role": "user", "content": p}] for p in prompts]
+        if llm.chat_template is not None:
+            ids = [{"prompt_token_ids": llm.tokenizer.encode(llm.render_chat(c) + prefill, add_special_tokens=False)}
+                   for c in convs]
+        else:
+            ids = [{"prompt_token_ids": llm.tokenizer.encode(p + "\n" + prefill, add_special_tokens=True)}
+                   for p in prompts]
+        outs = llm.generate(ids, sp)
         if cost is not None:
             for o in outs:
                 cost.add(prompt_tokens=len(o.prompt_token_ids), generated_tokens=len(o.outputs[0].token_ids),
                          calls=1)
-        return [o.outputs[0].text for o in outs]
+        return [prefill + o.outputs[0].text for o in outs]
 
+    complete.prefill = True  # type: ignore[attr-defined]
     return complete
 
 

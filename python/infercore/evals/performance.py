@@ -62,7 +62,7 @@ async def _request(allm: Any, ids: list[int], sp: Any, rid: str, timeout_s: floa
         await asyncio.wait_for(consume(), timeout_s)
     except asyncio.TimeoutError:
         return {"ok": False, "error": f"timeout after {timeout_s}s", "tokens": ntok}
-    except Exception as e:  # noqa: BLE001 - a failed request is a data point, not a crash
+    except Exception as e:  # a failed request is a data point, not a crash
         return {"ok": False, "error": repr(e)[:200], "tokens": ntok}
     if first is None or finish == "abort":
         return {"ok": False, "error": f"finished without tokens ({finish})", "tokens": ntok}

@@ -56,14 +56,20 @@ def answer_questions(ctx: Any, task: Any, rows: list[dict[str, Any]]) -> list[st
     if task.options.get("answers") == "given":
         missing = [i for i, r in enumerate(rows) if "answer" not in r]
         if missing:
-            raise ValueError(f"{task.data}: answers: given needs an 'answer' on every row (row {missing[0] + 1} has none)")
+            raise ValueError(f"{task.data}: answers: given needs an 'answer' on every row "
+                             f"(row {missing[0] + 1} has none)")
         return [r["answer"] for r in rows]
+    key = (task.data, task.limit, task.options.get("prompt"), task.options["max_tokens"])
+    cache = ctx.__dict__.setdefault("_answer_cache", {})
+    if key in cache:  # single_answer and pairwise over the same questions share one generation
+        return cache[key]
     convs = [ctx.render_prompt(task.options.get("prompt"), r["question"]) for r in rows]
     sp = SamplingParams(temperature=0.0, max_tokens=task.options["max_tokens"])
     outs = ctx.llm.chat(convs, sp)
     for o in outs:
         ctx.cost.add(prompt_tokens=len(o.prompt_token_ids), generated_tokens=len(o.outputs[0].token_ids), calls=1)
-    return [o.outputs[0].text.strip() for o in outs]
+    cache[key] = [o.outputs[0].text.strip() for o in outs]
+    return cache[key]
 
 
 def run_single(ctx: Any, task: Any, judge: Judge) -> tuple[dict[str, Metric], dict[str, Any]]:
@@ -91,6 +97,7 @@ def run_pairwise(ctx: Any, task: Any, judge: Judge) -> tuple[dict[str, Metric], 
          f"{task.name}_judge_failure_rate": _failure_metric([p.verdict for p in res])}
     details = {"items": len(rows), "judged": len(wins),
                "verdicts": [{"verdict": p.verdict, "first": p.first, "swapped": p.second} for p in res],
+               "judge_outputs": [(o or "")[:160] for o in judge.raw],
                "answers": [a[:200] for a in answers]}
     return m, details
 

@@ -11,9 +11,12 @@ exact_match: greedy generation (chat template by default), first non-empty line 
 SQuAD normalization (lowercase, no punctuation, no articles a/an/the, single spaces) and
 exact equality with any accepted answer ("contains": the answer appears in the normalized output).
 
-code: HumanEval layout; greedy completion of the prompt (raw text), stopped at a new top-level
-def/class/if/print/#, then prompt + completion + tests run in `sandbox.run_code`; pass@1 with
-one greedy sample.
+code: HumanEval layout, pass@1 with one greedy sample, run with its tests in `sandbox.run_code`.
+mode "completion" (original HumanEval, for base models): the prompt (signature + docstring) is
+continued as raw text, stopped at a new top-level def/class/if/print/#, program = prompt +
+completion + tests. mode "chat" (instruct models): the model is asked for the whole function in a
+chat turn; the first ``` code block (else the whole reply) is the code; if it defines the entry
+point, program = the prompt's import lines + code + tests, else prompt + code + tests.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ def mc_prompt(row: dict[str, Any], style: str) -> tuple[str, list[str]]:
     head = f"The following is a question about {row['subject'].replace('_', ' ')}.\n\n" if row.get("subject") else ""
     if style == "letters":
         opts = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(row["choices"]))
-        return f"{head}Question: {row['question']}\n{opts}\nAnswer:", [f" {LETTERS[i]}" for i in range(len(row["choices"]))]
+        letters = [f" {LETTERS[i]}" for i in range(len(row["choices"]))]
+        return f"{head}Question: {row['question']}\n{opts}\nAnswer:", letters
     return f"{head}Question: {row['question']}\nAnswer:", [f" {c}" for c in row["choices"]]
 
 
@@ -133,15 +137,41 @@ def truncate_completion(text: str) -> str:
     return text[:cut]
 
 
+_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL | re.IGNORECASE)
+
+
+def extract_code(reply: str) -> str:
+    """The first fenced code block of a chat reply (an unclosed fence runs to the end), else the reply."""
+    m = _FENCE.search(reply)
+    return m.group(1) if m else reply
+
+
+def chat_program(row: dict[str, Any], reply: str) -> str:
+    code = extract_code(reply)
+    if re.search(rf"^\s*def\s+{re.escape(row['entry_point'])}\s*\(", code, re.MULTILINE):
+        imports = "".join(line + "\n" for line in row["prompt"].splitlines()
+                          if line.startswith(("import ", "from ")))
+        return build_program(imports, code, row["test"], row["entry_point"])
+    return build_program(row["prompt"], code, row["test"], row["entry_point"])
+
+
 def run_code_task(ctx: Any, task: Any) -> tuple[dict[str, Metric], dict[str, Any]]:
     from ..engine.sampling_params import SamplingParams
 
     rows = read_jsonl(task.data, "code", task.limit)
-    sp = SamplingParams(temperature=0.0, max_tokens=task.options["max_tokens"], stop=CODE_STOPS)
-    completions = _generate(ctx, [r["prompt"] for r in rows], sp, chat=False)
+    chat = task.options["mode"] == "chat"
+    if chat:
+        sp = SamplingParams(temperature=0.0, max_tokens=task.options["max_tokens"])
+        prompts: list[Any] = [[{"role": "user", "content": "Complete this Python function. Reply with the whole "
+                                "function in one ```python code block.\n\n" + r["prompt"]}] for r in rows]
+    else:
+        sp = SamplingParams(temperature=0.0, max_tokens=task.options["max_tokens"], stop=CODE_STOPS)
+        prompts = [r["prompt"] for r in rows]
+    completions = _generate(ctx, prompts, sp, chat=chat)
     samples, statuses = [], []
     for i, (row, comp) in enumerate(zip(rows, completions, strict=True)):
-        prog = build_program(row["prompt"], truncate_completion(comp), row["test"], row["entry_point"])
+        prog = chat_program(row, comp) if chat else build_program(row["prompt"], truncate_completion(comp),
+                                                                   row["test"], row["entry_point"])
         r = run_code(prog, timeout_s=task.options["timeout_s"], memory_mb=task.options["memory_mb"])
         ctx.cost.add(sandbox_s=r.wall_s)
         samples.append(1.0 if r.passed else 0.0)

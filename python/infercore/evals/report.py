@@ -84,7 +84,9 @@ def render_markdown(res: EvalResults, base: EvalResults | None = None, images: l
         lines += [f"Baseline: {base.suite_name} v{base.suite_version}, created {base.created}.", ""]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in _versions_rows(res)] + [""]
     for t in _stage_tables(res, base):
-        wall = f"{t['wall_s']:.1f} s" + (f" (baseline {t['base_wall_s']:.1f} s)" if t["base_wall_s"] is not None else "")
+        wall = f"{t['wall_s']:.1f} s"
+        if t["base_wall_s"] is not None:
+            wall += f" (baseline {t['base_wall_s']:.1f} s)"
         lines += [f"## {t['stage']}", "", f"Wall time {wall}. Cost: "
                   + (", ".join(f"{k} {v}" for k, v in t["cost"].items()) or "n/a") + ".", ""]
         head = HEAD if base is not None else [h for i, h in enumerate(HEAD) if i not in (2, 3, 4)]

@@ -26,7 +26,8 @@ def load_rows(paths: list[str], limit: int | None = None) -> list[dict[str, Any]
     rows: list[dict[str, Any]] = []
     for p in paths:
         if os.path.isdir(p):
-            found = [os.path.join(p, f"{n}.jsonl") for n in _RAIL_FILES if os.path.exists(os.path.join(p, f"{n}.jsonl"))]
+            found = [os.path.join(p, f"{n}.jsonl") for n in _RAIL_FILES]
+            found = [f for f in found if os.path.exists(f)]
             if not found:
                 raise ValueError(f"{p}: no {', '.join(f + '.jsonl' for f in _RAIL_FILES)} in this directory")
             for f in found:

@@ -68,7 +68,8 @@ _COMMON_TASK = {"name": (str, None), "type": (str, None), "data": ("path", None)
 _TASK_KEYS: dict[str, dict[str, tuple[Any, Any]]] = {
     "multiple_choice": {"normalize": (str, "char"), "prompt_style": (str, "cloze")},
     "exact_match": {"max_tokens": ("posint", 32), "chat": (bool, True), "match": (str, "exact")},
-    "code": {"max_tokens": ("posint", 192), "timeout_s": ("posnum", 5.0), "memory_mb": ("posint", 512)},
+    "code": {"max_tokens": ("posint", 192), "timeout_s": ("posnum", 5.0), "memory_mb": ("posint", 512),
+             "mode": (str, "completion")},
     "judge_agreement": {"pass_score": ("posnum", 3.0)},
     "single_answer": {"max_tokens": ("posint", 96), "rubric": (str, None), "prompt": (str, None),
                       "answers": (str, "generate")},
@@ -129,7 +130,7 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _constr
 def parse_yaml(text: str, source: str = "<suite>") -> Any:
     """YAML -> data whose dicts/lists remember their line numbers; errors carry source:line."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except SuiteError as e:
         raise SuiteError(f"{source}: {e}") from None
     except yaml.MarkedYAMLError as e:
@@ -410,7 +411,8 @@ def _task(ctx: _Ctx, sname: str, tdoc: Any, path: str, line: int) -> Task:
             raise ctx.err(getattr(tdoc, "line", line), path, f"task type {typ!r} needs {req!r}")
     opts = {k: (ctx.value(tdoc, k, path, spec[0]) if k in tdoc else spec[1]) for k, spec in _TASK_KEYS[typ].items()}
     choices = {"normalize": ("sum", "token", "char"), "prompt_style": ("cloze", "letters"),
-               "match": ("exact", "contains"), "answers": ("generate", "given")}
+               "match": ("exact", "contains"), "answers": ("generate", "given"),
+               "mode": ("completion", "chat")}
     for k, allowed in choices.items():
         if k in opts and opts[k] not in allowed:
             raise ctx.err(ctx.line_of(tdoc, k), f"{path}.{k}", f"expected one of {list(allowed)}, got {opts[k]!r}")
