@@ -136,7 +136,10 @@ def parse_yaml(text: str, source: str = "<suite>") -> Any:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
-        raise SuiteError(f"{source}: {line}: malformed YAML: {e.problem or e.context}") from None
+        msg = f"{source}: {line}: malformed YAML: {e.problem or e.context}"
+        if e.context and e.context_mark is not None and e.problem_mark is not None:
+            msg += f" ({e.context} at line {e.context_mark.line + 1}, column {e.context_mark.column + 1})"
+        raise SuiteError(msg) from None
     except yaml.YAMLError as e:
         raise SuiteError(f"{source}: malformed YAML: {e}") from None
 
