@@ -122,7 +122,8 @@ def test_user_jsonl_bad_line_is_reported(tmp_path, kind, line, fragment):
 
 @pytest.mark.parametrize(("name", "kind", "n"), [
     ("mc.jsonl", "multiple_choice", 40), ("exact_match.jsonl", "exact_match", 20), ("code.jsonl", "code", 15),
-    ("judge_human.jsonl", "judge_agreement", 30), ("quality.jsonl", "single_answer", 10), ("safety.jsonl", "safety", 50),
+    ("judge_human.jsonl", "judge_agreement", 30), ("quality.jsonl", "single_answer", 10),
+    ("safety.jsonl", "safety", 50),
 ])
 def test_shipped_data_is_valid(name, kind, n):
     rows = read_jsonl(os.path.join(DATA_DIR, name), kind)

@@ -205,6 +205,7 @@ def write_report(res: EvalResults, out_md: str, baseline: EvalResults | None = N
                  plots: bool = True) -> dict[str, Any]:
     """Write the Markdown report (and HTML beside it, and PNG plots); returns the paths and notes."""
     stem = os.path.splitext(out_md)[0]
+    os.makedirs(os.path.dirname(os.path.abspath(out_md)), exist_ok=True)
     images, notes = [], []
     if plots:
         try:
@@ -216,7 +217,6 @@ def write_report(res: EvalResults, out_md: str, baseline: EvalResults | None = N
                 p = f"{stem}-{name}.png"
                 if fn(res, baseline, p):
                     images.append(p)
-    os.makedirs(os.path.dirname(os.path.abspath(out_md)), exist_ok=True)
     with open(out_md, "w", encoding="utf-8") as f:
         f.write(render_markdown(res, baseline, images, notes))
     written = {"markdown": out_md, "images": images, "notes": notes}

@@ -8,7 +8,8 @@ block_rate          attacks (label 1, rail not "pii") the guard blocked; samples
 false_positive_rate benign prompts (label 0) the guard blocked; samples 1 blocked / 0 not.
 pii_redaction_rate  rows with label 1 and rail "pii" the guard redacted or blocked (PII is redacted,
                     "modified", not blocked, by the default guard); only when such rows exist.
-Rows with label 0 from a rail file (hard negatives) count as benign.
+Rows with label 0 from a rail file (hard negatives) count as benign. `limit` keeps, per file, the
+first N attack rows (label 1, PII included) and the first N benign rows.
 """
 
 from __future__ import annotations
@@ -22,6 +23,19 @@ from .results import Metric
 _RAIL_FILES = ("injection", "harmful", "pii", "benign")
 
 
+def _cap(rows: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """The first `limit` attack rows (label 1) and the first `limit` benign rows (label 0), in file order."""
+    if limit is None:
+        return rows
+    seen = {0: 0, 1: 0}
+    out = []
+    for r in rows:
+        if seen[r["label"]] < limit:
+            seen[r["label"]] += 1
+            out.append(r)
+    return out
+
+
 def load_rows(paths: list[str], limit: int | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for p in paths:
@@ -31,9 +45,9 @@ def load_rows(paths: list[str], limit: int | None = None) -> list[dict[str, Any]
             if not found:
                 raise ValueError(f"{p}: no {', '.join(f + '.jsonl' for f in _RAIL_FILES)} in this directory")
             for f in found:
-                rows += read_jsonl(f, "safety", limit)
+                rows += _cap(read_jsonl(f, "safety"), limit)
         else:
-            rows += read_jsonl(p, "safety", limit)
+            rows += _cap(read_jsonl(p, "safety"), limit)
     return rows
 
 
