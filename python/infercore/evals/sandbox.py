@@ -6,6 +6,8 @@
 Layers, each reported as a failed sample and never a hang of the caller:
 - time: the child runs in its own session (process group); when `timeout_s` wall seconds pass the
   whole group gets SIGKILL. RLIMIT_CPU (timeout + 1 s) stops a CPU spin even if the parent died.
+- limits are set by the child itself before it reads the program (no preexec_fn, which is unsafe
+  in the threaded parent process).
 - memory: RLIMIT_AS caps the address space (an allocation beyond it is a MemoryError or a kill).
 - processes: an audit hook (installed before the untrusted code runs) refuses os.fork, forkpty,
   posix_spawn, exec*, system, subprocess.Popen, os.kill/killpg and the import of _posixsubprocess,
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -38,7 +39,19 @@ from dataclasses import dataclass
 SANDBOX_MARK = "InfercoreSandboxViolation"
 
 _GUARD = r'''
-import sys
+import os, resource, sys
+def _infercore_limits(memory_bytes, cpu_s, fsize):
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if os.geteuid() != 0:  # root bypasses RLIMIT_NPROC; the audit hook guards forks there
+        try:
+            resource.setrlimit(resource.RLIMIT_NPROC, (1, 1))
+        except (ValueError, OSError):
+            pass
+_infercore_limits(*[int(x) for x in sys.argv[1:4]])
+del _infercore_limits, os, resource
 class InfercoreSandboxViolation(PermissionError):
     pass
 _BLOCKED_EVENTS = frozenset({
@@ -96,18 +109,6 @@ def _netns_prefix() -> tuple[str, ...]:
     return ()
 
 
-def _limits(memory_bytes: int, cpu_s: int, fsize: int) -> None:  # runs in the child after fork
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if os.geteuid() != 0:  # root bypasses RLIMIT_NPROC; the audit hook guards forks there
-        try:
-            resource.setrlimit(resource.RLIMIT_NPROC, (1, 1))
-        except (ValueError, OSError):
-            pass
-
-
 def _read(path: str, limit: int) -> str:
     try:
         with open(path, "rb") as f:
@@ -137,14 +138,15 @@ def run_code(program: str, *, timeout_s: float = 5.0, memory_mb: int = 512, outp
             f.write(_GUARD)
         out_p, err_p = os.path.join(work, "stdout"), os.path.join(work, "stderr")
         prefix = _netns_prefix() if network_namespace else ()
-        cmd = [*prefix, sys.executable, "-I", "-S", "-B", "guard.py"]
+        # the child sets its own rlimits first thing (no preexec_fn: unsafe in a threaded parent)
+        cmd = [*prefix, sys.executable, "-I", "-S", "-B", "guard.py", str(memory_mb << 20), str(int(timeout_s) + 1),
+               str(output_limit)]
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
-        preexec = functools.partial(_limits, memory_mb << 20, int(timeout_s) + 1, output_limit)
         t0 = time.perf_counter()
         timed_out = False
         with open(out_p, "wb") as out_f, open(err_p, "wb") as err_f:
             proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f,
-                                    start_new_session=True, preexec_fn=preexec, close_fds=True)
+                                    start_new_session=True, close_fds=True)
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
