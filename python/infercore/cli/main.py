@@ -121,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--threads", type=int, help="threads for infercore and the peers")
     pb.add_argument("-v", "--verbose", action="store_true", help="print each case as it starts")
     pb.set_defaults(func=cmd_bench)
-    from . import gate_cmd, generate_cmd, models_cmd, prompts_cmd, rag_cmd, serve_cmd, synth_cmd, trace_cmd
+    from . import eval_cmd, gate_cmd, generate_cmd, models_cmd, prompts_cmd, rag_cmd, serve_cmd, synth_cmd, trace_cmd
 
+    eval_cmd.register(sub)
     gate_cmd.register(sub)
     generate_cmd.register(sub)
     models_cmd.register(sub)
