@@ -181,3 +181,23 @@ def test_many_random_disconnects_leak_no_blocks(base_url, llm):
     asyncio.run(main())
     assert wait_idle(llm, timeout=20), "aborted requests kept KV blocks"
     llm.allocator.check_invariants()
+
+
+def test_structured_output_response_format(client):
+    import json
+
+    import jsonschema
+
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30},
+                                               "population_millions": {"type": "number"}},
+              "required": ["city", "population_millions"]}  # fmt: skip
+    r = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Give the capital of France and its population as JSON."}],
+        max_tokens=60, temperature=0,
+        response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema, "strict": True}})
+    c = r.choices[0]
+    assert c.finish_reason == "stop"
+    jsonschema.validate(json.loads(c.message.content), schema)
+    r = client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=60, temperature=0.7, seed=1,
+                                       response_format={"type": "json_object"})  # fmt: skip
+    assert isinstance(json.loads(r.choices[0].message.content), dict)

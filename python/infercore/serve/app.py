@@ -53,6 +53,7 @@ from .protocol import (
     UnsupportedError,
     check_supported,
     describe,
+    response_schema,
 )
 from .sse import Releasing, SSEResponse, wait_for_disconnect
 
@@ -295,9 +296,12 @@ def build_app(
                                   presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty,
                                   max_tokens=max_tokens, min_tokens=req.min_tokens, stop=req.stop,
                                   ignore_eos=req.ignore_eos, seed=req.seed, logprobs=logprobs,
-                                  skip_special_tokens=req.skip_special_tokens)  # fmt: skip
+                                  skip_special_tokens=req.skip_special_tokens,
+                                  json_schema=response_schema(req))  # fmt: skip
         except (TypeError, ValueError) as e:
-            raise APIError(400, str(e)) from None
+            param = "response_format" if str(e).startswith("json_schema") else None
+            raise APIError(400, str(e).replace("json_schema", "response_format.json_schema.schema", 1)
+                           if param else str(e), param=param) from None
 
     def _check_prompt_len(n: int, param: str) -> None:
         if n == 0:

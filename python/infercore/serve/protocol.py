@@ -1,6 +1,7 @@
 """Request bodies of the OpenAI API (the subset we serve), validated strictly: wrong types and
-unknown fields are 400s, OpenAI features we cannot honour (tools, JSON response formats, logit
-bias, suffix) are refused rather than silently ignored. vLLM's extra sampling fields (top_k,
+unknown fields are 400s, OpenAI features we cannot honour (tools, logit bias, suffix) are refused
+rather than silently ignored. response_format json_object / json_schema run under constrained
+decoding (infercore.structured): the reply is JSON that validates against the schema. vLLM's extra sampling fields (top_k,
 min_p, repetition_penalty, min_tokens, ignore_eos, skip_special_tokens) are accepted."""
 
 from __future__ import annotations
@@ -104,9 +105,14 @@ def check_supported(req: _Sampling) -> None:
             raise UnsupportedError("tools", "tools: tool calling is not supported by this server")
         if req.tool_choice not in (None, "none", "auto"):
             raise UnsupportedError("tool_choice", "tool_choice: tool calling is not supported by this server")
-        if req.response_format is not None and req.response_format.type != "text":
-            raise UnsupportedError("response_format", f"response_format: type {req.response_format.type!r} "
-                                   "is not supported yet (constrained decoding); use 'text'")
+        rf = req.response_format
+        if rf is not None and rf.type == "json_schema":
+            if not isinstance(rf.json_schema, dict) or not isinstance(rf.json_schema.get("schema"), (dict, bool)):
+                raise UnsupportedError("response_format", "response_format: type 'json_schema' needs "
+                                       "json_schema.schema (an object), e.g. {'name': 'x', 'schema': {...}}")
+        if rf is not None and rf.type != "json_schema" and rf.json_schema is not None:
+            raise UnsupportedError("response_format", f"response_format: json_schema is only valid with type "
+                                   f"'json_schema', not {rf.type!r}")
         if req.top_logprobs and not req.logprobs:
             raise UnsupportedError("top_logprobs", "top_logprobs: requires logprobs=true")
     if isinstance(req, CompletionRequest):
@@ -121,6 +127,16 @@ def check_supported(req: _Sampling) -> None:
 
 
 _TYPE_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|literal\[.*\])$")
+
+
+def response_schema(req: _Sampling) -> dict[str, Any] | bool | None:
+    """The JSON schema a chat request's response_format asks for (None: free text)."""
+    rf = getattr(req, "response_format", None)
+    if rf is None or rf.type == "text":
+        return None
+    if rf.type == "json_object":
+        return {"type": "object"}
+    return rf.json_schema["schema"]
 
 
 def describe(err: ValidationError) -> tuple[str, str | None]:
