@@ -1,8 +1,9 @@
 """Request bodies of the OpenAI API (the subset we serve), validated strictly: wrong types and
 unknown fields are 400s, OpenAI features we cannot honour (tools, logit bias, suffix) are refused
 rather than silently ignored. response_format json_object / json_schema run under constrained
-decoding (infercore.structured): the reply is JSON that validates against the schema. vLLM's extra sampling fields (top_k,
-min_p, repetition_penalty, min_tokens, ignore_eos, skip_special_tokens) are accepted."""
+decoding (infercore.structured): the reply is JSON that validates against the schema. vLLM's extra
+sampling fields (top_k, min_p, repetition_penalty, min_tokens, ignore_eos, skip_special_tokens) are
+accepted."""
 
 from __future__ import annotations
 
