@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,54 @@ QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
   return qa;
 }
 
+// Float GEMM weights, decoded to float32, in column groups of kGemmNr rows: K block b (k0 = b *
+// kGemmKc, kc values) starts at k0 * npad; inside it group g is [kc][kGemmNr] at g * kGemmNr * kc.
+// One pass over W, shared by every task (gemm_float_impl.h).
+template <WKind KIND>
+void pack_group(const LinearArgs& a, int64_t g, int64_t npad, float* dst) {
+  const int64_t rb = linear_row_bytes(KIND, a.K);
+  const char* w = static_cast<const char*>(a.w);
+  for (int64_t k0 = 0; k0 < a.K; k0 += kGemmKc) {
+    const int64_t kc = std::min(kGemmKc, a.K - k0);
+    float* panel = dst + k0 * npad + g * kGemmNr * kc;
+    const char* rows[kGemmNr];
+    int64_t live = 0;
+    for (int64_t j = 0; j < kGemmNr; ++j) {
+      const int64_t n = g * kGemmNr + j;
+      rows[j] = n < a.N ? w + n * rb : nullptr;
+      live += n < a.N;
+    }
+    // k outer, the 16 rows inner: the packed block is written sequentially (one cache line per
+    // k on AVX2's 64-byte lines) while 16 row streams are read
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t j = 0; j < kGemmNr; ++j)
+        panel[k * kGemmNr + j] = j < live ? scalar_weight<KIND>(rows[j], k0 + k) : 0.0f;
+  }
+}
+
+// The packed copy lives in a per-calling-thread buffer that only grows: allocating (and page-
+// faulting in) a fresh one per call cost as much as the GEMM itself for M ~ 128 on 4096 x 4096.
+// It holds the largest float-GEMM weight this thread has run, decoded to float32.
+float* gemm_pack_weights(const LinearArgs& a) {
+  thread_local std::unique_ptr<float[]> store;
+  thread_local int64_t capacity = 0;
+  const int64_t groups = (a.N + kGemmNr - 1) / kGemmNr, npad = groups * kGemmNr;
+  if (npad * a.K > capacity) {
+    store.reset(new float[static_cast<size_t>(npad * a.K)]);  // uninitialized: every value is written
+    capacity = npad * a.K;
+  }
+  float* buf = store.get();
+  parallel_for(0, groups, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, a.K * kGemmNr)),
+               [&](int64_t g0, int64_t g1) {
+                 for (int64_t g = g0; g < g1; ++g) {
+                   if (a.kind == WKind::kF32) pack_group<WKind::kF32>(a, g, npad, buf);
+                   else if (a.kind == WKind::kF16) pack_group<WKind::kF16>(a, g, npad, buf);
+                   else pack_group<WKind::kBF16>(a, g, npad, buf);
+                 }
+               });
+  return buf;
+}
+
 constexpr int64_t kPanelBytes = 48 << 10;  // weight rows per task: stays in L2 while M rows pass
 constexpr int64_t kRowBlock = 128;         // activation rows per task (GEMM)
 constexpr int64_t kInlineMacs = 1 << 19;   // smaller calls run on the caller only
@@ -132,7 +181,8 @@ void linear_forward(const LinearArgs& a) {
     return;
   }
   ActBuffers buf;
-  const QuantActs qa = quantized_acts(a.kind) ? quantize_acts(a, buf) : QuantActs{};
+  QuantActs qa = quantized_acts(a.kind) ? quantize_acts(a, buf) : QuantActs{};
+  if (uses_float_gemm(a.kind, a.M)) qa.wpack = gemm_pack_weights(a);
   const LinearTileFn fn = pick(isa_level());
   const int64_t rb = std::max<int64_t>(1, linear_row_bytes(a.kind, a.K));
   int64_t panel = std::max<int64_t>(1, kPanelBytes / rb);
@@ -140,12 +190,13 @@ void linear_forward(const LinearArgs& a) {
   panel = std::min(panel, std::max<int64_t>(1, a.N / (4 * num_threads())));
   int64_t row_block = kRowBlock;
   if (uses_float_gemm(a.kind, a.M)) {
-    // the packed GEMM wants whole register tiles: 128 weight rows (8 or 4 tiles) x 192 rows of x
-    // (32 tiles of 6); fewer, narrower panels only when there are too few tasks for the pool
+    // the packed GEMM wants whole register tiles: 128 weight rows (8 column groups) x 192 rows of
+    // x (32 tiles of 6, 16 of 12); narrower panels (multiples of 16) only when there are too few
+    // tasks for the pool
     row_block = kGemmRowBlock;
     panel = kGemmPanel;
     const int64_t m_tasks = (a.M + row_block - 1) / row_block;
-    while (panel > 32 && m_tasks * ((a.N + panel - 1) / panel) < 2 * num_threads()) panel /= 2;
+    while (panel > kGemmNr && m_tasks * ((a.N + panel - 1) / panel) < 2 * num_threads()) panel /= 2;
   }
   // Below ~0.5M multiply-adds (a few microseconds) waking the pool costs more than it saves.
   if (a.M * a.N * a.K < kInlineMacs) {

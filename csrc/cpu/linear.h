@@ -35,6 +35,7 @@ struct QuantActs {
   const float* d = nullptr;    // kInt8: [M] row scale; block kinds: [M, K/32]
   const float* ds = nullptr;   // 4-bit kinds: [M, K/32] d * sum(q) of the block
   int64_t kp = 0;
+  const float* wpack = nullptr;  // float GEMM: weights packed by gemm_pack_weights (linear.cpp)
 };
 
 int64_t linear_row_bytes(WKind kind, int64_t K);
@@ -42,6 +43,8 @@ int64_t linear_row_bytes(WKind kind, int64_t K);
 // Float32/16/bf16 weights with at least this many activation rows take the packed GEMM
 // (gemm_float_impl.h); fewer rows take the dot-product tiles, which need no packing.
 constexpr int64_t kGemmMinRows = 16;
+constexpr int64_t kGemmNr = 16;   // weight rows per packed column group
+constexpr int64_t kGemmKc = 256;  // K values per packed block
 inline bool uses_float_gemm(WKind k, int64_t M) {
   return M >= kGemmMinRows && (k == WKind::kF32 || k == WKind::kF16 || k == WKind::kBF16);
 }

@@ -178,7 +178,7 @@ template <class Q, WKind KIND>
 void tile_kind(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   if constexpr (KIND == WKind::kF32 || KIND == WKind::kF16 || KIND == WKind::kBF16) {
     if (a.M >= kGemmMinRows) {  // packed register-tiled GEMM (gemm_float_impl.h)
-      gemm_float<Q, KIND>(a, m0, m1, n0, n1);
+      gemm_float<Q>(a, qa.wpack, m0, m1, n0, n1);
       return;
     }
   }
