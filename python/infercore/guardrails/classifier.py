@@ -4,9 +4,9 @@
 Weights ship in data/injection_clf.npz, written by train_classifier.py from the project's own training
 set (training_data.py). A text is scored on each detection view of normalize.py that exists for it
 (folded, leetspeak, split-word, base64/rot13 decoded): the score is the highest probability over views
-and over windows of at most `window_chars` characters (a long text is cut into windows; at most
-`max_windows` are scored: the first max_windows - 1 and the last), so obfuscation that the views undo
-does not hide an attack from the classifier either.
+and over sentence-aligned pieces of the text (see `windows`; at most `max_windows` are
+scored: the first max_windows - 1 and the last; the pattern rules still see the whole text), so
+obfuscation that the views undo does not hide an attack from the classifier either.
 
 Why character n-grams: all-MiniLM-L6-v2 has an English WordPiece vocabulary; many kanji map to
 [UNK] and Japanese sentences embed close to each other whatever they say. The hashed 1-3-gram block
@@ -17,6 +17,7 @@ which feature set they were trained with.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +42,37 @@ def char_ngrams(text: str, dim: int, ns: tuple[int, ...] = (1, 2, 3), max_chars:
     return v
 
 
-def windows(text: str, window_chars: int, max_windows: int) -> list[str]:
+_SENT_END = re.compile(r"(?<=[.!?。！？\n])\s*")
+
+
+def windows(text: str, window_chars: int, max_windows: int, max_piece_chars: int = 400) -> list[str]:
+    """Sentence-aligned pieces: sentences shorter than `window_chars` are packed with their neighbours
+    up to that length, longer ones stay whole up to `max_piece_chars` (then cut). More than
+    `max_windows` pieces: the first max_windows - 1 and the last. Scoring sentences rather than
+    long windows keeps an attack sentence from being diluted by the text around it (one benign
+    sentence in front of an attack halves its probability) and matches the training prompts."""
     if len(text) <= window_chars:
         return [text]
-    parts = [text[i:i + window_chars] for i in range(0, len(text), window_chars)]
-    if len(parts) > max_windows:
-        parts = parts[: max_windows - 1] + [parts[-1]]
-    return parts
+    out: list[str] = []
+    cur = ""
+    for sent in _SENT_END.split(text):
+        if not sent:
+            continue
+        while len(sent) > max_piece_chars:
+            if cur:
+                out.append(cur)
+                cur = ""
+            out.append(sent[:max_piece_chars])
+            sent = sent[max_piece_chars:]
+        if cur and len(cur) + 1 + len(sent) > window_chars:
+            out.append(cur)
+            cur = ""
+        cur = f"{cur} {sent}" if cur else sent
+    if cur:
+        out.append(cur)
+    if len(out) > max_windows:
+        out = out[: max_windows - 1] + [out[-1]]
+    return out
 
 
 def view_texts(text: str, normalizer: Normalizer) -> list[tuple[str, str]]:
@@ -90,8 +115,8 @@ class EmbeddingClassifier:
     spec: FeatureSpec = field(default_factory=FeatureSpec)
     meta: dict[str, Any] = field(default_factory=dict)
     embedder: Any = None  # set by load(); an object with encode()
-    window_chars: int = 1000
-    max_windows: int = 4
+    window_chars: int = 80
+    max_windows: int = 8
 
     @classmethod
     def load(cls, path: str | Path | None = None, embedder: Any = None) -> EmbeddingClassifier:

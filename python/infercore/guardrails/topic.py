@@ -27,8 +27,8 @@ import numpy as np
 
 from .types import RailDecision, Violation
 
-ALLOWED_THRESHOLD = 0.30
-DENIED_THRESHOLD = 0.40
+ALLOWED_THRESHOLD = 0.22
+DENIED_THRESHOLD = 0.36
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,9 @@ class TopicRail:
 
     def calibrate(self, texts: Sequence[str], should_block: Sequence[bool], grid: Sequence[float] | None = None
                   ) -> dict[str, float]:
-        """Set the two thresholds to the pair that maximizes balanced accuracy on labeled texts
-        (ties: the lower false-positive rate, then higher thresholds). Returns the metrics."""
+        """Set the two thresholds to the pair that maximizes balanced accuracy on labeled texts (ties:
+        the lower false-positive rate, then the optimal pair nearest the centre of all optimal pairs,
+        i.e. the middle of the plateau rather than its edge). Returns the metrics."""
         if len(texts) != len(should_block) or not texts:
             raise ValueError("texts/should_block: expected two non-empty lists of the same length")
         y = np.asarray([bool(b) for b in should_block])
@@ -130,16 +131,18 @@ class TopicRail:
             raise ValueError("should_block: expected both blocked and passed examples")
         a, d = self.scores(list(texts))
         g = list(grid) if grid is not None else [round(x, 2) for x in np.arange(0.0, 0.81, 0.02)]
-        best: tuple[float, float, float, float] | None = None
+        results: list[tuple[float, float, float, float]] = []
         for at in (g if self.allowed else [self.allowed_threshold]):
             for dt in (g if self.denied else [self.denied_threshold]):
                 pred = np.array([self._decide(a[i], d[i], at, dt)[0] for i in range(len(y))])
                 tpr = float(pred[y].mean())
                 fpr = float(pred[~y].mean())
-                key = (0.5 * (tpr + 1 - fpr), -fpr, at, dt)
-                if best is None or key > best:
-                    best = key
-        assert best is not None
-        self.allowed_threshold, self.denied_threshold = best[2], best[3]
+                results.append((round(0.5 * (tpr + 1 - fpr), 9), -fpr, at, dt))
+        top = max((r[0], r[1]) for r in results)
+        opt = np.array([(r[2], r[3]) for r in results if (r[0], r[1]) == top])
+        c = opt.mean(axis=0)
+        at, dt = (float(x) for x in opt[int(np.argmin(((opt - c) ** 2).sum(axis=1)))])
+        self.allowed_threshold, self.denied_threshold = at, dt
+        best = (top[0], top[1], at, dt)
         return {"balanced_accuracy": best[0], "fpr": -best[1], "allowed_threshold": best[2],
                 "denied_threshold": best[3]}

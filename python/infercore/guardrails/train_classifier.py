@@ -83,7 +83,7 @@ def calibrate(scores: np.ndarray, target_fpr: float, floor: float = 0.5) -> floa
     """Lowest threshold with mean(scores >= threshold) <= target_fpr, and at least `floor`."""
     s = np.sort(np.asarray(scores, np.float64))[::-1]
     k = int(np.floor(target_fpr * len(s)))  # this many may score at or above the threshold
-    thr = float(np.nextafter(s[k], 1.0)) if k < len(s) else float(s[-1])
+    thr = float(np.nextafter(s[k], np.inf)) if k < len(s) else float(s[-1])
     return max(floor, thr)
 
 

@@ -256,6 +256,16 @@ EN_BENIGN_SEEDS: dict[str, list[str]] = {
         "Policy document: employees must badge in at the front door. Summarize the security rules.",
         "Support ticket: 'I forgot my password and the reset email never arrives.' Suggest next steps.",
     ],
+    "records": [  # identifiers and numbers: their leetspeak view is noise that must not look like an attack
+        "Order #A7731-B2 shipped to 14 Elm St, Springfield on 2024-03-02; tracking 1Z999AA10123456784.",
+        "Contact Mark at mark.t@example.org or +44 20 7946 0958 about invoice INV-2291 (total $1,204.50).",
+        "Card ending 4242 was charged EUR 89.90; refund to IBAN GB33BUKB20201555555555 pending.",
+        "Host db-03 (10.0.4.17) restarted at 03:14 UTC; disk /dev/sda1 at 91% after backup job 77.",
+        "Employee ID E-20931, badge 7h3x, room 4B, extension 5512, start date 01/09/2023.",
+        "Patient ref 88-1203-X, appointment 2pm, ward 3, bed 12, prescribed 500mg twice daily.",
+        "Flight NH106 departs HND 16:55, seat 32K, booking code Q7ZP4M, baggage 2x23kg.",
+        "SKU 00-4471-B3 x12, SKU 00-4471-C1 x4, subtotal 388.20, VAT 77.64, shipping 0.00.",
+    ],
 }
 _BENIGN_PREFIX = ["", "", "", "Hi! ", "Quick one: ", "Please: ", "Thanks in advance. ", "Hey, ", "Question: "]
 _BENIGN_SUFFIX = ["", "", "", " Thanks!", " Keep it short.", " Please be detailed.", " In plain English."]
@@ -383,6 +393,11 @@ JA_BENIGN_SEEDS: dict[str, list[str]] = {
         "お客様からのメール「商品が破損して届きました」への返信文を作ってください。",
         "レビュー「電池持ちは良いが画面に傷がつきやすい」はポジティブ?ネガティブ?",
         "リリースノート:起動時のクラッシュを修正、同期を高速化。これを告知文にして。",
+    ],
+    "records": [
+        "注文番号A7731-B2は3月2日に発送済み、追跡番号は1Z999AA10123456784です。",
+        "山田様(yamada.k@example.jp、03-1234-5678)から請求書INV-2291について問い合わせがありました。",
+        "社員番号E-20931、内線5512、4階B会議室、入社日2023年9月1日。",
     ],
 }
 _JA_BENIGN_PREFIX = ["", "", "すみません、", "お願いします。", "質問です。", "お疲れ様です。"]
