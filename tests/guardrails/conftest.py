@@ -11,3 +11,14 @@ def minilm():
     if not embedder_available("minilm"):
         pytest.skip("MiniLM is not available: run `infercore models pull minilm`")
     return shared_embedder("minilm")
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory):
+    """The tiny random Llama (no download) for tests that only need an LLM to answer something."""
+    pytest.importorskip("safetensors")
+    from infercore import LLM
+    from infercore.benchmarks.bench_chains import tiny_llama_dir
+
+    d = tiny_llama_dir(str(tmp_path_factory.mktemp("tiny") / "m"))
+    return LLM(d, kv_cache_dtype="float32", kv_cache_bytes=1 << 22)

@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 
 from infercore.guardrails import Guard, InjectionRail, training_data
 from infercore.guardrails.classifier import DEFAULT_WEIGHTS, EmbeddingClassifier, char_ngrams, windows
-from infercore.guardrails.normalize import fold
+from infercore.guardrails.normalize import Normalizer, fold
 from infercore.guardrails.train_classifier import calibrate, expand, fit_logreg
-from infercore.guardrails.normalize import Normalizer
 
 EVAL = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "guardrails"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from infercore.evals.rag import GROUNDED_THRESHOLD, support_matrix
-from infercore.guardrails import Guard, GroundednessRail
+from infercore.guardrails import GroundednessRail, Guard
 
 CONTEXTS = [
     "The Eiffel Tower is in Paris. It was completed in 1889 for the World's Fair.",
