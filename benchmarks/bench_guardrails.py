@@ -1,20 +1,31 @@
-"""Guard.check_input latency on 500-character inputs (all model-free rails: injection, PII,
-harmful) and the quality of each rail on the evaluation set in benchmarks/data/guardrails.
+"""Guard.check_input latency on 500-character inputs and the quality of each rail.
 
-Latency target (issue 10): p99 <= 5 ms per check_input at 500 chars on this CPU. The p50/p99 in
-`extra` come from a separate loop of single calls over a pool of varied inputs (the harness's
-median is over the same pool, cycled). No peer: no model-free guardrail library is installed here.
+    infercore bench guardrails --quick [--json out.json]
+
+- Latency: Guard.default() (model-free rails: injection patterns, PII, harmful) and
+  Guard.default(classifier=True) (the injection rail adds the MiniLM classifier). Target (issue 10):
+  p99 <= 5 ms per check_input at 500 chars with all non-LLM rails; the classifier is a model and is
+  reported apart. The p50/p99 in `extra` come from a separate loop of single calls over a pool of
+  varied inputs (the harness's median is over the same pool, cycled).
+- Peer: NeMo Guardrails (if installed) running the equivalent input rail (our injection check as a
+  NeMo action in a Colang input flow, `options={"rails": ["input"]}`: no LLM call) next to our Guard
+  with the same single rail, on the same inputs.
+- Quality (in the en-benign row's `extra`): precision/recall/F1/FPR per rail on the generated set
+  and on the held-out set, for the injection rail with and without the classifier ("injection+clf")
+  and the classifier alone ("clf_only"); the topic rail on its labeled scenario (test half).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from infercore.bench import Case
-from infercore.guardrails import Guard
+from infercore.guardrails import Guard, InjectionRail
 from infercore.guardrails.evaluate import evaluate
 
 DATA = Path(__file__).resolve().parent / "data" / "guardrails"
@@ -42,13 +53,15 @@ POOLS = {
 }
 
 
-def _percentiles(guard: Guard, pool: list[str], n: int) -> dict[str, float]:
+def _percentiles(guard: Any, pool: list[str], n: int) -> dict[str, float]:
     """Wall-clock and thread-CPU percentiles per call. On a shared 2-core machine the wall p99 is
-    mostly time spent waiting for a core; the CPU-time p99 is what the rails themselves cost."""
+    mostly time spent waiting for a core; the CPU-time p99 is what the rails themselves cost.
+    guard: a Guard or a callable taking the text."""
+    call = guard.check_input if isinstance(guard, Guard) else guard
     wall, cpu = [], []
     for text in itertools.islice(itertools.cycle(pool), n):
         c0, t0 = time.thread_time(), time.perf_counter()
-        guard.check_input(text)
+        call(text)
         wall.append((time.perf_counter() - t0) * 1e3)
         cpu.append((time.thread_time() - c0) * 1e3)
     wall.sort()
@@ -58,26 +71,86 @@ def _percentiles(guard: Guard, pool: list[str], n: int) -> dict[str, float]:
             "cpu_p50_ms": statistics.median(cpu), "cpu_p99_ms": cpu[k], "calls": n}
 
 
+def quality(classifier: Any = None) -> dict[str, float]:
+    """Flat precision/recall/F1/FPR per rail on the generated and the held-out sets."""
+    out: dict[str, float] = {}
+    for prefix, d in (("", DATA), ("heldout_", DATA / "heldout")):
+        rep = evaluate(d, classifier=classifier)
+        out.update({f"{prefix}{rail}_{k}": round(m[k], 4) for rail, m in rep.items()
+                    for k in ("precision", "recall", "f1", "fpr_benign")})
+        for rail in ("injection", "injection+clf", "clf_only"):
+            for lang in ("en", "ja"):
+                if rail in rep and f"lang={lang}" in rep[rail]["recall_by"]:
+                    out[f"{prefix}{rail}_recall_{lang}"] = round(rep[rail]["recall_by"][f"lang={lang}"], 4)
+    return out
+
+
+def topic_quality() -> dict[str, float]:
+    """Topic rail on benchmarks/data/guardrails/topic (default thresholds; test half), per language."""
+    g = Guard.from_config(DATA / "topic" / "config.yaml", sink=_NullSink())
+    rows = [json.loads(x) for x in (DATA / "topic" / "labeled.jsonl").read_text(encoding="utf-8").splitlines()]
+    out: dict[str, float] = {}
+    for lang in ("en", "ja"):
+        rs = [r for r in rows if r["split"] == "test" and r["lang"] == lang]
+        pred = [g.check_input(r["text"]).blocked for r in rs]
+        y = [r["label"] != "allowed" for r in rs]
+        tp = sum(p and t for p, t in zip(pred, y, strict=True))
+        fp = sum(p and not t for p, t in zip(pred, y, strict=True))
+        out[f"topic_{lang}_recall"] = round(tp / max(1, sum(y)), 4)
+        out[f"topic_{lang}_fpr"] = round(fp / max(1, len(y) - sum(y)), 4)
+    return out
+
+
+def _nemo_input_check() -> Any:
+    """A callable running NeMo Guardrails' input rails (our injection action in a Colang flow) on a
+    text, or None when nemoguardrails is not installed."""
+    try:
+        from infercore.guardrails.nemo import EXAMPLE_CONFIG, rails_from_config
+    except ImportError:
+        return None
+    rails = rails_from_config(EXAMPLE_CONFIG)
+
+    def check(text: str) -> Any:
+        return rails.generate(messages=[{"role": "user", "content": text}], options={"rails": ["input"]})
+
+    return check
+
+
 def cases(quick: bool) -> list[Case]:
+    from infercore.guardrails.embedding import embedder_available
+
     guard = Guard.default(sink=_NullSink())  # the rails are timed, not logging I/O
+    have_minilm = embedder_available("minilm")
     out: list[Case] = []
-    quality = evaluate(DATA)
-    q_extra = {f"{rail}_{k}": round(m[k], 4) for rail, m in quality.items()
-               for k in ("precision", "recall", "f1", "fpr_benign")}
-    # the small hand-written set the rules were never tuned on: how they generalize
-    heldout = evaluate(DATA / "heldout")
-    q_extra.update({f"heldout_{rail}_{k}": round(m[k], 4) for rail, m in heldout.items()
-                    for k in ("precision", "recall", "fpr_benign")})
-    for name, pool in POOLS.items():
-        assert all(len(t) == CHARS for t in pool)
-        for t in pool:
-            guard.check_input(t)  # warm
-        extra = {k: round(v, 4) for k, v in _percentiles(guard, pool, 300 if quick else 2000).items()}
-        if name == "en-benign":
-            extra.update(q_extra)
-        it = itertools.cycle(pool)
-        out.append(Case("guardrails", "check_input", f"{CHARS}chars-{name}", "text", "infercore",
-                        lambda it=it: guard.check_input(next(it)), bytes=float(CHARS), extra=extra))
+    q_extra = quality(classifier=True if have_minilm else None)
+    if have_minilm:
+        q_extra.update(topic_quality())
+    n = 300 if quick else 2000
+    guards = [("", guard)]
+    if have_minilm:
+        guards.append(("+clf", Guard.default(classifier=True, sink=_NullSink())))
+    for suffix, g in guards:
+        for name, pool in POOLS.items():
+            assert all(len(t) == CHARS for t in pool)
+            for t in pool:
+                g.check_input(t)  # warm
+            extra = {k: round(v, 4) for k, v in _percentiles(g, pool, n if not suffix else n // 3).items()}
+            if name == "en-benign" and not suffix:
+                extra.update(q_extra)
+            it = itertools.cycle(pool)
+            out.append(Case("guardrails", "check_input", f"{CHARS}chars-{name}{suffix}", "text", "infercore",
+                            lambda it=it, g=g: g.check_input(next(it)), bytes=float(CHARS), extra=extra))
+    nemo = _nemo_input_check()
+    if nemo is not None:  # same rail, same inputs: NeMo's runtime around it vs our Guard
+        one = Guard([InjectionRail()], sink=_NullSink())
+        pool = POOLS["en-benign"] + POOLS["attack"]
+        for t in pool[:4]:
+            nemo(t)
+        for impl, fn in (("infercore", one.check_input), ("nemoguardrails", nemo)):
+            extra = {k: round(v, 4) for k, v in _percentiles(fn, pool, 60 if quick else 300).items()}
+            it = itertools.cycle(pool)
+            out.append(Case("guardrails", "input_rail", f"{CHARS}chars-injection-only", "text", impl,
+                            lambda it=it, fn=fn: fn(next(it)), bytes=float(CHARS), extra=extra))
     return out
 
 

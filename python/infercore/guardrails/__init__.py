@@ -1,5 +1,8 @@
-"""Guardrails that need no model: prompt injection / jailbreak patterns over normalized views,
-PII detection and redaction with validators, harmful-content lexicons (English and Japanese).
+"""Guardrails. Model-free: prompt injection / jailbreak patterns over normalized views, PII detection
+and redaction with validators, harmful-content lexicons (English and Japanese). Over the Embedder
+(MiniLM): an injection classifier (InjectionRail(classifier=True)), topic boundaries (TopicRail),
+groundedness of answers in their contexts (GroundednessRail). Over an LLM: an injection judge
+(LLMJudge). NeMo Guardrails integration: infercore.guardrails.nemo (the `nemo` extra).
 
     from infercore.guardrails import Guard
     guard = Guard.default()                      # or Guard.from_config("guard.yaml")
@@ -10,14 +13,19 @@ texts longer than Guard.max_chars (default 200k) are blocked without running the
 pattern is linear-time, so a rail on a megabyte ends in bounded time.
 """
 
+from .classifier import EmbeddingClassifier
 from .events import EventSink, GuardMetrics, ListSink, LoggingSink
+from .grounded import GroundednessRail
 from .guard import Guard
 from .harmful import CATEGORIES, HarmfulRail
 from .injection import InjectionRail
+from .judge import LLMJudge
 from .pii import ENTITIES, PIIRail, find_entities
+from .topic import TopicRail
 from .types import GuardResult, Rail, RailDecision, Violation
 
 __all__ = [
-    "CATEGORIES", "ENTITIES", "EventSink", "Guard", "GuardMetrics", "GuardResult", "HarmfulRail", "InjectionRail",
-    "ListSink", "LoggingSink", "PIIRail", "Rail", "RailDecision", "Violation", "find_entities",
+    "CATEGORIES", "ENTITIES", "EmbeddingClassifier", "EventSink", "GroundednessRail", "Guard", "GuardMetrics",
+    "GuardResult", "HarmfulRail", "InjectionRail", "LLMJudge", "ListSink", "LoggingSink", "PIIRail", "Rail",
+    "RailDecision", "TopicRail", "Violation", "find_entities",
 ]

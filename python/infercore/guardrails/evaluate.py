@@ -1,11 +1,13 @@
 """Quality of the model-free rails on a labeled set (benchmarks/data/guardrails/*.jsonl).
 
-    python -m infercore.guardrails.evaluate benchmarks/data/guardrails [--json out.json] [--misses]
+    python -m infercore.guardrails.evaluate benchmarks/data/guardrails [--classifier] [--json out.json] [--misses]
 
 For each rail: precision, recall, F1 over its own file (positives and rail-specific hard
 negatives) plus benign.jsonl as negatives, and the false-positive rate on benign.jsonl alone.
 Recall is also broken down by language and obfuscation variant (and by entity for PII).
 A PII positive counts as detected only if an entity of the labeled type is found.
+With a classifier (--classifier: the shipped weights over MiniLM) two more rows are scored on the
+injection file: "injection+clf" (patterns, then the classifier: either blocks) and "clf_only".
 """
 
 from __future__ import annotations
@@ -38,10 +40,16 @@ def load(directory: str | Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _predictor(rail: str) -> Any:
+def _predictor(rail: str, classifier: Any = None) -> Any:
     if rail == "injection":
         r = InjectionRail()
         return lambda row: r.check(row["text"]).status == "blocked"
+    if rail == "injection+clf":
+        rc = InjectionRail(classifier=classifier)
+        return lambda row: rc.check(row["text"]).status == "blocked"
+    if rail == "clf_only":
+        n = InjectionRail().normalizer
+        return lambda row: classifier.score(row["text"], n)[0] >= classifier.threshold
     if rail == "harmful":
         h = HarmfulRail()
         return lambda row: bool(h.check(row["text"]).violations)
@@ -61,11 +69,21 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return p, r, f
 
 
-def evaluate(directory: str | Path, misses: bool = False) -> dict[str, Any]:
+def evaluate(directory: str | Path, misses: bool = False, classifier: Any = None) -> dict[str, Any]:
+    """classifier: None, True (shipped weights) or an EmbeddingClassifier; adds "injection+clf" and
+    "clf_only" rows scored on injection.jsonl."""
     data = load(directory)
+    rails: tuple[str, ...] = RAILS
+    if classifier is not None and classifier is not False:
+        if classifier is True:
+            from .classifier import EmbeddingClassifier
+
+            classifier = EmbeddingClassifier.load()
+        data["injection+clf"] = data["clf_only"] = data["injection"]
+        rails = (*RAILS, "injection+clf", "clf_only")
     report: dict[str, Any] = {}
-    for rail in RAILS:
-        pred = _predictor(rail)
+    for rail in rails:
+        pred = _predictor(rail, classifier)
         tp = fp = fn = tn = 0
         benign_fp = 0
         by: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # key -> [hit, total] over positives
@@ -104,10 +122,10 @@ def evaluate(directory: str | Path, misses: bool = False) -> dict[str, Any]:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    lines = [f"{'rail':<10} {'pos':>5} {'neg':>5} {'precision':>9} {'recall':>7} {'f1':>6} {'FPR benign':>10} "
+    lines = [f"{'rail':<13} {'pos':>5} {'neg':>5} {'precision':>9} {'recall':>7} {'f1':>6} {'FPR benign':>10} "
              f"{'FPR negs':>8}"]
     for rail, m in report.items():
-        lines.append(f"{rail:<10} {m['positives']:>5} {m['negatives']:>5} {m['precision']:>9.3f} {m['recall']:>7.3f} "
+        lines.append(f"{rail:<13} {m['positives']:>5} {m['negatives']:>5} {m['precision']:>9.3f} {m['recall']:>7.3f} "
                      f"{m['f1']:>6.3f} {m['fpr_benign']:>10.3f} {m['fpr_all_negatives']:>8.3f}")
     for rail, m in report.items():
         lines.append(f"\n{rail} recall by slice:")
@@ -120,9 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("directory")
     ap.add_argument("--json", default=None, help="also write the report as JSON here")
     ap.add_argument("--misses", action="store_true", help="list missed positives and false positives")
+    ap.add_argument("--classifier", action="store_true", help="also score the injection classifier (needs MiniLM)")
     args = ap.parse_args(argv)
     try:
-        report = evaluate(args.directory, misses=args.misses)
+        report = evaluate(args.directory, misses=args.misses, classifier=args.classifier or None)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -4,10 +4,15 @@ Each rule has a weight in (0, 1]; the score is 1 - prod(1 - w) over distinct rul
 the text is blocked when score >= threshold. Strong rules (override previous instructions, reveal
 the system prompt) block alone; weak signals ("developer mode", "jailbreak") need company.
 Patterns use only bounded gaps ({0,n}) and no nested quantifiers, so matching is linear.
+
+Optional second layer: `classifier` (classifier.EmbeddingClassifier, or True for the shipped
+weights over MiniLM). It runs only when the patterns did not block, and blocks when its probability
+(maximum over the detection views) reaches its calibrated threshold: either layer firing blocks.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -135,8 +140,13 @@ class InjectionRail:
     decode: bool = True
     normalizer: Normalizer | None = None  # share one with other rails of a Guard to normalize once
     can_modify: bool = False
+    classifier: Any = None  # None/False: patterns only; True: shipped weights; a path; or an EmbeddingClassifier
+    judge: Any = None  # an LLMJudge (judge.py), asked last when neither layer blocked
 
     def __post_init__(self) -> None:
+        self.classifier = _resolve_classifier(self.classifier)
+        if self.judge is not None and not callable(getattr(self.judge, "judge", None)):
+            raise TypeError(f"judge: expected an LLMJudge (with judge()), got {type(self.judge).__name__}")
         if self.normalizer is None:
             self.normalizer = Normalizer(decode=self.decode)
         if not isinstance(self.threshold, (int, float)) or not 0.0 < float(self.threshold) <= 1.0:
@@ -180,4 +190,27 @@ class InjectionRail:
         score, viol = self.score(text)
         if score >= self.threshold:
             return RailDecision("blocked", text, viol)
+        if self.classifier is not None and text.strip():
+            p, where = self.classifier.score(text, self.normalizer)
+            if p >= self.classifier.threshold:
+                return RailDecision("blocked", text, [*viol, Violation(self.name, f"classifier ({where})", None, p)])
+        if self.judge is not None and text.strip():
+            verdict = self.judge.judge(text)
+            if verdict is True:
+                return RailDecision("blocked", text, [*viol, Violation(self.name, "llm_judge", None, 1.0)])
         return RailDecision("passed", text, viol)
+
+
+def _resolve_classifier(c: Any) -> Any:
+    if c is None or c is False:
+        return None
+    from .classifier import EmbeddingClassifier
+
+    if c is True:
+        return EmbeddingClassifier.load()
+    if isinstance(c, (str, os.PathLike)):
+        return EmbeddingClassifier.load(c)
+    if isinstance(c, EmbeddingClassifier):
+        return c
+    raise TypeError(f"classifier: expected None, a bool, a weights path or an EmbeddingClassifier, "
+                    f"got {type(c).__name__}")
