@@ -43,3 +43,39 @@ def test_answer_with_llm(tmp_path):
         assert c.valid == (1 <= c.marker <= 3)
         if c.valid:
             assert c.doc_id == ans.contexts[c.marker - 1].doc_id
+
+
+def test_constrained_citations_cover_every_sentence(tmp_path):
+    import re
+
+    from infercore.engine.sampling_params import SamplingParams
+    from infercore.rag import cited_answer_regex
+
+    rag = RAG(tmp_path / "s")
+    rag.ingest([DATA])
+    ans = rag.answer("How many tokens does a KV cache block hold?", k=3,
+                     sampling_params=SamplingParams(temperature=0.0, max_tokens=160))  # fmt: skip
+    assert ans.constrained
+    assert re.fullmatch(cited_answer_regex(3), ans.text), ans.text
+    if not ans.abstained:
+        assert ans.metrics["citation_coverage"] == 1.0  # by construction: every sentence ends in a marker
+        assert all(c.valid for c in ans.citations)
+    free = rag.answer("How many tokens does a KV cache block hold?", k=3, cite="free")
+    assert not free.constrained
+
+
+def test_cited_answer_regex_shape():
+    import re
+
+    import pytest
+
+    from infercore.rag import cited_answer_regex
+
+    pat = cited_answer_regex(3)
+    assert re.fullmatch(pat, "Mars has two moons [2].")
+    assert re.fullmatch(pat, "A block holds 16 tokens [1][3]. It is paged [2].")
+    assert re.fullmatch(pat, "Not in the documents.")
+    for bad in ("Mars has two moons.", "Mars [4].", "One. Two [1].", "A [1]. B [2]. C [3].", "x [1]"):
+        assert not re.fullmatch(pat, bad), bad
+    with pytest.raises(ValueError, match="num_sources"):
+        cited_answer_regex(0)

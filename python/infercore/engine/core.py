@@ -34,7 +34,7 @@ class _Request:
     cumulative: dict[int, float] = field(default_factory=dict)
     stop_reasons: dict[int, str | int | None] = field(default_factory=dict)
     deltas: dict[int, str] = field(default_factory=dict)  # text produced during the last step
-    guide: Guide | None = None  # structured output (SamplingParams.json_schema)
+    guide: Guide | None = None  # structured output (SamplingParams.json_schema / regex)
 
 
 class LLMEngine:
@@ -73,10 +73,11 @@ class LLMEngine:
         if min(ids) < 0 or max(ids) >= vocab:
             raise ValueError(f"prompt_token_ids: ids must be in [0, {vocab})")
         guide = None
-        if params.json_schema is not None:
+        if params.json_schema is not None or params.regex is not None:
             if self.guides is None:
-                raise ValueError("json_schema: structured output needs the model's tokenizer (none was loaded)")
-            guide = self.guides.json_schema(params.json_schema)
+                which = "json_schema" if params.json_schema is not None else "regex"
+                raise ValueError(f"{which}: structured output needs the model's tokenizer (none was loaded)")
+            guide = self.guides.for_params(params)
         now = time.monotonic()
         rng = np.random.default_rng(None if params.seed is None else (params.seed, 0))
         seq = Seq(self._new_seq_id(), request_id, len(ids), list(ids), params, rng, now)
@@ -163,7 +164,7 @@ class LLMEngine:
         if req.guide is not None:
             allowed = req.guide.allowed(seq.guide_state)
             if not allowed.any():  # no token spells a continuation (a vocabulary without some byte)
-                req.stop_reasons[seq.seq_id] = "json_schema: no token of the vocabulary continues the output"
+                req.stop_reasons[seq.seq_id] = "structured output: no token of the vocabulary continues it"
                 req.deltas[seq.seq_id] = req.deltas.get(seq.seq_id, "") + req.detoks[seq.seq_id].flush()
                 self.scheduler.finish(seq, "stop")
                 return
@@ -192,7 +193,7 @@ class LLMEngine:
             req.deltas[seq.seq_id] = req.deltas.get(seq.seq_id, "") + detok.add(tok)
         reason: str | None = None
         if req.guide is not None and not is_eos and req.guide.is_complete(seq.guide_state):
-            reason = "stop"  # the JSON is complete: nothing but EOS could follow
+            reason = "stop"  # the output is complete: nothing but EOS could follow
         elif is_eos or is_stop_token:
             reason, req.stop_reasons[seq.seq_id] = "stop", (None if is_eos else tok)
         elif detok.stopped_on is not None:

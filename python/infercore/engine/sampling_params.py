@@ -51,6 +51,7 @@ class SamplingParams:
     logprobs: int | None = None
     skip_special_tokens: bool = True
     json_schema: dict | str | bool | None = None
+    regex: str | None = None
     _stop_list: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +101,12 @@ class SamplingParams:
 
             canonical_schema(self.json_schema)  # JSON-serializable
             schema_to_grammar(self.json_schema)  # every keyword enforceable
+        if self.regex is not None:
+            from ..structured import regex_to_grammar
+
+            if self.json_schema is not None:
+                raise ValueError("regex: give either json_schema or regex, not both")
+            regex_to_grammar(self.regex)
 
     @property
     def stop_strings(self) -> list[str]:

@@ -3,6 +3,7 @@ answer with numbered sources and `[n]` citations mapped back to document spans."
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -58,6 +59,20 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     abstained: bool = False
     prompt_version: str = PROMPT_VERSION
+    constrained: bool = False  # decoded under cited_answer_regex (every sentence cites a source)
+
+
+def cited_answer_regex(num_sources: int, max_sentences: int = 2, max_chars: int = 150) -> str:
+    """The shape constrained decoding gives an answer: 1..max_sentences sentences, each ending in
+    one or two source markers then a period ("Mars has two moons [2]."), or the abstain text.
+    A sentence may not contain '.', '!', '?' or brackets (so no decimals either: a decimal point
+    let a looping model run "32.32.32..." inside one sentence), so it cannot run on past its
+    citation."""
+    if num_sources < 1:
+        raise ValueError("num_sources: expected >= 1")
+    n = "|".join(str(i) for i in range(1, num_sources + 1))
+    sentence = rf"[^.!?\[\]\n]{{1,{max_chars}}} \[(?:{n})\](?:\[(?:{n})\])?\."
+    return rf"{re.escape(ABSTAIN_TEXT)}|{sentence}(?: {sentence}){{0,{max_sentences - 1}}}"
 
 
 def build_messages(question: str, contexts: list[Hit]) -> list[dict[str, str]]:
@@ -269,10 +284,18 @@ class RAG:
     # ------------------------------------------------------------------ answer
     def answer(self, question: str, k: int = 4, *, filter: Any = None, use_mmr: bool = False,
                hybrid: bool = False, min_score: float = 0.3, sampling_params: Any = None,
-               compute_metrics: bool = True, attribute: bool = False) -> Answer:
+               compute_metrics: bool = True, attribute: bool = False, cite: str = "auto") -> Answer:
         """Retrieve, then generate with numbered sources. If no chunk reaches `min_score` cosine the
         pipeline abstains with "Not in the documents." and calls no LLM. attribute=True adds post-hoc
-        citations (posthoc=True) to sentences the model left uncited; metrics ignore those."""
+        citations (posthoc=True) to sentences the model left uncited; metrics ignore those.
+
+        cite: "constrained" decodes under `cited_answer_regex`, so every sentence ends with a
+        marker of a real source (the model still chooses which; citation precision and
+        groundedness measure whether it chose well); "free" lets the model write anything;
+        "auto" (default) is "constrained" when the model supports structured output and the
+        sampling params carry no grammar of their own."""
+        if cite not in ("auto", "constrained", "free"):
+            raise ValueError(f"cite: expected 'auto', 'constrained' or 'free', got {cite!r}")
         t0 = time.perf_counter()
         contexts = self.retrieve(question, k, filter=filter, use_mmr=use_mmr, hybrid=hybrid)
         t1 = time.perf_counter()
@@ -283,6 +306,11 @@ class RAG:
         from ..engine.sampling_params import SamplingParams
 
         sp = sampling_params or SamplingParams(temperature=0.0, max_tokens=96)
+        supports = getattr(getattr(self.llm, "engine", None), "guides", None) is not None
+        if cite == "constrained" and not supports:
+            raise ValueError("cite: 'constrained' needs a model with structured-output support (an infercore LLM)")
+        if (cite == "constrained" or (cite == "auto" and supports)) and sp.json_schema is None and sp.regex is None:
+            sp = dataclasses.replace(sp, regex=cited_answer_regex(len(contexts)))
         out = self.llm.chat(build_messages(question, contexts), sp)[0]
         t2 = time.perf_counter()
         text = trim_repetition(out.outputs[0].text.strip())
@@ -292,7 +320,7 @@ class RAG:
             timings["ttft_s"] = float(ttft)
         citations = parse_citations(text, contexts)
         ans = Answer(text, citations, contexts, [h.score for h in contexts], {}, timings,
-                     abstained=text.startswith(ABSTAIN_TEXT))
+                     abstained=text.startswith(ABSTAIN_TEXT), constrained=sp.regex is not None)
         if compute_metrics:
             from ..evals.rag import answer_metrics
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from .fsm import DFA, compile_dfa
 from .json_schema import schema_to_grammar
+from .regex import regex_to_grammar
 from .vocab import TokenMasker, VocabMatrix
 
 
@@ -87,11 +88,25 @@ class GuideCache:
 
     def json_schema(self, schema: Any) -> Guide:
         key = canonical_schema(schema)
+        return self._get("json:" + key, lambda: schema_to_grammar(json.loads(key)))
+
+    def regex(self, pattern: str) -> Guide:
+        return self._get("regex:" + pattern, lambda: regex_to_grammar(pattern))
+
+    def for_params(self, params: Any) -> Guide | None:
+        """The guide a SamplingParams asks for (json_schema or regex), or None."""
+        if getattr(params, "json_schema", None) is not None:
+            return self.json_schema(params.json_schema)
+        if getattr(params, "regex", None) is not None:
+            return self.regex(params.regex)
+        return None
+
+    def _get(self, key: str, grammar: Callable[[], Any]) -> Guide:
         g = self._guides.get(key)
         if g is not None:
             self._guides.move_to_end(key)
             return g
-        dfa = compile_dfa(schema_to_grammar(json.loads(key)))
+        dfa = compile_dfa(grammar())
         if self._vocab is None:
             self._vocab = VocabMatrix(self._token_bytes_fn(), self.vocab_size)
         g = Guide(dfa, self._vocab, self.eos_token_ids)
