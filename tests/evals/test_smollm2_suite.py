@@ -60,3 +60,22 @@ def test_smollm2_handful(smollm2, tmp_path):
     assert res.metric("performance", "error_rate").value == 0.0
     assert len(res.metric("performance", "ttft_p99_s").samples) == 4
     assert res.stages["quality"].details["cost"]["generated_tokens"] > 0
+    # the loop closes: SmolLM2's results -> gate -> the registry alias moves (deploy) or not
+    from infercore.cli.main import main
+    from infercore.prompts import PromptRegistry
+
+    reg = PromptRegistry(tmp_path / "reg")
+    reg.register("qa", "Q: {{ q }}", variables={"q": "str"}, alias="production")
+    reg.register("qa", "Question: {{ q }}", variables={"q": "str"})
+    passing = tmp_path / "pass.yaml"
+    passing.write_text("version: 1\nmetrics:\n  performance.error_rate: {max: 0.01}\n"
+                       "  regression.mmlu_accuracy: {min: 0.25, margin: 0.5}\n")
+    argv = ["gate", "--candidate", str(out), "--baseline", str(out), "--apply", "--registry", reg.path,
+            "--prompt", "qa", "--prompt-version", "2"]  # fmt: skip
+    assert main([*argv, "--policy", str(passing)]) == 0
+    assert PromptRegistry(reg.path).get("qa", alias="production").version == 2
+    failing = tmp_path / "fail.yaml"  # SmolLM2 is not a 95%-accurate MMLU model: roll back
+    failing.write_text("version: 1\nmetrics:\n  regression.mmlu_accuracy: {min: 0.95}\n")
+    reg.set_alias("qa", "production", 1)
+    assert main([*argv, "--policy", str(failing)]) == 1
+    assert PromptRegistry(reg.path).get("qa", alias="production").version == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from infercore.cli.main import main
@@ -36,3 +37,20 @@ def test_guardrail_set_is_usable_by_the_evaluator():
     assert set(rep) == {"injection", "pii", "harmful"}
     assert rep["pii"]["positives"] > 300 and rep["injection"]["positives"] > 300 and rep["harmful"]["positives"] > 80
     assert rep["injection"]["negatives"] > 200
+
+
+def test_arithmetic_eval_task_regenerates_byte_for_byte(tmp_path):
+    from infercore.evals.datasets import read_jsonl
+
+    shipped = ROOT / "python" / "infercore" / "evals" / "data" / "arithmetic.jsonl"
+    out = tmp_path / "a.jsonl"
+    assert main(["synth", "generate", str(SPECS_DIR / "eval_arithmetic.yaml"), "--n", "40", "--seed", "7",
+                 "--out", str(out), "-q"]) == 0  # fmt: skip
+    assert out.read_bytes() == shipped.read_bytes()
+    rows = read_jsonl(str(shipped), "exact_match")
+    assert len(rows) == 40
+    for r in rows:  # every answer is the arithmetic the question asks for
+        q = r["question"]
+        nums = [int(t) for t in re.findall(r"\d+", q)]
+        a = int(r["answer"][0])
+        assert a in (nums[0] + nums[1], nums[0] - nums[1], nums[0] * nums[1]), (q, a)
