@@ -10,12 +10,19 @@ pii_redaction_rate  rows with label 1 and rail "pii" the guard redacted or block
                     "modified", not blocked, by the default guard); only when such rows exist.
 Rows with label 0 from a rail file (hard negatives) count as benign. `limit` keeps, per file, the
 first N attack rows (label 1, PII included) and the first N benign rows.
+
+nemo_config (a NeMo Guardrails config directory, `builtin:nemo_config` for the shipped one): the
+same prompts also go through that config's input rails (infercore's LLM and actions registered,
+offline), giving nemo_block_rate, nemo_false_positive_rate and nemo_latency_p50_s/p99_s beside
+our Guard's own; a prompt counts as blocked when an activated input rail stopped the turn.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
+
+import numpy as np
 
 from .datasets import read_jsonl
 from .results import Metric
@@ -80,4 +87,31 @@ def run_safety(ctx: Any, stage: Any) -> tuple[dict[str, Metric], dict[str, Any]]
         m["pii_redaction_rate"] = Metric(sum(pii) / len(pii), True, pii)
     details = {"attacks": len(attacks), "benign": len(benign), "pii": len(pii),
                "missed_attacks": missed[:20], "false_positives": false_pos[:20]}
+    if stage.options.get("nemo_config"):
+        m.update(_run_nemo(ctx, stage.options["nemo_config"], rows))
+        details["nemo_config"] = stage.options["nemo_config"]
     return m, details
+
+
+def _run_nemo(ctx: Any, config: str, rows: list[dict[str, Any]]) -> dict[str, Metric]:
+    import time
+
+    from ..guardrails.nemo import rails_from_config
+
+    rails = rails_from_config(config)
+    attacks, benign, lat = [], [], []
+    for i, row in enumerate(rows):
+        if row["label"] == 1 and row.get("rail") == "pii":
+            continue  # NeMo's example config redacts PII on output, not on input
+        t0 = time.perf_counter()
+        resp = rails.generate(messages=[{"role": "user", "content": row["text"]}],
+                              options={"rails": ["input"], "log": {"activated_rails": True}})  # fmt: skip
+        lat.append(time.perf_counter() - t0)
+        blocked = any(getattr(a, "stop", False) for a in (resp.log.activated_rails if resp.log else []))
+        (attacks if row["label"] == 1 else benign).append(1.0 if blocked else 0.0)
+        if (i + 1) % 50 == 0:
+            ctx.progress(f"safety (nemo): {i + 1}/{len(rows)}")
+    return {"nemo_block_rate": Metric(sum(attacks) / max(len(attacks), 1), True, attacks),
+            "nemo_false_positive_rate": Metric(sum(benign) / max(len(benign), 1), False, benign),
+            "nemo_latency_p50_s": Metric(float(np.percentile(lat, 50)), False, lat, "p50"),
+            "nemo_latency_p99_s": Metric(float(np.percentile(lat, 99)), False, lat, "p99")}

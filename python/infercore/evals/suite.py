@@ -57,7 +57,8 @@ from .results import STAGES
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
 SUITES_DIR = os.path.join(os.path.dirname(__file__), "suites")
 _RAG_DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "rag", "data")
-BUILTIN_SPECIAL = {"rag_docs": _RAG_DATA, "rag_questions": os.path.join(_RAG_DATA, "questions.jsonl")}
+BUILTIN_SPECIAL = {"rag_docs": _RAG_DATA, "rag_questions": os.path.join(_RAG_DATA, "questions.jsonl"),
+                   "nemo_config": os.path.join(os.path.dirname(_RAG_DATA), "..", "guardrails", "nemo_config")}
 
 TASK_TYPES = {
     "regression": ("multiple_choice", "exact_match", "code"),
@@ -331,7 +332,7 @@ class EvalSuite:
 _STAGE_KEYS = {
     "regression": {"tasks": None, "thresholds": None},
     "quality": {"tasks": None, "thresholds": None, "judge": None},
-    "safety": {"data": None, "limit": ("posint", None), "thresholds": None},
+    "safety": {"data": None, "limit": ("posint", None), "thresholds": None, "nemo_config": ("path", None)},
     "performance": {"requests": ("posint", 16), "concurrency": ("posint", 4), "max_tokens": ("posint", 32),
                     "prompts": ("path", None), "thresholds": None, "timeout_s": ("posnum", 120.0)},
 }
