@@ -3,6 +3,7 @@
 #include "linear.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -95,25 +96,76 @@ QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
 // Float GEMM weights, decoded to float32, in column groups of kGemmNr rows: K block b (k0 = b *
 // kGemmKc, kc values) starts at k0 * npad; inside it group g is [kc][kGemmNr] at g * kGemmNr * kc.
 // One pass over W, shared by every task (gemm_float_impl.h).
+// Weight row n, values [k0, k0 + kc), dequantized to float32 exactly as the integer kernels
+// interpret them (the float path multiplies with these values and float32 activations).
+template <WKind KIND>
+void decode_row(const LinearArgs& a, int64_t n, int64_t k0, int64_t kc, float* out) {
+  const char* row = static_cast<const char*>(a.w) + n * linear_row_bytes(KIND, a.K);
+  if constexpr (KIND == WKind::kF32 || KIND == WKind::kF16 || KIND == WKind::kBF16) {
+    for (int64_t k = 0; k < kc; ++k) out[k] = scalar_weight<KIND>(row, k0 + k);
+  } else if constexpr (KIND == WKind::kFp8) {
+    static const std::array<float, 256> lut = [] {  // fp8_e4m3_decode goes through ldexp: table it
+      std::array<float, 256> t{};
+      for (int b = 0; b < 256; ++b) t[b] = fp8_e4m3_decode(static_cast<uint8_t>(b));
+      return t;
+    }();
+    const uint8_t* q = reinterpret_cast<const uint8_t*>(row);
+    const float s = a.wscale[n];
+    for (int64_t k = 0; k < kc; ++k) out[k] = lut[q[k0 + k]] * s;
+  } else if constexpr (KIND == WKind::kInt8) {
+    const int8_t* q = reinterpret_cast<const int8_t*>(row);
+    for (int64_t k = 0; k < kc; ++k) out[k] = static_cast<float>(q[k0 + k]) * a.wscale[n];
+  } else {  // blocks of 32 values (k0 and kc are multiples of 32 for these kinds)
+    constexpr int64_t kBlock = KIND == WKind::kQ8_0 ? 34 : KIND == WKind::kQ4_0 ? 18 : KIND == WKind::kQ4_1 ? 20 : 16;
+    for (int64_t b = k0 / 32; b < (k0 + kc) / 32; ++b) {
+      const char* blk = row + b * kBlock;
+      float* o = out + (b * 32 - k0);
+      if constexpr (KIND == WKind::kQ8_0) {
+        const float d = half_to_float(load_u16(blk));
+        const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
+        for (int i = 0; i < 32; ++i) o[i] = d * static_cast<float>(q[i]);
+      } else {
+        float d, m;
+        const uint8_t* q;
+        if constexpr (KIND == WKind::kInt4) {
+          d = half_to_float(a.gscale[n * (a.K / a.group) + b * 32 / a.group]);
+          m = -8.0f * d;
+          q = reinterpret_cast<const uint8_t*>(blk);
+        } else if constexpr (KIND == WKind::kQ4_0) {
+          d = half_to_float(load_u16(blk));
+          m = -8.0f * d;
+          q = reinterpret_cast<const uint8_t*>(blk + 2);
+        } else {
+          d = half_to_float(load_u16(blk));
+          m = half_to_float(load_u16(blk + 2));
+          q = reinterpret_cast<const uint8_t*>(blk + 4);
+        }
+        // value i: low nibble of byte i; value i + 16: high nibble. d * q + m with two roundings,
+        // like the numpy dequantization (and no libm fma call: this file is built without -mfma)
+        for (int i = 0; i < 16; ++i) {
+          o[i] = d * static_cast<float>(q[i] & 15) + m;
+          o[i + 16] = d * static_cast<float>(q[i] >> 4) + m;
+        }
+      }
+    }
+  }
+}
+
+// Float GEMM weights, decoded to float32, in column groups of kGemmNr rows: K block b (k0 = b *
+// kGemmKc, kc values) starts at k0 * npad; inside it group g is [kc][kGemmNr] at g * kGemmNr * kc.
+// One pass over W, shared by every task (gemm_float_impl.h).
 template <WKind KIND>
 void pack_group(const LinearArgs& a, int64_t g, int64_t npad, float* dst) {
-  const int64_t rb = linear_row_bytes(KIND, a.K);
-  const char* w = static_cast<const char*>(a.w);
+  float rowbuf[kGemmNr][kGemmKc];
   for (int64_t k0 = 0; k0 < a.K; k0 += kGemmKc) {
     const int64_t kc = std::min(kGemmKc, a.K - k0);
     float* panel = dst + k0 * npad + g * kGemmNr * kc;
-    const char* rows[kGemmNr];
     int64_t live = 0;
-    for (int64_t j = 0; j < kGemmNr; ++j) {
-      const int64_t n = g * kGemmNr + j;
-      rows[j] = n < a.N ? w + n * rb : nullptr;
-      live += n < a.N;
-    }
-    // k outer, the 16 rows inner: the packed block is written sequentially (one cache line per
-    // k on AVX2's 64-byte lines) while 16 row streams are read
+    for (int64_t j = 0; j < kGemmNr && g * kGemmNr + j < a.N; ++j, ++live)
+      decode_row<KIND>(a, g * kGemmNr + j, k0, kc, rowbuf[j]);
+    // k outer, the 16 rows inner: the packed block is written sequentially
     for (int64_t k = 0; k < kc; ++k)
-      for (int64_t j = 0; j < kGemmNr; ++j)
-        panel[k * kGemmNr + j] = j < live ? scalar_weight<KIND>(rows[j], k0 + k) : 0.0f;
+      for (int64_t j = 0; j < kGemmNr; ++j) panel[k * kGemmNr + j] = j < live ? rowbuf[j][k] : 0.0f;
   }
 }
 
@@ -132,9 +184,17 @@ float* gemm_pack_weights(const LinearArgs& a) {
   parallel_for(0, groups, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, a.K * kGemmNr)),
                [&](int64_t g0, int64_t g1) {
                  for (int64_t g = g0; g < g1; ++g) {
-                   if (a.kind == WKind::kF32) pack_group<WKind::kF32>(a, g, npad, buf);
-                   else if (a.kind == WKind::kF16) pack_group<WKind::kF16>(a, g, npad, buf);
-                   else pack_group<WKind::kBF16>(a, g, npad, buf);
+                   switch (a.kind) {
+                     case WKind::kF32: pack_group<WKind::kF32>(a, g, npad, buf); break;
+                     case WKind::kF16: pack_group<WKind::kF16>(a, g, npad, buf); break;
+                     case WKind::kBF16: pack_group<WKind::kBF16>(a, g, npad, buf); break;
+                     case WKind::kFp8: pack_group<WKind::kFp8>(a, g, npad, buf); break;
+                     case WKind::kInt8: pack_group<WKind::kInt8>(a, g, npad, buf); break;
+                     case WKind::kInt4: pack_group<WKind::kInt4>(a, g, npad, buf); break;
+                     case WKind::kQ8_0: pack_group<WKind::kQ8_0>(a, g, npad, buf); break;
+                     case WKind::kQ4_0: pack_group<WKind::kQ4_0>(a, g, npad, buf); break;
+                     case WKind::kQ4_1: pack_group<WKind::kQ4_1>(a, g, npad, buf); break;
+                   }
                  }
                });
   return buf;
@@ -181,8 +241,9 @@ void linear_forward(const LinearArgs& a) {
     return;
   }
   ActBuffers buf;
-  QuantActs qa = quantized_acts(a.kind) ? quantize_acts(a, buf) : QuantActs{};
-  if (uses_float_gemm(a.kind, a.M)) qa.wpack = gemm_pack_weights(a);
+  const bool float_gemm = uses_float_gemm(a.kind, a.M);
+  QuantActs qa = quantized_acts(a.kind) && !float_gemm ? quantize_acts(a, buf) : QuantActs{};
+  if (float_gemm) qa.wpack = gemm_pack_weights(a);
   const LinearTileFn fn = pick(isa_level());
   const int64_t rb = std::max<int64_t>(1, linear_row_bytes(a.kind, a.K));
   int64_t panel = std::max<int64_t>(1, kPanelBytes / rb);

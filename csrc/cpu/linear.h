@@ -40,13 +40,21 @@ struct QuantActs {
 
 int64_t linear_row_bytes(WKind kind, int64_t K);
 
-// Float32/16/bf16 weights with at least this many activation rows take the packed GEMM
-// (gemm_float_impl.h); fewer rows take the dot-product tiles, which need no packing.
+// Calls with at least this many activation rows take the packed float GEMM (gemm_float_impl.h):
+// float32/16/bf16 weights from kGemmMinRows rows, every other kind from kGemmMinRowsQuant rows
+// (prefill). Quantized weights are then dequantized into the packed panels and multiplied with
+// float32 activations, without the per-token/per-block activation quantization of the integer
+// tiles: on AVX2 the integer dot products (sign + maddubs + madd + add per 32 MACs) are no faster
+// per instruction than an FMA per 8 MACs, so at GEMM sizes the float kernel wins (2-3x here),
+// and it is more accurate. Fewer rows (decode) take the dot-product tiles, which read the
+// weights in their compact format once and need no packing.
 constexpr int64_t kGemmMinRows = 16;
+constexpr int64_t kGemmMinRowsQuant = 64;
 constexpr int64_t kGemmNr = 16;   // weight rows per packed column group
 constexpr int64_t kGemmKc = 256;  // K values per packed block
 inline bool uses_float_gemm(WKind k, int64_t M) {
-  return M >= kGemmMinRows && (k == WKind::kF32 || k == WKind::kF16 || k == WKind::kBF16);
+  const bool float_kind = k == WKind::kF32 || k == WKind::kF16 || k == WKind::kBF16;
+  return M >= (float_kind ? kGemmMinRows : kGemmMinRowsQuant);
 }
 
 // Computes out rows [m0, m1) for weight rows [n0, n1). Per-ISA (linear*.cpp).

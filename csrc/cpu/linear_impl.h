@@ -176,11 +176,9 @@ void rows_mr(int64_t mr, const LinearArgs& a, const QuantActs& qa, int64_t m0, i
 // activations are 4x smaller and are not chunked. GEMV (M <= 8) is a single pass over K.
 template <class Q, WKind KIND>
 void tile_kind(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if constexpr (KIND == WKind::kF32 || KIND == WKind::kF16 || KIND == WKind::kBF16) {
-    if (a.M >= kGemmMinRows) {  // packed register-tiled GEMM (gemm_float_impl.h)
-      gemm_float<Q>(a, qa.wpack, m0, m1, n0, n1);
-      return;
-    }
+  if (uses_float_gemm(KIND, a.M)) {  // packed register-tiled float GEMM (gemm_float_impl.h)
+    gemm_float<Q>(a, qa.wpack, m0, m1, n0, n1);
+    return;
   }
   const int64_t rb = linear_row_bytes(KIND, a.K);
   const int64_t kc = (a.M > 8 && !kQuantizedActs<KIND>) ? 1024 : a.K;

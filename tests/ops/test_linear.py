@@ -203,3 +203,35 @@ def test_linear_long_k_gemm(isa, kind):
     assert _rel(y, ops.linear(x, qw, b, backend="reference")) <= 1e-5
     # the GEMV path (one pass over K) agrees with the chunked GEMM path row by row
     assert _rel(ops.linear(x[:4], qw, b), y[:4]) <= 1e-5
+
+
+@pytest.mark.parametrize("kind", ["int8", "fp8", "int4", "q8_0", "q4_0", "q4_1"])
+def test_linear_quantized_prefill_path(isa, kind):
+    # from 64 rows quantized weights are dequantized into the float GEMM (no activation
+    # quantization); below, the integer tiles run: each side matches its own reference, the float
+    # path is the more accurate one, threads agree, and a NaN row stays confined to its row
+    from infercore.ops.linear import GEMM_MIN_ROWS_QUANT
+
+    rng = np.random.default_rng(11)
+    k, n = 320, 45
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    qw = Q.quantize_weight(w, kind)
+    b = rng.standard_normal(n).astype(np.float32)
+    for m in (GEMM_MIN_ROWS_QUANT - 1, GEMM_MIN_ROWS_QUANT, 200):
+        x = rng.standard_normal((m, k)).astype(np.float32)
+        y = ops.linear(x, qw, b)
+        assert _rel(y, ops.linear(x, qw, b, backend="reference")) <= 1e-5, m
+        deq = x.astype(np.float64) @ qw.dequantize().astype(np.float64).T + b
+        if m >= GEMM_MIN_ROWS_QUANT:
+            assert _rel(y, deq) <= 1e-6
+    x[7, 3] = np.nan
+    before = ic.get_num_threads()
+    try:
+        ic.set_num_threads(1)
+        y1 = ops.linear(x, qw, b)
+        ic.set_num_threads(2)
+        y2 = ops.linear(x, qw, b)
+    finally:
+        ic.set_num_threads(before)
+    np.testing.assert_array_equal(y1, y2)
+    assert np.isnan(y1[7]).all() and np.isfinite(np.delete(y1, 7, axis=0)).all()

@@ -33,9 +33,17 @@ def _as_weight(w: Any) -> QuantizedWeight:
     return QuantizedWeight("bf16", (int(w.shape[0]), int(w.shape[1])), bits)
 
 
+# Mirrors csrc/cpu/linear.h: from this many activation rows (prefill) quantized weights are
+# dequantized and multiplied with float activations (no activation quantization).
+GEMM_MIN_ROWS_QUANT = 64
+
+
 def _reference(x2: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None) -> np.ndarray:
-    """float64 result of exactly what the kernel computes (activation quantization included)."""
-    if qw.kind == "int8":
+    """float64 result of exactly what the kernel computes (activation quantization included below
+    GEMM_MIN_ROWS_QUANT rows, none from there on)."""
+    if x2.shape[0] >= GEMM_MIN_ROWS_QUANT:
+        y = reference.linear(x2, qw.dequantize())
+    elif qw.kind == "int8":
         y = qref.linear_w8a8(x2, qw.data, qw.scale)
     elif qw.kind in ("int4", "q8_0", "q4_0", "q4_1"):
         y = qref.linear_qblock(x2, qw.dequantize())
