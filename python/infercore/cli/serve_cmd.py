@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from . import serve_playbook_opts
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
@@ -43,6 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = build_app(llm, model_name=name, api_key=api_key, guard=guard, max_body_bytes=args.max_body_bytes,
                     max_queue=args.max_queue, embedder=embedder if args.embedding_model else None,
                     embedding_model_name=emb_name, rag=rag, rag_window=args.rag_window)  # fmt: skip
+    if serve_playbook_opts.wanted(args):
+        serve_playbook_opts.install(app, args)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30)
     return 0
 
@@ -69,4 +73,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--threads", type=int, help="CPU threads for the kernels")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve_playbook_opts.add_arguments(s)
     s.set_defaults(func=cmd_serve)
