@@ -48,7 +48,7 @@ def test_thresholds_from_a_custom_policy_and_bad_values(tmp_path):
     t = Thresholds.from_gate_policy(p)
     assert (t.citation_coverage_min, t.hallucination_rate_max, t.error_rate_max) == (0.9, 0.05, 0.02)
     p.write_text("metrics:\n  quality.citation_coverage: {min: 1.5}\n")
-    with pytest.raises(ValueError, match="citation_coverage.min"):
+    with pytest.raises(ValueError, match=r"citation_coverage\.min"):
         Thresholds.from_gate_policy(p)
     p.write_text("version: 1\n")
     with pytest.raises(ValueError, match="metrics"):

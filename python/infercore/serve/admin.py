@@ -195,7 +195,7 @@ def install_playbooks(app: FastAPI, *, registry: Any = None, served_prompt: str 
                       review_dir: str | None = None) -> Playbooks:  # fmt: skip
     """Wire the playbooks into an app from build_app (before it starts). `served_prompt` (with
     `registry`) makes /v1/rag/query answer with that registry prompt at `alias`."""
-    st = getattr(app.state, "infercore", None)
+    st = getattr(getattr(app, "state", None), "infercore", None)
     if st is None:
         raise TypeError("app: expected an app from infercore.serve.build_app")
     if (registry is None) != (served_prompt is None):
