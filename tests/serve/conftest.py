@@ -33,8 +33,9 @@ def llm():
 def tiny_llm(tmp_path_factory):
     """A random 2-layer Llama with a byte-level tokenizer: fast, no download (most server tests)."""
     pytest.importorskip("safetensors")
-    from infercore import LLM
     from infercore.benchmarks.bench_chains import tiny_llama_dir
+
+    from infercore import LLM
 
     d = tiny_llama_dir(str(tmp_path_factory.mktemp("tiny") / "m"))
     return LLM(d, kv_cache_dtype="float32", kv_cache_bytes=1 << 22, max_num_seqs=8)

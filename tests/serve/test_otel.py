@@ -150,10 +150,10 @@ def test_otlp_export_when_endpoint_is_set(tmp_path, monkeypatch):
     import http.server
     import threading
 
+    from infercore.benchmarks.bench_chains import tiny_llama_dir
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     from infercore import LLM
-    from infercore.benchmarks.bench_chains import tiny_llama_dir
     from infercore.serve import build_app
 
     llm = LLM(tiny_llama_dir(str(tmp_path / "m")), kv_cache_dtype="float32", kv_cache_bytes=1 << 22)  # own engine

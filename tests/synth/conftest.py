@@ -40,8 +40,9 @@ def spec_path(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_llm(tmp_path_factory):
     pytest.importorskip("safetensors")
-    from infercore import LLM
     from infercore.benchmarks.bench_chains import tiny_llama_dir
+
+    from infercore import LLM
 
     d = tiny_llama_dir(str(tmp_path_factory.mktemp("tiny") / "m"))
     return LLM(d, kv_cache_dtype="float32", kv_cache_bytes=1 << 22)

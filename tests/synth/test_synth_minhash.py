@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from infercore.benchmarks.bench_synth import planted_near_duplicates
+
 from infercore.synth import MinHasher, estimate_jaccard, jaccard, near_duplicates, shingles
 from infercore.synth.minhash import lsh_params
 
