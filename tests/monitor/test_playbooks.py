@@ -13,7 +13,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infercore.monitor.playbooks import EventLog, QualityWatch, Thresholds, previous_version, rollback_alias
+from infercore.monitor.playbooks import (
+    AliasMovedError,
+    EventLog,
+    QualityWatch,
+    Thresholds,
+    previous_version,
+    rollback_alias,
+)
 from infercore.prompts.registry import PromptRegistry
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -159,6 +166,13 @@ def test_rollback_moves_the_alias_back_with_the_reason_in_git(reg):
         rollback_alias(reg, "qa", "staging", "x")
     with pytest.raises(ValueError, match="reason"):
         rollback_alias(reg, "qa", "production", "  ")
+
+
+def test_two_servers_that_saw_the_same_bad_version_roll_it_back_once(reg):
+    assert rollback_alias(reg, "qa", "production", "replica A: bad v3", expect_from=3) == (3, 2)
+    with pytest.raises(AliasMovedError, match="at v2, not v3"):
+        rollback_alias(reg, "qa", "production", "replica B: bad v3", expect_from=3)
+    assert reg.aliases("qa")["production"] == 2  # not pushed on to v1
 
 
 def test_a_redeployed_version_can_be_restored_after_a_newer_one(reg):

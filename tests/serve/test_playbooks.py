@@ -257,3 +257,24 @@ def test_serve_flags_install_the_playbooks(tiny_llm, rag, reg, tmp_path):
     with pytest.raises(ValueError, match="give both"):
         serve_playbook_opts.install(build_app(tiny_llm, model_name="tiny"),
                                     build_parser().parse_args(["serve", "--served-prompt", "x"]))
+
+
+def test_served_model_alias_rolls_back_and_is_reported(tiny_llm, tmp_path):
+    """The `served-model` pseudo-prompt that `infercore gate --model-alias` maintains: a rollback moves
+    the alias back (a commit) and records that the loaded weights were not swapped."""
+    from infercore.evals.gate_apply import SERVED_MODEL, model_version, served_model
+    from infercore.serve import build_app
+    from infercore.serve.admin import install_playbooks
+
+    reg = PromptRegistry(tmp_path / "reg")
+    reg.set_alias(SERVED_MODEL, "production", model_version(reg, "smollm2-v1"))
+    reg.set_alias(SERVED_MODEL, "production", model_version(reg, "smollm2-v2"))
+    app = build_app(tiny_llm, model_name="tiny")
+    pb = install_playbooks(app, registry=reg, served_prompt=SERVED_MODEL, poll_s=0)
+    assert pb.served.model == "smollm2-v2" and not hasattr(app.state, "served_prompt")  # RAG keeps its prompt
+    ev = pb.rollback("error_rate", "error_rate 0.030 > 0.010 over the last 200 observations")
+    assert (ev["from_version"], ev["to_version"]) == (2, 1)
+    assert served_model(reg, "production") == "smollm2-v1"
+    moved = pb.events.events("model_alias_moved")
+    assert len(moved) == 1 and moved[0]["model"] == "smollm2-v1" and "not swapped" in moved[0]["note"]
+    assert "rollback from v2: error_rate 0.030" in _git_log(reg).split("\x00")[0]

@@ -195,9 +195,16 @@ def previous_version(registry: Any, name: str, alias: str) -> tuple[int | None, 
     return current, None
 
 
-def rollback_alias(registry: Any, name: str, alias: str, reason: str) -> tuple[int, int]:
+class AliasMovedError(ValueError):
+    """The alias no longer points at the version the caller judged (someone else moved it first)."""
+
+
+def rollback_alias(registry: Any, name: str, alias: str, reason: str, *, expect_from: int | None = None
+                   ) -> tuple[int, int]:  # fmt: skip
     """Move `alias` of `name` back to its previous version (one commit whose message holds `reason`).
-    Returns (from, to); ValueError when the alias is unset or has no earlier version to restore."""
+    Returns (from, to); ValueError when the alias is unset or has no earlier version to restore.
+    expect_from: roll back only if the alias is still at this version (AliasMovedError otherwise), so
+    several servers (Ray replicas) that saw the same bad version roll it back once, not once each."""
     if not isinstance(reason, str) or not reason.strip():
         raise ValueError(f"reason: expected a non-empty string, got {reason!r}")
     # (the registry's write lock is not reentrant, so this reads outside it: a concurrent move of the
@@ -205,6 +212,8 @@ def rollback_alias(registry: Any, name: str, alias: str, reason: str) -> tuple[i
     current, target = previous_version(registry, name, alias)
     if current is None:
         raise ValueError(f"alias: {name!r} has no alias {alias!r} to roll back")
+    if expect_from is not None and current != expect_from:
+        raise AliasMovedError(f"alias: {name}@{alias} is at v{current}, not v{expect_from}; not rolled back again")
     if target is None:
         raise ValueError(f"alias: {name}@{alias} is at v{current} and has no earlier version to restore")
     registry.set_alias(name, alias, target, reason=f"rollback from v{current}: {reason.strip()}")
@@ -245,4 +254,4 @@ class EventLog:
             return [dict(e) for e in self._events if e["seq"] > since and (kind is None or e["kind"] == kind)]
 
 
-__all__ = ["Breach", "EventLog", "QualityWatch", "Thresholds", "previous_version", "rollback_alias"]
+__all__ = ["AliasMovedError", "Breach", "EventLog", "QualityWatch", "Thresholds", "previous_version", "rollback_alias"]

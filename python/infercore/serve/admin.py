@@ -41,7 +41,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Gauge
 
-from ..monitor.playbooks import EventLog, QualityWatch, rollback_alias
+from ..monitor.playbooks import AliasMovedError, EventLog, QualityWatch, rollback_alias
 from .errors import APIError
 from .served_prompt import ServedPrompt
 
@@ -98,19 +98,24 @@ class Playbooks:
             self._spawn(self._auto_rollback, breach)
 
     def _auto_rollback(self, breach: Any) -> None:
+        judged = self.served.current.version if self.served is not None else None
         try:
-            self.rollback(breach.reason, f"infercore serve auto-rollback: {breach.describe()}")
+            self.rollback(breach.reason, f"infercore serve auto-rollback: {breach.describe()}", expect_from=judged)
+        except AliasMovedError as e:  # another server (replica) rolled it back first: follow it
+            self.events.record("rollback_skipped", reason=breach.reason, detail=str(e))
+            self.reload()
         except ValueError as e:
             self.events.record("rollback_failed", reason=breach.reason, error=str(e))
 
-    def rollback(self, reason: str, text: str) -> dict[str, Any]:
+    def rollback(self, reason: str, text: str, *, expect_from: int | None = None) -> dict[str, Any]:
         """Move the served alias back one version and swap the served prompt; the recorded event.
-        ValueError when nothing is served or there is no earlier version."""
+        ValueError when nothing is served or there is no earlier version (AliasMovedError when
+        `expect_from` is given and the alias is elsewhere)."""
         if self.served is None:
             raise ValueError("rollback: this server serves no registry prompt (--registry/--served-prompt)")
         with self._rollback_lock:
             s = self.served
-            frm, to = rollback_alias(s.registry, s.name, s.alias, text)
+            frm, to = rollback_alias(s.registry, s.name, s.alias, text, expect_from=expect_from)
             self.rollbacks.labels(self.model_name, reason).inc()
             self._reload("rollback")
             commit = s.registry.history(s.name)[0]["commit"]
