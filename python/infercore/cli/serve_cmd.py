@@ -5,12 +5,25 @@ from __future__ import annotations
 import argparse
 import os
 
+from . import serve_playbook_opts, serve_ray_opts
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
     except ImportError as e:  # the server's dependencies are optional extras of the wheel
         raise ValueError(f"serve: needs fastapi, uvicorn and prometheus_client ({e})") from None
+    if args.ray:  # the same app as a Ray Serve deployment (replicas, autoscaling)
+        from infercore.serve.ray_app import run_ray
+
+        return run_ray(args)
+    app = build_app_from_args(args)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30)
+    return 0
+
+
+def build_app_from_args(args: argparse.Namespace):  # -> FastAPI (an optional dependency)
+    """The app `infercore serve ARGS` runs (also what each Ray Serve replica builds)."""
     import infercore
     from infercore.engine.llm import LLM
     from infercore.serve import build_app
@@ -43,8 +56,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = build_app(llm, model_name=name, api_key=api_key, guard=guard, max_body_bytes=args.max_body_bytes,
                     max_queue=args.max_queue, embedder=embedder if args.embedding_model else None,
                     embedding_model_name=emb_name, rag=rag, rag_window=args.rag_window)  # fmt: skip
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30)
-    return 0
+    if serve_playbook_opts.wanted(args):
+        serve_playbook_opts.install(app, args)
+    return app
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,4 +83,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--threads", type=int, help="CPU threads for the kernels")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve_playbook_opts.add_arguments(s)
+    serve_ray_opts.add_arguments(s)
     s.set_defaults(func=cmd_serve)

@@ -120,6 +120,8 @@ class ServerMetrics:
                                        buckets=FAST_BUCKETS, registry=r)  # fmt: skip
         if engine is not None:
             r.register(EngineCollector(engine, model_name))
+        # callables (direction, GuardResult) told about every guardrail check (monitor/safety_watch.py)
+        self.guard_observers: list[Any] = []
 
     # ------------------------------------------------------------------ recording
     def observe_request(self, metrics: Any, finish_reasons: Iterable[str | None]) -> None:
@@ -148,6 +150,8 @@ class ServerMetrics:
         if result.status == "blocked":
             rail = result.violations[-1].rail if result.violations else "unknown"
             self.guard_blocks.labels(self.model_name, rail, direction).inc()
+        for observe in self.guard_observers:
+            observe(direction, result)
 
     def set_quality(self, *, citation_coverage: float | None = None, hallucination_rate: float | None = None) -> None:
         if citation_coverage is not None:

@@ -322,17 +322,25 @@ class PromptRegistry:
             self._commit(files, f"{name} v{version}: {summary}{trailer}")
             return self._load_version(name, version)
 
-    def set_alias(self, name: str, alias: str, version: int | str) -> None:
-        """Point alias at a version (moving it if it exists)."""
+    def set_alias(self, name: str, alias: str, version: int | str, *, reason: str | None = None) -> None:
+        """Point alias at a version (moving it if it exists). `reason` (one or more lines) goes into the
+        commit message body, its first line also into an `Infercore-Reason:` trailer (history()["reason"])."""
         check_name(alias, "alias")
         if re.fullmatch(r"v?[0-9]+", alias):
             raise ValueError(f"alias: {alias!r} looks like a version number")
+        if reason is not None and (not isinstance(reason, str) or not reason.strip()):
+            raise ValueError(f"reason: expected a non-empty string or None, got {reason!r}")
         target = self.resolve(name, version).version
+        body = ""
+        if reason is not None:
+            first = " ".join(reason.strip().splitlines()[0].split())[:200]
+            body = f"\n\n{reason.strip()}"
         with self._lock():
             table = {**self.aliases(name), alias: target}
             self._commit({f"prompts/{name}/aliases.json": json.dumps(table, indent=1, sort_keys=True).encode() + b"\n"},
-                         f"{name}: alias {alias} -> v{target}\n\nInfercore-Action: alias\nInfercore-Prompt: {name}\n"
-                         f"Infercore-Version: {target}\nInfercore-Alias: {alias}")  # fmt: skip
+                         f"{name}: alias {alias} -> v{target}{body}\n\nInfercore-Action: alias\nInfercore-Prompt: "
+                         f"{name}\nInfercore-Version: {target}\nInfercore-Alias: {alias}"
+                         + (f"\nInfercore-Reason: {first}" if reason is not None else ""))  # fmt: skip
 
     def delete_alias(self, name: str, alias: str) -> None:
         check_name(alias, "alias")
@@ -395,7 +403,8 @@ class PromptRegistry:
             subject = body.split("\n", 1)[0]
             out.append({"commit": commit, "date": date, "action": trailers.get("Action", "?"),
                         "version": int(trailers["Version"]) if "Version" in trailers else None,
-                        "alias": trailers.get("Alias"), "message": subject})  # fmt: skip
+                        "alias": trailers.get("Alias"), "message": subject,
+                        "reason": trailers.get("Reason")})  # fmt: skip
         return out
 
     def diff(self, name: str, a: int | str, b: int | str) -> str:

@@ -127,8 +127,10 @@ def register(app: FastAPI, ctx: RouteContext, rag: Any, *, window: int = 100) ->
         t_ret = time.perf_counter() - t0
         timings = {"retrieve_s": t_ret}
         contexts, dropped = _guard_contexts(hits)
+        served = getattr(app.state, "served_prompt", None)  # a registry prompt (serve/served_prompt.py)
+        pv = served.current if served is not None else None  # one snapshot for the whole request
         head = {"id": rid, "object": "rag.answer", "created": created, "model": st.model_name,
-                "prompt_version": rp.PROMPT_VERSION}  # fmt: skip
+                "prompt_version": served.ref(pv) if served is not None else rp.PROMPT_VERSION}  # fmt: skip
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         otel.annotate({"infercore.rag.contexts": len(contexts), "infercore.rag.contexts_blocked": dropped})
 
@@ -149,7 +151,8 @@ def register(app: FastAPI, ctx: RouteContext, rag: Any, *, window: int = 100) ->
             st.metrics.observe_rag("no_context", time.perf_counter() - t0, t_ret)
             return respond(rp.ABSTAIN_TEXT, [], {"abstained": True}, True)
         try:
-            rendered = llm.render_chat(rp.build_messages(query, contexts))
+            msgs = served.messages(query, contexts, pv) if served is not None else rp.build_messages(query, contexts)
+            rendered = llm.render_chat(msgs)
         except ValueError as e:
             raise APIError(400, f"query: {e}", param="query") from None
         ids = await asyncio.to_thread(tok.encode, rendered, False)
@@ -187,6 +190,8 @@ def register(app: FastAPI, ctx: RouteContext, rag: Any, *, window: int = 100) ->
         else:
             cov, hall = quality.add(metrics["citation_coverage"], metrics["hallucination_rate"])
             st.metrics.set_quality(citation_coverage=cov, hallucination_rate=hall)
+            for observe in getattr(app.state, "quality_observers", ()):  # playbooks (serve/admin.py)
+                observe(float(metrics["citation_coverage"]), float(metrics["hallucination_rate"]))
             st.metrics.observe_rag("answered", time.perf_counter() - t0, t_ret, metrics)
             otel.annotate({"infercore.rag.citation_coverage": float(metrics["citation_coverage"]),
                            "infercore.rag.hallucination_rate": float(metrics["hallucination_rate"])})
