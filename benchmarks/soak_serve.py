@@ -18,7 +18,6 @@ import threading
 import time
 
 import numpy as np
-
 from infercore.benchmarks.bench_serve import run_load
 
 

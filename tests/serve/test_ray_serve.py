@@ -53,9 +53,8 @@ def test_replica_gets_the_serve_args_without_the_ray_ones():
 @pytest.mark.slow
 def test_real_local_ray_serves_the_app(tmp_path):
     import ray
-    from ray import serve
-
     from infercore.benchmarks.bench_chains import tiny_llama_dir
+    from ray import serve
 
     model = tiny_llama_dir(str(tmp_path / "tiny"))
     with socket.socket() as s:

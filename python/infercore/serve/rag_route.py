@@ -26,7 +26,7 @@ import collections
 import dataclasses
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -53,6 +53,7 @@ class RAGQueryRequest(_Body):
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     attribute: bool = False
     include_contexts: bool = True
+    cite: Literal["auto", "constrained", "free"] = "auto"  # as RAG.answer: constrained = cited-sentence grammar
 
 
 class QualityWindow:
@@ -159,7 +160,9 @@ def register(app: FastAPI, ctx: RouteContext, rag: Any, *, window: int = 100) ->
         ctx.check_prompt_len(len(ids), "query")
         max_tokens = min(req.max_tokens, llm.max_model_len - len(ids))
         try:
-            params = SamplingParams(temperature=req.temperature, top_p=req.top_p, max_tokens=max_tokens, seed=req.seed)
+            regex = rp.cited_answer_regex(len(contexts)) if req.cite != "free" else None
+            params = SamplingParams(temperature=req.temperature, top_p=req.top_p, max_tokens=max_tokens, seed=req.seed,
+                                    regex=regex)  # fmt: skip
         except (TypeError, ValueError) as e:
             raise APIError(400, str(e)) from None
         ctx.admit(1)
