@@ -131,7 +131,8 @@ def test_smollm2_tool_agent_calls_are_always_valid(smollm2):
         """Adds two numbers."""
         return a + b
 
-    agent = ToolAgent("assistant", smollm2, [get_weather, add], params={"max_tokens": 200})
+    # answers up to 300 characters: every token adds >= 1 byte, so 400 tokens always finish the JSON
+    agent = ToolAgent("assistant", smollm2, [get_weather, add], params={"max_tokens": 400}, answer_max_chars=300)
     assert agent.constrained
     prompts = tool_prompts()
     assert len(prompts) == 50

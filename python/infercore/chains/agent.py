@@ -183,7 +183,8 @@ class ToolAgent(Runnable):
     def __init__(self, name: str, llm: Any, tools: Sequence[Tool | Callable[..., Any]], *, max_steps: int = 5,
                  max_time_s: float = 60.0, system: str | None = None, params: Mapping[str, Any] | None = None,
                  input_key: str = "input", model: str | None = None, version: str = "1",
-                 response_prefix: str | None = None, constrained: bool | None = None) -> None:  # fmt: skip
+                 response_prefix: str | None = None, constrained: bool | None = None,
+                 answer_max_chars: int | None = 1000) -> None:  # fmt: skip
         if not callable(getattr(llm, "generate", None)):
             raise TypeError("llm: expected an object with generate() (an infercore.LLM)")
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
@@ -200,6 +201,10 @@ class ToolAgent(Runnable):
             self.tools[t.name] = t
         self.name, self.llm, self.max_steps, self.max_time_s = name, llm, max_steps, float(max_time_s)
         self.version, self.output_key, self.input_key = str(version), name, input_key
+        if answer_max_chars is not None and (isinstance(answer_max_chars, bool) or not isinstance(answer_max_chars, int)
+                                             or answer_max_chars < 1):
+            raise ValueError(f"answer_max_chars: expected an int >= 1 or None, got {answer_max_chars!r}")
+        self.answer_max_chars = answer_max_chars
         supports = getattr(getattr(llm, "engine", None), "guides", None) is not None
         if constrained and response_prefix is not None:
             raise ValueError("constrained: a response_prefix already starts the reply; use one or the other")
@@ -224,7 +229,10 @@ class ToolAgent(Runnable):
         """JSON schema of one reply: a call of one of the tools with its arguments, or an answer."""
         calls = [{"type": "object", "properties": {"tool": {"const": t.name}, "arguments": t.parameters},
                   "required": ["tool", "arguments"]} for t in self.tools.values()]  # fmt: skip
-        answer = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+        text: dict[str, Any] = {"type": "string"}
+        if self.answer_max_chars is not None:  # a looping model cannot run the answer past this
+            text["maxLength"] = self.answer_max_chars
+        answer = {"type": "object", "properties": {"answer": text}, "required": ["answer"]}
         return {"anyOf": [*calls, answer]}
 
     def execute(self, reply: str, ctx: RunContext | None = None, call_id: str = "call_0") -> tuple[str, Any]:

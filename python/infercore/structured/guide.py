@@ -28,7 +28,6 @@ class Guide:
         self.masker = TokenMasker(dfa, vocab)
         self.eos = np.asarray(sorted({int(t) for t in eos_token_ids if 0 <= int(t) < vocab_size}), np.int64)
         self._eos_set = frozenset(int(t) for t in self.eos)
-        self._allowed: dict[int, np.ndarray] = {}
 
     @property
     def start(self) -> int:
@@ -42,16 +41,11 @@ class Guide:
         return self.is_accepting(state) and not self.dfa.has_exit(state)
 
     def allowed(self, state: int) -> np.ndarray:
-        """bool [vocab]: tokens the grammar allows next; EOS only where the text is complete."""
-        got = self._allowed.get(state)
-        if got is None:
-            got = self.masker.live_mask(state)
-            if self.is_accepting(state) and len(self.eos):
-                got = got.copy()
-                got[self.eos] = True
-            if len(self._allowed) >= 4096:
-                self._allowed.clear()
-            self._allowed[state] = got
+        """bool [vocab] (a fresh array the caller may modify): tokens the grammar allows next; EOS
+        only where the output is complete."""
+        got = self.masker.live_mask(state)
+        if self.is_accepting(state) and len(self.eos):
+            got[self.eos] = True
         return got
 
     def advance(self, state: int, token_id: int) -> int:
@@ -78,7 +72,7 @@ class GuideCache:
     """Compiles and keeps guides for one model's vocabulary (token bytes computed on first use)."""
 
     def __init__(self, token_bytes: Callable[[], Sequence[bytes | None]], vocab_size: int,
-                 eos_token_ids: Sequence[int], capacity: int = 32) -> None:  # fmt: skip
+                 eos_token_ids: Sequence[int], capacity: int = 16) -> None:  # fmt: skip
         self._token_bytes_fn = token_bytes
         self._vocab: VocabMatrix | None = None
         self.vocab_size = int(vocab_size)
