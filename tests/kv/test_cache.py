@@ -80,3 +80,22 @@ def test_round_trip_through_attention(dtype, budget):
     vd[slots // 16, slots % 16] = v
     exact = ref.paged_attention_decode(q, kd, vd, bt, lens)
     assert np.abs(got - exact).max() <= budget
+
+
+def test_prefault_makes_the_pool_resident():
+    import resource
+
+    from infercore.kv import PagedKVCache
+
+    def rss_kb() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * (resource.getpagesize() // 1024)
+
+    before = rss_kb()
+    lazy = PagedKVCache(2, 512, 16, 4, 64, "float16")  # 2 layers x K/V x 4 MiB
+    mid = rss_kb()
+    eager = PagedKVCache(2, 512, 16, 4, 64, "float16", prefault=True)
+    after = rss_kb()
+    assert after - mid >= 14 * 1024  # ~16 MiB resident at once
+    assert mid - before < 4 * 1024  # the lazy one is not
+    assert not eager.k[0].any() and not lazy.v[1].any()  # both read as zeros

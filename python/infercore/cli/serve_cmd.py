@@ -39,8 +39,9 @@ def build_app_from_args(args: argparse.Namespace):  # -> FastAPI (an optional de
 
         guard = Guard.from_config(args.guard)
     api_key = args.api_key or os.environ.get("INFERCORE_API_KEY") or None
+    # kv_cache_prefault: a server's RSS holds its whole KV pool from the start (flat under load)
     llm = LLM(args.model, quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype,
-              max_num_seqs=args.max_num_seqs, max_model_len=args.max_model_len)  # fmt: skip
+              max_num_seqs=args.max_num_seqs, max_model_len=args.max_model_len, kv_cache_prefault=True)  # fmt: skip
     name = args.served_model_name or os.path.basename(args.model).removesuffix(".gguf")
     embedder = rag = None
     emb_name = "minilm"

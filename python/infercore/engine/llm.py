@@ -54,7 +54,8 @@ class LLM:
     model: "smollm2", a .gguf file or a Hugging Face directory. quantization: None keeps the
     file's formats (GGUF Q8_0/Q4_0/Q4_1 run natively), or "int8" | "fp8" | "int4".
     kv_cache_dtype: "auto" (float16), "float16", "bfloat16", "fp8", "int8". kv_cache_bytes sizes
-    the paged KV pool (default 256 MiB).
+    the paged KV pool (default 256 MiB); kv_cache_prefault=True touches it all at start (servers:
+    RSS then holds the whole pool from the first request on).
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class LLM:
         max_model_len: int | None = None,
         max_num_batched_tokens: int = 2048,
         enable_prefix_caching: bool = True,
+        kv_cache_prefault: bool = False,
     ) -> None:
         if device != "cpu":
             raise ValueError(f"device: only 'cpu' is supported by the engine so far, got {device!r}")
@@ -82,7 +84,7 @@ class LLM:
         c = self.model.config
         self.max_model_len = max_model_len or min(c.max_position_embeddings, 8192)
         cache = PagedKVCache.from_budget(kv_cache_bytes, c.num_layers, block_size, c.num_kv_heads, c.head_dim,
-                                         KV_DTYPES[kv_cache_dtype])  # fmt: skip
+                                         KV_DTYPES[kv_cache_dtype], prefault=kv_cache_prefault)  # fmt: skip
         self.allocator = BlockAllocator(cache.num_blocks, block_size, enable_prefix_caching)
         self.runner = LlamaRunner(self.model, cache)
         eos = set(c.stop_token_ids or ())

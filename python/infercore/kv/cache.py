@@ -64,7 +64,8 @@ class PagedKVCache:
     """K/V block storage for `num_layers` layers. See the module docstring for the layouts."""
 
     def __init__(self, num_layers: int, num_blocks: int, block_size: int, num_kv_heads: int, head_dim: int,
-                 dtype: Any = "float16", *, k_scale: float | None = None, v_scale: float | None = None) -> None:
+                 dtype: Any = "float16", *, k_scale: float | None = None, v_scale: float | None = None,
+                 prefault: bool = False) -> None:
         self.num_layers = _positive_int(num_layers, "num_layers")
         self.num_blocks = _positive_int(num_blocks, "num_blocks")
         self.block_size = _positive_int(block_size, "block_size")
@@ -77,8 +78,13 @@ class PagedKVCache:
         shape = (self.num_blocks, self.block_size, self.num_kv_heads, self.head_dim)
         npdt = _np_dtype(self.dtype)
         # np.zeros maps fresh zero pages lazily: a large cache costs memory only as it fills.
+        # prefault=True touches every page now (a server: RSS is the whole pool from the start, so
+        # growth under load means a leak, not the pool filling up).
         self.k = [np.zeros(shape, npdt) for _ in range(self.num_layers)]
         self.v = [np.zeros(shape, npdt) for _ in range(self.num_layers)]
+        if prefault:
+            for a in (*self.k, *self.v):
+                a.reshape(-1).view(np.uint8)[::4096] = 0  # one write per page
         self.k_scales: list[Any] = [ks] * self.num_layers
         self.v_scales: list[Any] = [vs] * self.num_layers
         if self.dtype == "int8":
