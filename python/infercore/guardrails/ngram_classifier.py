@@ -131,7 +131,8 @@ def sparse_features(texts: list[str], spec: NgramSpec) -> tuple[np.ndarray, np.n
             keys.append(wr.astype(np.int64) * spec.dim + spec.char_dim
                         + (whh % _U64(spec.word_dim)).astype(np.int64))
     key = np.sort(np.concatenate(keys))
-    key = key[np.concatenate([[True], key[1:] != key[:-1]])]
+    if len(key) > 1:
+        key = key[np.concatenate([[True], key[1:] != key[:-1]])]
     rows = key // spec.dim
     cols = key % spec.dim
     is_w = cols >= spec.char_dim
@@ -170,11 +171,11 @@ class NgramClassifier:
     """p(injection | text) = sigmoid(w . hashed_ngrams(text) + b); `threshold` was calibrated on
     benign text. Same interface as EmbeddingClassifier (load, save, proba, score, threshold)."""
 
-    w: np.ndarray
+    w: np.ndarray = field(repr=False)
     b: float
     threshold: float
     spec: NgramSpec = field(default_factory=NgramSpec)
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict, repr=False)
     window_chars: int = 80
     max_windows: int = 8
     mode: str = "fast"
@@ -233,5 +234,7 @@ def read_weights(p: Path) -> tuple[np.ndarray, float, float, dict[str, Any]]:
 
 
 def write_weights(path: str | Path, w: np.ndarray, b: float, threshold: float, meta: dict[str, Any]) -> None:
-    np.savez_compressed(path, w=w.astype(np.float32), b=np.float32(b), threshold=np.float32(threshold),
+    # b and threshold stay float64: a threshold rounded to float32 can fall below the calibration
+    # score it was set just above, and let that text through calibration
+    np.savez_compressed(path, w=w.astype(np.float32), b=np.float64(b), threshold=np.float64(threshold),
                         meta=np.array(json.dumps(meta, sort_keys=True)))
