@@ -204,18 +204,17 @@ class NgramClassifier:
 
     def score(self, text: str, normalizer: Normalizer) -> tuple[float, str]:
         """Highest probability over the views and sentence pieces of `text`, and the view it came from."""
-        names: list[str] = []
-        pieces: list[str] = []
+        first_view: dict[str, str] = {}  # piece -> the first view it appears in (views often share pieces)
         for name, view in view_texts(text, normalizer):
             for w in windows(view, self.window_chars, self.max_windows):
                 if w.strip():
-                    names.append(name)
-                    pieces.append(w)
-        if not pieces:
+                    first_view.setdefault(w, name)
+        if not first_view:
             return 0.0, "folded"
+        pieces = list(first_view)
         p = self.proba(pieces)
         i = int(np.argmax(p))
-        return float(p[i]), names[i]
+        return float(p[i]), first_view[pieces[i]]
 
 
 def read_weights(p: Path) -> tuple[np.ndarray, float, float, dict[str, Any]]:
