@@ -185,6 +185,8 @@ def test_config_and_paths(tmp_path):
     assert load_classifier(False) is None
     with pytest.raises(ValueError, match="classifier"):
         Guard.default(classifier="quick")
+    with pytest.raises(ValueError, match=r"input_rails\[0\]\.classifier: expected 'fast', 'accurate'"):
+        Guard.from_config({"input_rails": [{"type": "injection", "classifier": "quick"}]})
     with pytest.raises(ValueError, match="not found"):
         load_classifier(str(tmp_path / "none.npz"))
     bad = tmp_path / "w.npz"

@@ -223,6 +223,8 @@ def load_classifier(c: Any) -> Any:
         from pathlib import Path
 
         p = Path(c)
+        if not p.is_file() and p.suffix != ".npz":
+            raise ValueError(f"classifier: expected 'fast', 'accurate' or a weights file (.npz), got {str(c)!r}")
         if p.is_file() and read_weights(p)[3]["features"].get("kind") == "ngram":
             return NgramClassifier.load(p)
         return EmbeddingClassifier.load(p)
