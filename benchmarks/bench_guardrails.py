@@ -2,17 +2,19 @@
 
     infercore bench guardrails --quick [--json out.json]
 
-- Latency: Guard.default() (model-free rails: injection patterns, PII, harmful) and
-  Guard.default(classifier=True) (the injection rail adds the MiniLM classifier). Target (issue 10):
-  p99 <= 5 ms per check_input at 500 chars with all non-LLM rails; the classifier is a model and is
-  reported apart. The p50/p99 in `extra` come from a separate loop of single calls over a pool of
-  varied inputs (the harness's median is over the same pool, cycled).
+- Latency of check_input per injection-classifier mode (all other rails the same: harmful, PII):
+  "patterns" = Guard.default(classifier=False) (model-free pattern rules only), "fast" =
+  Guard.default() (patterns + the hashed n-gram classifier: all non-LLM rails, the issue-10 target
+  p99 <= 5 ms at 500 chars), "accurate" = Guard.default(classifier="accurate") (patterns + MiniLM +
+  n-grams; needs MiniLM). The p50/p99 in `extra` come from a separate loop of single calls over a
+  pool of varied inputs (the harness's median is over the same pool, cycled).
 - Peer: NeMo Guardrails (if installed) running the equivalent input rail (our injection check as a
   NeMo action in a Colang input flow, `options={"rails": ["input"]}`: no LLM call) next to our Guard
   with the same single rail, on the same inputs.
-- Quality (in the en-benign row's `extra`): precision/recall/F1/FPR per rail on the generated set
-  and on the held-out set, for the injection rail with and without the classifier ("injection+clf")
-  and the classifier alone ("clf_only"); the topic rail on its labeled scenario (test half).
+- Quality (in the en-benign-fast row's `extra`, and `quality_table()`): precision/recall/F1/FPR per
+  rail on the generated set ("gen_") and on the held-out set ("heldout_"): the injection rail as
+  patterns / patterns+fast / patterns+accurate, each classifier alone (fast_only, accurate_only),
+  PII and harmful; the topic rail on its labeled scenario (test half).
 """
 
 from __future__ import annotations
@@ -71,18 +73,36 @@ def _percentiles(guard: Any, pool: list[str], n: int) -> dict[str, float]:
             "cpu_p50_ms": statistics.median(cpu), "cpu_p99_ms": cpu[k], "calls": n}
 
 
-def quality(classifier: Any = None) -> dict[str, float]:
-    """Flat precision/recall/F1/FPR per rail on the generated and the held-out sets."""
+ROW_NAMES = {"injection": "patterns", "injection+fast": "patterns+fast", "injection+accurate": "patterns+accurate"}
+SETS = (("gen_", DATA), ("heldout_", DATA / "heldout"))
+
+
+def quality(accurate: bool = True) -> dict[str, float]:
+    """Flat precision/recall/F1/FPR per rail on the generated and the held-out sets; accurate=False
+    leaves the MiniLM classifier out."""
+    clfs = {"fast": "fast", **({"accurate": "accurate"} if accurate else {})}
     out: dict[str, float] = {}
-    for prefix, d in (("", DATA), ("heldout_", DATA / "heldout")):
-        rep = evaluate(d, classifier=classifier)
-        out.update({f"{prefix}{rail}_{k}": round(m[k], 4) for rail, m in rep.items()
+    for prefix, d in SETS:
+        rep = evaluate(d, classifiers=clfs)
+        out.update({f"{prefix}{ROW_NAMES.get(rail, rail)}_{k}": round(m[k], 4) for rail, m in rep.items()
                     for k in ("precision", "recall", "f1", "fpr_benign")})
-        for rail in ("injection", "injection+clf", "clf_only"):
+        for rail in ("injection", *(f"injection+{c}" for c in clfs), *(f"{c}_only" for c in clfs)):
             for lang in ("en", "ja"):
                 if rail in rep and f"lang={lang}" in rep[rail]["recall_by"]:
-                    out[f"{prefix}{rail}_recall_{lang}"] = round(rep[rail]["recall_by"][f"lang={lang}"], 4)
+                    out[f"{prefix}{ROW_NAMES.get(rail, rail)}_recall_{lang}"] = round(
+                        rep[rail]["recall_by"][f"lang={lang}"], 4)
     return out
+
+
+def quality_table(q: dict[str, float]) -> str:
+    """The injection rows of quality() as a table: set x mode -> P, R, F1, FPR."""
+    lines = [f"{'set':<8} {'rail':<18} {'precision':>9} {'recall':>7} {'f1':>6} {'FPR benign':>10}"]
+    for prefix, _ in SETS:
+        for rail in ("patterns", "patterns+fast", "patterns+accurate", "fast_only", "accurate_only", "harmful", "pii"):
+            if f"{prefix}{rail}_recall" in q:
+                m = [q[f"{prefix}{rail}_{k}"] for k in ("precision", "recall", "f1", "fpr_benign")]
+                lines.append(f"{prefix[:-1]:<8} {rail:<18} {m[0]:>9.3f} {m[1]:>7.3f} {m[2]:>6.3f} {m[3]:>10.3f}")
+    return "\n".join(lines)
 
 
 def topic_quality() -> dict[str, float]:
@@ -119,26 +139,26 @@ def _nemo_input_check() -> Any:
 def cases(quick: bool) -> list[Case]:
     from infercore.guardrails.embedding import embedder_available
 
-    guard = Guard.default(sink=_NullSink())  # the rails are timed, not logging I/O
     have_minilm = embedder_available("minilm")
     out: list[Case] = []
-    q_extra = quality(classifier=True if have_minilm else None)
+    q_extra = quality(accurate=have_minilm)
     if have_minilm:
         q_extra.update(topic_quality())
     n = 300 if quick else 2000
-    guards = [("", guard)]
-    if have_minilm:
-        guards.append(("+clf", Guard.default(classifier=True, sink=_NullSink())))
-    for suffix, g in guards:
+    modes: list[tuple[str, Any, int]] = [("patterns", False, n), ("fast", "fast", n)]  # the rails are timed,
+    if have_minilm:  # not logging I/O: a null sink
+        modes.append(("accurate", "accurate", n // 3))
+    for mode, clf, calls in modes:
+        g = Guard.default(classifier=clf, sink=_NullSink())
         for name, pool in POOLS.items():
             assert all(len(t) == CHARS for t in pool)
             for t in pool:
                 g.check_input(t)  # warm
-            extra = {k: round(v, 4) for k, v in _percentiles(g, pool, n if not suffix else n // 3).items()}
-            if name == "en-benign" and not suffix:
+            extra = {k: round(v, 4) for k, v in _percentiles(g, pool, calls).items()}
+            if name == "en-benign" and mode == "fast":
                 extra.update(q_extra)
             it = itertools.cycle(pool)
-            out.append(Case("guardrails", "check_input", f"{CHARS}chars-{name}{suffix}", "text", "infercore",
+            out.append(Case("guardrails", "check_input", f"{CHARS}chars-{name}-{mode}", "text", "infercore",
                             lambda it=it, g=g: g.check_input(next(it)), bytes=float(CHARS), extra=extra))
     nemo = _nemo_input_check()
     if nemo is not None:  # same rail, same inputs: NeMo's runtime around it vs our Guard

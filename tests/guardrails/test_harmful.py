@@ -49,3 +49,38 @@ def test_bad_config():
         HarmfulRail(actions={"hate": "delete"})
     with pytest.raises(ValueError, match=r"lexicon.x"):
         HarmfulRail(actions={"x": "block"}, lexicon={"x": {"en": ["(unclosed"]}})
+
+
+def _fullwidth(s: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else "\u3000" if c == " " else c for c in s)
+
+
+def _leet(s: str, rng) -> str:
+    table = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
+    return "".join(table[c.lower()] if c.lower() in table and rng.random() < 0.6 else c for c in s)
+
+
+def test_obfuscation_does_not_change_what_is_found():
+    """Every plain English harmful request of the generated set that the rail flags is flagged with
+    the same categories when written in full-width letters, in leetspeak (random 60% of the
+    substitutable letters), or with Cyrillic look-alikes: the lexicon runs over the normalized views."""
+    import json
+    import random
+    from pathlib import Path
+
+    rail = HarmfulRail()
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "guardrails" / "harmful.jsonl"
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+    plain = [r["text"] for r in rows if r["label"] == 1 and r["lang"] == "en" and r["variant"] == "plain"
+             and not any(c.isdigit() for c in r["text"])]
+    rng = random.Random(0)
+    cyr = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х"})
+    n = 0
+    for t in plain:
+        cats = sorted(c for c, _ in rail.categories(t))
+        if not cats:
+            continue
+        n += 1
+        for variant in (_fullwidth(t), _leet(t, rng), t.translate(cyr), _fullwidth(_leet(t, rng))):
+            assert sorted(c for c, _ in rail.categories(variant)) == cats, (t, variant)
+    assert n >= 20

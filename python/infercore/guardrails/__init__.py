@@ -1,6 +1,7 @@
-"""Guardrails. Model-free: prompt injection / jailbreak patterns over normalized views, PII detection
+"""Guardrails. Model-free: prompt injection / jailbreak patterns over normalized views plus a fast
+hashed n-gram classifier (InjectionRail(classifier="fast"), on in Guard.default()), PII detection
 and redaction with validators, harmful-content lexicons (English and Japanese). Over the Embedder
-(MiniLM): an injection classifier (InjectionRail(classifier=True)), topic boundaries (TopicRail),
+(MiniLM): the accurate injection classifier (classifier="accurate"), topic boundaries (TopicRail),
 groundedness of answers in their contexts (GroundednessRail). Over an LLM: an injection judge
 (LLMJudge). NeMo Guardrails integration: infercore.guardrails.nemo (the `nemo` extra).
 
@@ -20,12 +21,13 @@ from .guard import Guard
 from .harmful import CATEGORIES, HarmfulRail
 from .injection import InjectionRail
 from .judge import LLMJudge
+from .ngram_classifier import NgramClassifier
 from .pii import ENTITIES, PIIRail, find_entities
 from .topic import TopicRail
 from .types import GuardResult, Rail, RailDecision, Violation
 
 __all__ = [
     "CATEGORIES", "ENTITIES", "EmbeddingClassifier", "EventSink", "GroundednessRail", "Guard", "GuardMetrics",
-    "GuardResult", "HarmfulRail", "InjectionRail", "LLMJudge", "ListSink", "LoggingSink", "PIIRail", "Rail",
-    "RailDecision", "TopicRail", "Violation", "find_entities",
+    "GuardResult", "HarmfulRail", "InjectionRail", "LLMJudge", "ListSink", "LoggingSink", "NgramClassifier", "PIIRail",
+    "Rail", "RailDecision", "TopicRail", "Violation", "find_entities",
 ]

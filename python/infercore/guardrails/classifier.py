@@ -141,9 +141,9 @@ class EmbeddingClassifier:
         return cls(w, b, thr, spec, meta, emb)
 
     def save(self, path: str | Path) -> None:
-        meta = dict(self.meta, features=self.spec.to_meta())
-        np.savez_compressed(path, w=self.w.astype(np.float32), b=np.float32(self.b),
-                            threshold=np.float32(self.threshold), meta=np.array(json.dumps(meta, sort_keys=True)))
+        from .ngram_classifier import write_weights  # b and threshold as float64 (see there)
+
+        write_weights(path, self.w, self.b, self.threshold, dict(self.meta, features=self.spec.to_meta()))
 
     def proba_features(self, x: np.ndarray) -> np.ndarray:
         z = x @ self.w + self.b

@@ -1,13 +1,15 @@
 """Quality of the model-free rails on a labeled set (benchmarks/data/guardrails/*.jsonl).
 
-    python -m infercore.guardrails.evaluate benchmarks/data/guardrails [--classifier] [--json out.json] [--misses]
+    python -m infercore.guardrails.evaluate benchmarks/data/guardrails [--classifier [fast|accurate|all]]
+        [--json out.json] [--misses]
 
 For each rail: precision, recall, F1 over its own file (positives and rail-specific hard
 negatives) plus benign.jsonl as negatives, and the false-positive rate on benign.jsonl alone.
 Recall is also broken down by language and obfuscation variant (and by entity for PII).
 A PII positive counts as detected only if an entity of the labeled type is found.
-With a classifier (--classifier: the shipped weights over MiniLM) two more rows are scored on the
-injection file: "injection+clf" (patterns, then the classifier: either blocks) and "clf_only".
+With classifiers (--classifier: fast = hashed n-grams, accurate = MiniLM + n-grams, the default when
+the flag has no value; all = both) two more rows per classifier are scored on the injection file:
+"injection+NAME" (patterns, then the classifier: either blocks) and "NAME_only".
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import argparse
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .harmful import HarmfulRail
-from .injection import InjectionRail
+from .injection import CLASSIFIER_MODES, InjectionRail, load_classifier
 from .pii import PIIRail
 
 RAILS = ("injection", "pii", "harmful")
@@ -44,10 +47,10 @@ def _predictor(rail: str, classifier: Any = None) -> Any:
     if rail == "injection":
         r = InjectionRail()
         return lambda row: r.check(row["text"]).status == "blocked"
-    if rail == "injection+clf":
+    if rail.startswith("injection+"):
         rc = InjectionRail(classifier=classifier)
         return lambda row: rc.check(row["text"]).status == "blocked"
-    if rail == "clf_only":
+    if rail.endswith("_only"):
         n = InjectionRail().normalizer
         return lambda row: classifier.score(row["text"], n)[0] >= classifier.threshold
     if rail == "harmful":
@@ -69,21 +72,25 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return p, r, f
 
 
-def evaluate(directory: str | Path, misses: bool = False, classifier: Any = None) -> dict[str, Any]:
-    """classifier: None, True (shipped weights) or an EmbeddingClassifier; adds "injection+clf" and
-    "clf_only" rows scored on injection.jsonl."""
+def evaluate(directory: str | Path, misses: bool = False, classifier: Any = None,
+             classifiers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """classifiers: name -> classifier (anything InjectionRail(classifier=) takes: "fast", "accurate",
+    True, a path, a loaded classifier); adds "injection+NAME" and "NAME_only" rows scored on
+    injection.jsonl. classifier: the same for one classifier named "clf" (rows "injection+clf", "clf_only")."""
     data = load(directory)
-    rails: tuple[str, ...] = RAILS
+    clfs = dict(classifiers or {})
     if classifier is not None and classifier is not False:
-        if classifier is True:
-            from .classifier import EmbeddingClassifier
-
-            classifier = EmbeddingClassifier.load()
-        data["injection+clf"] = data["clf_only"] = data["injection"]
-        rails = (*RAILS, "injection+clf", "clf_only")
+        clfs["clf"] = classifier
+    rails: list[tuple[str, Any]] = [(r, None) for r in RAILS]
+    for name, c in clfs.items():
+        c = load_classifier(c)
+        if c is None:
+            continue
+        data[f"injection+{name}"] = data[f"{name}_only"] = data["injection"]
+        rails += [(f"injection+{name}", c), (f"{name}_only", c)]
     report: dict[str, Any] = {}
-    for rail in rails:
-        pred = _predictor(rail, classifier)
+    for rail, clf in rails:
+        pred = _predictor(rail, clf)
         tp = fp = fn = tn = 0
         benign_fp = 0
         by: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # key -> [hit, total] over positives
@@ -122,10 +129,10 @@ def evaluate(directory: str | Path, misses: bool = False, classifier: Any = None
 
 
 def format_table(report: dict[str, Any]) -> str:
-    lines = [f"{'rail':<13} {'pos':>5} {'neg':>5} {'precision':>9} {'recall':>7} {'f1':>6} {'FPR benign':>10} "
+    lines = [f"{'rail':<18} {'pos':>5} {'neg':>5} {'precision':>9} {'recall':>7} {'f1':>6} {'FPR benign':>10} "
              f"{'FPR negs':>8}"]
     for rail, m in report.items():
-        lines.append(f"{rail:<13} {m['positives']:>5} {m['negatives']:>5} {m['precision']:>9.3f} {m['recall']:>7.3f} "
+        lines.append(f"{rail:<18} {m['positives']:>5} {m['negatives']:>5} {m['precision']:>9.3f} {m['recall']:>7.3f} "
                      f"{m['f1']:>6.3f} {m['fpr_benign']:>10.3f} {m['fpr_all_negatives']:>8.3f}")
     for rail, m in report.items():
         lines.append(f"\n{rail} recall by slice:")
@@ -138,10 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("directory")
     ap.add_argument("--json", default=None, help="also write the report as JSON here")
     ap.add_argument("--misses", action="store_true", help="list missed positives and false positives")
-    ap.add_argument("--classifier", action="store_true", help="also score the injection classifier (needs MiniLM)")
+    ap.add_argument("--classifier", nargs="?", const="accurate", default=None, choices=(*CLASSIFIER_MODES, "all"),
+                    help="also score the injection classifier: fast (n-grams), accurate (MiniLM + n-grams; the "
+                         "default without a value) or all")
     args = ap.parse_args(argv)
+    modes = CLASSIFIER_MODES if args.classifier == "all" else (args.classifier,) if args.classifier else ()
     try:
-        report = evaluate(args.directory, misses=args.misses, classifier=args.classifier or None)
+        report = evaluate(args.directory, misses=args.misses, classifiers={m: m for m in modes})
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

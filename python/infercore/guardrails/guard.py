@@ -69,20 +69,22 @@ class Guard:
         self.max_chars = max_chars
 
     @classmethod
-    def default(cls, classifier: bool | str = False, **kwargs: Any) -> Guard:
+    def default(cls, classifier: bool | str | None = "fast", **kwargs: Any) -> Guard:
         """Injection, harmful (block) and PII (redact) on input; harmful and PII on output. PII goes
         last so the other two see the same text and share one normalization.
 
-        classifier: False (default) keeps every rail model-free (microseconds to a few ms per call,
-        same decision on every machine); True adds the embedding classifier to the injection rail
-        (needs MiniLM: raises ValueError without it; ~10-50 ms per call on CPU; much better recall on
-        paraphrased attacks the patterns miss); "auto" adds it when MiniLM is in the model cache."""
+        classifier (the injection rail's second layer, after its patterns):
+        "fast" (default): hashed character/word n-gram logistic regression, no model (well under a
+        millisecond per call; same decision on every machine); "accurate" or True: MiniLM embedding +
+        n-grams (needs MiniLM: raises ValueError without it; tens of ms per call on CPU; better on
+        paraphrases); False or None: patterns only; "auto": "accurate" when MiniLM is in the model
+        cache, else "fast"."""
         if classifier == "auto":
             from .embedding import embedder_available
 
-            classifier = embedder_available("minilm")
-        if not isinstance(classifier, bool):
-            raise ValueError(f"classifier: expected True, False or 'auto', got {classifier!r}")
+            classifier = "accurate" if embedder_available("minilm") else "fast"
+        if classifier is not None and not isinstance(classifier, bool) and classifier not in ("fast", "accurate"):
+            raise ValueError(f"classifier: expected 'fast', 'accurate', 'auto', True or False, got {classifier!r}")
         n_in, n_out = Normalizer(), Normalizer()
         return cls([InjectionRail(normalizer=n_in, classifier=classifier), HarmfulRail(normalizer=n_in), PIIRail()],
                    [HarmfulRail(normalizer=n_out), PIIRail()], **kwargs)
@@ -93,7 +95,7 @@ class Guard:
 
             max_chars: 200000
             input_rails:
-              - {type: injection, threshold: 0.75, classifier: true}   # classifier: bool or weights path
+              - {type: injection, threshold: 0.75, classifier: fast}   # fast | accurate (or true) | false | path
               - {type: topic, allowed: ["cooking and recipes"], denied: ["politics and elections"]}
               - {type: pii, entities: {EMAIL: redact, CREDIT_CARD: block}}
               - {type: harmful, actions: {violence: block, hate: warn}}

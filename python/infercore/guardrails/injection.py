@@ -5,9 +5,11 @@ the text is blocked when score >= threshold. Strong rules (override previous ins
 the system prompt) block alone; weak signals ("developer mode", "jailbreak") need company.
 Patterns use only bounded gaps ({0,n}) and no nested quantifiers, so matching is linear.
 
-Optional second layer: `classifier` (classifier.EmbeddingClassifier, or True for the shipped
-weights over MiniLM). It runs only when the patterns did not block, and blocks when its probability
-(maximum over the detection views) reaches its calibrated threshold: either layer firing blocks.
+Optional second layer: `classifier`: "fast" (ngram_classifier.NgramClassifier: hashed character and
+word n-grams, no model, well under a millisecond), "accurate" or True (classifier.EmbeddingClassifier:
+MiniLM embedding + character n-grams, tens of ms on CPU), a weights path (either kind), or a loaded
+classifier. It runs only when the patterns did not block, and blocks when its probability (maximum
+over the detection views and sentence pieces) reaches its calibrated threshold: either layer blocks.
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ class InjectionRail:
     decode: bool = True
     normalizer: Normalizer | None = None  # share one with other rails of a Guard to normalize once
     can_modify: bool = False
-    classifier: Any = None  # None/False: patterns only; True: shipped weights; a path; or an EmbeddingClassifier
+    classifier: Any = None  # None/False: patterns only; "fast"; "accurate"/True; a weights path; or a classifier
     judge: Any = None  # an LLMJudge (judge.py), asked last when neither layer blocked
 
     def __post_init__(self) -> None:
@@ -201,16 +203,35 @@ class InjectionRail:
         return RailDecision("passed", text, viol)
 
 
-def _resolve_classifier(c: Any) -> Any:
+CLASSIFIER_MODES: tuple[str, ...] = ("fast", "accurate")
+
+
+def load_classifier(c: Any) -> Any:
+    """None/False -> None; "fast" -> the shipped NgramClassifier; "accurate"/True -> the shipped
+    EmbeddingClassifier (needs MiniLM); a path -> whichever kind its weights file says; a loaded
+    classifier (an object with score(text, normalizer) and threshold) -> itself."""
     if c is None or c is False:
         return None
     from .classifier import EmbeddingClassifier
+    from .ngram_classifier import NgramClassifier, read_weights
 
-    if c is True:
+    if c is True or c == "accurate":
         return EmbeddingClassifier.load()
+    if c == "fast":
+        return NgramClassifier.load()
     if isinstance(c, (str, os.PathLike)):
-        return EmbeddingClassifier.load(c)
-    if isinstance(c, EmbeddingClassifier):
+        from pathlib import Path
+
+        p = Path(c)
+        if not p.is_file() and p.suffix != ".npz":
+            raise ValueError(f"classifier: expected 'fast', 'accurate' or a weights file (.npz), got {str(c)!r}")
+        if p.is_file() and read_weights(p)[3]["features"].get("kind") == "ngram":
+            return NgramClassifier.load(p)
+        return EmbeddingClassifier.load(p)
+    if callable(getattr(c, "score", None)) and isinstance(getattr(c, "threshold", None), (int, float)):
         return c
-    raise TypeError(f"classifier: expected None, a bool, a weights path or an EmbeddingClassifier, "
+    raise TypeError(f"classifier: expected None, a bool, 'fast', 'accurate', a weights path or a loaded classifier, "
                     f"got {type(c).__name__}")
+
+
+_resolve_classifier = load_classifier

@@ -1,6 +1,12 @@
-"""Trains the injection classifier (classifier.py) on data/injection_train.jsonl and writes its weights.
+"""Trains an injection classifier on data/injection_train.jsonl and writes its weights.
 
-    python -m infercore.guardrails.train_classifier [--hash-dim 4096] [--target-fpr 0.05] [--out PATH]
+    python -m infercore.guardrails.train_classifier --features ngram          # fast: injection_clf_fast.npz
+    python -m infercore.guardrails.train_classifier --features ngram+minilm   # accurate: injection_clf.npz
+        [--hash-dim 4096] [--target-fpr 0.05] [--out PATH]
+
+- ngram (ngram_classifier.NgramClassifier): hashed character 1-4-grams + word 1-2-grams only, no
+  model; sparse features, so the regression runs over index arrays (np.bincount), in a second.
+- ngram+minilm (classifier.EmbeddingClassifier): MiniLM embedding + hashed character 1-3-grams.
 
 Deterministic: the training set is rebuilt from its seed only if missing, the logistic regression
 starts from zeros and runs full-batch Adam for a fixed number of steps (no random sampling).
@@ -28,7 +34,10 @@ import numpy as np
 
 from . import training_data
 from .classifier import DEFAULT_WEIGHTS, EmbeddingClassifier, FeatureSpec, featurize, view_texts
+from .ngram_classifier import FAST_WEIGHTS, NgramClassifier, NgramSpec, sparse_features
 from .normalize import Normalizer
+
+FEATURES = ("ngram", "ngram+minilm")
 
 
 def expand(rows: list[dict[str, Any]], normalizer: Normalizer) -> tuple[list[str], list[int], list[int]]:
@@ -79,6 +88,33 @@ def fit_logreg(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 600,
     return w.astype(np.float32), float(b)
 
 
+def fit_logreg_sparse(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int], y: np.ndarray,
+                      l2: float = 1e-3, steps: int = 600, lr: float = 0.05) -> tuple[np.ndarray, float]:
+    """fit_logreg over a COO matrix (rows, cols, vals) of `shape`: the same loss and optimizer, the
+    products done by np.bincount (deterministic: it sums in index order)."""
+    n, d = shape
+    pos = max(1, int(y.sum()))
+    neg = max(1, n - pos)
+    sw = np.where(y == 1, n / (2.0 * pos), n / (2.0 * neg)).astype(np.float64)
+    vals = vals.astype(np.float64)
+    w = np.zeros(d, np.float64)
+    b = 0.0
+    m = np.zeros(d + 1)
+    v = np.zeros(d + 1)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    for t in range(1, steps + 1):
+        z = np.bincount(rows, weights=w[cols] * vals, minlength=n) + b
+        p = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+        g = sw * (p - y) / n
+        grad = np.concatenate([np.bincount(cols, weights=g[rows] * vals, minlength=d) + l2 * w, [g.sum()]])
+        m = b1 * m + (1 - b1) * grad
+        v = b2 * v + (1 - b2) * grad * grad
+        step = lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        w -= step[:-1]
+        b -= step[-1]
+    return w.astype(np.float32), float(b)
+
+
 def calibrate(scores: np.ndarray, target_fpr: float, floor: float = 0.5) -> float:
     """Lowest threshold with mean(scores >= threshold) <= target_fpr, and at least `floor`."""
     s = np.sort(np.asarray(scores, np.float64))[::-1]
@@ -120,25 +156,67 @@ def train(data: str | Path = training_data.OUT, hash_dim: int = 4096, target_fpr
     return clf
 
 
+def train_fast(data: str | Path = training_data.OUT, spec: NgramSpec | None = None, target_fpr: float = 0.05,
+               l2: float = 1e-4, steps: int = 600, log: Any = print) -> NgramClassifier:
+    """The fast classifier: the same rows, views, loss and calibration as `train`, hashed n-grams only."""
+    path = Path(data)
+    if not path.exists():
+        training_data.write(path)
+    rows = training_data.load(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    spec = spec if spec is not None else NgramSpec()
+    norm = Normalizer()
+    train_rows = [r for r in rows if r["split"] == "train"]
+    calib_rows = [r for r in rows if r["split"] == "calib"]
+    texts, labels, _ = expand(train_rows, norm)
+    r, c, v = sparse_features(texts, spec)
+    y = np.asarray(labels, np.float64)
+    w, b = fit_logreg_sparse(r, c, v, (len(texts), spec.dim), y, l2=l2, steps=steps)
+    clf = NgramClassifier(w, b, 0.5, spec, {})
+    train_acc = float(((clf.proba(texts) >= 0.5) == (y == 1)).mean())
+    calib_scores = np.array([clf.score(str(x["text"]), norm)[0] for x in calib_rows])
+    clf.threshold = calibrate(calib_scores, target_fpr)
+    calib_fpr = float((calib_scores >= clf.threshold).mean())
+    clf.meta = {"training_sha256": digest, "train_rows": len(train_rows), "train_views": len(texts),
+                "calib_rows": len(calib_rows), "target_fpr": target_fpr, "calib_fpr": calib_fpr,
+                "train_accuracy": train_acc, "l2": l2, "steps": steps}
+    log(f"[ngram] trained on {len(train_rows)} rows ({len(texts)} views, {int(y.sum())} positive), "
+        f"train accuracy {train_acc:.3f}; threshold {clf.threshold:.3f} -> calibration FPR {calib_fpr:.3f} "
+        f"on {len(calib_rows)} benign texts")
+    return clf
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m infercore.guardrails.train_classifier",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(training_data.OUT))
-    ap.add_argument("--out", default=str(DEFAULT_WEIGHTS))
-    ap.add_argument("--hash-dim", type=int, default=4096, help="hashed char n-gram features (0: embeddings only)")
+    ap.add_argument("--features", choices=FEATURES, default="ngram+minilm",
+                    help="ngram: the fast model (no embedder); ngram+minilm: the accurate one")
+    ap.add_argument("--out", default=None, help=f"default: {DEFAULT_WEIGHTS.name} or {FAST_WEIGHTS.name} "
+                                                f"(--features ngram) in the package data")
+    ap.add_argument("--hash-dim", type=int, default=None,
+                    help="ngram+minilm: hashed char n-gram features (default 4096; 0: embeddings only); ngram: "
+                         "character buckets (default 16384; words get half as many)")
     ap.add_argument("--target-fpr", type=float, default=0.05)
-    ap.add_argument("--l2", type=float, default=1e-3)
+    ap.add_argument("--l2", type=float, default=None, help="default 1e-3 (ngram+minilm), 1e-4 (ngram)")
     ap.add_argument("--steps", type=int, default=600)
     args = ap.parse_args(argv)
     if not 0.0 <= args.target_fpr < 1.0:
         print("error: --target-fpr: expected a value in [0, 1)", file=sys.stderr)
         return 2
-    if args.hash_dim < 0:
-        print("error: --hash-dim: expected >= 0", file=sys.stderr)
+    if args.hash_dim is not None and args.hash_dim < (2 if args.features == "ngram" else 0):
+        print(f"error: --hash-dim: expected >= {2 if args.features == 'ngram' else 0}", file=sys.stderr)
         return 2
-    clf = train(args.data, args.hash_dim, args.target_fpr, args.l2, args.steps)
-    clf.save(args.out)
-    print(f"wrote {args.out}")
+    if args.features == "ngram":
+        spec = NgramSpec() if args.hash_dim is None else NgramSpec(args.hash_dim, args.hash_dim // 2)
+        clf: Any = train_fast(args.data, spec, args.target_fpr, 1e-4 if args.l2 is None else args.l2, args.steps)
+        out = args.out or str(FAST_WEIGHTS)
+    else:
+        hash_dim = 4096 if args.hash_dim is None else args.hash_dim
+        clf = train(args.data, hash_dim, args.target_fpr, 1e-3 if args.l2 is None else args.l2, args.steps)
+        out = args.out or str(DEFAULT_WEIGHTS)
+    clf.save(out)
+    print(f"wrote {out}")
     return 0
 
 
