@@ -138,10 +138,12 @@ class InfercoreEmbeddingModel(EmbeddingModel):
 
 def register_providers() -> None:
     """Register the "infercore" LLM provider and embedding engine with NeMo (idempotent)."""
-    from nemoguardrails.embeddings.providers import register_embedding_provider
+    from nemoguardrails.embeddings.providers import register_embedding_provider, registry
 
     register_provider(ENGINE, InfercoreChatModel)
-    register_embedding_provider(InfercoreEmbeddingModel, ENGINE)
+    # NeMo's embedding registry refuses a second add of the same name (ValueError): add it once
+    if ENGINE not in getattr(registry, "items", {}):
+        register_embedding_provider(InfercoreEmbeddingModel, ENGINE)
 
 
 def make_actions(injection: InjectionRail | None = None, pii: PIIRail | None = None, harmful: HarmfulRail | None = None,
