@@ -138,11 +138,11 @@ class InfercoreEmbeddingModel(EmbeddingModel):
 
 def register_providers() -> None:
     """Register the "infercore" LLM provider and embedding engine with NeMo (idempotent)."""
-    from nemoguardrails.embeddings.providers import register_embedding_provider, registry
+    from nemoguardrails.embeddings.providers import EmbeddingProviderRegistry, register_embedding_provider
 
     register_provider(ENGINE, InfercoreChatModel)
-    # NeMo's embedding registry refuses a second add of the same name (ValueError): add it once
-    if ENGINE not in getattr(registry, "items", {}):
+    # NeMo's embedding registry (a singleton) refuses a second add of the same name: add it once
+    if ENGINE not in EmbeddingProviderRegistry().items:
         register_embedding_provider(InfercoreEmbeddingModel, ENGINE)
 
 
