@@ -15,6 +15,7 @@ namespace py = pybind11;
 
 void register_system(py::module_& m);
 void register_norm(py::module_& m);
+void register_gelu(py::module_& m);
 void register_quant(py::module_& m);
 void register_linear(py::module_& m);
 void register_attention(py::module_& m);

@@ -16,6 +16,7 @@ PYBIND11_MODULE(_C, m) {
   });
   infercore::register_system(m);
   infercore::register_norm(m);
+  infercore::register_gelu(m);
   infercore::register_quant(m);
   infercore::register_linear(m);
   infercore::register_attention(m);

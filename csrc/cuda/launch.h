@@ -26,5 +26,8 @@ void check_launch(const char* what);
 void norm_launch(bool rms, uintptr_t x, uintptr_t weight, uintptr_t out, int64_t rows, int64_t cols,
                  int dtype, float eps, uintptr_t stream);
 
+// gelu over a flat array of n elements; out may equal x. tanh: the tanh approximation.
+void gelu_launch(uintptr_t x, uintptr_t out, int64_t n, int dtype, bool tanh, uintptr_t stream);
+
 }  // namespace cuda
 }  // namespace infercore

@@ -35,4 +35,11 @@ PYBIND11_MODULE(_C_cuda, m) {
       },
       py::arg("rms"), py::arg("x"), py::arg("weight"), py::arg("out"), py::arg("rows"), py::arg("cols"),
       py::arg("dtype"), py::arg("eps"), py::arg("stream"));
+  m.def(
+      "gelu",
+      [](uintptr_t x, uintptr_t out, int64_t n, int dtype, bool tanh, uintptr_t stream) {
+        py::gil_scoped_release nogil;
+        gelu_launch(x, out, n, dtype, tanh, stream);
+      },
+      py::arg("x"), py::arg("out"), py::arg("n"), py::arg("dtype"), py::arg("tanh"), py::arg("stream"));
 }

@@ -12,7 +12,7 @@ from .._native import _C
 from .._system import get_isa, get_num_threads
 from .case import Case, Result
 
-SUITES = ("norm", "topk", "linear", "attention", "guardrails", "embed", "rag", "generate", "chains", "serve",
+SUITES = ("norm", "gelu", "topk", "linear", "attention", "guardrails", "embed", "rag", "generate", "chains", "serve",
           "structured")
 
 

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from . import reference
+from .activation import gelu
 from .attention import paged_attention_decode, paged_attention_prefill, reshape_and_cache
 from .linear import linear
 from .norm import l2_normalize, rms_norm
 from .search import topk_cosine, topk_inner_product
 
 __all__ = [
+    "gelu",
     "l2_normalize",
     "linear",
     "paged_attention_decode",

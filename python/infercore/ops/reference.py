@@ -5,7 +5,11 @@ Inputs may be any float dtype; they are promoted to float64 and the result is fl
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+_erfc = np.frompyfunc(math.erfc, 1, 1)  # numpy has no erf; math.erfc is accurate to ~1 ulp in float64
 
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -23,6 +27,23 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float = 1e-6) -> np.ndarray
     with np.errstate(invalid="ignore", over="ignore"):
         ms = np.mean(x * x, axis=-1, keepdims=True)
         return x / np.sqrt(ms + eps) * w
+
+
+def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """GELU, elementwise. approximate="none": x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (BERT's);
+    "tanh": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (GPT-2's). Limits: gelu(+inf) = +inf,
+    gelu(-inf) = -0, NaN -> NaN. Evaluated as 0.5 x erfc(-x / sqrt 2) and x / (1 + exp(-2u)), the
+    same values without the cancellation of 1 + erf / 1 + tanh for negative x."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if approximate == "tanh":
+            u = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)
+            y = x / (1.0 + np.exp(-2.0 * u))
+        else:
+            y = 0.5 * x * np.asarray(_erfc(-x / math.sqrt(2.0)), dtype=np.float64)
+    return np.where(x == -np.inf, -0.0, y)
 
 
 def linear(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
