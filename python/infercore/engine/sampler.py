@@ -70,6 +70,59 @@ def filtered_probs(logits: np.ndarray, params: SamplingParams) -> tuple[np.ndarr
     return cand, p / p.sum()
 
 
+_HEAD = 1024  # candidates sorted on the fast path (the rest of the vocabulary is summed, not sorted)
+
+
+def _sample_head(work: np.ndarray, params: SamplingParams, u: float) -> int | None:
+    """The token `filtered_probs` + inverse-CDF sampling would pick for uniform u, found by sorting
+    only the largest-logit tokens: the exact global top set (boundary ties included), their
+    probabilities against the sum over the whole vocabulary, and the filters applied to that head.
+    None when the answer may lie outside the head (a flat distribution, a wide top-p): the caller
+    then sorts everything. A full stable sort of a 49k vocabulary costs ~4 ms per token, the head
+    ~0.3 ms, and with a peaked distribution the head decides almost always."""
+    v = work.shape[0]
+    k = params.top_k if params.top_k > 0 else v
+    k = min(k, v)
+    head = min(_HEAD, k)
+    if v < 4 * _HEAD:
+        return None
+    thr = np.partition(work, v - head)[v - head]
+    idx = np.nonzero(work >= thr)[0]
+    if len(idx) > 2 * head or not np.isfinite(thr):
+        return None  # massive ties or -inf inside the head: let the full path decide
+    order = idx[np.lexsort((idx, -work[idx]))][:head]
+    t = params.temperature
+    top = work[order[0]] / t
+    p = np.exp(work[order] / t - top)
+    if k <= head:  # top-k keeps only (part of) the head
+        p = p[:k]
+        total = p.sum()
+    else:
+        finite = work[np.isfinite(work)]
+        total = np.exp(finite / t - top).sum()  # mass of the whole kept set (top_k = all)
+    cum = np.cumsum(p) / total
+    keep = len(p)
+    if params.top_p < 1.0:
+        if cum[-1] < params.top_p:
+            return None  # the top-p set reaches past the head
+        keep = min(keep, int(np.searchsorted(cum, params.top_p, side="left")) + 1)
+    if params.min_p > 0.0:
+        n_min = int(np.count_nonzero(p >= params.min_p * p[0]))
+        if n_min == len(p) and k > head:
+            return None  # tokens beyond the head may pass min-p too
+        keep = min(keep, max(1, n_min))
+    if keep < len(p) or (k <= head):
+        cp = np.cumsum(p[:keep])
+        i = int(np.searchsorted(cp / cp[-1], u, side="right"))
+        return int(order[min(i, keep - 1)])
+    # no filter truncated: the whole vocabulary is kept; the head decides when u falls inside it
+    target = u * total
+    cp = np.cumsum(p)
+    if target >= cp[-1]:
+        return None
+    return int(order[int(np.searchsorted(cp, target, side="right"))])
+
+
 def sample_row(
     logits: np.ndarray,
     params: SamplingParams,
@@ -101,10 +154,14 @@ def sample_row(
     else:
         if rng is None:
             raise ValueError("rng: sampling with temperature > 0 needs a generator")
-        cand, p = filtered_probs(work, params)
         u = rng.random()
-        idx = int(np.searchsorted(np.cumsum(p), u, side="right"))
-        token = int(cand[min(idx, len(cand) - 1)])
+        fast = _sample_head(work, params, u)
+        if fast is not None:
+            token = fast
+        else:
+            cand, p = filtered_probs(work, params)
+            idx = int(np.searchsorted(np.cumsum(p), u, side="right"))
+            token = int(cand[min(idx, len(cand) - 1)])
     result = SampleResult(token)
     if params.logprobs is not None:
         lp = log_softmax(raw.astype(np.float64))
