@@ -117,7 +117,8 @@ def test_stop_normalization():
 
 @pytest.mark.parametrize("params", [
     SamplingParams(temperature=1.0), SamplingParams(temperature=0.7, top_p=0.9),
-    SamplingParams(temperature=1.3, top_k=50), SamplingParams(temperature=1.0, min_p=0.05), SamplingParams(temperature=0.9, top_k=3000, top_p=0.95),
+    SamplingParams(temperature=1.3, top_k=50), SamplingParams(temperature=1.0, min_p=0.05),
+    SamplingParams(temperature=0.9, top_k=3000, top_p=0.95),
 ])
 def test_fast_head_sampling_matches_the_full_sort(params):
     # the head-only path must pick exactly the token the full sorted inverse CDF picks, for the same u
