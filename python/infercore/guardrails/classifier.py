@@ -16,7 +16,6 @@ which feature set they were trained with.
 
 from __future__ import annotations
 
-import json
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -121,17 +120,9 @@ class EmbeddingClassifier:
     @classmethod
     def load(cls, path: str | Path | None = None, embedder: Any = None) -> EmbeddingClassifier:
         from .embedding import resolve_embedder
+        from .ngram_classifier import read_weights  # one reader for both models' .npz files
 
-        p = Path(path) if path is not None else DEFAULT_WEIGHTS
-        if not p.is_file():
-            raise ValueError(f"classifier: weights file {str(p)!r} not found (run python -m "
-                             f"infercore.guardrails.train_classifier)")
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                w, b, thr = z["w"].astype(np.float32), float(z["b"]), float(z["threshold"])
-                meta = json.loads(str(z["meta"]))
-        except (KeyError, ValueError, OSError) as e:
-            raise ValueError(f"classifier: {str(p)!r} is not a classifier weights file: {e}") from e
+        w, b, thr, meta = read_weights(Path(path) if path is not None else DEFAULT_WEIGHTS)
         spec = FeatureSpec.from_meta(meta["features"])
         emb = resolve_embedder(embedder if embedder is not None else spec.embedder)
         dim = int(emb.get_sentence_embedding_dimension()) + spec.hash_dim

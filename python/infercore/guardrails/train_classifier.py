@@ -116,10 +116,17 @@ def fit_logreg_sparse(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shap
 
 
 def calibrate(scores: np.ndarray, target_fpr: float, floor: float = 0.5) -> float:
-    """Lowest threshold with mean(scores >= threshold) <= target_fpr, and at least `floor`."""
+    """A threshold with mean(scores >= threshold) <= target_fpr, and at least `floor`: midway
+    between the highest score that must stay below it and the next higher one, so a last-bit change
+    in the embedder's arithmetic (another GEMM blocking, another ISA) cannot push a calibration text
+    across (right above the score, one ulp of drift flipped three texts from 6/140 to 9/140)."""
     s = np.sort(np.asarray(scores, np.float64))[::-1]
     k = int(np.floor(target_fpr * len(s)))  # this many may score at or above the threshold
-    thr = float(np.nextafter(s[k], np.inf)) if k < len(s) else float(s[-1])
+    if k >= len(s):
+        return max(floor, float(s[-1]))
+    thr = float(np.nextafter(s[k], np.inf))
+    if k > 0 and s[k - 1] > thr:
+        thr = float((s[k] + s[k - 1]) / 2)
     return max(floor, thr)
 
 
