@@ -33,6 +33,18 @@ def isa(request):
     ic.set_isa(before)
 
 
+def _on_1_and_2_threads(fn):
+    """fn() computed with 1 thread, then with 2 (the thread count restored after)."""
+    before = ic.get_num_threads()
+    try:
+        ic.set_num_threads(1)
+        y1 = fn()
+        ic.set_num_threads(2)
+        return y1, fn()
+    finally:
+        ic.set_num_threads(before)
+
+
 def _rel(a, b):
     b = np.asarray(b, np.float64)
     return np.linalg.norm(np.asarray(a, np.float64) - b) / max(np.linalg.norm(b), 1e-300)
@@ -115,14 +127,7 @@ def test_linear_threads_agree(isa):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((20, 96)).astype(np.float32)
     qw = Q.quantize_weight(rng.standard_normal((300, 96)).astype(np.float32), "q4_1")
-    before = ic.get_num_threads()
-    try:
-        ic.set_num_threads(1)
-        y1 = ops.linear(x, qw)
-        ic.set_num_threads(2)
-        y2 = ops.linear(x, qw)
-    finally:
-        ic.set_num_threads(before)
+    y1, y2 = _on_1_and_2_threads(lambda: ops.linear(x, qw))
     assert np.array_equal(y1, y2)
 
 
@@ -135,14 +140,7 @@ def test_linear_float_gemm_tiles_and_threads(isa, kind, m, n, k):
     x = rng.standard_normal((m, k)).astype(np.float32)
     qw = Q.quantize_weight(rng.standard_normal((n, k)).astype(np.float32), kind)
     b = rng.standard_normal(n).astype(np.float32)
-    before = ic.get_num_threads()
-    try:
-        ic.set_num_threads(1)
-        y1 = ops.linear(x, qw, b)
-        ic.set_num_threads(2)
-        y2 = ops.linear(x, qw, b)
-    finally:
-        ic.set_num_threads(before)
+    y1, y2 = _on_1_and_2_threads(lambda: ops.linear(x, qw, b))
     assert np.array_equal(y1, y2)
     assert _rel(y1, ops.linear(x, qw, b, backend="reference")) <= 1e-5
     # a row's result does not depend on which other rows share the call
@@ -225,13 +223,6 @@ def test_linear_quantized_prefill_path(isa, kind):
         if m >= GEMM_MIN_ROWS_QUANT:
             assert _rel(y, deq) <= 1e-6
     x[7, 3] = np.nan
-    before = ic.get_num_threads()
-    try:
-        ic.set_num_threads(1)
-        y1 = ops.linear(x, qw, b)
-        ic.set_num_threads(2)
-        y2 = ops.linear(x, qw, b)
-    finally:
-        ic.set_num_threads(before)
+    y1, y2 = _on_1_and_2_threads(lambda: ops.linear(x, qw, b))
     np.testing.assert_array_equal(y1, y2)
     assert np.isnan(y1[7]).all() and np.isfinite(np.delete(y1, 7, axis=0)).all()
