@@ -48,7 +48,7 @@ def test_attack_wave_alerts_on_the_injection_rail(guard):
     assert a.rail == "injection" and a.rate >= a.threshold == pytest.approx(max(a.baseline * 2, a.baseline + 0.05))
     assert a.directions == {"input": a.blocks} and a.blocks >= 3
     assert sum(p["count"] for p in a.patterns) == a.blocks
-    assert 1 <= len(a.samples) <= 5
+    assert len(a.samples) in range(1, 6)
     for s in a.samples:
         assert "eve@example.com" not in s["text"] and "4111 1111 1111 1111" not in s["text"]
 

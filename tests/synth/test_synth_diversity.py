@@ -58,7 +58,7 @@ def test_vendi_dual_paths_agree():
         x = rng.standard_normal((n, d))
         u = x / np.linalg.norm(x, axis=1, keepdims=True)
         assert vendi_score(x) == pytest.approx(vendi_from_kernel(u @ u.T), rel=1e-9)
-        assert 1.0 <= vendi_score(x) <= min(n, d) + 1e-9
+        assert vendi_score(x) >= 1.0 and vendi_score(x) <= min(n, d) + 1e-9
 
 
 def test_vendi_bad_input():
