@@ -305,11 +305,13 @@ class RAG:
                           {"abstained": True}, timings, abstained=True)
         from ..engine.sampling_params import SamplingParams
 
-        sp = sampling_params or SamplingParams(temperature=0.0, max_tokens=96)
         supports = getattr(getattr(self.llm, "engine", None), "guides", None) is not None
         if cite == "constrained" and not supports:
             raise ValueError("cite: 'constrained' needs a model with structured-output support (an infercore LLM)")
-        if (cite == "constrained" or (cite == "auto" and supports)) and sp.json_schema is None and sp.regex is None:
+        constrain = cite == "constrained" or (cite == "auto" and supports)
+        # a constrained answer is <= 2 sentences of <= 150 characters: 192 tokens close nearly all of them
+        sp = sampling_params or SamplingParams(temperature=0.0, max_tokens=192 if constrain else 96)
+        if constrain and sp.json_schema is None and sp.regex is None:
             sp = dataclasses.replace(sp, regex=cited_answer_regex(len(contexts)))
         out = self.llm.chat(build_messages(question, contexts), sp)[0]
         t2 = time.perf_counter()
