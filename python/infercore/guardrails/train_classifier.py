@@ -130,6 +130,22 @@ def calibrate(scores: np.ndarray, target_fpr: float, floor: float = 0.5) -> floa
     return max(floor, thr)
 
 
+def _calibrate_and_describe(clf: Any, norm: Normalizer, prefix: str, digest: str, train_rows: list, calib_rows: list,
+                            views: int, y: np.ndarray, train_acc: float, target_fpr: float, l2: float, steps: int,
+                            log: Any) -> Any:
+    """Shared by both models: threshold from the benign calibration split, metadata, one log line."""
+    calib_scores = np.array([clf.score(str(r["text"]), norm)[0] for r in calib_rows])
+    clf.threshold = calibrate(calib_scores, target_fpr)
+    calib_fpr = float((calib_scores >= clf.threshold).mean())
+    clf.meta = {"training_sha256": digest, "train_rows": len(train_rows), "train_views": views,
+                "calib_rows": len(calib_rows), "target_fpr": target_fpr, "calib_fpr": calib_fpr,
+                "train_accuracy": train_acc, "l2": l2, "steps": steps}
+    log(f"{prefix}trained on {len(train_rows)} rows ({views} views, {int(y.sum())} positive), "
+        f"train accuracy {train_acc:.3f}; threshold {clf.threshold:.3f} -> calibration FPR {calib_fpr:.3f} "
+        f"on {len(calib_rows)} benign texts")
+    return clf
+
+
 def train(data: str | Path = training_data.OUT, hash_dim: int = 4096, target_fpr: float = 0.05, l2: float = 1e-3,
           steps: int = 600, embedder: Any = None, log: Any = print) -> EmbeddingClassifier:
     from .embedding import resolve_embedder
@@ -151,16 +167,8 @@ def train(data: str | Path = training_data.OUT, hash_dim: int = 4096, target_fpr
     w, b = fit_logreg(x, y, l2=l2, steps=steps)
     clf = EmbeddingClassifier(w, b, 0.5, spec, {}, emb)
     train_acc = float(((clf.proba_features(x) >= 0.5) == (y == 1)).mean())
-    calib_scores = np.array([clf.score(str(r["text"]), norm)[0] for r in calib_rows])
-    clf.threshold = calibrate(calib_scores, target_fpr)
-    calib_fpr = float((calib_scores >= clf.threshold).mean())
-    clf.meta = {"training_sha256": digest, "train_rows": len(train_rows), "train_views": len(texts),
-                "calib_rows": len(calib_rows), "target_fpr": target_fpr, "calib_fpr": calib_fpr,
-                "train_accuracy": train_acc, "l2": l2, "steps": steps}
-    log(f"trained on {len(train_rows)} rows ({len(texts)} views, {int(y.sum())} positive), "
-        f"train accuracy {train_acc:.3f}; threshold {clf.threshold:.3f} -> calibration FPR {calib_fpr:.3f} "
-        f"on {len(calib_rows)} benign texts")
-    return clf
+    return _calibrate_and_describe(clf, norm, '', digest, train_rows, calib_rows, len(texts), y, train_acc,
+                                   target_fpr, l2, steps, log)
 
 
 def train_fast(data: str | Path = training_data.OUT, spec: NgramSpec | None = None, target_fpr: float = 0.05,
@@ -181,16 +189,8 @@ def train_fast(data: str | Path = training_data.OUT, spec: NgramSpec | None = No
     w, b = fit_logreg_sparse(r, c, v, (len(texts), spec.dim), y, l2=l2, steps=steps)
     clf = NgramClassifier(w, b, 0.5, spec, {})
     train_acc = float(((clf.proba(texts) >= 0.5) == (y == 1)).mean())
-    calib_scores = np.array([clf.score(str(x["text"]), norm)[0] for x in calib_rows])
-    clf.threshold = calibrate(calib_scores, target_fpr)
-    calib_fpr = float((calib_scores >= clf.threshold).mean())
-    clf.meta = {"training_sha256": digest, "train_rows": len(train_rows), "train_views": len(texts),
-                "calib_rows": len(calib_rows), "target_fpr": target_fpr, "calib_fpr": calib_fpr,
-                "train_accuracy": train_acc, "l2": l2, "steps": steps}
-    log(f"[ngram] trained on {len(train_rows)} rows ({len(texts)} views, {int(y.sum())} positive), "
-        f"train accuracy {train_acc:.3f}; threshold {clf.threshold:.3f} -> calibration FPR {calib_fpr:.3f} "
-        f"on {len(calib_rows)} benign texts")
-    return clf
+    return _calibrate_and_describe(clf, norm, '[ngram] ', digest, train_rows, calib_rows, len(texts), y, train_acc,
+                                   target_fpr, l2, steps, log)
 
 
 def main(argv: list[str] | None = None) -> int:
