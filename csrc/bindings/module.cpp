@@ -21,4 +21,5 @@ PYBIND11_MODULE(_C, m) {
   infercore::register_linear(m);
   infercore::register_attention(m);
   infercore::register_topk(m);
+  infercore::register_rope(m);
 }

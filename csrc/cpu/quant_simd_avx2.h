@@ -8,11 +8,12 @@
 #include <cstdint>
 
 #include "../core/dtype.h"
+#include "quant_simd_r4_x86.h"
 
 namespace infercore {
 namespace {
 
-struct QAvx2 {
+struct QAvx2 : R4X86 {
   static constexpr int W = 8;
   using F = __m256;
   using I = __m256i;
@@ -60,10 +61,10 @@ struct QAvx2 {
     o[3] = _mm256_cvtph_ps(_mm256_extracti128_si256(h2, 1));
   }
   static I load_i8(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  // 16 bytes in both halves, the upper half shifted right by 4: low nibbles then high nibbles.
   static I load_q4(const uint8_t* q) {
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-    const __m128i m = _mm_set1_epi8(0x0F);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+    return _mm256_and_si256(_mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
   }
   static IAcc dot_ss(I w, I x) {
     const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));

@@ -7,11 +7,12 @@
 #include <cstdint>
 
 #include "../core/dtype.h"
+#include "quant_simd_r4_x86.h"
 
 namespace infercore {
 namespace {
 
-struct QAvx512 {
+struct QAvx512 : R4X86 {
   static constexpr int W = 16;
   using F = __m512;
   using I = __m256i;

@@ -66,6 +66,30 @@ struct QScalar {
   static IAcc iadd(IAcc a, IAcc b) { return a + b; }
   static int32_t ihsum(IAcc a) { return a; }
   static F to_f(IAcc a) { return static_cast<float>(a); }
+
+  // Four-row accumulators (see quant_simd_r4_x86.h); std::fma so every level rounds alike.
+  struct R4 {
+    float v[4];
+  };
+  static R4 r4_zero() { return R4{{0.f, 0.f, 0.f, 0.f}}; }
+  static R4 r4_set1(float s) { return R4{{s, s, s, s}}; }
+  static R4 r4_halves(uint16_t a, uint16_t b, uint16_t c, uint16_t d) {
+    return R4{{half_to_float(a), half_to_float(b), half_to_float(c), half_to_float(d)}};
+  }
+  static R4 r4_mul(const R4& a, const R4& b) {
+    R4 r;
+    for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] * b.v[i];
+    return r;
+  }
+  static R4 r4_fma(const R4& a, const R4& b, const R4& c) {
+    R4 r;
+    for (int i = 0; i < 4; ++i) r.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
+    return r;
+  }
+  static R4 r4_dots(IAcc p0, IAcc p1, IAcc p2, IAcc p3) {
+    return R4{{static_cast<float>(p0), static_cast<float>(p1), static_cast<float>(p2), static_cast<float>(p3)}};
+  }
+  static void r4_store(const R4& v, float* o) { std::memcpy(o, v.v, sizeof(v.v)); }
 };
 
 }  // namespace

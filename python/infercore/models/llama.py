@@ -92,6 +92,8 @@ class LlamaModel:
         layout: slot_mapping, block_tables, seq_lens, query_start_loc, decode_only."""
         c = self.config
         t = token_ids.shape[0]
+        positions = np.ascontiguousarray(positions, dtype=np.int64)
+        self.rope.ensure(positions)
         hq, hkv, d = c.num_heads, c.num_kv_heads, c.head_dim
         h = np.ascontiguousarray(self.embed(token_ids), dtype=np.float32)
         eps = c.rms_norm_eps
@@ -108,11 +110,7 @@ class LlamaModel:
             qkv = fast.linear(x, layer.qkv)
             if layer.qkv_bias is not None:
                 qkv += layer.qkv_bias
-            # RoPE on the q and k heads together, in place in the projection output (assigning
-            # .shape raises instead of silently copying if a view were impossible)
-            qk = qkv[:, : self.q_dim + self.kv_dim]
-            qk.shape = (t, hq + hkv, d)
-            self.rope.apply(qk, positions)
+            self.rope.apply_rows(qkv, hq + hkv, positions)  # q and k heads, in place
             q = np.ascontiguousarray(qkv[:, : self.q_dim]).reshape(t, hq, d)
             k = np.ascontiguousarray(qkv[:, self.q_dim : self.q_dim + self.kv_dim]).reshape(t, hkv, d)
             v = np.ascontiguousarray(qkv[:, self.q_dim + self.kv_dim :]).reshape(t, hkv, d)

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .._native import _C
+
 
 def inv_frequencies(head_dim: int, theta: float, scaling: dict[str, Any] | None) -> np.ndarray:
     inv = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
@@ -56,9 +58,20 @@ class Rope:
         self.sin = np.sin(ang).astype(np.float32)
         self.max_positions = n
 
-    def apply(self, x: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    def ensure(self, positions: np.ndarray) -> None:
+        """Grow the tables to cover `positions`."""
         if positions.size and int(positions.max()) >= self.max_positions:
             self._grow(max(int(positions.max()) + 1, 2 * self.max_positions))
+
+    def apply_rows(self, rows: np.ndarray, heads: int, positions: np.ndarray) -> None:
+        """Rotate heads [0, heads) of each row of rows [T, W] float32 (C-contiguous) in place: the
+        model's fused q|k|v output, whose q and k heads lead each row. Native; checks its inputs
+        (a position beyond the tables raises ValueError: call ensure() first)."""
+        _C.rope_inplace(rows, heads, self.head_dim, positions, self.cos, self.sin, self.style == "interleaved")
+
+    def apply(self, x: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Numpy form on [T, H, D] (any strides); the reference that apply_rows is tested against."""
+        self.ensure(positions)
         cos = self.cos[positions][:, None, :]
         sin = self.sin[positions][:, None, :]
         if self.style == "neox":
