@@ -260,7 +260,7 @@ def _gemv_kernel(
 @triton.jit
 def _gemm_kernel(
     X, XQ, XD, W, W16, WS, BIAS, Y, M, N, K, stride_x, stride_q, rb, gpr, group,
-    KIND: tl.constexpr, QACT: tl.constexpr, CT: tl.constexpr, PREC: tl.constexpr,
+    KIND: tl.constexpr, QACT: tl.constexpr, OT: tl.constexpr, CT: tl.constexpr, PREC: tl.constexpr,
     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, HAS_BIAS: tl.constexpr,
 ):  # fmt: skip
     pid_m = tl.program_id(0)
@@ -304,7 +304,8 @@ def _gemm_kernel(
             k_ok = rk < K
             x = tl.load(X + rm64[:, None] * stride_x + rk[None, :], mask=m_ok[:, None] & k_ok[None, :], other=0.0)
             w = _weight_tile(W, W16, WS, n2, rk[:, None], k_ok[:, None] & n_ok[None, :], rb, gpr, group, KIND)
-            acc = tl.dot(x.to(CT), w.to(CT), acc, input_precision=PREC)
+            # operands rounded to OT, multiplied as CT (the same type but for the interpreter, below)
+            acc = tl.dot(x.to(OT).to(CT), w.to(OT).to(CT), acc, input_precision=PREC)
         acc = acc * _channel_scale(WS, rn, n_ok, KIND)[None, :]
     if HAS_BIAS:
         acc += tl.load(BIAS + rn, mask=n_ok, other=0.0)[None, :]
@@ -438,12 +439,16 @@ def linear(
     bm = 16 if m <= 16 else 32 if m <= 32 else 64 if m <= 64 or _interpreted() else 128
     bn = 64 if _interpreted() else 128
     bk = 32 if (quant_acts and kind != "int8") else 64
-    ct = _CT[x.dtype]
+    ot = ct = _CT[x.dtype]
     prec = "tf32x3" if x.dtype == torch.float32 else "tf32"
+    if ot == tl.bfloat16 and _interpreted():
+        # Triton 3.9's interpreter multiplies bfloat16 dot operands as their raw uint16 bits:
+        # there, round the operands to bfloat16 and multiply them exactly in float32.
+        ct, prec = tl.float32, "ieee"
     grid = (triton.cdiv(m, bm), triton.cdiv(n, bn))
     _gemm_kernel[grid](
         x, xq, xd, data, w16, ws, b, y, m, n, k, x.stride(0), stride_q, rb, gpr, group,
-        KIND=code, QACT=quant_acts, CT=ct, PREC=prec, BM=bm, BN=bn, BK=bk, HAS_BIAS=has_bias,
+        KIND=code, QACT=quant_acts, OT=ot, CT=ct, PREC=prec, BM=bm, BN=bn, BK=bk, HAS_BIAS=has_bias,
         num_warps=8 if bm >= 128 else 4, num_stages=3,
     )  # fmt: skip
     return y
