@@ -157,11 +157,11 @@ def test_triton_launcher_rejects_bad_weights():
     qw = Q.quantize_weight(np.ones((4, 64), np.float32), "int8").to(DEVICE)
     with pytest.raises(ValueError, match="kind"):
         TL.linear(x, "int3", qw.shape, qw.data, qw.scale, None)
-    with pytest.raises(TypeError, match="w.data"):
+    with pytest.raises(TypeError, match=r"w\.data"):
         TL.linear(x, "int8", qw.shape, qw.data.view(torch.uint8), qw.scale, None)
-    with pytest.raises(ValueError, match="w.scale"):
+    with pytest.raises(ValueError, match=r"w\.scale"):
         TL.linear(x, "int8", qw.shape, qw.data, None, None)
-    with pytest.raises(ValueError, match="w.data"):
+    with pytest.raises(ValueError, match=r"w\.data"):
         TL.linear(x, "int8", (3, 64), qw.data[:3].t().contiguous().t(), qw.scale[:3], None)
     with pytest.raises(ValueError, match="x"):
         TL.linear(torch.ones((2, 63), device=DEVICE), "int8", qw.shape, qw.data, qw.scale, None)
