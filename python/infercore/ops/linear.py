@@ -55,19 +55,30 @@ def _reference(x2: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None) -> 
 def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto") -> Any:
     """y = x @ W.T (+ bias).
 
-    x: [..., K] float32/float16/bfloat16 (numpy or CPU torch; computed in float32).
+    x: [..., K] float32/float16/bfloat16 (numpy, torch CPU/CUDA, CuPy).
     w: a float [N, K] array or a quant.QuantizedWeight (see quant.quantize_weight for kinds).
        int8 weights run W8A8: each row of x is quantized to int8 (absmax/127) inside the
        kernel; int4/q8_0/q4_0/q4_1 quantize x per block of 32 (float32 scale) like ggml's
-       q8_0/q8_1 dot products. A row of x holding NaN/inf
-       then gives a NaN output row; with float kinds NaN/inf propagate as IEEE arithmetic does.
-    bias: [N] float or None. backend: "auto"/"cpu" (native kernels) or "reference" (float64
-    numpy of the same computation). Returns [..., N] of x's array type and dtype.
+       q8_0/q8_1 dot products. From GEMM_MIN_ROWS_QUANT (64) rows quantized weights are
+       dequantized and multiplied with float activations instead (no activation quantization).
+       A row of x holding NaN/inf then gives a NaN output row; with float kinds NaN/inf
+       propagate as IEEE arithmetic does.
+    bias: [N] float or None, where x lives. Returns [..., N] of x's array type and dtype.
+
+    backend: "auto" (host arrays -> "cpu"; CUDA arrays -> "cuda" when _C_cuda is built, else
+    "triton"), "cpu" (native kernels, float32 math), "reference" (float64 numpy of the same
+    computation), "triton" (kernels/linear.py: GEMV up to 8 rows, tensor-core GEMM above), or
+    "cuda" (csrc/cuda/linear.cu GEMV for M <= 8 rows, the Triton GEMM above 8 rows).
+    On a GPU the weight must be there too: `w.to(x.device)` (QuantizedWeight.to) once, or a
+    float CUDA tensor. GPU compute: float32 accumulation; below 64 rows the quantized kinds use
+    the same integer activation codes as the CPU; the GEMM multiplies in x's dtype (float16 /
+    bfloat16; float32 x via tf32x3), so float16/bfloat16 x also rounds dequantized weights to it.
     """
     if (
         type(x) is np.ndarray
         and x.dtype == np.float32
         and type(w) is QuantizedWeight
+        and type(w.data) is np.ndarray
         and backend in ("auto", "cpu")
         and x.ndim >= 1
         and x.shape[-1] == w.shape[1]
@@ -76,13 +87,17 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto") -> Any:
     backend = A.check_backend(backend)
     x = A.as_array(x, "x")
     A.check_float(x, "x")
-    if A.is_device_array(x):
-        raise ValueError(f"x: ops.linear runs on the CPU only for now, got {A.describe(x)}")
-    if backend in ("cuda", "triton"):
-        raise ValueError(f"backend: ops.linear has no {backend!r} kernel yet; use 'cpu' or 'reference'")
     if x.ndim < 1:
         raise ValueError("x: expected at least 1 dimension [..., K]")
+    if backend == "reference" and (A.is_device_array(x) or _on_device(w)):
+        return _linear_reference_any(x, w, bias)
+    if A.is_device_array(x) or backend in ("cuda", "triton"):
+        from . import _linear_gpu
+
+        return _linear_gpu.linear_gpu(x, w, bias, backend)
     qw = _as_weight(w)
+    if qw.device != "host":
+        raise ValueError(f"w: the QuantizedWeight lives on {qw.device} but x is a host array; use w.to('host')")
     n, k = qw.shape
     if int(x.shape[-1]) != k:
         raise ValueError(f"x: last dimension {int(x.shape[-1])} does not match w's K={k} (w {qw.shape})")
@@ -96,6 +111,34 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto") -> Any:
         y = _reference(x2, qw, b)
         return A.from_numpy_f64(y.reshape((*lead, n)), x)
     return _wrap(_run(x2, qw, b).reshape((*lead, n)), x)
+
+
+def _on_device(w: Any) -> bool:
+    if isinstance(w, QuantizedWeight):
+        return w.device != "host"
+    return A.array_kind(w) != "other" and A.is_device_array(w)
+
+
+def _linear_reference_any(x: Any, w: Any, bias: Any) -> Any:
+    """backend="reference" for device arrays: everything to the host in float64, result back."""
+    if isinstance(w, QuantizedWeight):
+        qw = w.to("host")
+    else:
+        wa = A.as_array(w, "w")
+        qw = _as_weight(A.to_numpy_f64(wa).astype(np.float32) if A.is_device_array(wa) else wa)
+    n, k = qw.shape
+    if int(x.shape[-1]) != k:
+        raise ValueError(f"x: last dimension {int(x.shape[-1])} does not match w's K={k} (w {qw.shape})")
+    b = None
+    if bias is not None:
+        ba = A.as_array(bias, "bias")
+        A.check_float(ba, "bias")
+        b = A.to_numpy_f64(ba).astype(np.float32)
+        if b.shape != (n,):
+            raise ValueError(f"bias: expected shape ({n},), got {tuple(b.shape)}")
+    lead = tuple(int(s) for s in x.shape[:-1])
+    x2 = np.ascontiguousarray(A.to_numpy_f64(x).astype(np.float32).reshape(-1, k))
+    return A.from_numpy_f64(_reference(x2, qw, b).reshape((*lead, n)), x)
 
 
 def _run(x2: np.ndarray, qw: QuantizedWeight, b: np.ndarray | None) -> np.ndarray:

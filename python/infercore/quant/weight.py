@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,8 @@ class QuantizedWeight:
     q8_0/q4_0/q4_1: data uint8 [N, K/32 * block bytes], ggml blocks (activations quantized
           per block of 32 like ggml's q8_0/q8_1)
     f32/f16/bf16: data [N, K] (bf16 as uint16 bits)
+    The fields are numpy arrays on the host; `.to(device)` gives the same bytes as torch tensors
+    on a device (bf16 bits as int16, torch having no uint16 kernels), for ops.linear on CUDA.
     """
 
     kind: str
@@ -38,8 +40,45 @@ class QuantizedWeight:
         """Bytes the kernels read: packed weights plus scales."""
         return int(self.data.nbytes + (self.scale.nbytes if self.scale is not None else 0))
 
+    @property
+    def device(self) -> str:
+        """'host' when the fields are numpy arrays, else the torch device ('cuda:0', 'cpu')."""
+        if isinstance(self.data, np.ndarray):
+            return "host"
+        return str(self.data.device)
+
+    def to(self, device: Any) -> QuantizedWeight:
+        """The same kind, shape and bytes with data/scale as torch tensors on `device` (a torch
+        device or its name: 'cuda', 'cuda:1', 'cpu' (CPU torch tensors, for the Triton
+        interpreter)); device='host' gives numpy arrays back. The bytes are copied as-is."""
+        if isinstance(device, str) and device == "host":
+            if self.device == "host":
+                return self
+            data = self.data.detach().cpu().numpy()
+            if self.kind == "bf16":
+                data = data.view(np.uint16)
+            scale = None if self.scale is None else self.scale.detach().cpu().numpy()
+            return replace(self, data=data, scale=scale)
+        import torch
+
+        try:
+            dev = torch.device(device)
+        except (TypeError, RuntimeError) as e:
+            raise ValueError(f"device: expected 'host', a torch.device or a device name, got {device!r}") from e
+        if self.device != "host":
+            if self.data.device == dev:
+                return self
+            scale = None if self.scale is None else self.scale.to(dev)
+            return replace(self, data=self.data.to(dev), scale=scale)
+        host = self.data.view(np.int16) if self.kind == "bf16" else self.data
+        data = torch.from_numpy(np.ascontiguousarray(host)).to(dev)
+        scale = None if self.scale is None else torch.from_numpy(np.ascontiguousarray(self.scale)).to(dev)
+        return replace(self, data=data, scale=scale)
+
     def dequantize(self) -> np.ndarray:
-        """float32 [N, K]: the exact matrix the kernels multiply by."""
+        """float32 [N, K]: the exact matrix the kernels multiply by (numpy, on the host)."""
+        if self.device != "host":
+            return self.to("host").dequantize()
         n, k = self.shape
         if self.kind == "int8":
             return self.data.astype(np.float32) * self.scale[:, None]
@@ -118,3 +157,10 @@ def quantize_weight(w: Any, kind: str, group_size: int | None = None) -> Quantiz
         raise ValueError("w: values beyond the float16 range of ggml block scales")
     blocks = G.QUANTIZERS[kind.upper()](w32.reshape(-1, 32))
     return QuantizedWeight(kind, (n, k), np.ascontiguousarray(blocks.reshape(n, -1)))
+
+
+def to_device(w: QuantizedWeight, device: Any) -> QuantizedWeight:
+    """quant.to_device(w, "cuda") == w.to("cuda"): the packed bytes as torch tensors on a device."""
+    if not isinstance(w, QuantizedWeight):
+        raise TypeError(f"w: expected a QuantizedWeight, got {type(w).__name__}")
+    return w.to(device)
