@@ -11,9 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
+from infercore.kernels import linear as TL  # noqa: E402
+
 from infercore import ops  # noqa: E402
 from infercore import quant as Q  # noqa: E402
-from infercore.kernels import linear as TL  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 BUDGET = {
