@@ -22,4 +22,5 @@ PYBIND11_MODULE(_C, m) {
   infercore::register_attention(m);
   infercore::register_topk(m);
   infercore::register_rope(m);
+  infercore::register_silu_and_mul(m);
 }

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from . import reference
-from .activation import gelu
+from .activation import gelu, silu_and_mul
 from .attention import paged_attention_decode, paged_attention_prefill, reshape_and_cache
 from .linear import linear
 from .norm import l2_normalize, rms_norm
+from .rope import rotary_embedding
 from .search import topk_cosine, topk_inner_product
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "reference",
     "reshape_and_cache",
     "rms_norm",
+    "rotary_embedding",
+    "silu_and_mul",
     "topk_cosine",
     "topk_inner_product",
 ]

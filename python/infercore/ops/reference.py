@@ -46,6 +46,47 @@ def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     return np.where(x == -np.inf, -0.0, y)
 
 
+def silu_and_mul(x: np.ndarray) -> np.ndarray:
+    """silu(x[..., :I]) * x[..., I:] for x [..., 2I] (the gated MLP activation; vLLM's
+    silu_and_mul), silu(g) = g * sigmoid(g). sigmoid from s = exp(-|g|): 1 / (1 + s) for g >= 0,
+    s / (1 + s) below, so nothing overflows. Limits: silu(+inf) = +inf, silu(-inf) = -0, NaN
+    propagates; the product with the up half follows IEEE (-0 * u, inf * 0 = NaN)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 1 or x.shape[-1] % 2:
+        raise ValueError(f"x: expected shape [..., 2 * I], got {x.shape}")
+    half = x.shape[-1] // 2
+    g, u = x[..., :half], x[..., half:]
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = np.exp(-np.abs(g))
+        sig = np.where(g >= 0, 1.0 / (1.0 + s), s / (1.0 + s))
+        silu = np.where(g == -np.inf, -0.0, g * sig)
+        return silu * u
+
+
+def rotary_embedding(x: np.ndarray, positions: np.ndarray, cos: np.ndarray, sin: np.ndarray, heads: int,
+                     interleaved: bool) -> np.ndarray:  # fmt: skip
+    """RoPE on packed rows: a float64 copy of x [T, W] whose heads [0, heads) (head_dim =
+    2 * cos.shape[1], heads * head_dim <= W) are rotated by the table rows cos/sin[positions[t]]
+    ([P, head_dim / 2]): for each pair (a, b), a' = a cos - b sin, b' = b cos + a sin. Pairs are
+    (2i, 2i + 1) when interleaved (GGUF llama), else (i, i + head_dim / 2) (neox, rotate_half).
+    The rest of each row is copied unchanged."""
+    x = np.asarray(x, dtype=np.float64)
+    c = np.asarray(cos, dtype=np.float64)[np.asarray(positions)][:, None, :]
+    s = np.asarray(sin, dtype=np.float64)[np.asarray(positions)][:, None, :]
+    half = c.shape[-1]
+    d = 2 * half
+    y = x.copy()
+    v = y[:, : heads * d].reshape(x.shape[0], heads, d)
+    if interleaved:
+        a, b = v[..., 0::2].copy(), v[..., 1::2].copy()
+        v[..., 0::2], v[..., 1::2] = a * c - b * s, b * c + a * s
+    else:
+        a, b = v[..., :half].copy(), v[..., half:].copy()
+        v[..., :half], v[..., half:] = a * c - b * s, b * c + a * s
+    y[:, : heads * d] = v.reshape(x.shape[0], heads * d)
+    return y
+
+
 def linear(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """x @ w.T (+ bias): x [..., K], w [N, K] (already dequantized), bias [N]."""
     y = np.asarray(x, dtype=np.float64) @ np.asarray(w, dtype=np.float64).T
