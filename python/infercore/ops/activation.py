@@ -13,6 +13,7 @@ from . import reference
 
 _DTYPE_CODE = {"float32": 0, "float16": 1, "bfloat16": 2}
 APPROXIMATIONS = ("none", "tanh")
+_NP_FAST_DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}
 
 
 def gelu(x: Any, *, approximate: str = "none", out: Any = None, backend: str = "auto") -> Any:
@@ -86,6 +87,16 @@ def silu_and_mul(x: Any, *, backend: str = "auto", out: Any = None) -> Any:
     `out` (host arrays only): a C-contiguous array of shape [..., I] and x's dtype that shares no
     memory with x (the op cannot run in place). Non-contiguous inputs are copied.
     """
+    if type(x) is np.ndarray and out is None and (backend == "auto" or backend == "cpu"):
+        # Fast path for the decoder's per-token call (~2 us instead of ~12): a contiguous float32 /
+        # float16 numpy array needs none of the adapters below.
+        name = _NP_FAST_DTYPES.get(x.dtype)
+        if name is not None and x.ndim >= 1 and x.shape[-1] % 2 == 0 and x.flags.c_contiguous and x.flags.aligned:
+            two = x.shape[-1]
+            y = np.empty((*x.shape[:-1], two // 2), x.dtype)
+            if y.size:
+                _C.silu_and_mul(x.reshape(-1, two), y.reshape(-1, two // 2), name)
+            return y
     backend = A.check_backend(backend)
     x = A.as_array(x, "x")
     A.check_float(x, "x")

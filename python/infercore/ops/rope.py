@@ -29,6 +29,14 @@ def rotary_embedding(x: Any, positions: Any, cos: Any, sin: Any, *, heads: int, 
     minimum and maximum back to the host (a synchronisation); check_positions=False skips it, and
     the GPU kernels then leave rows with an out-of-range position unchanged instead.
     """
+    if (type(x) is np.ndarray and type(positions) is np.ndarray and type(cos) is np.ndarray
+            and type(sin) is np.ndarray and type(heads) is int and type(interleaved) is bool
+            and (backend == "auto" or backend == "cpu") and cos.ndim == 2 and positions.dtype == np.int64
+            and positions.flags.c_contiguous and cos.flags.c_contiguous and sin.flags.c_contiguous):  # fmt: skip
+        # Fast path for the decoder's per-layer call (~1 us instead of ~18): the native entry checks
+        # every shape, dtype, contiguity and position itself before it writes (same errors).
+        _C.rope_inplace(x, heads, 2 * int(cos.shape[1]), positions, cos, sin, interleaved)
+        return x
     backend = A.check_backend(backend)
     if A.array_kind(x) == "other":
         raise TypeError(f"x: expected a numpy array, torch tensor or CuPy array (rotated in place), got "
