@@ -190,8 +190,8 @@ def test_large_output_uses_streaming_stores_correctly(isa, rng):
     outb = bufb[1 : rb * ib + 1].reshape(rb, ib)
     assert outb.nbytes >= 16 << 20
     ops.silu_and_mul(xb, out=outb)
-    np.testing.assert_array_equal(outb[:, :999].view(np.uint16),
-                                  ops.silu_and_mul(np.concatenate([xb[:, :999], xb[:, ib:ib + 999]], 1)).view(np.uint16))  # fmt: skip
+    head = ops.silu_and_mul(np.concatenate([xb[:, :999], xb[:, ib : ib + 999]], 1))
+    np.testing.assert_array_equal(outb[:, :999].view(np.uint16), head.view(np.uint16))
     _check(outb[:, idx], np.concatenate([xb[:, idx], xb[:, ib + idx]], axis=1), "bfloat16")
 
 
@@ -257,9 +257,14 @@ def test_reference_backend_keeps_type_and_dtype(rng):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    x=hnp.arrays(np.float32, st.tuples(st.integers(1, 5), st.integers(1, 40).map(lambda n: 2 * n)),
-                 elements=st.one_of(st.floats(-2.0**60, 2.0**60, width=32),  # products stay finite: no overflow
-                                    st.sampled_from([np.nan, np.inf, -np.inf, -0.0, -120.0, -104.5]))),
+    x=hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(1, 5), st.integers(1, 40).map(lambda n: 2 * n)),
+        elements=st.one_of(
+            st.floats(-(2.0**60), 2.0**60, width=32),  # products stay finite: no overflow
+            st.sampled_from([np.nan, np.inf, -np.inf, -0.0, -120.0, -104.5]),
+        ),
+    ),
 )
 def test_hypothesis_matches_reference(x):
     _check(ops.silu_and_mul(x), x, "float32")

@@ -77,12 +77,13 @@ def rotary_embedding(x: np.ndarray, positions: np.ndarray, cos: np.ndarray, sin:
     d = 2 * half
     y = x.copy()
     v = y[:, : heads * d].reshape(x.shape[0], heads, d)
-    if interleaved:
-        a, b = v[..., 0::2].copy(), v[..., 1::2].copy()
-        v[..., 0::2], v[..., 1::2] = a * c - b * s, b * c + a * s
-    else:
-        a, b = v[..., :half].copy(), v[..., half:].copy()
-        v[..., :half], v[..., half:] = a * c - b * s, b * c + a * s
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 = NaN, as IEEE says
+        if interleaved:
+            a, b = v[..., 0::2].copy(), v[..., 1::2].copy()
+            v[..., 0::2], v[..., 1::2] = a * c - b * s, b * c + a * s
+        else:
+            a, b = v[..., :half].copy(), v[..., half:].copy()
+            v[..., :half], v[..., half:] = a * c - b * s, b * c + a * s
     y[:, : heads * d] = v.reshape(x.shape[0], heads * d)
     return y
 

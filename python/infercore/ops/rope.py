@@ -30,7 +30,7 @@ def rotary_embedding(x: Any, positions: Any, cos: Any, sin: Any, *, heads: int, 
     the GPU kernels then leave rows with an out-of-range position unchanged instead.
     """
     if (type(x) is np.ndarray and type(positions) is np.ndarray and type(cos) is np.ndarray
-            and type(sin) is np.ndarray and type(heads) is int and type(interleaved) is bool
+            and type(sin) is np.ndarray and type(heads) is int and heads >= 0 and type(interleaved) is bool
             and (backend == "auto" or backend == "cpu") and cos.ndim == 2 and positions.dtype == np.int64
             and positions.flags.c_contiguous and cos.flags.c_contiguous and sin.flags.c_contiguous):  # fmt: skip
         # Fast path for the decoder's per-layer call (~1 us instead of ~18): the native entry checks
