@@ -13,7 +13,7 @@ from .._system import get_isa, get_num_threads
 from .case import Case, Result
 
 SUITES = ("norm", "gelu", "topk", "linear", "attention", "guardrails", "embed", "rag", "generate", "chains", "serve",
-          "structured")
+          "structured", "activation")
 
 
 def load_suite(name: str, quick: bool) -> list[Case]:
