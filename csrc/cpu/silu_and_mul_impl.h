@@ -16,12 +16,14 @@
 // where the exact one is a few subnormal steps below zero: error < 1e-43).
 //
 // Napkin math, per output element of b bytes: read 2b (gate + up), write b (12 bytes float32, 6
-// for 16-bit types), ~25 vector instructions per vector (exp 18, the rest 7 incl. one division).
-// On this project's 2-vCPU AVX2 EPYC a vector of 8 costs ~10-12 cycles of issue, i.e. ~0.45 ns per
-// element per core at ~3 GHz: ~4.4 G elements/s on two cores = ~53 GB/s of float32 traffic, above
-// the ~31 GB/s read probe, so large float32 inputs are bound by memory (DRAM, 12 bytes per
-// element: ~2.5 G elements/s) and 16-bit inputs (6 bytes) sit near the crossover. The decoder's
-// sizes (SmolLM2: I = 1536, rows = tokens) are cache resident: a decode row is 3 us of work.
+// for 16-bit types), ~34 vector instructions per vector (exp 22, the rest 12 incl. one division),
+// ~15 of them on the two FMA/multiply pipes: a floor of ~8-9 cycles per vector. Measured on this
+// project's 2-vCPU AMD EPYC (AVX2, 8 lanes, one thread, cache-resident 64 x 1536): 0.76 ns per
+// float32 output (~18 cycles per vector, like gelu's 17: the vCPU shares its core), 0.85 ns per
+// float16 output. Two cores: ~2.6 G outputs/s = ~31 GB/s of float32 traffic, right at the ~31 GB/s
+// read probe, so large float32 inputs sit at the compute/bandwidth crossover and 16-bit inputs
+// (6 bytes per output) are compute bound. The decoder's sizes are cache resident (SmolLM2: I =
+// 1536, a decode row is ~1.2 us of work; a 512-token prefill ~0.3 ms on two cores).
 
 template <class V>
 inline typename V::F silu_mul_v(typename V::F g, typename V::F u) {
