@@ -71,7 +71,7 @@ def rotary_embedding(x: torch.Tensor, positions: torch.Tensor, cos: torch.Tensor
     pairs = heads * half
     if x.shape[0] == 0 or pairs == 0:
         return x
-    block = min(triton.next_power_of_2(pairs), _MAX_BLOCK)
+    block = max(16, min(triton.next_power_of_2(pairs), _MAX_BLOCK))  # >= 16: no 1-lane tiles
     _rope_kernel[(x.shape[0], triton.cdiv(pairs, block))](
         x, positions, cos, sin, x.shape[1], pairs, half, cos.shape[0], INTERLEAVED=bool(interleaved), BLOCK=block
     )

@@ -44,6 +44,6 @@ def silu_and_mul(x: torch.Tensor) -> torch.Tensor:
     y = torch.empty((rows, inner), dtype=x.dtype, device=x.device)
     if rows == 0 or inner == 0:
         return y
-    block = min(triton.next_power_of_2(inner), _MAX_BLOCK)
+    block = max(16, min(triton.next_power_of_2(inner), _MAX_BLOCK))  # >= 16: no 1-lane tiles
     _silu_and_mul_kernel[(rows, triton.cdiv(inner, block))](x, y, inner, BLOCK=block)
     return y
