@@ -42,8 +42,8 @@ import triton
 import triton.language as tl
 
 KINDS = ("float32", "float16", "bfloat16", "float8_e4m3fn", "int8")
-_FP8_MIN_NORMAL = 0.015625  # 2^-6
-_RNE_MAGIC = 12582912.0  # 1.5 * 2^23: (x + M) - M rounds |x| < 2^22 to the nearest integer, ties to even
+_FP8_MIN_NORMAL = tl.constexpr(0.015625)  # 2^-6 (globals used in kernels must be tl.constexpr)
+_RNE_MAGIC = tl.constexpr(12582912.0)  # 1.5 * 2^23: (x + M) - M rounds |x| < 2^22 to nearest, ties to even
 
 # Tests set this to force (True) or forbid (False) the native fp8 -> float conversion; None picks
 # native on sm_89+ GPUs and the bit decoder elsewhere (sm_80, the interpreter).
@@ -379,9 +379,10 @@ def _decode_config(g: int, d_pad: int) -> tuple[int, bool, int, int]:
 
 def _prefill_config(kind: str, g: int, d_pad: int) -> tuple[int, int, int, int]:
     """(G_PAD, BLOCK_Q, BLOCK_N, num_warps): 64 x 64 (D <= 64) or 64 x 32 score tiles at 8 warps,
-    ~180-220 registers on sm_90; float32 caches (3xTF32 dots) use 32-row tiles to avoid spills."""
+    ~180-240 registers on sm_80/sm_90; float32 caches (3xTF32 dots) and int8 caches (whose
+    64-row tiles spilled on sm_80) use 32-row tiles."""
     g_pad = triton.next_power_of_2(g)
-    if kind == "float32":
+    if kind in ("float32", "int8"):
         block_m, block_n = 32, max(16, min(32, 2048 // d_pad))
     else:
         block_m, block_n = 64, max(16, min(64, 4096 // d_pad))
