@@ -34,6 +34,8 @@ and rounds only q and p (relative 2^-11). The interpreter computes every dot in 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 
 import numpy as np
@@ -305,6 +307,11 @@ def _check_device(t: torch.Tensor, name: str) -> None:
                          f"got device {t.device}")
 
 
+def _on(device: torch.device):
+    """Launch on the tensors' GPU (Triton launches on the current device and stream)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
 def _kind_code(kind: str) -> int:
     if kind not in KINDS:
         raise TypeError(f"k_cache: expected a cache dtype in {KINDS}, got {kind!r}")
@@ -354,13 +361,21 @@ def reshape_and_cache(k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v
     if code != 4:  # 1 / scale in float32, as the CPU writer computes it
         kinv = float(np.float32(1.0) / np.float32(k_scale))
         vinv = float(np.float32(1.0) / np.float32(v_scale))
-    _reshape_kernel[(t, hkv)](k, v, kc, vc, ks, vs, slot_mapping, kinv, vinv,
-                              HKV=hkv, D=d, D_PAD=max(16, triton.next_power_of_2(d)), KIND=code)
+    with _on(k_cache.device):
+        _reshape_kernel[(t, hkv)](k, v, kc, vc, ks, vs, slot_mapping, kinv, vinv,
+                                  HKV=hkv, D=d, D_PAD=max(16, triton.next_power_of_2(d)), KIND=code)
+
+
+@functools.lru_cache(maxsize=16)
+def _sm_count(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
 
 
 def default_splits(num_seqs: int, num_kv_heads: int, max_keys: int, device: torch.device) -> int:
-    """Split-K count for decode: ~8 programs per SM, chunks of >= 128 keys."""
-    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+    """Split-K count for decode: ~8 programs per SM, chunks of >= 128 keys (4 "SMs" when
+    interpreting on the CPU)."""
+    sms = _sm_count(device.index if device.index is not None else torch.cuda.current_device()) \
+        if device.type == "cuda" else 4
     want = triton.cdiv(8 * sms, max(1, num_seqs * num_kv_heads))
     return max(1, min(want, triton.cdiv(max_keys, 128), 256))
 
@@ -418,14 +433,15 @@ def paged_attention_decode(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torc
         pacc = torch.empty((s * hq * splits, d), dtype=torch.float32, device=q.device)
     else:
         pm = pl = pacc = out  # unused
-    _decode_kernel[(s, hkv, splits)](
-        q, kc, vc, ks, vs, block_tables, seq_lens, out, pm, pl, pacc, qmul, vmul, int(sliding_window),
-        block_tables.shape[1], splits, HQ=hq, HKV=hkv, G=g, D=d, BS=bs, G_PAD=g_pad, D_PAD=d_pad,
-        BLOCK_N=block_n, DIRECT=splits == 1, INT8=int8, FP8_BITS=bits, USE_DOT=use_dot, DOT_PREC=_dot_prec(kind),
-        num_warps=warps)
-    if splits > 1:
-        _merge_kernel[(s * hq,)](pm, pl, pacc, out, vmul, splits, D=d, D_PAD=d_pad,
-                                 SPLITS_PAD=max(2, triton.next_power_of_2(splits)), num_warps=4)
+    with _on(q.device):
+        _decode_kernel[(s, hkv, splits)](
+            q, kc, vc, ks, vs, block_tables, seq_lens, out, pm, pl, pacc, qmul, vmul, int(sliding_window),
+            block_tables.shape[1], splits, HQ=hq, HKV=hkv, G=g, D=d, BS=bs, G_PAD=g_pad, D_PAD=d_pad,
+            BLOCK_N=block_n, DIRECT=splits == 1, INT8=int8, FP8_BITS=bits, USE_DOT=use_dot,
+            DOT_PREC=_dot_prec(kind), num_warps=warps)
+        if splits > 1:
+            _merge_kernel[(s * hq,)](pm, pl, pacc, out, vmul, splits, D=d, D_PAD=d_pad,
+                                     SPLITS_PAD=max(2, triton.next_power_of_2(splits)), num_warps=4)
     return out
 
 
@@ -463,8 +479,9 @@ def paged_attention_prefill(q: torch.Tensor, k_cache: torch.Tensor, v_cache: tor
     bits = code == 3 and _fp8_bits(k_cache)
     kc, vc = _kv_arg(k_cache, kind, bits), _kv_arg(v_cache, kind, bits)
     ks, vs = _scale_tensor(k_scale, out), _scale_tensor(v_scale, out)
-    _prefill_kernel[(len(tiles) // 2, hkv)](
-        q, kc, vc, ks, vs, block_tables, seq_lens, query_start_loc, tiles_t, out, qmul, vmul, int(sliding_window),
-        block_tables.shape[1], HQ=hq, HKV=hkv, G=g, D=d, BS=bs, G_PAD=g_pad, D_PAD=d_pad, BLOCK_Q=block_q,
-        BLOCK_N=block_n, INT8=int8, FP8_BITS=bits, DOT_PREC=_dot_prec(kind), num_warps=warps)
+    with _on(q.device):
+        _prefill_kernel[(len(tiles) // 2, hkv)](
+            q, kc, vc, ks, vs, block_tables, seq_lens, query_start_loc, tiles_t, out, qmul, vmul,
+            int(sliding_window), block_tables.shape[1], HQ=hq, HKV=hkv, G=g, D=d, BS=bs, G_PAD=g_pad, D_PAD=d_pad,
+            BLOCK_Q=block_q, BLOCK_N=block_n, INT8=int8, FP8_BITS=bits, DOT_PREC=_dot_prec(kind), num_warps=warps)
     return out

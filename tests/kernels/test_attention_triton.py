@@ -340,8 +340,8 @@ def test_decode_bad_inputs_raise_before_launch(mutate, err, word):
     a = {"q": q, "kc": c.kc, "vc": c.vc, "bt": c.bt.copy(), "lens": c.lens.copy(), "window": None, "splits": None}
     mutate(c, q, a)
 
-    def dev(x):
-        return _torch(x) if isinstance(x, np.ndarray) and x.flags.c_contiguous else x
+    def dev(x):  # to the device, except the deliberately strided cache (it must stay strided)
+        return _torch(x) if isinstance(x, np.ndarray) and (x.flags.c_contiguous or x.ndim != 4) else x
 
     with pytest.raises(err, match=word):
         ops.paged_attention_decode(dev(a["q"]), dev(a["kc"]), dev(a["vc"]), dev(a["bt"]), dev(a["lens"]),

@@ -399,6 +399,17 @@ def _check_tables(prefill: bool, num_tokens: int, num_blocks: int, block_size: i
             raise ValueError(f"query_start_loc[-1]: expected the number of tokens in q ({num_tokens})")
 
 
+def _device_ints(orig: Any, host: np.ndarray, device: Any) -> Any:
+    """The validated host copy as a tensor on device: the caller's tensor itself when it is
+    already there with the kernel's dtype (no second upload)."""
+    import torch
+
+    if (A.is_torch(orig) and orig.device == device and orig.is_contiguous() and orig.dim() == host.ndim
+            and orig.dtype == {np.dtype(np.int32): torch.int32, np.dtype(np.int64): torch.int64}[host.dtype]):
+        return orig.detach()
+    return torch.from_numpy(host).to(device)
+
+
 def _reshape_triton(k, v, k_cache, v_cache, slot_mapping, k_scale, v_scale) -> None:
     from ..kernels import attention as tk
 
@@ -414,15 +425,11 @@ def _reshape_triton(k, v, k_cache, v_cache, slot_mapping, k_scale, v_scale) -> N
         raise ValueError(f"slot_mapping: expected {kt.shape[0]} entries (one per token of k), got {slots.shape[0]}")
     for t in np.flatnonzero((slots < -1) | (slots >= nb * bs))[:1].tolist():
         raise ValueError(f"slot_mapping[{t}] = {slots[t]} is out of range [-1, {nb * bs})")
-    import torch
-
-    tk.reshape_and_cache(kt, vt, kc, vc, torch.from_numpy(slots).to(kc.device), kname, ks, vs)
+    tk.reshape_and_cache(kt, vt, kc, vc, _device_ints(slot_mapping, slots, kc.device), kname, ks, vs)
 
 
 def _attention_triton(prefill, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc, scale, k_scale, v_scale,
                       sliding_window, num_splits):
-    import torch
-
     from ..kernels import attention as tk
 
     kc, vc, kname = _triton_caches(k_cache, v_cache, writeable=False)
@@ -442,10 +449,11 @@ def _attention_triton(prefill, q, k_cache, v_cache, block_tables, seq_lens, quer
         raise ValueError(f"num_splits: expected None or an int >= 1, got {num_splits!r}")
     _check_tables(prefill, t, nb, bs, bt, lens, qsl)
     dev = kc.device
-    btt, lent = torch.from_numpy(bt).to(dev), torch.from_numpy(lens).to(dev)
+    btt, lent = _device_ints(block_tables, bt, dev), _device_ints(seq_lens, lens, dev)
     if prefill:
-        y = tk.paged_attention_prefill(qt, kc, vc, kname, btt, lent, torch.from_numpy(qsl).to(dev), qsl.tolist(),
-                                       scale=scale, k_scale=ks, v_scale=vs, sliding_window=window)
+        qslt = _device_ints(query_start_loc, qsl, dev)
+        y = tk.paged_attention_prefill(qt, kc, vc, kname, btt, lent, qslt, qsl.tolist(), scale=scale, k_scale=ks,
+                                       v_scale=vs, sliding_window=window)
     else:
         keys = np.minimum(lens, window) if window else lens
         splits = num_splits or tk.default_splits(t, hkv, int(keys.max(initial=0)), dev)
