@@ -103,8 +103,10 @@ def _write_row(X, OUT, SC, src, dst, sidx, inv, m, has_slot, KIND: tl.constexpr)
     x = tl.load(X + src, mask=m, other=0.0).to(tl.float32)
     if KIND == 4:  # int8: scale = absmax / 127 of the raw row (1 for zeros), q = rint(x / scale)
         amax = tl.max(tl.abs(x), axis=0)
-        scale = tl.where(amax > 0.0, amax / 127.0, 1.0)
-        y = tl.minimum(tl.maximum(x * (1.0 / scale), -127.0), 127.0)  # clamp first: rint commutes
+        # IEEE divisions (div_rn): `/` is div.full/div.approx on the GPU and would miss the CPU's bits
+        scale = tl.where(amax > 0.0, tl.math.div_rn(amax, tl.full(amax.shape, 127.0, tl.float32)), 1.0)
+        rcp = tl.math.div_rn(tl.full(scale.shape, 1.0, tl.float32), scale)
+        y = tl.minimum(tl.maximum(x * rcp, -127.0), 127.0)  # clamp first: rint commutes
         tl.store(OUT + dst, ((y + _RNE_MAGIC) - _RNE_MAGIC).to(tl.int8), mask=m)
         tl.store(SC + sidx, scale, mask=has_slot)
     elif KIND == 3:  # fp8 E4M3 bytes
