@@ -119,3 +119,119 @@ def test_decode_smollm2_16x4096(benchmark):  # pytest-benchmark entry: `pytest b
              and c.dtype == "float16")
     c.setup()
     benchmark(c.fn)
+
+
+# ------------------------------------------------------------------------------ Triton (GPU)
+def _cuda_copy_gbps(torch) -> float:
+    """Device copy bandwidth (bytes read + written), the ceiling the Triton rows are held to."""
+    import triton.testing
+
+    src = torch.empty(1 << 28, dtype=torch.float32, device="cuda")  # 1 GiB
+    dst = torch.empty_like(src)
+    ms = triton.testing.do_bench(lambda: dst.copy_(src), warmup=25, rep=200, return_mode="median")
+    return 2 * (1 << 30) / (ms * 1e-3) / 1e9
+
+
+def triton_cases(quick: bool = True, *, device: str = "cuda", seqs: int = 16, ctx: int = 4096) -> list[Case]:
+    """Decode S=16, context 4096, both geometries, float16/fp8/int8 caches through the Triton
+    kernels on a CUDA device ([] without one). Rows: "infercore" = ops.paged_attention_decode
+    (backend="triton", host checks included, timed with a synchronize), "contiguous" = the same
+    on an identity block table, "torch_sdpa" = dense float16 SDPA on the GPU. after() adds the
+    kernel-only median (triton.testing.do_bench: CUDA events, L2 flushed) as kernel_us /
+    kernel_gbps and its % of the device copy bandwidth measured in the same run.
+    device="cpu" (with TRITON_INTERPRET=1, small seqs/ctx) only smoke-tests this code."""
+    torch = torch_or_none()
+    if torch is None or (device == "cuda" and not torch.cuda.is_available()):
+        return []
+    import triton.testing
+
+    from infercore.kernels import attention as KA
+
+    s, dev = seqs, device
+
+    def sync() -> None:
+        if dev == "cuda":
+            torch.cuda.synchronize()
+    copy_bw: list[float] = []
+    out: list[Case] = []
+    for geo, (hq, hkv, d) in GEOMETRIES.items():
+        for dtype in ("float16", "fp8", "int8"):
+            shape = f"{geo} S={s} ctx={ctx} [triton]"
+            nbytes = s * ctx * hkv * 2 * (d * ITEMSIZE[dtype] + (4 if dtype == "int8" else 0))
+            nblk = (ctx + BLOCK - 1) // BLOCK
+            nb = s * nblk
+
+            def data(paged: bool, hq=hq, hkv=hkv, d=d, dtype=dtype, nblk=nblk, nb=nb) -> dict:
+                g = torch.Generator(device=dev).manual_seed(0)
+                shp = (nb, BLOCK, hkv, d)
+                if dtype == "int8":
+                    kc = torch.randint(-127, 128, shp, generator=g, device=dev, dtype=torch.int8)
+                    vc = torch.randint(-127, 128, shp, generator=g, device=dev, dtype=torch.int8)
+                    sc = {"k_scale": torch.full(shp[:3], 0.02, device=dev),
+                          "v_scale": torch.full(shp[:3], 0.02, device=dev)}
+                else:
+                    dt = torch.float16 if dtype == "float16" else torch.float8_e4m3fn
+                    kc = torch.randn(shp, generator=g, device=dev).to(dt)
+                    vc = torch.randn(shp, generator=g, device=dev).to(dt)
+                    sc = {"k_scale": 1.0, "v_scale": 1.0}
+                order = torch.randperm(nb, generator=g, device=dev) if paged else torch.arange(nb, device=dev)
+                return {"q": torch.randn(s, hq, d, generator=g, device=dev), "k": kc, "v": vc, "sc": sc,
+                        "bt": order.reshape(s, nblk).to(torch.int32), "lens": torch.full((s,), ctx, dtype=torch.int32,
+                                                                                         device=dev)}
+
+            for impl, paged in (("infercore", True), ("contiguous", False)):
+                box: dict = {}
+
+                def setup(box=box, paged=paged, data=data) -> None:
+                    if not box:
+                        _live.clear()
+                        box.update(data(paged))
+                        _live["triton"] = box
+
+                def run(box=box) -> None:
+                    infercore.ops.paged_attention_decode(box["q"], box["k"], box["v"], box["bt"], box["lens"],
+                                                         backend="triton", **box["sc"])
+                    sync()
+
+                def after(box=box, nbytes=nbytes, hkv=hkv, dtype=dtype) -> dict:
+                    kind = {"float16": "float16", "fp8": "float8_e4m3fn", "int8": "int8"}[dtype]
+                    splits = KA.default_splits(s, hkv, ctx, box["q"].device)
+                    ms = triton.testing.do_bench(
+                        lambda: KA.paged_attention_decode(box["q"], box["k"], box["v"], kind, box["bt"], box["lens"],
+                                                          scale=0.125, num_splits=splits, **box["sc"]),
+                        warmup=25, rep=200, return_mode="median")
+                    if not copy_bw:
+                        copy_bw.append(_cuda_copy_gbps(torch) if dev == "cuda" else float("nan"))
+                    gbps = nbytes / (ms * 1e-3) / 1e9
+                    box.clear()
+                    return {"kernel_us": round(ms * 1e3, 1), "kernel_gbps": round(gbps, 1), "splits": splits,
+                            "copy_gbps": round(copy_bw[0], 1), "pct_of_copy_bw": round(100 * gbps / copy_bw[0], 1),
+                            "device": torch.cuda.get_device_name() if dev == "cuda" else dev}
+
+                out.append(Case("attention", "paged_attention_decode", shape, dtype, impl, run, backend="triton",
+                                bytes=nbytes, setup=setup, after=after, extra={"block_size": BLOCK}))
+            if dtype == "float16":
+                import torch.nn.functional as F
+
+                box: dict = {}
+
+                def setup_sdpa(box=box, hq=hq, hkv=hkv, d=d) -> None:
+                    if not box:
+                        _live.clear()
+                        g = torch.Generator(device=dev).manual_seed(0)
+                        box.update(q=torch.randn(s, hq, 1, d, generator=g, device=dev, dtype=torch.float16),
+                                   k=torch.randn(s, hkv, ctx, d, generator=g, device=dev, dtype=torch.float16),
+                                   v=torch.randn(s, hkv, ctx, d, generator=g, device=dev, dtype=torch.float16))
+                        _live["sdpa"] = box
+
+                def run_sdpa(box=box) -> None:
+                    F.scaled_dot_product_attention(box["q"], box["k"], box["v"], enable_gqa=True)
+                    sync()
+
+                def after_sdpa(box=box) -> dict:
+                    box.clear()
+                    return {}
+
+                out.append(Case("attention", "paged_attention_decode", shape, dtype, "torch_sdpa", run_sdpa,
+                                backend="cuda", bytes=nbytes, setup=setup_sdpa, after=after_sdpa))
+    return out
