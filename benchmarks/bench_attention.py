@@ -144,7 +144,6 @@ def triton_cases(quick: bool = True, *, device: str = "cuda", seqs: int = 16, ct
     if torch is None or (device == "cuda" and not torch.cuda.is_available()):
         return []
     import triton.testing
-
     from infercore.kernels import attention as KA
 
     s, dev = seqs, device

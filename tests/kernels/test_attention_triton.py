@@ -17,8 +17,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
-from infercore import ops  # noqa: E402
 from infercore.kernels import attention as KA  # noqa: E402
+
+from infercore import ops  # noqa: E402
 from infercore.ops import reference as ref  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

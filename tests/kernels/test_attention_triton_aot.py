@@ -22,8 +22,9 @@ import pytest
 torch = pytest.importorskip("torch")
 triton = pytest.importorskip("triton")
 
-from infercore import ops  # noqa: E402
 from infercore.kernels import attention as KA  # noqa: E402
+
+from infercore import ops  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
