@@ -211,7 +211,8 @@ def test_prefill_matches_reference(case):
     # the last new token of each sequence is what decode computes for it
     has = np.asarray(new) > 0
     last = qsl[1:][has] - 1
-    dec = ops.paged_attention_decode(qd[torch.from_numpy(last).long().cuda()], c.kc, c.vc, c.bt[has], c.lens[has], **c.args())
+    qlast = qd[torch.from_numpy(last).long().cuda()]
+    dec = ops.paged_attention_decode(qlast, c.kc, c.vc, c.bt[has], c.lens[has], **c.args())
     np.testing.assert_allclose(dec.cpu().numpy(), g[last], rtol=0, atol=2e-5)
 
 
