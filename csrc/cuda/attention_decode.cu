@@ -16,8 +16,8 @@
 // probabilities (v).
 //
 // Napkin math: per (sequence, kv head, key) 2 * D * esz bytes (+ 8 for int8 scales) and
-// 4 * G * D flops. 7B-like (Hkv 8, D 128, G 4) float16 at S = 16, ctx 4096: 134 MB per call ->
-// 40 us at 3.35 TB/s (H100 SXM HBM3); 4 * 4 * 128 flops per 512 bytes = 4 flop/byte, far under
+// 4 * G * D flops. 7B-like (Hkv 8, D 128, G 4) float16 at S = 16, ctx 4096: 268 MB per call ->
+// 80 us at 3.35 TB/s (H100 SXM HBM3); 4 * 4 * 128 flops per 512 bytes = 4 flop/byte, far under
 // the FP32 ridge (~20 flop/byte): bandwidth bound. The instruction budget is what binds first on
 // fp8/int8: a thread spends ~3 integer ops per element dequantising plus G FMAs per element for
 // K and again for V, ~200 instructions per key at G = 4 for 16 elements of fp8 — about
@@ -27,7 +27,8 @@
 // Splits: enough (sequence, kv head, split) blocks to fill every SM twice, >= 64 keys each, so
 // that S = 1 still streams at HBM bandwidth (paged_attention_decode_splits).
 //
-// Status: compiled for sm_80 / sm_90 (no spills, see the -Xptxas -v report in the PR notes);
+// Status: compiled for sm_80 / sm_90 with no spills (__launch_bounds__(128, 1): without the 1,
+// ptxas spilled 4-8 bytes in the int8 VEC 8 kernel on sm_80);
 // NOT yet run on a GPU — tests/gpu/test_attention_cuda.py and the GPU cases of
 // benchmarks/bench_attention.py are written for the first session that has one.
 #include <cuda_fp16.h>
@@ -78,7 +79,7 @@ struct DecodeParams {
 };
 
 template <int DT, int VEC, int GC>
-__global__ void __launch_bounds__(kThreads) decode_kernel(const DecodeParams p) {
+__global__ void __launch_bounds__(kThreads, 1) decode_kernel(const DecodeParams p) {
   constexpr int esz = KvT<DT>::esz;
   constexpr int U = VEC * GC >= 48 ? 2 : 4;  // keys per key group per step (loads in flight)
   __shared__ float sm_ml[kWarps][GC][2];
@@ -128,6 +129,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const DecodeParams p) 
   const char* kh = p.kc + (static_cast<int64_t>(h) * p.D + d0) * esz;
   const char* vh = p.vc + (static_cast<int64_t>(h) * p.D + d0) * esz;
 
+  bool bad_block = false;  // an out-of-range block id was seen (and skipped)
   // Warp-uniform loop: every lane of a warp runs the same iterations (the shuffles need them).
   for (int tw = kb + warp * gpw * U; tw < ke; tw += kWarps * gpw * U) {
     const int t0 = tw + grp * U;
@@ -145,7 +147,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const DecodeParams p) 
         const int bi = p.bs_shift >= 0 ? t >> p.bs_shift : t / p.bs;
         const int blk = __ldg(btr + bi);
         if (blk < 0 || blk >= p.num_blocks) {
-          raise_flag(p.err, kErrBlockId);
+          bad_block = true;
           valid[u] = false;
         } else {
           slot = static_cast<int64_t>(blk) * p.bs + (t - bi * p.bs);
@@ -218,6 +220,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const DecodeParams p) 
     }
   }
 
+  if (bad_block) raise_flag(p.err, kErrBlockId);
   // Merge the key groups of each warp (lanes with the same sub), then the warps.
   for (int o = tpk; o < 32; o <<= 1) {
 #pragma unroll
