@@ -30,9 +30,11 @@ def reshape_and_cache(k: Any, v: Any, k_cache: Any, v_cache: Any, slot_mapping: 
     (slot = block * block_size + offset; -1 skips the token). fp8 caches store k / k_scale
     rounded to E4M3 (nearest-even, saturating at +-448); int8 caches store round(k / s) with
     s = absmax / 127 per token and head, written into the k_scale/v_scale arrays. In place."""
-    backend = _backend(backend, k)
+    backend = _backend(backend, k, "k")
     if backend == "triton":
         return _reshape_triton(k, v, k_cache, v_cache, slot_mapping, k_scale, v_scale)
+    if backend == "cuda":
+        return _reshape_cuda(k, v, k_cache, v_cache, slot_mapping, k_scale, v_scale)
     kc, kname = _cache_view(k_cache, "k_cache", writeable=True)
     vc, vname = _cache_view(v_cache, "v_cache", writeable=True)
     if vname != kname:
@@ -71,13 +73,12 @@ def paged_attention_prefill(q: Any, k_cache: Any, v_cache: Any, block_tables: An
 
 
 # --------------------------------------------------------------------------------- internals
-def _backend(backend: Any, x: Any) -> str:
+def _backend(backend: Any, x: Any, name: str = "q") -> str:
     backend = A.check_backend(backend)
     if backend == "triton" or (backend == "auto" and A.is_device_array(x) and _triton_is_auto()):
         return "triton"
     if backend == "cuda" or (backend == "auto" and A.is_device_array(x)):
-        raise RuntimeError(f"paged attention: the {backend if backend != 'auto' else 'cuda'} backend is not "
-                           "implemented yet; use backend='cpu' with host arrays")
+        return A.resolve_backend("cuda", x, name)  # "cuda", or an error naming the argument
     if A.is_device_array(x):
         raise ValueError(f"backend={backend!r} needs host arrays, got {A.describe(x)}")
     return "cpu" if backend == "auto" else backend
@@ -172,6 +173,9 @@ def _attention(prefill, q, k_cache, v_cache, block_tables, seq_lens, query_start
     if backend == "triton":
         return _attention_triton(prefill, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc, scale,
                                  k_scale, v_scale, sliding_window, num_splits)
+    if backend == "cuda":
+        return _attention_cuda(prefill, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc, scale, k_scale,
+                               v_scale, sliding_window, num_splits)
     kc, kname = _cache_view(k_cache, "k_cache", writeable=False)
     vc, vname = _cache_view(v_cache, "v_cache", writeable=False)
     if vname != kname:
@@ -460,3 +464,252 @@ def _attention_triton(prefill, q, k_cache, v_cache, block_tables, seq_lens, quer
         y = tk.paged_attention_decode(qt, kc, vc, kname, btt, lent, scale=scale, k_scale=ks, v_scale=vs,
                                       sliding_window=window, num_splits=int(splits))
     return A.from_torch(y, q) if A.array_kind(q) != "other" else y.cpu().numpy()
+
+
+# ------------------------------------------------------------------------------- cuda backend
+# Device arrays (CUDA torch tensors, CuPy arrays) go to _C_cuda (csrc/cuda/attention_*.cu,
+# kv_cache.cu). Index arrays may be on the host or the device; their values are checked on the
+# host first (one small device-to-host copy when they live on the device) with the CPU backend's
+# messages, so a bad block id, length or slot raises ValueError before any memory is touched.
+# The kernels also clamp and skip out-of-range indices on their own, so even the raw binding
+# never reads or writes out of bounds.
+_Q_CODE = {"float32": 0, "float16": 1, "bfloat16": 2}
+_CUPY_DTYPES = ("float32", "float16", "int8")  # CuPy has no bfloat16 / float8 dtypes
+
+
+def _cuda_built() -> bool:
+    from .._native import cuda_module
+
+    return cuda_module() is not None
+
+
+def _dev_ptr(x: Any) -> int:
+    return int(x.data_ptr()) if A.is_torch(x) else int(x.data.ptr)
+
+
+def _dev_index(x: Any) -> int:
+    return int(x.device.index or 0) if A.is_torch(x) else int(x.device.id)
+
+
+def _dev_stream(x: Any) -> int:
+    if A.is_torch(x):
+        import torch
+
+        return int(torch.cuda.current_stream(x.device).cuda_stream)
+    import cupy
+
+    with x.device:
+        return int(cupy.cuda.get_current_stream().ptr)
+
+
+def _dev_contiguous(x: Any) -> bool:
+    return bool(x.is_contiguous()) if A.is_torch(x) else bool(x.flags.c_contiguous)
+
+
+def _dev_check(x: Any, name: str, like: Any, likename: str) -> None:
+    if not A.is_device_array(x):
+        raise ValueError(f"{name}: expected a CUDA array like {likename}, got "
+                         f"{A.describe(x) if A.array_kind(x) != 'other' else type(x).__name__}")
+    A.same_place(like, x, likename, name)
+
+
+def _dev_cache(cache: Any, name: str, like: Any, likename: str) -> tuple[Any, str]:
+    if A.array_kind(cache) not in ("torch", "cupy"):
+        raise TypeError(f"{name}: expected a CUDA torch tensor or CuPy array, got {type(cache).__name__}")
+    _dev_check(cache, name, like, likename)
+    dt = _dtype_of(cache)
+    if dt not in CACHE_DTYPES:
+        raise TypeError(f"{name}: expected dtype one of {CACHE_DTYPES}, got {dt}")
+    if cache.ndim != 4:
+        raise ValueError(f"{name}: expected 4 dimensions [num_blocks, block_size, num_kv_heads, head_dim], "
+                         f"got shape {tuple(cache.shape)}")
+    if not _dev_contiguous(cache) or _dev_ptr(cache) % 16:
+        raise ValueError(f"{name}: expected a contiguous, 16-byte aligned array (a copy would lose the writes)")
+    if any(int(n) == 0 for n in cache.shape):
+        raise ValueError(f"{name}: expected every dimension > 0, got shape {tuple(cache.shape)}")
+    return cache, dt
+
+
+def _dev_scales(dt: str, kc: Any, k_scale: Any, v_scale: Any, like: Any,
+                likename: str) -> tuple[int, int, float, float]:
+    """(k_scales ptr, v_scales ptr, k_scale, v_scale) for the launcher's cache tuple."""
+    if dt != "int8":
+        ks, vs = A.check_real(k_scale, "k_scale"), A.check_real(v_scale, "v_scale")
+        for val, nm in ((ks, "k_scale"), (vs, "v_scale")):
+            if val <= 0:
+                raise ValueError(f"{nm}: expected a number > 0, got {val}")
+        return 0, 0, ks, vs
+    shape = tuple(int(n) for n in kc.shape[:3])
+    ptrs = []
+    for sc, nm in ((k_scale, "k_scale"), (v_scale, "v_scale")):
+        if not A.is_device_array(sc) or A.dtype_name(sc) != "float32":
+            got = A.describe(sc) if A.array_kind(sc) != "other" else type(sc).__name__
+            raise TypeError(f"{nm}: int8 caches on CUDA need a float32 CUDA array {shape} (one scale per token and "
+                            f"head), got {got}")
+        A.same_place(like, sc, likename, nm)
+        if tuple(sc.shape) != shape:
+            raise ValueError(f"{nm}: expected shape {shape}, got {tuple(sc.shape)}")
+        if not _dev_contiguous(sc):
+            raise ValueError(f"{nm}: expected a contiguous array")
+        ptrs.append(_dev_ptr(sc))
+    return ptrs[0], ptrs[1], 1.0, 1.0
+
+
+def _cache_tuple(kc: Any, vc: Any, dt: str, scales: tuple[int, int, float, float]) -> tuple:
+    nb, bs, hkv, d = (int(n) for n in kc.shape)
+    return (_dev_ptr(kc), _dev_ptr(vc), scales[0], scales[1], scales[2], scales[3], _CACHE_CODE[dt], nb, bs, hkv, d)
+
+
+def _dev_input(x: Any, name: str, like: Any, likename: str) -> A.DeviceBuffer:
+    x = A.as_array(x, name)
+    if not A.is_device_array(x):
+        raise ValueError(f"{name}: expected a CUDA array (backend='cuda'), got {A.describe(x)}")
+    A.same_place(like, x, likename, name)
+    buf = A.device_buffer(x, name)  # float32/float16/bfloat16, made contiguous
+    if buf.obj.ndim != 3:
+        raise ValueError(f"{name}: expected 3 dimensions [T, heads, head_dim], got shape {tuple(buf.obj.shape)}")
+    if buf.ptr % 16:
+        raise ValueError(f"{name}: expected a 16-byte aligned array")
+    return buf
+
+
+def _host_ints(x: Any, name: str, dtype: Any, ndim: int) -> np.ndarray:
+    """The values of an index array (host or device) as a host numpy array, for validation."""
+    if A.is_cupy(x):
+        import cupy
+
+        x = cupy.asnumpy(x)
+    return _int_array(x, name, dtype, ndim)
+
+
+def _to_device(host: np.ndarray, orig: Any, like: Any) -> tuple[Any, int]:
+    """orig itself when it already is a contiguous device array of the right dtype on like's
+    device; else a device copy of the validated host values. Returns (object to keep alive, ptr)."""
+    if (A.is_device_array(orig) and A.dtype_name(orig) == host.dtype.name and _dev_contiguous(orig)
+            and _dev_index(orig) == _dev_index(like)):
+        return orig, _dev_ptr(orig)
+    if A.is_torch(like):
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(host)).to(like.device)
+        return t, int(t.data_ptr())
+    import cupy
+
+    with like.device:
+        a = cupy.asarray(host)
+    return a, int(a.data.ptr)
+
+
+def _dev_empty(like: Any, shape: tuple[int, ...]) -> tuple[Any, int]:
+    if A.is_torch(like):
+        import torch
+
+        t = torch.empty(shape, dtype=torch.float32, device=like.device)
+        return t, int(t.data_ptr())
+    import cupy
+
+    with like.device:
+        a = cupy.empty(shape, dtype=cupy.float32)
+    return a, int(a.data.ptr)
+
+
+def _attention_cuda(prefill, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc, scale, k_scale, v_scale,
+                    sliding_window, num_splits):
+    from .._native import cuda_module
+
+    mod = cuda_module()
+    qb = _dev_input(q, "q", q, "q")
+    kc, kname = _dev_cache(k_cache, "k_cache", q, "q")
+    vc, vname = _dev_cache(v_cache, "v_cache", q, "q")
+    if vname != kname:
+        raise TypeError(f"v_cache: expected dtype {kname} like k_cache, got {vname}")
+    if tuple(vc.shape) != tuple(kc.shape):
+        raise ValueError(f"v_cache: expected shape {tuple(kc.shape)} like k_cache, got {tuple(vc.shape)}")
+    if A.is_cupy(q) and kname not in _CUPY_DTYPES:
+        raise TypeError(f"k_cache: CuPy caches must be one of {_CUPY_DTYPES}")
+    scales = _dev_scales(kname, kc, k_scale, v_scale, q, "q")
+    t, hq, d = (int(n) for n in qb.obj.shape)
+    nb, bs, hkv, _ = (int(n) for n in kc.shape)
+    if d != int(kc.shape[3]):
+        raise ValueError(f"q: head_dim {d} differs from the cache's {int(kc.shape[3])}")
+    if hq == 0 or hq % hkv:
+        raise ValueError(f"q: num_heads ({hq}) must be a multiple of the cache's num_kv_heads ({hkv})")
+    if d % 8 or d > 256:
+        raise ValueError(f"q: the CUDA kernels need head_dim % 8 == 0 and head_dim <= 256, got {d}")
+    scale = 1.0 / float(np.sqrt(d)) if scale is None else A.check_real(scale, "scale")
+    window = min(_window_arg(sliding_window), int(_INT32.max))
+    bt = _host_ints(block_tables, "block_tables", np.int32, 2)
+    lens = _host_ints(seq_lens, "seq_lens", np.int32, 1)
+    qsl = _host_ints(query_start_loc, "query_start_loc", np.int32, 1) if prefill else None
+    _check_tables(prefill, t, nb, bs, bt, lens, qsl)
+    out, out_ptr = _dev_empty(q, (t, hq, d))
+    s = int(lens.shape[0])
+    if t == 0 or s == 0:
+        return out
+    bt_dev, bt_ptr = _to_device(bt, block_tables, q)
+    lens_dev, lens_ptr = _to_device(lens, seq_lens, q)
+    qsl_ptr, max_q, splits, ws_ptr, ws_n = 0, 0, 1, 0, 0
+    if prefill:
+        _qsl_dev, qsl_ptr = _to_device(qsl, query_start_loc, q)
+        max_q = int(np.diff(qsl.astype(np.int64)).max())
+    else:
+        if num_splits is not None:
+            if isinstance(num_splits, bool) or not isinstance(num_splits, (int, np.integer)) or not \
+                    1 <= num_splits <= 256:
+                raise ValueError(f"num_splits: expected None or an int in [1, 256], got {num_splits!r}")
+            splits = int(num_splits)
+        else:
+            max_keys = int(lens.max())
+            if window:
+                max_keys = min(max_keys, window)
+            splits = int(mod.paged_attention_decode_splits(s, hq, hkv, max_keys, _dev_index(q)))
+        ws_n = int(mod.paged_attention_decode_workspace(s, hq, d, splits))
+        if ws_n:
+            _ws, ws_ptr = _dev_empty(q, (ws_n,))
+    cache = _cache_tuple(kc, vc, kname, scales)
+    with A.device_context(qb):
+        mod.paged_attention(prefill, qb.ptr, _Q_CODE[qb.dtype], out_ptr, t, s, hq, bt_ptr, int(bt.shape[1]),
+                            lens_ptr, qsl_ptr, max_q, scale, window, splits, ws_ptr, ws_n, cache, 0, qb.stream)
+    # Temporaries (uploaded indices, workspace, a contiguous copy of q) are dropped on return while
+    # the kernel may still run: safe, as torch's caching allocator and CuPy's pool hand freed
+    # memory only to later work in the same stream order.
+    del bt_dev, lens_dev
+    return out
+
+
+def _reshape_cuda(k, v, k_cache, v_cache, slot_mapping, k_scale, v_scale) -> None:
+    from .._native import cuda_module
+
+    mod = cuda_module()
+    kb = _dev_input(k, "k", k, "k")
+    vb = _dev_input(v, "v", k, "k")
+    if vb.dtype != kb.dtype:
+        raise TypeError(f"v: expected dtype {kb.dtype} like k, got {vb.dtype}")
+    kc, kname = _dev_cache(k_cache, "k_cache", k, "k")
+    vc, vname = _dev_cache(v_cache, "v_cache", k, "k")
+    if vname != kname:
+        raise TypeError(f"v_cache: expected dtype {kname} like k_cache, got {vname}")
+    if tuple(vc.shape) != tuple(kc.shape):
+        raise ValueError(f"v_cache: expected shape {tuple(kc.shape)} like k_cache, got {tuple(vc.shape)}")
+    if A.is_cupy(k) and kname not in _CUPY_DTYPES:
+        raise TypeError(f"k_cache: CuPy caches must be one of {_CUPY_DTYPES}")
+    scales = _dev_scales(kname, kc, k_scale, v_scale, k, "k")
+    nb, bs, hkv, d = (int(n) for n in kc.shape)
+    slots = _host_ints(slot_mapping, "slot_mapping", np.int64, 1)
+    t = int(slots.shape[0])
+    for buf, nm in ((kb, "k"), (vb, "v")):
+        if tuple(buf.obj.shape) != (t, hkv, d):
+            raise ValueError(f"{nm}: expected shape ({t}, {hkv}, {d}) (tokens, num_kv_heads, head_dim), got "
+                             f"{tuple(buf.obj.shape)}")
+    bad = np.flatnonzero((slots < -1) | (slots >= nb * bs))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"slot_mapping[{i}] = {int(slots[i])} is out of range [-1, {nb * bs})")
+    if t == 0:
+        return None
+    slots_dev, slots_ptr = _to_device(slots, slot_mapping, k)
+    with A.device_context(kb):
+        mod.reshape_and_cache(kb.ptr, vb.ptr, _Q_CODE[kb.dtype], slots_ptr, t, _cache_tuple(kc, vc, kname, scales), 0,
+                              kb.stream)
+    del slots_dev  # stream-ordered reuse only: see _attention_cuda
+    return None
