@@ -448,3 +448,26 @@ def triton_cases(quick: bool = True, *, device: str = "cuda", seqs: int = 16, ct
                 out.append(Case("attention", "paged_attention_decode", shape, dtype, "torch_sdpa", run_sdpa,
                                 backend="cuda", bytes=nbytes, setup=setup_sdpa, after=after_sdpa))
     return out
+
+
+def gpu_main(quick: bool) -> None:
+    """The GPU rows only (CUDA kernels, then Triton), one line each with their device numbers."""
+    from infercore.bench.runner import run_cases
+
+    rows = run_cases(gpu_cases(quick) + triton_cases(quick), 0.0, quick)
+    if not rows:
+        print("gpu: no CUDA device (or no _C_cuda), GPU cases skipped")
+    for r in rows:
+        print(f"{r.op:<10}{r.shape:<28}{r.dtype:<9}{r.impl:<16}{r.median_s * 1e6:10.1f} us  {r.extra}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--gpu-only", action="store_true", help="only the GPU cases (CPU: infercore bench attention)")
+    args = ap.parse_args()
+    if not args.gpu_only:
+        ap.error("run the CPU table with `infercore bench attention`; this entry point takes --gpu-only")
+    gpu_main(args.quick)
