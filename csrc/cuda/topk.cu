@@ -36,10 +36,12 @@
 //     to the select's prefix. After the first few tiles almost every score fails the threshold
 //     test, so selection costs one compare per score; an adversarial (ascending) corpus costs at
 //     most one radix select per max(kk, BR) survivors, still linear in N.
-//     Configurations: Q <= 4: 4 queries x 256 rows (1 row/thread: bandwidth case, 5 blocks/SM);
-//     Q <= 32: 32 x 128 (4x4 per thread); more: 128 x 128 (8x8 per thread, FMA-bound case).
-//     S is chosen to give ~2 waves of blocks: for Q = 1 the corpus is split over all SMs.
-//   Phase 2: each split's list (kk keys, 0-padded) lands in R[q][S*kk]; cub's segmented sort
+//     Configurations: Q <= 4: 4 queries x 256 rows (1 row/thread, 2 blocks/SM: the bandwidth
+//     case, ~64 KB of loads in flight per SM); Q <= 32: 32 x 128 (4x4 per thread); more:
+//     128 x 128 (8x8 per thread, 254 registers, 1 block/SM: the FMA-bound case). S is chosen to
+//     give ~2 waves of blocks: for Q = 1 the corpus is split over all SMs. Register budgets were
+//     tuned against ptxas -v (full unrolls made it hoist every shared load and spill).
+//   Phase 2: each split's list (kk keys, 0-padded) lands in R[q][S*kk]; a cub radix sort
 //     orders each query's S*kk keys and the first k are decoded (padding: -inf / -1). int8
 //     corpora: phase 1 scores with float32 queries against widened rows and keeps a shortlist
 //     of k + min(k + 16, N) (as the CPU kernel), which is re-scored in float64 (same formula and
@@ -49,7 +51,8 @@
 //     `max_workspace` the queries are processed in groups (and S shrinks), never Q x N.
 #include <cuda_runtime.h>
 
-#include <cub/device/device_segmented_sort.cuh>
+#include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_segmented_radix_sort.cuh>
 
 #include <algorithm>
 #include <climits>
@@ -93,7 +96,7 @@ __device__ __forceinline__ void unpack_key(uint64_t u, float* score, int64_t* id
 // thread for float32. UK: unroll of the DK loop (a full unroll makes ptxas hoist every shared
 // load and spill).
 struct CfgS { static constexpr int BQ = 4, TQ = 4, BR = 256, TR = 1, DKMAX = 32, MINB = 2, UK = 1; };
-struct CfgM { static constexpr int BQ = 32, TQ = 4, BR = 128, TR = 4, DKMAX = 32, MINB = 2, UK = 4; };
+struct CfgM { static constexpr int BQ = 32, TQ = 4, BR = 128, TR = 4, DKMAX = 16, MINB = 1, UK = 4; };
 struct CfgL { static constexpr int BQ = 128, TQ = 8, BR = 128, TR = 8, DKMAX = 16, MINB = 1, UK = 4; };
 
 // Corpus element storage: float32, float16 bits, int8.
@@ -464,12 +467,27 @@ struct Plan {
 size_t align256(size_t x) { return (x + 255) & ~static_cast<size_t>(255); }
 int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-size_t sort_temp_bytes(int64_t items, int64_t segments) {
+// Phase-2 sort: a few long segments (Q = 1 with a large k) go through the device-wide radix sort
+// one segment at a time; otherwise one segmented radix sort (a block per segment). cub's
+// DeviceSegmentedSort would suit many short segments better but its kernels spill for 64-bit keys.
+constexpr int64_t kLongSegment = 1 << 16;
+constexpr int64_t kFewSegments = 8;
+
+bool sort_per_segment(int64_t len, int64_t segs) { return len >= kLongSegment && segs <= kFewSegments; }
+
+size_t sort_temp_bytes(int64_t len, int64_t segs) {
   size_t bytes = 0;
-  const cudaError_t e = cub::DeviceSegmentedSort::SortKeysDescending(
-      nullptr, bytes, static_cast<const uint64_t*>(nullptr), static_cast<uint64_t*>(nullptr),
-      static_cast<int>(items), static_cast<int>(segments), static_cast<const int*>(nullptr),
-      static_cast<const int*>(nullptr), static_cast<cudaStream_t>(nullptr));
+  cudaError_t e;
+  if (sort_per_segment(len, segs)) {
+    e = cub::DeviceRadixSort::SortKeysDescending(nullptr, bytes, static_cast<const uint64_t*>(nullptr),
+                                                 static_cast<uint64_t*>(nullptr), static_cast<int>(len), 0, 64,
+                                                 static_cast<cudaStream_t>(nullptr));
+  } else {
+    e = cub::DeviceSegmentedRadixSort::SortKeysDescending(
+        nullptr, bytes, static_cast<const uint64_t*>(nullptr), static_cast<uint64_t*>(nullptr),
+        static_cast<int>(len * segs), static_cast<int>(segs), static_cast<const int*>(nullptr),
+        static_cast<const int*>(nullptr), 0, 64, static_cast<cudaStream_t>(nullptr));
+  }
   if (e != cudaSuccess) throw std::runtime_error(std::string("topk: cub temp-size query failed: ") + cudaGetErrorString(e));
   return bytes;
 }
@@ -501,7 +519,7 @@ Plan make_plan(int64_t Q, int64_t N, int64_t d, int64_t k, int ctype, int64_t ma
   p.cfg = Q <= CfgS::BQ ? 0 : Q <= CfgM::BQ ? 1 : 2;
   p.BQ = p.cfg == 0 ? CfgS::BQ : p.cfg == 1 ? CfgM::BQ : CfgL::BQ;
   p.BR = p.cfg == 0 ? CfgS::BR : p.cfg == 1 ? CfgM::BR : CfgL::BR;
-  const int64_t bps = p.cfg == 0 ? 2 : p.cfg == 1 ? 2 : 1;
+  const int64_t bps = p.cfg == 0 ? 2 : 1;  // resident blocks per SM (registers)
   p.kk = ctype == 2 ? k + std::min<int64_t>(k + 16, N) : k;
   p.off_qm = 0;
   p.off_qq = align256(p.off_qm + sizeof(float) * std::max<int64_t>(Q, 1));
@@ -539,8 +557,10 @@ Plan make_plan(int64_t Q, int64_t N, int64_t d, int64_t k, int ctype, int64_t ma
   p.off_r = align256(p.off_buf + sizeof(uint64_t) * p.QG * p.S * p.cap);
   p.off_r2 = align256(p.off_r + sizeof(uint64_t) * p.QG * p.L);
   p.off_temp = align256(p.off_r2 + sizeof(uint64_t) * p.QG * p.L);
-  p.temp = sort_temp_bytes(p.QG * p.L, p.QG);
-  if (ctype == 2) p.temp = std::max(p.temp, sort_temp_bytes(p.QG * p.kk2, p.QG));
+  for (const int64_t segs : {p.QG, Q - (Q - 1) / p.QG * p.QG}) {  // full groups and the last one
+    p.temp = std::max(p.temp, sort_temp_bytes(p.L, segs));
+    if (ctype == 2) p.temp = std::max(p.temp, sort_temp_bytes(p.kk2, segs));
+  }
   p.total = p.off_temp + align256(p.temp);
   return p;
 }
@@ -560,11 +580,19 @@ void launch_scan_typed(int ctype, const ScanArgs& a, cudaStream_t s) {
   }
 }
 
-void sort_segments(void* temp, size_t temp_bytes, const uint64_t* in, uint64_t* out, int64_t items, int64_t segs,
+// Sorts qn segments of `len` keys each (descending) from `in` to `out`.
+void sort_segments(void* temp, size_t temp_bytes, const uint64_t* in, uint64_t* out, int64_t len, int64_t segs,
                    const int* off, cudaStream_t s) {
-  const cudaError_t e = cub::DeviceSegmentedSort::SortKeysDescending(
-      temp, temp_bytes, in, out, static_cast<int>(items), static_cast<int>(segs), off, off + 1, s);
-  if (e != cudaSuccess) throw std::runtime_error(std::string("topk: segmented sort failed: ") + cudaGetErrorString(e));
+  cudaError_t e = cudaSuccess;
+  if (sort_per_segment(len, segs)) {
+    for (int64_t q = 0; q < segs && e == cudaSuccess; ++q)
+      e = cub::DeviceRadixSort::SortKeysDescending(temp, temp_bytes, in + q * len, out + q * len,
+                                                   static_cast<int>(len), 0, 64, s);
+  } else {
+    e = cub::DeviceSegmentedRadixSort::SortKeysDescending(temp, temp_bytes, in, out, static_cast<int>(len * segs),
+                                                          static_cast<int>(segs), off, off + 1, 0, 64, s);
+  }
+  if (e != cudaSuccess) throw std::runtime_error(std::string("topk: segment sort failed: ") + cudaGetErrorString(e));
 }
 
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::max<int64_t>(1, cdiv(n, kThreads))); }
@@ -634,7 +662,7 @@ void topk_launch(uintptr_t queries, int64_t Q, int64_t d, uintptr_t corpus, int6
     check_launch("topk_scan");
     topk_offsets_kernel<<<blocks_for(qn + 1), kThreads, 0, s>>>(off, qn, p.L);
     check_launch("topk_offsets");
-    sort_segments(temp, p.temp, R, R2, qn * p.L, qn, off, s);
+    sort_segments(temp, p.temp, R, R2, p.L, qn, off, s);
     const uint64_t* keys = R2;
     int64_t seglen = p.L;
     if (ctype == 2) {
@@ -644,7 +672,7 @@ void topk_launch(uintptr_t queries, int64_t Q, int64_t d, uintptr_t corpus, int6
       check_launch("topk_rescore");
       topk_offsets_kernel<<<blocks_for(qn + 1), kThreads, 0, s>>>(off, qn, p.kk2);
       check_launch("topk_offsets");
-      sort_segments(temp, p.temp, R, R2, qn * p.kk2, qn, off, s);
+      sort_segments(temp, p.temp, R, R2, p.kk2, qn, off, s);
       seglen = p.kk2;
     }
     topk_decode_kernel<<<blocks_for(qn * k), kThreads, 0, s>>>(keys, seglen, qn, k, os + q0 * k, oi + q0 * k);
