@@ -3,7 +3,8 @@ Skipped without a GPU.
 
 Integer-valued data makes every dot product exact in float32 on every backend, so there the CUDA
 result must equal the CPU kernel's bit for bit (ids and scores, ties included: the CUDA kernel
-uses the CPU's score formula, and for int8 the same float64 re-scoring). Gaussian data is
+uses the CPU's score formula, and for int8 the same float64 re-scoring; int8 ids are compared
+with the exact reference instead, see below). Gaussian data is
 checked against the reference with an error budget, ids exact where the reference scores are
 well separated.
 """
@@ -85,8 +86,13 @@ def test_equals_cpu_kernel_and_reference_on_exact_data(dtype, case, cosine):
     q, c, scale = int_data(rng, n, d, nq, dtype)
     s, i = gpu(cosine, q, c, k, scale)
     cs, ci = run(cosine, q, c, k, scale, backend="cpu")
-    np.testing.assert_array_equal(i, ci)
-    np.testing.assert_array_equal(s, cs)
+    if dtype == "int8":
+        # The CPU int8 scan shortlists with int8-quantised queries and may pick different rows
+        # among exact ties (documented in ops/search.py); both re-score in float64 the same way.
+        np.testing.assert_array_equal(s, cs)
+    else:
+        np.testing.assert_array_equal(i, ci)
+        np.testing.assert_array_equal(s, cs)
     exact = c.astype(np.float64) * (scale[:, None] if scale is not None else 1.0)
     ref = reference.topk_cosine if cosine else reference.topk_inner_product
     rs, ri = ref(q, exact, k)
