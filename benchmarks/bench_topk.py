@@ -177,6 +177,31 @@ def _torch_topk(q, c, k: int, chunk: int = 512):
     return torch.cat(s_out), torch.cat(i_out)
 
 
+def _kernel_only(q, c, sc, k: int):
+    """mod.topk with workspace and outputs allocated once: the kernels' own device time, without
+    the op's validation (a host sync for the finiteness check) and allocations."""
+    import torch
+
+    from infercore._native import cuda_module
+    from infercore.ops import search
+
+    mod = cuda_module()
+    ctype = {torch.float32: 0, torch.float16: 1, torch.int8: 2}[c.dtype]
+    nq, d = q.shape
+    ws = torch.empty(mod.topk_workspace_bytes(nq, c.shape[0], d, k, ctype, search.CUDA_MAX_WORKSPACE),
+                     dtype=torch.uint8, device="cuda")  # fmt: skip
+    scores = torch.empty((nq, k), device="cuda")
+    ids = torch.empty((nq, k), dtype=torch.int64, device="cuda")
+
+    def call():
+        mod.topk(q.data_ptr(), nq, d, c.data_ptr(), c.shape[0], ctype, sc.data_ptr() if sc is not None else 0, 0,
+                 False, k, scores.data_ptr(), ids.data_ptr(), ws.data_ptr(), ws.numel(), search.CUDA_MAX_WORKSPACE,
+                 torch.cuda.current_stream().cuda_stream)  # fmt: skip
+        return scores, ids
+
+    return call
+
+
 def _gpu_case(shape: str, dtype: str, impl: str, call, nbytes: float, flops: float, setup=None) -> Case:
     import torch
 
@@ -233,6 +258,8 @@ def _gpu_cases(quick: bool) -> list[Case]:
                                  lambda q=q, c=c, sc=sc, k=k: ops.topk_inner_product(q, c, k, corpus_scale=sc,
                                                                                      backend="cuda"),
                                  nbytes, flops))  # fmt: skip
+            if nq == 1 and k == 10:  # the bandwidth case: also the kernels alone
+                out.append(_gpu_case(shape, dtype, "infercore-kernels-only", _kernel_only(q, c, sc, k), nbytes, flops))
         peer = _gpu_case(shape, "float32", "torch", lambda q=q, k=k: _torch_topk(q, c32, k), c32.numel() * 4, flops)
         out.append(peer)
     return out
