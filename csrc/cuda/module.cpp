@@ -11,11 +11,13 @@ using namespace infercore::cuda;
 
 void bind_linear(py::module_& m);
 void bind_attention(py::module_& m);
+void bind_topk(py::module_& m);
 
 PYBIND11_MODULE(_C_cuda, m) {
   m.doc() = "infercore CUDA kernels";
   bind_linear(m);
   bind_attention(m);
+  bind_topk(m);
   m.def("runtime_version", &runtime_version);
   m.def("device_count", [] {
     std::string err;
