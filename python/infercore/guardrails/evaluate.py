@@ -10,6 +10,8 @@ A PII positive counts as detected only if an entity of the labeled type is found
 With classifiers (--classifier: fast = hashed n-grams, accurate = MiniLM + n-grams, the default when
 the flag has no value; all = both) two more rows per classifier are scored on the injection file:
 "injection+NAME" (patterns, then the classifier: either blocks) and "NAME_only".
+The harmful-content classifier (hashed n-grams, no model) is always scored: "harmful+clf" (lexicon,
+then the classifier: what Guard.default() runs) and "harmful_clf_only", on harmful.jsonl.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .harmful import HarmfulRail
+from .harmful_classifier import load_harmful_classifier
 from .injection import CLASSIFIER_MODES, InjectionRail, load_classifier
 from .pii import PIIRail
 
@@ -50,12 +53,19 @@ def _predictor(rail: str, classifier: Any = None) -> Any:
     if rail.startswith("injection+"):
         rc = InjectionRail(classifier=classifier)
         return lambda row: rc.check(row["text"]).status == "blocked"
-    if rail.endswith("_only"):
+    if rail.endswith("_only") and rail != "harmful_clf_only":
         n = InjectionRail().normalizer
         return lambda row: classifier.score(row["text"], n)[0] >= classifier.threshold
     if rail == "harmful":
         h = HarmfulRail()
         return lambda row: bool(h.check(row["text"]).violations)
+    if rail == "harmful+clf":
+        hc = HarmfulRail(classifier="fast")
+        return lambda row: bool(hc.check(row["text"]).violations)
+    if rail == "harmful_clf_only":
+        c = load_harmful_classifier("fast")
+        n2 = HarmfulRail().normalizer
+        return lambda row: c.score(row["text"], n2)[0] >= c.threshold
     p = PIIRail()
 
     def pii(row: dict[str, Any]) -> bool:
@@ -81,7 +91,8 @@ def evaluate(directory: str | Path, misses: bool = False, classifier: Any = None
     clfs = dict(classifiers or {})
     if classifier is not None and classifier is not False:
         clfs["clf"] = classifier
-    rails: list[tuple[str, Any]] = [(r, None) for r in RAILS]
+    rails: list[tuple[str, Any]] = [(r, None) for r in RAILS] + [("harmful+clf", None), ("harmful_clf_only", None)]
+    data["harmful+clf"] = data["harmful_clf_only"] = data["harmful"]
     for name, c in clfs.items():
         c = load_classifier(c)
         if c is None:
