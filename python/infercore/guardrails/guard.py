@@ -32,7 +32,8 @@ _RAIL_OPTIONS: dict[str, tuple[str, ...]] = {
     "injection": ("name", "threshold", "decode", "classifier"),
     "pii": ("name", "entities"),
     "harmful": ("name", "actions", "decode", "classifier"),
-    "topic": ("name", "allowed", "denied", "allowed_threshold", "denied_threshold", "margin", "embedder"),
+    "topic": ("name", "allowed", "denied", "allowed_threshold", "denied_threshold", "margin", "embedder",
+              "ja_allowed_threshold", "ja_denied_threshold"),
     "groundedness": ("name", "threshold", "action", "embedder", "max_unsupported"),
 }
 _TOP_KEYS = ("input_rails", "output_rails", "max_chars")
