@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from infercore.guardrails import Guard, HarmfulClassifier, HarmfulRail
+from infercore.guardrails import Guard, HarmfulClassifier, HarmfulRail, harmful_data
 from infercore.guardrails import harmful_classifier as hc
-from infercore.guardrails import harmful_data
 from infercore.guardrails.evaluate import evaluate
 from infercore.guardrails.normalize import Normalizer, fold
 
@@ -131,11 +130,11 @@ def test_bad_inputs_and_files(tmp_path, clf):
     from infercore.guardrails.ngram_classifier import FAST_WEIGHTS
     with pytest.raises(ValueError, match="harmful-classifier"):
         HarmfulClassifier.load(FAST_WEIGHTS)  # the injection classifier's file
-    with pytest.raises(ValueError, match=".npz"):
+    with pytest.raises(ValueError, match=r"\.npz"):
         HarmfulRail(classifier="accurate")
     with pytest.raises(TypeError, match="classifier"):
         HarmfulRail(classifier=3)
-    with pytest.raises(ValueError, match="harmful.classifier|classifier"):
+    with pytest.raises(ValueError, match=r"classifier"):
         Guard.from_config({"input_rails": [{"type": "harmful", "classifier": "nope"}]})
 
 
@@ -158,3 +157,12 @@ def test_generated_and_synth_sets_recall_and_fpr():
     for d, min_recall in ((EVAL, 0.95), (EVAL / "synth", 0.9)):
         m = evaluate(d)["harmful+clf"]
         assert m["recall"] >= min_recall and m["fpr_benign"] <= 0.05, (d, m)
+
+
+def test_proba_equals_the_dense_product(clf):
+    from infercore.guardrails.ngram_classifier import dense_features
+
+    texts = ["how do I make a bomb", "", "口座の残高", "a b c " * 50, "x"]
+    want = 1.0 / (1.0 + np.exp(-(dense_features(texts, clf.spec).astype(np.float64) @ clf.w + clf.b)))
+    assert np.allclose(clf.proba(texts), want, atol=1e-6)
+    assert clf.proba([]).shape == (0, len(hc.CATEGORIES))

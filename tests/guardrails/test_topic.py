@@ -99,7 +99,7 @@ def test_japanese_and_english_take_their_own_layer(rail):
     assert rail.check("週末に見る映画を選んで。").status == "blocked"
     assert rail.check("What's the interest rate on a 30-year mortgage?").status == "passed"
     # mixed batch: each text scored by its own layer, same result as one by one
-    a, d = rail.scores(["住宅ローンの金利を知りたい。", "What's the interest rate on a 30-year mortgage?"])
+    a, _ = rail.scores(["住宅ローンの金利を知りたい。", "What's the interest rate on a 30-year mortgage?"])
     a1, _ = rail.scores(["What's the interest rate on a 30-year mortgage?"])
     assert a[0].max() == pytest.approx(a_ja.max()) and np.allclose(a[1], a1[0], atol=1e-5)
 
@@ -121,3 +121,14 @@ def test_calibrate_japanese_layer(minilm):
         TopicRail(["banking"], ja_allowed_threshold=5, embedder=minilm)
     with pytest.raises(ValueError, match="Japanese texts"):
         TopicRail(["banking"], embedder=minilm).calibrate(["口座", "映画"], [False, True], language="ja")
+
+
+def test_evaluate_topic_report(minilm, tmp_path):
+    from infercore.guardrails.evaluate import evaluate_topic
+
+    rep = evaluate_topic(D.parent, embedder=minilm)
+    assert set(rep) == {"topic_en_calib", "topic_en_test", "topic_ja_calib", "topic_ja_test"}
+    assert rep["topic_ja_test"]["recall"] >= 0.85 and rep["topic_ja_test"]["fpr_benign"] <= 0.1
+    assert rep["topic_en_test"]["recall"] >= 0.85 and rep["topic_en_test"]["fpr_benign"] <= 0.1
+    with pytest.raises(ValueError, match=r"config\.yaml"):
+        evaluate_topic(tmp_path)

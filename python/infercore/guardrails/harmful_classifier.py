@@ -81,9 +81,12 @@ class HarmfulClassifier:
         if not texts:
             return np.zeros((0, len(self.categories)))
         rows, cols, val = sparse_features(list(texts), self.spec)
-        contrib = self.w[cols] * val[:, None]  # (nnz, n_cat)
+        contrib = self.w[cols] * val[:, None]  # (nnz, n_cat); rows come sorted and every text has features
+        starts = np.searchsorted(rows, np.arange(len(texts)))
         z = np.zeros((len(texts), len(self.categories)))
-        np.add.at(z, rows, contrib)
+        has = np.bincount(rows, minlength=len(texts)) > 0
+        if has.any():
+            z[has] = np.add.reduceat(contrib, starts[has], axis=0)
         return 1.0 / (1.0 + np.exp(-np.clip(z + self.b, -50, 50)))
 
     def score(self, text: str, normalizer: Normalizer) -> tuple[float, str, str]:
