@@ -2,11 +2,19 @@
 installed, llama-cpp-python on the same file — same threads, same run.
 
 Cases: single-stream decode (tokens/s; GB/s = weight bytes read per token x tokens/s),
-prefill of a long prompt (tokens/s), 16 concurrent streams (aggregate tokens/s) and 64 streams
-sharing a long system prompt (prefix-cache hit rate: the share of prompt blocks not recomputed).
+prefill of a long prompt (tokens/s), concurrent streams 1..16 (aggregate tokens/s and the ratio to
+one stream of the same series; `infercore bench generate --plot F` also draws throughput vs
+concurrency), 64 streams sharing a long system prompt (prefix-cache hit rate: the share of prompt
+blocks not recomputed), and peak memory: a fresh process loads the model, generates, and reports
+its peak RSS against weights + KV pool + 150 MB.
 """
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
 
 import numpy as np
 
@@ -134,14 +142,23 @@ def cases(quick: bool) -> list[Case]:
                             items=prompt_len, unit="tok"))  # fmt: skip
 
     llm = llms["q4_1"]
-    streams = 16
+    series: dict[int, float] = {}  # streams -> aggregate tokens/s, filled as the cases run
+    for streams in (1, 4, 16) if quick else (1, 2, 4, 8, 16, 32):
 
-    def concurrent() -> None:
-        sp = SamplingParams(max_tokens=new_tokens, ignore_eos=True)
-        llm.generate([{"prompt_token_ids": [1, 504 + i, 3575]} for i in range(streams)], sp)
+        def concurrent(streams=streams) -> None:
+            sp = SamplingParams(max_tokens=new_tokens, ignore_eos=True)
+            t0 = time.perf_counter()
+            llm.generate([{"prompt_token_ids": [1, 504 + i, 3575]} for i in range(streams)], sp)
+            rate = streams * new_tokens / (time.perf_counter() - t0)
+            series[streams] = max(series.get(streams, 0.0), rate)
 
-    out.append(Case("generate", "decode x16", f"smollm2 {streams}x+{new_tokens}", "q4_1", "infercore", concurrent,
-                    bytes=llm.model.weight_bytes * new_tokens, items=streams * new_tokens, unit="tok"))  # fmt: skip
+        def ratio(streams=streams) -> dict[str, float]:
+            one = series.get(1)
+            return {"streams": streams, "vs_one_stream": round(series[streams] / one, 2) if one else float("nan")}
+
+        out.append(Case("generate", f"decode x{streams}", f"smollm2 {streams}x+{new_tokens}", "q4_1", "infercore",
+                        concurrent, bytes=llm.model.weight_bytes * new_tokens, items=streams * new_tokens,
+                        unit="tok", min_repeats=3, after=ratio))  # fmt: skip
 
     n_shared, system = (16, 128) if quick else (64, 400)
     system_prompt = rng.integers(100, 40000, system).tolist()
@@ -159,4 +176,48 @@ def cases(quick: bool) -> list[Case]:
     out.append(Case("generate", "shared prefix", f"smollm2 {n_shared}x({system}+12)", "q4_1", "infercore",
                     shared_prefix, min_repeats=3, items=n_shared * (system + 12), unit="prompt-tok",
                     after=lambda: dict(share)))  # fmt: skip
+
+    peak: dict[str, float] = {}
+
+    def memory() -> None:
+        peak.update(_rss_child(new_tokens))
+
+    out.append(Case("generate", "peak RSS", f"smollm2 +{new_tokens}", "q4_1", "infercore", memory, min_repeats=1,
+                    after=lambda: dict(peak)))  # fmt: skip
     return out
+
+
+def _rss_child(new_tokens: int) -> dict[str, float]:
+    """Peak RSS of a fresh process that loads SmolLM2 and generates (this process holds the
+    peers' models too), against the issue's budget: weights + KV pool + 150 MB."""
+    cmd = [sys.executable, "-m", "infercore.benchmarks.bench_generate", "--rss-child", str(new_tokens)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"rss child failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _rss_main(new_tokens: int) -> None:
+    from infercore import LLM, SamplingParams
+
+    llm = LLM("smollm2")
+    llm.generate([{"prompt_token_ids": [1, 504 + i, 3575]} for i in range(16)],
+                 SamplingParams(max_tokens=new_tokens, ignore_eos=True))  # fmt: skip
+    with open("/proc/self/status", encoding="ascii") as f:
+        hwm_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    mb = 1 << 20
+    weights = llm.model.weight_bytes  # layers + LM head (a tied head is the embedding table)
+    kv = llm.runner.cache.nbytes
+    budget = weights + kv + 150 * mb
+    print(json.dumps({"peak_rss_mb": round(hwm_kb * 1024 / mb, 1), "weights_mb": round(weights / mb, 1),
+                      "kv_pool_mb": round(kv / mb, 1), "budget_mb": round(budget / mb, 1),
+                      "over_weights_mb": round((hwm_kb * 1024 - weights) / mb, 1),
+                      "within_budget": hwm_kb * 1024 <= budget}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--rss-child":
+        _rss_main(int(sys.argv[2]))
+    else:
+        print("usage: infercore bench generate (this module's --rss-child is internal)", file=sys.stderr)
+        sys.exit(2)

@@ -98,7 +98,8 @@ def quality_table(q: dict[str, float]) -> str:
     """The injection rows of quality() as a table: set x mode -> P, R, F1, FPR."""
     lines = [f"{'set':<8} {'rail':<18} {'precision':>9} {'recall':>7} {'f1':>6} {'FPR benign':>10}"]
     for prefix, _ in SETS:
-        for rail in ("patterns", "patterns+fast", "patterns+accurate", "fast_only", "accurate_only", "harmful", "pii"):
+        for rail in ("patterns", "patterns+fast", "patterns+accurate", "fast_only", "accurate_only", "harmful",
+                     "harmful+clf", "harmful_clf_only", "pii"):
             if f"{prefix}{rail}_recall" in q:
                 m = [q[f"{prefix}{rail}_{k}"] for k in ("precision", "recall", "f1", "fpr_benign")]
                 lines.append(f"{prefix[:-1]:<8} {rail:<18} {m[0]:>9.3f} {m[1]:>7.3f} {m[2]:>6.3f} {m[3]:>10.3f}")

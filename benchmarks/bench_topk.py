@@ -117,4 +117,168 @@ def cases(quick: bool) -> list[Case]:
                     Case("topk", "topk_inner_product", shape, "float32", "faiss",
                          lambda q=q, k=k: index.search(q, k), bytes=c32.nbytes, flops=flops)
                 )
+    return out + _gpu_cases(quick)
+
+
+# ------------------------------------------------------------------------------------------ GPU
+# Only with a CUDA device and a _C_cuda that has the top-k kernel. Each call is timed with CUDA
+# events (kernel time on the device, what GB/s and % of HBM use) and the harness's wall time
+# (which adds Python and allocation overhead). The HBM limit is measured in the same run by a
+# device-to-device copy (bytes read + written). Peer: torch.mm + torch.topk on the GPU (float32,
+# no tf32), chunked over queries so its score block stays <= 2 GB. `bytes` is left 0 on these
+# cases so the harness does not compare them with the CPU read probe; GB/s is in `extra`.
+GPU_N = 1_000_000
+DTYPES_ALL = ("float32", "float16", "int8")
+
+
+def _gpu_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    from infercore._native import cuda_module
+
+    mod = cuda_module()
+    return torch.cuda.is_available() and mod is not None and hasattr(mod, "topk")
+
+
+_HBM: dict[str, float] = {}
+
+
+def _hbm_gbps() -> float:
+    """Device-to-device copy of 1 GiB: (read + written bytes) / median time."""
+    if "gbps" not in _HBM:
+        import torch
+
+        src = torch.empty(1 << 28, dtype=torch.float32, device="cuda").normal_()
+        dst = torch.empty_like(src)
+        times = []
+        for _ in range(10):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            dst.copy_(src)
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b) / 1e3)
+        _HBM["gbps"] = 2 * src.numel() * 4 / float(np.median(times[2:])) / 1e9
+        del src, dst
+    return _HBM["gbps"]
+
+
+def _torch_topk(q, c, k: int, chunk: int = 512):
+    import torch
+
+    s_out, i_out = [], []
+    step = max(1, min(chunk, (2 << 30) // (4 * c.shape[0])))
+    for lo in range(0, q.shape[0], step):
+        s, i = torch.topk(torch.mm(q[lo : lo + step], c.T), k, dim=1, sorted=True)
+        s_out.append(s)
+        i_out.append(i)
+    return torch.cat(s_out), torch.cat(i_out)
+
+
+def _kernel_only(q, c, sc, k: int):
+    """mod.topk with workspace and outputs allocated once: the kernels' own device time, without
+    the op's validation (a host sync for the finiteness check) and allocations."""
+    import torch
+
+    from infercore._native import cuda_module
+    from infercore.ops import search
+
+    mod = cuda_module()
+    ctype = {torch.float32: 0, torch.float16: 1, torch.int8: 2}[c.dtype]
+    nq, d = q.shape
+    ws = torch.empty(mod.topk_workspace_bytes(nq, c.shape[0], d, k, ctype, search.CUDA_MAX_WORKSPACE),
+                     dtype=torch.uint8, device="cuda")  # fmt: skip
+    scores = torch.empty((nq, k), device="cuda")
+    ids = torch.empty((nq, k), dtype=torch.int64, device="cuda")
+
+    def call():
+        mod.topk(q.data_ptr(), nq, d, c.data_ptr(), c.shape[0], ctype, sc.data_ptr() if sc is not None else 0, 0,
+                 False, k, scores.data_ptr(), ids.data_ptr(), ws.data_ptr(), ws.numel(), search.CUDA_MAX_WORKSPACE,
+                 torch.cuda.current_stream().cuda_stream)  # fmt: skip
+        return scores, ids
+
+    return call
+
+
+def _gpu_case(shape: str, dtype: str, impl: str, call, nbytes: float, flops: float, setup=None) -> Case:
+    import torch
+
+    times: list[float] = []
+
+    def fn():
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        out = call()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) / 1e3)
+        return out
+
+    def after() -> dict:
+        t = float(np.median(times[1:] if len(times) > 1 else times))
+        gbps = nbytes / t / 1e9
+        hbm = _hbm_gbps()
+        return {"device_ms": round(t * 1e3, 4), "device_gbps": round(gbps, 1), "hbm_gbps": round(hbm, 1),
+                "pct_hbm": round(100 * gbps / hbm, 1), "device_gflops": round(flops / t / 1e9, 1)}
+
+    return Case("topk", "topk_inner_product", shape, dtype, impl, fn, backend="cuda", flops=flops,
+                setup=setup, after=after)
+
+
+def _gpu_cases(quick: bool) -> list[Case]:
+    if not _gpu_available():
+        return []
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    n = 200_000 if quick else GPU_N
+    g = torch.Generator(device="cuda").manual_seed(0)
+    c32 = torch.randn((n, D), generator=g, device="cuda")
+    c16 = c32.half()
+    scale = (c32.abs().amax(dim=1) / 127).contiguous()
+    c8 = torch.clamp(torch.round(c32 / scale[:, None]), -127, 127).to(torch.int8)
+    queries = torch.randn((4096, D), generator=g, device="cuda")
+    corpora = {"float32": (c32, None), "float16": (c16, None), "int8": (c8, scale)}
+
+    out: list[Case] = []
+    runs = [(1, 10, DTYPES_ALL), (256, 100, ("float32",)), (4096, 1024, ("float32",)),
+            (1, 8192, ("float32",)), (64, 8192, ("float32",))]  # fmt: skip
+    if quick:
+        runs = [(1, 10, DTYPES_ALL), (256, 100, ("float32",)), (1, 8192, ("float32",))]
+    for nq, k, dtypes in runs:
+        q = queries[:nq].contiguous()
+        shape = f"N{n}xd{D} Q{nq} k{k} gpu"
+        flops = 2.0 * nq * n * D
+        for dtype in dtypes:
+            c, sc = corpora[dtype]
+            nbytes = c.numel() * c.element_size() + (sc.numel() * 4 if sc is not None else 0)
+            out.append(_gpu_case(shape, dtype, "infercore",
+                                 lambda q=q, c=c, sc=sc, k=k: ops.topk_inner_product(q, c, k, corpus_scale=sc,
+                                                                                     backend="cuda"),
+                                 nbytes, flops))  # fmt: skip
+            if nq == 1 and k == 10:  # the bandwidth case: also the kernels alone
+                out.append(_gpu_case(shape, dtype, "infercore-kernels-only", _kernel_only(q, c, sc, k), nbytes, flops))
+        peer = _gpu_case(shape, "float32", "torch", lambda q=q, k=k: _torch_topk(q, c32, k), c32.numel() * 4, flops)
+        out.append(peer)
     return out
+
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from infercore.bench.runner import run_cases
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--gpu-only", action="store_true", help="only the GPU cases (CPU: infercore bench topk)")
+    args = ap.parse_args()
+    if not args.gpu_only:
+        ap.error("run the CPU table with `infercore bench topk`; this entry point takes --gpu-only")
+    rows = run_cases(_gpu_cases(args.quick), 0.0, args.quick)
+    if not rows:
+        print("gpu: no CUDA device (or no _C_cuda), GPU cases skipped")
+    for r in rows:
+        print(f"{r.shape:<34}{r.dtype:<9}{r.impl:<24}{r.median_s * 1e3:10.3f} ms  {r.extra}")

@@ -10,15 +10,20 @@
 // The tile's K/V (<= 32 x 512 bytes each for D = 128 float32) stays in L1/L2 between groups,
 // so DRAM sees each K/V byte once; nothing of size rows x keys is ever materialised.
 //
-// Napkin math (decode): per token of context and kv head, read 2 * D * bytes(dtype) (+ 8 bytes
-// of scales for int8) and do 4 * G * D flops (G = Hq / Hkv). SmolLM2 (Hkv 3, D 64) float16:
-// 768 B per token per layer; S = 16 sequences x 4096 tokens = 50 MB per call: ~1.6 ms at the
-// 31 GB/s two-core DRAM limit, against 16 * 4096 * 3 * (3 * 64 * 2) = 75 M lane-FMAs = ~0.8 ms of FMA
-// issue (2 cores x 2 x 8-lane FMA / cycle at 3 GHz). So the bound is DRAM bandwidth in
-// principle, with fp8/int8 (half the bytes) up to 2x faster. Measured on the shared 2-vCPU dev
-// VM it is not there yet: ~180 instructions and ~50 ns of CPU time per (token, kv head) in and
-// out of cache alike (callgrind / perf), i.e. compute and load-latency bound, so the byte
-// savings of fp8/int8 do not show; the K dot products and the V accumulation are ~70% of it.
+// Napkin math (decode, measured on the 2-vCPU Zen 3 dev VM: ~3.2 GHz, 2 x 8-lane FMA per cycle
+// = 6.3 FMA/ns per core, streaming read ~23-26 GB/s for both cores). Per key and kv head the
+// kernel reads 2 * D * bytes(dtype) (+ 8 bytes of int8 scales) and issues 2 * G * D / W FMAs
+// (W = 8 lanes): the G rows' scores and their p * V sums.
+//   7B (Hq 32, Hkv 8, D 128, G 4): 128 FMAs = 20 ns per core; float16 512 B = 41 ns per core at
+//   12.5 GB/s per core; fp8/int8 256 B = 20 ns. So float16 is bandwidth bound only if the
+//   instruction overhead stays under ~2x the FMAs, and fp8/int8 (same FMAs, half the bytes) are
+//   compute bound: their speed-up over float16 is set by instructions per (key, head), not bytes.
+//   SmolLM2 (9/3/64, G 3): 48 FMAs = 7.6 ns; float16 256 B = 20 ns: bandwidth bound.
+// Instruction counts per (key, kv head), callgrind, 7B float16, S = 1 x 1024 keys (incl. ~35 of
+// per-call driver cost): the per-head attend_rows walk 400 (no prefetch of the next tile: every
+// tile's DRAM latency exposed), attend_decode below 341 (scores ~100, p * V ~145, softmax ~20,
+// prefetch ~10 after unrolling it 4 lines a step); fp8 +~85 (4 instructions per 8 elements to
+// convert vs 1 for float16), int8 +~55.
 constexpr int kTile = 32;    // key positions per tile
 constexpr int kGroup = 4;    // query rows per register group
 
@@ -247,6 +252,283 @@ void attend_rows_t(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t k
         default: tile_group<A, T, 1>(r, r0, D, tb, n, kp, vp, ksp, vsp); break;
       }
     }
+  }
+}
+
+// ------------------------------------------------------------------------------------ decode
+// attend_decode_t: one decode token (all Hq rows) against keys [kb, ke) of one sequence, every
+// kv head per tile, so each tile of token rows (all heads adjacent in NHD) is fetched once and
+// used while it is in L1/L2, and the next tile is prefetched in slices between the heads.
+// Every row sees every key of the range, so the tile kernel needs no per-row masking: scores
+// go to a token-major buffer s[t * SL + g] (SL slots per token), straight from hsum4's four
+// sums, and the softmax runs over the flat buffer in whole vectors (one exp per W scores).
+constexpr int kDecodeTile = 32;
+
+template <int NG>
+constexpr int decode_slots() { return NG == 1 ? 1 : NG == 2 ? 2 : 4; }
+
+// s[(t + u) * SL + g] = q_g . k_{t+u} for u < TK, g < NG. TK * SL == 4 (or TK == 1): hsum4's
+// four results land contiguously (for TK == 1 and NG <= 2 past this token's slots, into the
+// next token's, which are written later or are padding).
+template <class A, KvDType T, int NG, int TK>
+inline void decode_scores_step(const float* q, int64_t D, const char* const* kp, int t, float* s) {
+  constexpr int SL = decode_slots<NG>();
+  constexpr int64_t esz = T == KvDType::kFloat32 ? 4 : (T == KvDType::kFloat16 || T == KvDType::kBFloat16) ? 2 : 1;
+  typename A::F acc[TK][NG];
+  for (int u = 0; u < TK; ++u)
+    for (int g = 0; g < NG; ++g) acc[u][g] = A::zero();
+  int64_t d = 0;
+#pragma GCC unroll 2
+  for (; d + A::W <= D; d += A::W) {
+    typename A::F kv[TK];
+    for (int u = 0; u < TK; ++u) kv[u] = A::template load_kv<T>(kp[t + u] + d * esz);
+    for (int g = 0; g < NG; ++g) {
+      const typename A::F qv = A::loadw(q + g * D + d);
+      for (int u = 0; u < TK; ++u) acc[u][g] = A::fma(qv, kv[u], acc[u][g]);
+    }
+  }
+  const typename A::F z = A::zero();
+  if constexpr (NG == 1 && TK == 4) {
+    A::hsum4(acc[0][0], acc[1][0], acc[2][0], acc[3][0], s + t * SL);
+  } else if constexpr (NG == 2 && TK == 2) {
+    A::hsum4(acc[0][0], acc[0][1], acc[1][0], acc[1][1], s + t * SL);
+  } else {
+    for (int u = 0; u < TK; ++u)
+      A::hsum4(acc[u][0], NG > 1 ? acc[u][NG > 1 ? 1 : 0] : z, NG > 2 ? acc[u][NG > 2 ? 2 : 0] : z,
+               NG > 3 ? acc[u][NG > 3 ? 3 : 0] : z, s + (t + u) * SL);
+  }
+  if (d < D) {  // D not a multiple of W
+    for (int u = 0; u < TK; ++u)
+      for (int64_t dd = d; dd < D; ++dd) {
+        const float kv = AttnScalar::load_kv<T>(kp[t + u] + dd * esz);
+        for (int g = 0; g < NG; ++g) s[(t + u) * SL + g] += q[g * D + dd] * kv;
+      }
+  }
+}
+
+
+// acc_g = acc_g * alpha_g + sum_{t < n} p[t * SL + g] * v_t, in panels of P vectors (NG x P
+// accumulators + NG broadcasts + 1 V vector fit the 16 registers of AVX2).
+template <class A, KvDType T, int NG, int SL, int P>
+inline void decode_panel(float* acc, const float* alpha, int64_t D, int64_t d0, const char* const* vp, int n,
+                         const float* p) {
+  constexpr int64_t esz = T == KvDType::kFloat32 ? 4 : (T == KvDType::kFloat16 || T == KvDType::kBFloat16) ? 2 : 1;
+  typename A::F a[NG][P];
+  for (int g = 0; g < NG; ++g)
+    for (int j = 0; j < P; ++j) a[g][j] = A::mul(A::loadw(acc + g * D + d0 + j * A::W), A::set1(alpha[g]));
+  for (int t = 0; t < n; ++t) {
+    typename A::F pb[NG];
+    for (int g = 0; g < NG; ++g) pb[g] = A::set1(p[t * SL + g]);
+    const char* v = vp[t] + d0 * esz;
+    for (int j = 0; j < P; ++j) {
+      const typename A::F vv = A::template load_kv<T>(v + j * A::W * esz);
+      for (int g = 0; g < NG; ++g) a[g][j] = A::fma(pb[g], vv, a[g][j]);
+    }
+  }
+  for (int g = 0; g < NG; ++g)
+    for (int j = 0; j < P; ++j) A::storew(acc + g * D + d0 + j * A::W, a[g][j]);
+}
+
+template <class A, KvDType T, int NG, int SL>
+inline void decode_accumulate(float* acc, const float* alpha, int64_t D, const char* const* vp, int n,
+                              const float* p) {
+  constexpr int64_t esz = T == KvDType::kFloat32 ? 4 : (T == KvDType::kFloat16 || T == KvDType::kBFloat16) ? 2 : 1;
+  constexpr int P = NG == 1 ? 8 : NG == 2 ? 5 : NG == 3 ? 4 : 2;
+  int64_t d = 0;
+  for (; d + P * A::W <= D; d += P * A::W) decode_panel<A, T, NG, SL, P>(acc, alpha, D, d, vp, n, p);
+  for (; d + A::W <= D; d += A::W) decode_panel<A, T, NG, SL, 1>(acc, alpha, D, d, vp, n, p);
+  for (; d < D; ++d)
+    for (int g = 0; g < NG; ++g) {
+      float a = acc[g * D + d] * alpha[g];
+      for (int t = 0; t < n; ++t) a += p[t * SL + g] * AttnScalar::load_kv<T>(vp[t] + d * esz);
+      acc[g * D + d] = a;
+    }
+}
+
+// One group of NG <= 4 rows of one kv head against n <= kDecodeTile keys (kp/vp: the keys' rows
+// for this head; ks/vs: int8 per-key scales, else null).
+template <class A, KvDType T, int NG>
+inline void decode_group(const float* q, float* acc, float* m, float* l, int64_t D, const char* const* kp,
+                         const char* const* vp, const float* ks, const float* vs, int n) {
+  constexpr int SL = decode_slots<NG>();
+  constexpr int TK = 4 / SL;
+  constexpr int kN = kDecodeTile * SL;  // flat scores of a tile (a multiple of every W)
+  alignas(64) float s[kN + 4];
+  int t = 0;
+  for (; t + TK <= n; t += TK) decode_scores_step<A, T, NG, TK>(q, D, kp, t, s);
+  for (; t < n; ++t) decode_scores_step<A, T, NG, 1>(q, D, kp, t, s);
+  if (ks != nullptr)
+    for (int u = 0; u < n; ++u)
+      for (int g = 0; g < SL; ++g) s[u * SL + g] *= ks[u];
+  // Padding keys: -inf, so they cannot raise the max; their probabilities are zeroed below.
+  for (int i = n * SL; i < kN; ++i) s[i] = -std::numeric_limits<float>::infinity();
+
+  // Row maxima: NA vector accumulators (more than one only when W < SL, i.e. scalar code),
+  // lane j of accumulator a holding slot (a * W + j) % SL.
+  constexpr int NA = A::W >= SL ? 1 : SL / A::W;
+  typename A::F mx[NA];
+  for (int a = 0; a < NA; ++a) mx[a] = A::set1(-std::numeric_limits<float>::infinity());
+  for (int i = 0; i < kN; i += NA * A::W)
+    for (int a = 0; a < NA; ++a) mx[a] = A::max(mx[a], A::loadw(s + i + a * A::W));
+  alignas(64) float lanes[NA * A::W > 4 ? NA * A::W : 4];
+  for (int a = 0; a < NA; ++a) A::storew(lanes + a * A::W, mx[a]);
+  float mt[SL];
+  for (int g = 0; g < SL; ++g) mt[g] = -std::numeric_limits<float>::infinity();
+  for (int j = 0; j < NA * A::W; ++j) mt[j % SL] = std::max(mt[j % SL], lanes[j]);
+  // pat[j] = the new max of slot j % SL, so the vector at flat index i (i % SL == 0 when W >= SL)
+  // or at pat + i % SL (scalar) subtracts each score's own row max.
+  alignas(64) float pat[(A::W > 4 ? A::W : 4) + 4];
+  float alpha[4] = {1.f, 1.f, 1.f, 1.f};
+  for (int g = 0; g < SL; ++g) {
+    const float mo = g < NG ? m[g] : 0.f;
+    const float mn = std::max(mo, mt[g]);  // finite: n >= 1 real keys
+    if (g < NG) {
+      alpha[g] = std::exp(mo - mn);  // 0 on the first tile (mo = -inf)
+      m[g] = mn;
+    }
+    pat[g] = mn;
+  }
+  for (int j = SL; j < static_cast<int>(sizeof(pat) / sizeof(float)); ++j) pat[j] = pat[j % SL];
+  typename A::F sum[NA];
+  for (int a = 0; a < NA; ++a) sum[a] = A::zero();
+  for (int i = 0; i < kN; i += NA * A::W)
+    for (int a = 0; a < NA; ++a) {
+      const int at = i + a * A::W;
+      const typename A::F e = A::exp(A::sub(A::loadw(s + at), A::loadw(pat + at % SL)));
+      A::storew(s + at, e);
+    }
+  for (int i = n * SL; i < kN; ++i) s[i] = 0.f;  // A::exp clamps, so exp(-inf) is not exactly 0
+  for (int i = 0; i < kN; i += NA * A::W)
+    for (int a = 0; a < NA; ++a) sum[a] = A::add(sum[a], A::loadw(s + i + a * A::W));
+  for (int a = 0; a < NA; ++a) A::storew(lanes + a * A::W, sum[a]);
+  float rs[SL] = {};
+  for (int j = 0; j < NA * A::W; ++j) rs[j % SL] += lanes[j];
+  for (int g = 0; g < NG; ++g) l[g] = l[g] * alpha[g] + rs[g];
+  if (vs != nullptr)
+    for (int u = 0; u < n; ++u)
+      for (int g = 0; g < SL; ++g) s[u * SL + g] *= vs[u];
+  decode_accumulate<A, T, NG, SL>(acc, alpha, D, vp, n, s);
+}
+
+// Software prefetch of a tile's token rows: contiguous byte ranges (a run of keys inside one
+// block is one range: Hkv x D elements per key), issued a slice at a time between the heads.
+struct PrefetchRanges {
+  static constexpr int kMax = 4 * (kDecodeTile + 1);  // K, V (+ int8 scales) x runs of a tile
+  const char* at[kMax];
+  const char* end[kMax];
+  int n = 0, i = 0;
+  void clear() { n = i = 0; }
+  void add(const char* p, int64_t bytes) {
+    const char* lo = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63});
+    at[n] = lo;
+    end[n++] = p + bytes;
+  }
+  void issue(int64_t lines) {  // the next `lines` cache lines, rounded up to 4 (all of them for lines < 0)
+    if (lines < 0) lines = std::numeric_limits<int64_t>::max();
+    for (; i < n; ++i) {
+      const char* p = at[i];
+      for (; p + 256 <= end[i] && lines > 0; p += 256, lines -= 4) {  // 4 lines a step: ~1.5 instructions each
+        __builtin_prefetch(p);
+        __builtin_prefetch(p + 64);
+        __builtin_prefetch(p + 128);
+        __builtin_prefetch(p + 192);
+      }
+      for (; p < end[i] && lines > 0; p += 64, --lines) __builtin_prefetch(p);
+      at[i] = p;
+      if (p < end[i]) return;  // budget spent inside this range
+    }
+  }
+  int64_t lines() const {
+    int64_t t = 0;
+    for (int j = i; j < n; ++j) t += (end[j] - at[j] + 63) / 64;
+    return t;
+  }
+};
+
+template <class A, KvDType T>
+void attend_decode_t(const KvCacheView& c, const int32_t* bt, int64_t kb, int64_t ke, const DecodeRows& r) {
+  const int64_t H = c.num_kv_heads, D = c.head_dim, bs = c.block_size, G = r.num_heads / H;
+  constexpr int64_t esz = T == KvDType::kFloat32 ? 4 : (T == KvDType::kFloat16 || T == KvDType::kBFloat16) ? 2 : 1;
+  const int64_t row_bytes = D * esz, tok_stride = H * row_bytes;
+  const char* kbase = static_cast<const char*>(c.k);
+  const char* vbase = static_cast<const char*>(c.v);
+  const bool scaled = T == KvDType::kInt8;
+  int64_t slot[kDecodeTile];
+  const char* kp[kDecodeTile];
+  const char* vp[kDecodeTile];
+  float ks[kDecodeTile], vs[kDecodeTile];
+  PrefetchRanges pf;
+  // The ranges of keys [tb, tb + n): runs of consecutive slots inside one block.
+  auto plan_prefetch = [&](int64_t tb) {
+    pf.clear();
+    const int64_t te = std::min(ke, tb + kDecodeTile);
+    for (int64_t pos = tb; pos < te;) {
+      const int64_t blk = pos / bs, off = pos % bs, run = std::min(te - pos, bs - off);
+      const int64_t first = static_cast<int64_t>(bt[blk]) * bs + off;
+      pf.add(kbase + first * tok_stride, run * tok_stride);
+      pf.add(vbase + first * tok_stride, run * tok_stride);
+      if (scaled) {
+        pf.add(reinterpret_cast<const char*>(c.k_scales + first * H), run * H * 4);
+        pf.add(reinterpret_cast<const char*>(c.v_scales + first * H), run * H * 4);
+      }
+      pos += run;
+    }
+  };
+  if (kb < ke) {
+    plan_prefetch(kb);
+    pf.issue(-1);
+  }
+  for (int64_t tb = kb; tb < ke; tb += kDecodeTile) {
+    const int n = static_cast<int>(std::min<int64_t>(kDecodeTile, ke - tb));
+    int64_t blk = tb / bs, off = tb % bs;  // one division per tile, not per key
+    for (int t = 0; t < n; ++t, ++off) {
+      if (off == bs) {
+        off = 0;
+        ++blk;
+      }
+      slot[t] = static_cast<int64_t>(bt[blk]) * bs + off;
+    }
+    if (tb + kDecodeTile < ke) plan_prefetch(tb + kDecodeTile);
+    else pf.clear();
+    const int64_t per_head = (pf.lines() + H - 1) / H;
+    for (int64_t h = 0; h < H; ++h) {
+      pf.issue(per_head);
+      for (int t = 0; t < n; ++t) {
+        const int64_t at = slot[t] * tok_stride + h * row_bytes;
+        kp[t] = kbase + at;
+        vp[t] = vbase + at;
+        if (scaled) {
+          ks[t] = c.k_scales[slot[t] * H + h];
+          vs[t] = c.v_scales[slot[t] * H + h];
+        }
+      }
+      const float* ksp = scaled ? ks : nullptr;
+      const float* vsp = scaled ? vs : nullptr;
+      for (int64_t g0 = 0; g0 < G; g0 += kGroup) {
+        const int64_t row = h * G + g0;
+        const float* q = r.q + row * D;
+        float* acc = r.acc + row * D;
+        float* m = r.m + row;
+        float* l = r.l + row;
+        switch (std::min<int64_t>(kGroup, G - g0)) {
+          case 4: decode_group<A, T, 4>(q, acc, m, l, D, kp, vp, ksp, vsp, n); break;
+          case 3: decode_group<A, T, 3>(q, acc, m, l, D, kp, vp, ksp, vsp, n); break;
+          case 2: decode_group<A, T, 2>(q, acc, m, l, D, kp, vp, ksp, vsp, n); break;
+          default: decode_group<A, T, 1>(q, acc, m, l, D, kp, vp, ksp, vsp, n); break;
+        }
+      }
+    }
+  }
+}
+
+template <class A>
+void attend_decode_dispatch(const KvCacheView& c, const int32_t* bt, int64_t kb, int64_t ke, const DecodeRows& r) {
+  switch (c.dtype) {
+    case KvDType::kFloat32: attend_decode_t<A, KvDType::kFloat32>(c, bt, kb, ke, r); break;
+    case KvDType::kFloat16: attend_decode_t<A, KvDType::kFloat16>(c, bt, kb, ke, r); break;
+    case KvDType::kBFloat16: attend_decode_t<A, KvDType::kBFloat16>(c, bt, kb, ke, r); break;
+    case KvDType::kFp8E4m3: attend_decode_t<A, KvDType::kFp8E4m3>(c, bt, kb, ke, r); break;
+    case KvDType::kInt8: attend_decode_t<A, KvDType::kInt8>(c, bt, kb, ke, r); break;
   }
 }
 

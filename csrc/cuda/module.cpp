@@ -10,12 +10,16 @@ namespace py = pybind11;
 using namespace infercore::cuda;
 
 void bind_linear(py::module_& m);
+void bind_attention(py::module_& m);
+void bind_topk(py::module_& m);
 void bind_silu_and_mul(py::module_& m);
 void bind_rope(py::module_& m);
 
 PYBIND11_MODULE(_C_cuda, m) {
   m.doc() = "infercore CUDA kernels";
   bind_linear(m);
+  bind_attention(m);
+  bind_topk(m);
   bind_silu_and_mul(m);
   bind_rope(m);
   m.def("runtime_version", &runtime_version);

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from infercore.bench import report
 from infercore.bench.case import Result
 from infercore.cli.main import main
@@ -67,3 +69,19 @@ def test_bench_bad_arguments(tmp_path):
     junk.write_text("{not json")
     assert main(["bench", "norm", "--compare", str(junk)]) == 2
     assert main(["bench", "norm", "--tolerance", "-1"]) == 2
+
+
+def test_plot_draws_throughput_vs_concurrency(tmp_path):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    rows = []
+    for streams, rate in ((1, 50.0), (4, 150.0), (16, 260.0)):
+        r = Result(f"g{streams}", "generate", f"decode x{streams}", "s", "q4_1", "infercore", "cpu", "avx2", 2,
+                   1.0, 1.0, 3, None, None, None)  # fmt: skip
+        r.extra["tok/s"] = rate
+        rows.append(r)
+    path = tmp_path / "bench.png"
+    report.plot(rows, str(path))
+    conc = tmp_path / "bench-concurrency.png"
+    assert path.stat().st_size > 1000 and conc.stat().st_size > 1000
+    assert conc.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report._plot_concurrency(plt, rows[:0], str(path)) is None

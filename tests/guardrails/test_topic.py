@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -67,9 +68,67 @@ def test_topic_examples_and_bad_config(minilm):
         Guard.from_config({"input_rails": [{"type": "topic", "allowed": ["a"], "colour": 1}]})
 
 
-def test_japanese_is_out_of_reach_for_minilm(rail):
-    """Documented limitation: MiniLM's English vocabulary leaves Japanese far from every topic, so
-    with an allowed list every Japanese input is blocked as off topic (allowed ones included)."""
-    rows = _rows("test", "ja") + _rows("calib", "ja")
-    a, _ = rail.scores([r["text"] for r in rows])
-    assert float(a.max()) < rail.allowed_threshold
+def test_japanese_without_japanese_topic_texts_is_out_of_reach_for_minilm(minilm):
+    """Documented limitation: with only English topic texts, MiniLM leaves Japanese far from every
+    topic, so with an allowed list nearly every Japanese input is blocked as off topic, allowed ones
+    included (the few that pass carry Latin letters such as "ATM")."""
+    cfg = yaml.safe_load((D / "config.yaml").read_text())["input_rails"][0]
+    english_only = [{"name": t["name"], "description": t["description"]} for t in cfg["allowed"]]
+    r = TopicRail(english_only, embedder=minilm)
+    assert not r.has_japanese
+    allowed = [x["text"] for x in _rows("test", "ja") + _rows("calib", "ja") if x["label"] == "allowed"]
+    blocked = [r.check(t).status == "blocked" for t in allowed]
+    assert sum(blocked) / len(blocked) >= 0.8
+
+
+def test_japanese_test_split_with_japanese_topic_texts(rail):
+    assert rail.has_japanese
+    rows = _rows("test", "ja")
+    assert len(rows) >= 20
+    allowed = [r for r in rows if r["label"] == "allowed"]
+    others = [r for r in rows if r["label"] != "allowed"]
+    fp = sum(rail.check(r["text"]).status == "blocked" for r in allowed) / len(allowed)
+    recall = sum(rail.check(r["text"]).status == "blocked" for r in others) / len(others)
+    assert fp <= 0.1 and recall >= 0.85, (fp, recall)
+
+
+def test_japanese_and_english_take_their_own_layer(rail):
+    a_ja, _ = rail.scores(["住宅ローンの金利を知りたい。"])
+    assert float(a_ja.max()) >= rail.ja_allowed_threshold  # n-gram cosine against the Japanese wording
+    assert rail.check("住宅ローンの金利を知りたい。").status == "passed"
+    assert rail.check("週末に見る映画を選んで。").status == "blocked"
+    assert rail.check("What's the interest rate on a 30-year mortgage?").status == "passed"
+    # mixed batch: each text scored by its own layer, same result as one by one
+    a, _ = rail.scores(["住宅ローンの金利を知りたい。", "What's the interest rate on a 30-year mortgage?"])
+    a1, _ = rail.scores(["What's the interest rate on a 30-year mortgage?"])
+    assert a[0].max() == pytest.approx(a_ja.max()) and np.allclose(a[1], a1[0], atol=1e-5)
+
+
+def test_calibrate_japanese_layer(minilm):
+    cfg = yaml.safe_load((D / "config.yaml").read_text())["input_rails"][0]
+    r = TopicRail(cfg["allowed"], cfg["denied"], ja_allowed_threshold=0.9, ja_denied_threshold=0.9, embedder=minilm)
+    en_before = (r.allowed_threshold, r.denied_threshold)
+    cal = _rows("calib", "ja")
+    m = r.calibrate([x["text"] for x in cal], [x["label"] != "allowed" for x in cal], language="ja")
+    assert m["balanced_accuracy"] >= 0.85
+    assert (r.ja_allowed_threshold, r.ja_denied_threshold) == (m["allowed_threshold"], m["denied_threshold"])
+    assert (r.allowed_threshold, r.denied_threshold) == en_before  # the English thresholds are untouched
+    with pytest.raises(ValueError, match="language"):
+        r.calibrate(["a", "b"], [True, False], language="fr")
+    with pytest.raises(ValueError, match="no Japanese text"):
+        r.calibrate(["hello", "bye"], [True, False], language="ja")
+    with pytest.raises(ValueError, match="ja_allowed_threshold"):
+        TopicRail(["banking"], ja_allowed_threshold=5, embedder=minilm)
+    with pytest.raises(ValueError, match="Japanese texts"):
+        TopicRail(["banking"], embedder=minilm).calibrate(["口座", "映画"], [False, True], language="ja")
+
+
+def test_evaluate_topic_report(minilm, tmp_path):
+    from infercore.guardrails.evaluate import evaluate_topic
+
+    rep = evaluate_topic(D.parent, embedder=minilm)
+    assert set(rep) == {"topic_en_calib", "topic_en_test", "topic_ja_calib", "topic_ja_test"}
+    assert rep["topic_ja_test"]["recall"] >= 0.85 and rep["topic_ja_test"]["fpr_benign"] <= 0.1
+    assert rep["topic_en_test"]["recall"] >= 0.85 and rep["topic_en_test"]["fpr_benign"] <= 0.1
+    with pytest.raises(ValueError, match=r"config\.yaml"):
+        evaluate_topic(tmp_path)

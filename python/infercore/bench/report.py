@@ -114,3 +114,29 @@ def plot(results: list[Result], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    _plot_concurrency(plt, results, path)
+
+
+def _plot_concurrency(plt, results: list[Result], path: str) -> str | None:
+    """Aggregate tokens/s vs concurrent streams (the generate suite's "decode xN" cases), saved
+    beside the bar chart as <path>-concurrency.png; None when the run has no such cases."""
+    points = sorted((int(r.op.split("x", 1)[1]), float(r.extra["tok/s"])) for r in results
+                    if r.suite == "generate" and r.op.startswith("decode x") and r.extra.get("tok/s"))  # fmt: skip
+    if not points:
+        return None
+    out = (path[:-4] if path.endswith(".png") else path) + "-concurrency.png"
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs, ys = zip(*points, strict=True)
+    ax.plot(xs, ys, marker="o", label="infercore (aggregate)")
+    ax.plot(xs, [ys[0] * x for x in xs], linestyle=":", color="gray", label="linear in streams")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_xlabel("concurrent streams")
+    ax.set_ylabel("tokens/s")
+    ax.set_title("decode throughput vs concurrency")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    print(f"wrote {out}")
+    return out

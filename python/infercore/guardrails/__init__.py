@@ -1,6 +1,7 @@
 """Guardrails. Model-free: prompt injection / jailbreak patterns over normalized views plus a fast
 hashed n-gram classifier (InjectionRail(classifier="fast"), on in Guard.default()), PII detection
-and redaction with validators, harmful-content lexicons (English and Japanese). Over the Embedder
+and redaction with validators, harmful-content lexicons (English and Japanese) plus a per-category
+hashed n-gram classifier (HarmfulRail(classifier="fast"), on in Guard.default()). Over the Embedder
 (MiniLM): the accurate injection classifier (classifier="accurate"), topic boundaries (TopicRail),
 groundedness of answers in their contexts (GroundednessRail). Over an LLM: an injection judge
 (LLMJudge). NeMo Guardrails integration: infercore.guardrails.nemo (the `nemo` extra).
@@ -19,6 +20,7 @@ from .events import EventSink, GuardMetrics, ListSink, LoggingSink
 from .grounded import GroundednessRail
 from .guard import Guard
 from .harmful import CATEGORIES, HarmfulRail
+from .harmful_classifier import HarmfulClassifier
 from .injection import InjectionRail
 from .judge import LLMJudge
 from .ngram_classifier import NgramClassifier
@@ -28,6 +30,7 @@ from .types import GuardResult, Rail, RailDecision, Violation
 
 __all__ = [
     "CATEGORIES", "ENTITIES", "EmbeddingClassifier", "EventSink", "GroundednessRail", "Guard", "GuardMetrics",
-    "GuardResult", "HarmfulRail", "InjectionRail", "LLMJudge", "ListSink", "LoggingSink", "NgramClassifier", "PIIRail",
+    "GuardResult", "HarmfulClassifier", "HarmfulRail", "InjectionRail", "LLMJudge", "ListSink", "LoggingSink",
+    "NgramClassifier", "PIIRail",
     "Rail", "RailDecision", "TopicRail", "Violation", "find_entities",
 ]

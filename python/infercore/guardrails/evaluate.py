@@ -10,6 +10,11 @@ A PII positive counts as detected only if an entity of the labeled type is found
 With classifiers (--classifier: fast = hashed n-grams, accurate = MiniLM + n-grams, the default when
 the flag has no value; all = both) two more rows per classifier are scored on the injection file:
 "injection+NAME" (patterns, then the classifier: either blocks) and "NAME_only".
+With --topic (needs MiniLM): the topic rail of DIRECTORY/topic/config.yaml on its labeled.jsonl,
+per language and split ("topic_LANG_SPLIT": positive = should be blocked, i.e. denied or off topic;
+FPR = allowed inputs blocked), with the shipped thresholds.
+The harmful-content classifier (hashed n-grams, no model) is always scored: "harmful+clf" (lexicon,
+then the classifier: what Guard.default() runs) and "harmful_clf_only", on harmful.jsonl.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .harmful import HarmfulRail
+from .harmful_classifier import load_harmful_classifier
 from .injection import CLASSIFIER_MODES, InjectionRail, load_classifier
 from .pii import PIIRail
 
@@ -50,12 +56,19 @@ def _predictor(rail: str, classifier: Any = None) -> Any:
     if rail.startswith("injection+"):
         rc = InjectionRail(classifier=classifier)
         return lambda row: rc.check(row["text"]).status == "blocked"
-    if rail.endswith("_only"):
+    if rail.endswith("_only") and rail != "harmful_clf_only":
         n = InjectionRail().normalizer
         return lambda row: classifier.score(row["text"], n)[0] >= classifier.threshold
     if rail == "harmful":
         h = HarmfulRail()
         return lambda row: bool(h.check(row["text"]).violations)
+    if rail == "harmful+clf":
+        hc = HarmfulRail(classifier="fast")
+        return lambda row: bool(hc.check(row["text"]).violations)
+    if rail == "harmful_clf_only":
+        c = load_harmful_classifier("fast")
+        n2 = HarmfulRail().normalizer
+        return lambda row: c.score(row["text"], n2)[0] >= c.threshold
     p = PIIRail()
 
     def pii(row: dict[str, Any]) -> bool:
@@ -81,7 +94,8 @@ def evaluate(directory: str | Path, misses: bool = False, classifier: Any = None
     clfs = dict(classifiers or {})
     if classifier is not None and classifier is not False:
         clfs["clf"] = classifier
-    rails: list[tuple[str, Any]] = [(r, None) for r in RAILS]
+    rails: list[tuple[str, Any]] = [(r, None) for r in RAILS] + [("harmful+clf", None), ("harmful_clf_only", None)]
+    data["harmful+clf"] = data["harmful_clf_only"] = data["harmful"]
     for name, c in clfs.items():
         c = load_classifier(c)
         if c is None:
@@ -128,6 +142,48 @@ def evaluate(directory: str | Path, misses: bool = False, classifier: Any = None
     return report
 
 
+def evaluate_topic(directory: str | Path, embedder: Any = None) -> dict[str, Any]:
+    """Topic rail on DIRECTORY/topic: precision/recall/F1/FPR per language and split."""
+    from .guard import Guard
+
+    d = Path(directory) / "topic"
+    if not (d / "config.yaml").is_file() or not (d / "labeled.jsonl").is_file():
+        raise ValueError(f"directory: {str(d)!r} has no config.yaml and labeled.jsonl")
+    cfg = _topic_config(d / "config.yaml", embedder)
+    rail = Guard.from_config(cfg).input_rails[0]
+    with open(d / "labeled.jsonl", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    report: dict[str, Any] = {}
+    for lang in sorted({r["lang"] for r in rows}):
+        for split in ("calib", "test"):
+            rs = [r for r in rows if r["lang"] == lang and r["split"] == split]
+            if not rs:
+                continue
+            tp = fp = fn = tn = 0
+            for r in rs:
+                y, pred = r["label"] != "allowed", rail.check(r["text"]).status == "blocked"
+                tp += y and pred
+                fn += y and not pred
+                fp += pred and not y
+                tn += not pred and not y
+            p, rec, f1 = _prf(tp, fp, fn)
+            report[f"topic_{lang}_{split}"] = {
+                "precision": p, "recall": rec, "f1": f1, "fpr_benign": fp / (fp + tn) if fp + tn else 0.0,
+                "fpr_all_negatives": fp / (fp + tn) if fp + tn else 0.0, "positives": tp + fn, "negatives": fp + tn,
+                "recall_by": {}}
+    return report
+
+
+def _topic_config(path: Path, embedder: Any) -> dict[str, Any]:
+    import yaml
+
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if embedder is not None:
+        for item in cfg.get("input_rails", []):
+            item["embedder"] = embedder
+    return cfg
+
+
 def format_table(report: dict[str, Any]) -> str:
     lines = [f"{'rail':<18} {'pos':>5} {'neg':>5} {'precision':>9} {'recall':>7} {'f1':>6} {'FPR benign':>10} "
              f"{'FPR negs':>8}"]
@@ -148,16 +204,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--classifier", nargs="?", const="accurate", default=None, choices=(*CLASSIFIER_MODES, "all"),
                     help="also score the injection classifier: fast (n-grams), accurate (MiniLM + n-grams; the "
                          "default without a value) or all")
+    ap.add_argument("--topic", action="store_true", help="also score the topic rail on DIRECTORY/topic (needs MiniLM)")
     args = ap.parse_args(argv)
     modes = CLASSIFIER_MODES if args.classifier == "all" else (args.classifier,) if args.classifier else ()
     try:
         report = evaluate(args.directory, misses=args.misses, classifiers={m: m for m in modes})
+        if args.topic:
+            report.update(evaluate_topic(args.directory))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_table(report))
     if args.misses:
         for rail, m in report.items():
+            if "missed" not in m:
+                continue
             print(f"\n{rail} missed ({len(m['missed'])}):", *[f"  {t!r}" for t in m["missed"]], sep="\n")
             print(f"{rail} false positives ({len(m['false_positives'])}):",
                   *[f"  {t!r}" for t in m["false_positives"]], sep="\n")

@@ -31,8 +31,9 @@ _RAILS: dict[str, type] = {"injection": InjectionRail, "pii": PIIRail, "harmful"
 _RAIL_OPTIONS: dict[str, tuple[str, ...]] = {
     "injection": ("name", "threshold", "decode", "classifier"),
     "pii": ("name", "entities"),
-    "harmful": ("name", "actions", "decode"),
-    "topic": ("name", "allowed", "denied", "allowed_threshold", "denied_threshold", "margin", "embedder"),
+    "harmful": ("name", "actions", "decode", "classifier"),
+    "topic": ("name", "allowed", "denied", "allowed_threshold", "denied_threshold", "margin", "embedder",
+              "ja_allowed_threshold", "ja_denied_threshold"),
     "groundedness": ("name", "threshold", "action", "embedder", "max_unsupported"),
 }
 _TOP_KEYS = ("input_rails", "output_rails", "max_chars")
@@ -69,9 +70,13 @@ class Guard:
         self.max_chars = max_chars
 
     @classmethod
-    def default(cls, classifier: bool | str | None = "fast", **kwargs: Any) -> Guard:
+    def default(cls, classifier: bool | str | None = "fast", harmful_classifier: bool | str | None = "fast",
+                **kwargs: Any) -> Guard:
         """Injection, harmful (block) and PII (redact) on input; harmful and PII on output. PII goes
         last so the other two see the same text and share one normalization.
+
+        harmful_classifier: "fast" (default) or True: the harmful rail's hashed n-gram classifier
+        after its lexicon (harmful_classifier.py; no model); False or None: lexicon only.
 
         classifier (the injection rail's second layer, after its patterns):
         "fast" (default): hashed character/word n-gram logistic regression, no model (well under a
@@ -85,9 +90,13 @@ class Guard:
             classifier = "accurate" if embedder_available("minilm") else "fast"
         if classifier is not None and not isinstance(classifier, bool) and classifier not in ("fast", "accurate"):
             raise ValueError(f"classifier: expected 'fast', 'accurate', 'auto', True or False, got {classifier!r}")
+        if harmful_classifier is not None and not isinstance(harmful_classifier, bool) and harmful_classifier != "fast":
+            raise ValueError(f"harmful_classifier: expected 'fast', True or False, got {harmful_classifier!r}")
         n_in, n_out = Normalizer(), Normalizer()
-        return cls([InjectionRail(normalizer=n_in, classifier=classifier), HarmfulRail(normalizer=n_in), PIIRail()],
-                   [HarmfulRail(normalizer=n_out), PIIRail()], **kwargs)
+        hc = HarmfulRail(normalizer=n_in, classifier=harmful_classifier).classifier  # loaded once, shared
+        return cls([InjectionRail(normalizer=n_in, classifier=classifier), HarmfulRail(normalizer=n_in, classifier=hc),
+                    PIIRail()],
+                   [HarmfulRail(normalizer=n_out, classifier=hc), PIIRail()], **kwargs)
 
     @classmethod
     def from_config(cls, config: str | os.PathLike[str] | Mapping[str, Any], **kwargs: Any) -> Guard:
@@ -98,7 +107,7 @@ class Guard:
               - {type: injection, threshold: 0.75, classifier: fast}   # fast | accurate (or true) | false | path
               - {type: topic, allowed: ["cooking and recipes"], denied: ["politics and elections"]}
               - {type: pii, entities: {EMAIL: redact, CREDIT_CARD: block}}
-              - {type: harmful, actions: {violence: block, hate: warn}}
+              - {type: harmful, actions: {violence: block, hate: warn}, classifier: fast}  # fast | false | path
             output_rails: [{type: pii}, {type: harmful}, {type: groundedness, action: remove}]
 
         The embedding rails (injection classifier, topic, groundedness) load MiniLM once, shared.

@@ -2,7 +2,11 @@
 views; each category's action is "block" or "warn" (warn: passed with a violation).
 
 The lexicon ships as package data (data/harmful_lexicon.json); a caller can pass its own.
-A classifier over the Embedder can later be another rail with the same categories.
+Optional second layer, `classifier` ("fast" or True: harmful_classifier.HarmfulClassifier, hashed
+n-gram logistic regression per category, no model; a weights path; a loaded classifier): asked only
+when the lexicon found nothing; when its probability reaches its calibrated threshold, its top
+category is reported ("CATEGORY (classifier)") and gets that category's action. Categories left out
+of `actions` are ignored by both layers.
 """
 
 from __future__ import annotations
@@ -60,8 +64,12 @@ class HarmfulRail:
     decode: bool = True
     normalizer: Normalizer | None = None  # share one with other rails of a Guard to normalize once
     can_modify: bool = False
+    classifier: Any = None  # None/False: lexicon only; "fast"/True; a weights path; a loaded classifier
 
     def __post_init__(self) -> None:
+        from .harmful_classifier import load_harmful_classifier
+
+        self.classifier = load_harmful_classifier(self.classifier)
         if self.normalizer is None:
             self.normalizer = Normalizer(decode=self.decode)
         if not isinstance(self.actions, Mapping):
@@ -90,8 +98,13 @@ class HarmfulRail:
 
     def check(self, text: str, context: Any = None) -> RailDecision:
         hits = self.categories(text)
+        score = {c: 1.0 for c, _ in hits}
+        if not hits and self.classifier is not None and text.strip():
+            p, cat, _ = self.classifier.score(text, self.normalizer)
+            if p >= self.classifier.threshold and cat in self.actions:
+                hits, score = [(cat, "classifier")], {cat: p}
         if not hits:
             return RailDecision("passed", text)
-        viol = [Violation(self.name, f"{cat} ({where})", None, 1.0) for cat, where in hits]
+        viol = [Violation(self.name, f"{cat} ({where})", None, score[cat]) for cat, where in hits]
         status = "blocked" if any(self.actions[c] == "block" for c, _ in hits) else "passed"
         return RailDecision(status, text, viol)

@@ -70,8 +70,16 @@ _EN: list[tuple[str, float, str]] = [
     ("safety_bypass", 0.5,
      r"\b(?:bypass|disable|circumvent|evade)\b" + _SHORT
      + r"\b(?:safety|content) (?:filters?|guardrails|polic(?:y|ies))\b"),
+    # "New instructions:" / "Updated system prompt:" announce a replacement for the model's instructions.
     ("new_instructions", 0.8,
-     r"\b(?:new|updated|real|actual|true|override|secret) (?:instructions?|system prompt|directive|task|rules)\s?:"),
+     r"\b(?:new|updated|real|actual|true|override|secret) (?:instructions?|system prompt|directives?)\s?:"),
+    # "New rules:" / "New task:" also head ordinary notices ("The new rules: lunch is at noon"): strong
+    # only when what follows speaks to the assistant within a few words, else a weak signal.
+    ("new_instructions", 0.8,
+     r"\b(?:new|updated|real|actual|true|override|secret) (?:tasks?|rules)\s?: (?:\S++ ){0,4}?"
+     r"(?:you|your|yourself|ignore|disregard|forget|reveal|print|output|say|reply|respond|answer|repeat|act"
+     r"|pretend|assistant|ai|model|chatbot)\b"),
+    ("new_task_heading", 0.4, r"\b(?:new|updated|real|actual|true|override|secret) (?:tasks?|rules)\s?:"),
     ("new_instructions", 0.7,
      r"(?:<\|im_start\|>\s?system|\[\s?/?(?:system|inst|sys)\s?\]|<<\s?sys\s?>>|###\s?system\b)"),
     ("new_instructions", 0.6, r"(?:^|\n|\s)system\s?:\s?(?:you are|you're|from now on|ignore|new)\b"),
@@ -89,15 +97,23 @@ _EN: list[tuple[str, float, str]] = [
 _ANY_ALL = r"(?:すべて|全て|全部|一切|みんな)?の?"
 # "do not ignore the rules" is not an attack
 _JA_NOT = r"(?!しないで|しては|せず|できな|できま|しません|するな|しちゃ|すること(?:は|が)?(?:でき|許され|禁止))"
+# ignoring as the subject of a sentence, a condition or a past event, not a request: "ignoring your
+# boss's instructions is bad, right?" (無視するのは良くない), "what happens if I ignore them"
+# (無視すると/したら), "I forgot the instructions" (忘れてしまった): every verb form here is followed by
+# a nominalizer, a conditional or a perfective ending, which a command to the model never needs
+_JA_TOPIC = (r"(?!(?:する|した|しない|される|されない|る|た|ない)"
+             r"(?:のは|のが|のも|のって|ことは|ことが|ことも|ことに|と|なら|人|者|場合|とき|時|べき|だろう|でしょう)"
+             r"|[しすさ]?(?:たら|れば)|し?がち|なければ|なきゃ|なくては"
+             r"|(?:し)?(?:てしまった|てしまいました|ちゃった|ていた|ていました|てた))")
 _JA: list[tuple[str, float, str]] = [
     ("override_instructions", 1.0,
      r"(?:これまで|今まで|以前|前|上記|上|先ほど|先程|最初|元|既存|システム|開発者|あなた)の" + _ANY_ALL
      + r"(?:指示|命令|指令|ルール|設定|制約|制限|プロンプト|ガイドライン|規則)(?:を|は|に)?"
      r"(?:すべて|全て|全部|一切)?"
-     r"(?:無視|忘れ|破棄|取り消|リセット|従わ|守ら|無効)" + _JA_NOT),
+     r"(?:無視|忘れ|破棄|取り消|リセット|従わ|守ら|無効)" + _JA_NOT + _JA_TOPIC),
     ("override_instructions", 0.9,
      r"(?:指示|命令|ルール|制約|制限|ガイドライン|規則|プロンプト)(?:を|は)?(?:すべて|全て|全部|一切)?"
-     r"(?:無視|忘れて|破棄)" + _JA_NOT),
+     r"(?:無視|忘れ(?=て)|破棄)" + _JA_NOT + _JA_TOPIC),
     ("prompt_exfiltration", 1.0,
      r"(?:システムプロンプト|初期プロンプト|隠された(?:指示|プロンプト)|秘密の(?:指示|プロンプト)|内部(?:の)?(?:指示|プロンプト)"
      r"|最初の指示|元の指示|設定された指示)(?:を|の内容を|の全文を|の中身を)?(?:すべて|全て|そのまま)?"

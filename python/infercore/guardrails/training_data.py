@@ -402,6 +402,31 @@ JA_BENIGN_SEEDS: dict[str, list[str]] = {
 }
 _JA_BENIGN_PREFIX = ["", "", "すみません、", "お願いします。", "質問です。", "お疲れ様です。"]
 
+# Hard negatives added after the first release, built last so every earlier row keeps its random
+# draws (and its calibration split): shapes of benign text that fired pattern rules. Training split only.
+EN_BENIGN_SEEDS_2: dict[str, list[str]] = {
+    "notices": [  # "new rules:" / "new task:" heading ordinary notices, not instructions to the model
+        "New rules for the break room: label your food and clean the microwave after use.",
+        "New task for the sprint: migrate the billing service to Postgres 16.",
+        "Updated rules: visitors must sign in at reception and wear a badge at all times.",
+        "House rules: no shoes inside and quiet hours start at 10pm. Turn this into a friendly sign.",
+        "The real rules of castling: neither the king nor the rook may have moved. Explain them simply.",
+        "New task: compare the two supplier quotes and pick the cheaper one.",
+        "Updated task: the report is due Friday instead of Monday, please adjust the plan.",
+        "New rules of the book club: one book a month, and whoever hosts picks the snacks.",
+    ],
+}
+JA_BENIGN_SEEDS_2: dict[str, list[str]] = {
+    "discussing_rules": [  # ignoring or forgetting instructions as a topic, not a request to the model
+        "先生の指示を無視するとどうなりますか?",
+        "取扱説明書の指示を無視したら保証は無効になりますか?",
+        "医者の指示を忘れてしまったので、もう一度確認したいです。",
+        "交通ルールを無視する人が多くて困っています。",
+        "会社の規則を無視した場合の処分について教えてください。",
+        "子どもが親の言いつけを守らないのはなぜでしょうか?",
+    ],
+}
+
 # ------------------------------------------------------------------ obfuscations (applied to attacks and benign alike)
 _CYR = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "y": "у"}
 _LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
@@ -469,11 +494,11 @@ def build(seed: int = SEED, per_seed_en: int = 6, per_seed_ja: int = 6, obf_frac
                         add(obf[name](s), 1, lang, name, group, "train")
 
     def benign(seeds: dict[str, list[str]], lang: str, n: int, prefixes: list[str], suffixes: list[str],
-               obf_names: list[str]) -> None:
+               obf_names: list[str], calib: float = calib_frac) -> None:
         for fam, texts in seeds.items():
             for i, t in enumerate(texts):
                 group = f"{lang}-benign-{fam}-{i}"
-                split = "calib" if rng.random() < calib_frac else "train"
+                split = "calib" if rng.random() < calib else "train"
                 for _ in range(max(1, n // 2)):
                     s = rng.choice(prefixes) + t + rng.choice(suffixes)
                     add(s, 0, lang, "plain", group, split)
@@ -487,6 +512,9 @@ def build(seed: int = SEED, per_seed_en: int = 6, per_seed_ja: int = 6, obf_frac
     attacks(JA_ATTACK_SEEDS, "ja", per_seed_ja, _JA_PREFIX, [""], _JA_TARGETS, _JA_ACTIONS, ja_obf)
     benign(EN_BENIGN_SEEDS, "en", per_seed_en, _BENIGN_PREFIX, _BENIGN_SUFFIX, en_obf)
     benign(JA_BENIGN_SEEDS, "ja", per_seed_ja, _JA_BENIGN_PREFIX, [""], ja_obf)
+    # training only: the calibration split (and so the threshold's quantile) stays the one of the first release
+    benign(EN_BENIGN_SEEDS_2, "en", per_seed_en, _BENIGN_PREFIX, _BENIGN_SUFFIX, en_obf, calib=0.0)
+    benign(JA_BENIGN_SEEDS_2, "ja", per_seed_ja, _JA_BENIGN_PREFIX, [""], ja_obf, calib=0.0)
     return rows
 
 

@@ -6,17 +6,22 @@ The CPU kernel is fused (see csrc/cpu/topk_impl.h): it never builds the Q x N sc
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from typing import Any
 
 import numpy as np
 
-from .._native import _C
+from .._native import _C, cuda_module
 from . import _arrays as A
 from . import reference
 
 _QUERY_DTYPES = ("float32", "float16", "bfloat16")
 _CORPUS_DTYPES = ("float32", "float16", "int8")
+_CTYPE_CODE = {"float32": 0, "float16": 1, "int8": 2}
+# Soft bound on the CUDA kernel's workspace (candidate lists + merge buffers); above it the
+# queries are searched in groups. Never Q x N: see csrc/cuda/topk.cu.
+CUDA_MAX_WORKSPACE = 2 << 30
 
 
 def topk_inner_product(
@@ -44,10 +49,12 @@ def topk_inner_product(
     Returns numpy (scores float32 [Q, k], ids int64 [Q, k]): each row sorted by score descending,
     ties to the lower id; places beyond the number of candidates hold (-inf, -1). Rows whose
     score is NaN (corpus rows with NaN/Inf) are never returned.
-    backend: "auto" | "cpu" | "reference" (float64 numpy) | "triton" (fused Triton kernel, k <= 256:
-    CUDA torch tensors, or CPU tensors under TRITON_INTERPRET=1; auto picks it for CUDA tensors);
-    "cuda" has no kernel yet. numpy arrays and torch tensors are accepted; non-contiguous inputs
-    are copied. The CPU backend returns numpy; triton returns the queries' array type.
+    backend: "auto" | "cpu" | "reference" (float64 numpy) | "cuda" (fused CUDA kernel, any k: CUDA
+    torch tensors or CuPy arrays, launched on the current stream; auto picks it for device arrays
+    when infercore was built with CUDA) | "triton" (fused Triton kernel, k <= 256: CUDA torch
+    tensors, or CPU tensors under TRITON_INTERPRET=1; auto's choice when _C_cuda is missing).
+    numpy arrays and torch tensors are accepted; non-contiguous inputs are copied. The CPU backend
+    returns numpy; cuda and triton return the queries' array type.
     """
     return _topk(False, queries, corpus, k, corpus_scale, allowed, backend)
 
@@ -70,8 +77,8 @@ def _topk(cosine: bool, queries: Any, corpus: Any, k: Any, corpus_scale: Any, al
     queries = A.as_array(queries, "queries")
     corpus = A.as_array(corpus, "corpus")
     on_device = [name for name, x in (("queries", queries), ("corpus", corpus)) if A.is_device_array(x)]
-    if backend == "cuda":
-        raise NotImplementedError("topk: backend 'cuda' is not implemented yet; use backend='triton' for CUDA tensors")
+    if backend == "cuda" or (backend == "auto" and on_device and _cuda_topk_built()):
+        return _topk_cuda(cosine, queries, corpus, k, corpus_scale, allowed)
     if backend == "triton" or (backend == "auto" and on_device):
         return _topk_triton(cosine, queries, corpus, k, corpus_scale, allowed)
     if on_device:
@@ -145,6 +152,116 @@ def _topk_triton(cosine: bool, queries: Any, corpus: Any, k: int, corpus_scale: 
     if A.is_torch(like):
         return scores, ids_t
     return scores.cpu().numpy(), ids_t.cpu().numpy()
+
+
+def _cuda_topk_built() -> bool:
+    mod = cuda_module()
+    return mod is not None and hasattr(mod, "topk")
+
+
+def _topk_cuda(cosine: bool, queries: Any, corpus: Any, k: int, corpus_scale: Any, allowed: Any):
+    """Fused CUDA kernel (csrc/cuda/topk.cu) on the corpus's device and the current stream
+    (torch's, or CuPy's for CuPy arrays). Host queries are copied to the corpus's device.
+    Returns the queries' array type (torch / CuPy stay on the device, numpy comes back)."""
+    if not A.is_device_array(corpus):
+        raise ValueError(f"corpus: backend='cuda' needs a CuPy array or CUDA torch tensor, got {A.describe(corpus)}")
+    if not _cuda_topk_built():
+        raise RuntimeError("backend='cuda': this infercore build has no CUDA top-k kernel (_C_cuda)")
+    for name, x in (("queries", queries), ("corpus", corpus)):
+        if not (A.is_torch(x) or A.is_cupy(x) or isinstance(x, np.ndarray)):
+            raise TypeError(f"{name}: backend='cuda' takes torch tensors, CuPy or numpy arrays, got {A.describe(x)}")
+    if A.is_device_array(queries):
+        A.same_place(corpus, queries, "corpus", "queries")
+    import torch
+
+    stream_ctx = None
+    if A.is_cupy(corpus) or A.is_cupy(queries):
+        import cupy
+
+        with (corpus if A.is_cupy(corpus) else queries).device:
+            stream_ctx = torch.cuda.ExternalStream(cupy.cuda.get_current_stream().ptr)
+    ct = A.to_torch(corpus)
+    dev = ct.device
+    cdt = A.dtype_name(ct)
+    if cdt not in _CORPUS_DTYPES:
+        raise TypeError(f"corpus: expected dtype float32, float16 or int8, got {cdt}")
+    qt = A.to_torch(queries)
+    if A.dtype_name(qt) not in _QUERY_DTYPES:
+        raise TypeError(f"queries: expected dtype float32, float16 or bfloat16, got {A.dtype_name(qt)}")
+    if qt.ndim == 1:
+        qt = qt.reshape(1, -1)
+    if qt.ndim != 2 or ct.ndim != 2 or qt.shape[1] != ct.shape[1]:
+        raise ValueError(f"queries/corpus: expected [Q, d] and [N, d], got {tuple(qt.shape)}, {tuple(ct.shape)}")
+    if qt.shape[1] == 0:
+        raise ValueError("queries: the row length d must be >= 1")
+    n, d = int(ct.shape[0]), int(ct.shape[1])
+    on_stream = torch.cuda.stream(stream_ctx) if stream_ctx is not None else contextlib.nullcontext()
+    with torch.cuda.device(dev), on_stream:
+        qt = qt.to(device=dev, dtype=torch.float32).contiguous()
+        if not bool(torch.isfinite(qt).all()):
+            raise ValueError("queries: contains NaN or Inf")
+        scale = None
+        if not cosine and cdt == "int8":
+            if corpus_scale is None:
+                raise ValueError("corpus_scale: required for an int8 corpus (float32 [N], symmetric per-row scale)")
+            scale = A.to_torch(A.as_array(corpus_scale, "corpus_scale"))
+            if not scale.is_floating_point():
+                raise TypeError(f"corpus_scale: expected a float array, got {A.dtype_name(scale)}")
+            scale = scale.to(device=dev, dtype=torch.float32).contiguous()
+            if tuple(scale.shape) != (n,):
+                raise ValueError(f"corpus_scale: expected shape ({n},), got {tuple(scale.shape)}")
+            if not bool(torch.isfinite(scale).all()):
+                raise ValueError("corpus_scale: contains NaN or Inf")
+        elif corpus_scale is not None and not cosine:
+            raise ValueError(f"corpus_scale: only valid with an int8 corpus, the corpus is {cdt}")
+        mask = _cuda_mask(allowed, n, dev)
+        nq = int(qt.shape[0])
+        mod = cuda_module()
+        ws_bytes = int(mod.topk_workspace_bytes(nq, n, d, k, _CTYPE_CODE[cdt], CUDA_MAX_WORKSPACE))
+        ws = torch.empty(max(ws_bytes, 1), dtype=torch.uint8, device=dev)
+        scores = torch.empty((nq, k), dtype=torch.float32, device=dev)
+        ids = torch.empty((nq, k), dtype=torch.int64, device=dev)
+        stream = torch.cuda.current_stream(dev).cuda_stream
+        mod.topk(
+            qt.data_ptr(), nq, d, ct.data_ptr() if n else 0, n, _CTYPE_CODE[cdt],
+            scale.data_ptr() if scale is not None else 0, mask.data_ptr() if mask is not None else 0,
+            cosine, k, scores.data_ptr(), ids.data_ptr(), ws.data_ptr(), ws.numel(), CUDA_MAX_WORKSPACE, int(stream),
+        )  # fmt: skip
+    if A.is_torch(queries):
+        return scores, ids
+    if A.is_cupy(queries):
+        return A.from_torch(scores, queries), A.from_torch(ids, queries)
+    return scores.cpu().numpy(), ids.cpu().numpy()
+
+
+def _cuda_mask(allowed: Any, n: int, dev: Any) -> Any:
+    """`allowed` (host or device: bool mask [N] or integer ids) as a uint8 [N] mask on `dev`."""
+    import torch
+
+    if allowed is None:
+        return None
+    if A.is_device_array(allowed):
+        a = A.to_torch(allowed)
+        if a.ndim != 1:
+            raise ValueError(f"allowed: expected a 1-D mask or id array, got shape {tuple(a.shape)}")
+        if a.dtype == torch.bool:
+            if a.shape[0] != n:
+                raise ValueError(f"allowed: bool mask of length {a.shape[0]} for a corpus of {n} rows")
+            return a.to(dev).to(torch.uint8).contiguous()
+        if a.is_floating_point() or a.is_complex():
+            raise TypeError(f"allowed: expected a bool mask or integer ids, got dtype {A.dtype_name(a)}")
+        mask = torch.zeros(n, dtype=torch.uint8, device=dev)
+        if a.numel():
+            lo, hi = int(a.min()), int(a.max())
+            if lo < 0 or hi >= n:
+                raise ValueError(f"allowed: id {lo if lo < 0 else hi} out of range [0, {n})")
+            mask[a.to(dev).long()] = 1
+        return mask
+    host_mask, host_ids = _allowed(allowed, n)
+    if host_ids is not None:
+        host_mask = np.zeros(n, dtype=np.bool_)
+        host_mask[host_ids] = True
+    return torch.from_numpy(np.ascontiguousarray(host_mask).view(np.uint8)).to(dev)
 
 
 def _check_k(k: Any) -> int:
