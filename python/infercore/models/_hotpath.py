@@ -31,6 +31,13 @@ def linear(x2: np.ndarray, w: Any) -> np.ndarray:
     return out
 
 
+def silu_and_mul(gu: np.ndarray) -> np.ndarray:
+    """gu [T, 2I] float32 (gate | up) -> silu(gate) * up [T, I]."""
+    out = np.empty((gu.shape[0], gu.shape[1] // 2), dtype=np.float32)
+    _C.silu_and_mul(gu, out, "float32")
+    return out
+
+
 def rms_norm(x2: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     out = np.empty_like(x2)
     _C.rms_norm(x2, weight, out, "float32", eps)

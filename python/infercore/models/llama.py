@@ -118,12 +118,7 @@ class LlamaModel:
             o = kv.attend(prefill, q, bt, lens, qsl, scale)
             h += fast.linear(o.reshape(t, self.q_dim), layer.o)
             x = fast.rms_norm(h, layer.ffn_norm, eps)
-            gu = fast.linear(x, layer.gate_up)
-            inter = gu.shape[1] // 2
-            g = gu[:, :inter]
-            act = g / (1.0 + np.exp(-g))  # SiLU(gate) * up
-            act *= gu[:, inter:]
-            h += fast.linear(act, layer.down)
+            h += fast.linear(fast.silu_and_mul(fast.linear(x, layer.gate_up)), layer.down)
         rows = np.ascontiguousarray(h[sample_rows])
         return fast.linear(fast.rms_norm(rows, self.final_norm, eps), self.lm_head)
 
