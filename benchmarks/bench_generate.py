@@ -129,8 +129,13 @@ def cases(quick: bool) -> list[Case]:
                             min_repeats=3, items=prompt_len, unit="tok"))  # fmt: skip
         if lcpp is not None and kind == "q4_1":
             def lc_decode() -> None:
-                lcpp.reset()
-                lcpp.create_completion([1, 504, 3575], max_tokens=new_tokens, temperature=0.0)
+                # generate() yields until told to stop (create_completion would end at EOS and
+                # time fewer tokens than `items` counts)
+                n = 0
+                for _tok in lcpp.generate([1, 504, 3575], temp=0.0, reset=True):
+                    n += 1
+                    if n == new_tokens:
+                        break
 
             def lc_prefill() -> None:
                 lcpp.reset()
