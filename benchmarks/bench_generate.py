@@ -7,6 +7,11 @@ one stream of the same series; `infercore bench generate --plot F` also draws th
 concurrency), 64 streams sharing a long system prompt (prefix-cache hit rate: the share of prompt
 blocks not recomputed), and peak memory: a fresh process loads the model, generates, and reports
 its peak RSS against weights + KV pool + 150 MB.
+
+On a machine with a CUDA device (and only there) a GPU case joins them: LLM(device="cuda")
+single-stream decode tokens/s and its share of the HBM-bandwidth bound (d2d copy GB/s measured in
+the same run / weight bytes read per token). `python -m infercore.benchmarks.bench_generate
+--gpu-only [--quick]` prints just that table (scripts/gpu_check.sh runs it).
 """
 
 from __future__ import annotations
@@ -182,6 +187,7 @@ def cases(quick: bool) -> list[Case]:
                     shared_prefix, min_repeats=3, items=n_shared * (system + 12), unit="prompt-tok",
                     after=lambda: dict(share)))  # fmt: skip
 
+    out += _gpu_cases(path, new_tokens)
     peak: dict[str, float] = {}
 
     def memory() -> None:
@@ -190,6 +196,81 @@ def cases(quick: bool) -> list[Case]:
     out.append(Case("generate", "peak RSS", f"smollm2 +{new_tokens}", "q4_1", "infercore", memory, min_repeats=1,
                     after=lambda: dict(peak)))  # fmt: skip
     return out
+
+
+# ------------------------------------------------------------------------------------ GPU
+def _gpu_decode(llm, new_tokens: int) -> dict[str, float]:
+    """One single-stream greedy decode on llm (device="cuda"): decode tokens/s from the engine's
+    inter-token latencies (prefill and the first token excluded), wall tokens/s, TTFT."""
+    from infercore import SamplingParams
+
+    t0 = time.perf_counter()
+    o = llm.generate({"prompt_token_ids": [1, 504, 3575]}, SamplingParams(max_tokens=new_tokens, ignore_eos=True))[0]
+    wall = time.perf_counter() - t0
+    itl = o.metrics.inter_token_latencies
+    return {"decode_tok_s": len(itl) / sum(itl) if itl else float("nan"), "wall_tok_s": new_tokens / wall,
+            "ttft_ms": 1e3 * (o.metrics.time_to_first_token or float("nan"))}  # fmt: skip
+
+
+def _gpu_cases(path: str, new_tokens: int) -> list[Case]:
+    """The GPU decode case (batch 1, Q4_1 as shipped) where a CUDA device exists, else none."""
+    torch = torch_or_none()
+    if torch is None or not torch.cuda.is_available():
+        return []
+    from infercore import LLM
+
+    from .bench_linear import _hbm_copy_gbps
+
+    llm = LLM(path, device="cuda")
+    hbm = _hbm_copy_gbps(torch)
+    bound = hbm * 1e9 / llm.model.weight_bytes  # tokens/s if every token only streamed the weights once
+    last: dict[str, float] = {}
+
+    def decode() -> None:
+        last.update(_gpu_decode(llm, new_tokens))
+
+    def after() -> dict[str, float]:
+        return {**last, "hbm_copy_gbps": round(hbm, 1), "hbm_bound_tok_s": round(bound, 1),
+                "pct_of_hbm_bound": round(100 * last["decode_tok_s"] / bound, 2)}  # fmt: skip
+
+    warm = lambda: _gpu_decode(llm, 4)  # noqa: E731  (Triton compiles, the allocator fills)
+    return [Case("generate", "decode cuda", f"smollm2 +{new_tokens}", "q4_1", "infercore", decode, backend="cuda",
+                 items=new_tokens, unit="tok", min_repeats=3, setup=warm, after=after)]  # fmt: skip
+
+
+def gpu_main(quick: bool) -> None:
+    """The GPU table alone: decode at batch 1 per weight format vs the HBM-bandwidth bound."""
+    torch = torch_or_none()
+    if torch is None or not torch.cuda.is_available():
+        print("gpu: no CUDA device, GPU cases skipped")
+        return
+    from infercore import LLM
+    from infercore.models import resolve_model
+
+    from .bench_linear import _hbm_copy_gbps
+
+    try:
+        path = resolve_model("smollm2")
+    except ValueError:
+        print("gpu: SmolLM2 is not available (`infercore models pull smollm2`), GPU cases skipped")
+        return
+    new_tokens = 32 if quick else 128
+    hbm = _hbm_copy_gbps(torch)
+    props = torch.cuda.get_device_properties(0)
+    print(f"gpu: {props.name}  d2d copy {hbm:.0f} GB/s  decode batch 1, +{new_tokens} tokens", flush=True)
+    print(f"{'kind':<7}{'backend':<8}{'weight MB':>10}{'bound tok/s':>12}{'decode tok/s':>13}{'% bound':>8}"
+          f"{'wall tok/s':>11}{'TTFT ms':>9}")  # fmt: skip
+    for kind, quantization in (("q4_1", None), ("int8", "int8")):
+        llm = LLM(path, quantization=quantization, device="cuda")
+        _gpu_decode(llm, 8)  # warm-up: Triton compiles, allocator fills
+        runs = [_gpu_decode(llm, new_tokens) for _ in range(1 if quick else 3)]
+        best = max(runs, key=lambda r: r["decode_tok_s"])
+        bound = hbm * 1e9 / llm.model.weight_bytes
+        print(f"{kind:<7}{llm.model.backend:<8}{llm.model.weight_bytes / 2**20:10.1f}{bound:12.0f}"
+              f"{best['decode_tok_s']:13.1f}{100 * best['decode_tok_s'] / bound:8.2f}{best['wall_tok_s']:11.1f}"
+              f"{best['ttft_ms']:9.1f}", flush=True)  # fmt: skip
+        del llm
+        torch.cuda.empty_cache()
 
 
 def _rss_child(new_tokens: int) -> dict[str, float]:
@@ -223,6 +304,9 @@ def _rss_main(new_tokens: int) -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--rss-child":
         _rss_main(int(sys.argv[2]))
+    elif len(sys.argv) >= 2 and sys.argv[1] == "--gpu-only" and set(sys.argv[2:]) <= {"--quick"}:
+        gpu_main("--quick" in sys.argv[2:])
     else:
-        print("usage: infercore bench generate (this module's --rss-child is internal)", file=sys.stderr)
+        print("usage: infercore bench generate | python -m infercore.benchmarks.bench_generate --gpu-only [--quick] "
+              "(--rss-child is internal)", file=sys.stderr)  # fmt: skip
         sys.exit(2)

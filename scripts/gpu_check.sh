@@ -38,7 +38,7 @@ echo "pytest exit $?" | tee -a "$OUT/summary.txt"
 tail -40 "$OUT/tests.log"
 
 if [ "${GPU_CHECK_BENCH:-1}" = 1 ]; then
-  for b in linear topk attention activation; do
+  for b in linear topk attention activation generate; do
     [ -f "benchmarks/bench_$b.py" ] || continue
     step "bench $b (GPU cases)"
     timeout 150 $PY -m "infercore.benchmarks.bench_$b" --gpu-only >"$OUT/bench_$b.txt" 2>&1

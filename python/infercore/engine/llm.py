@@ -14,6 +14,7 @@ from ..kv import BlockAllocator, PagedKVCache
 from ..structured import GuideCache, token_bytes
 from .batch import build_batch
 from .core import LLMEngine
+from .device import resolve_device
 from .outputs import RequestOutput
 from .runner import LlamaRunner
 from .sampling_params import SamplingParams
@@ -56,6 +57,9 @@ class LLM:
     kv_cache_dtype: "auto" (float16), "float16", "bfloat16", "fp8", "int8". kv_cache_bytes sizes
     the paged KV pool (default 256 MiB); kv_cache_prefault=True touches it all at start (servers:
     RSS then holds the whole pool from the first request on).
+    device: "cpu" (default) or "cuda" / "cuda:N": weights, activations and the KV pool on the GPU
+    (torch tensors through the ops' CUDA/Triton backends), logits back to the host for sampling.
+    "cuda" without a usable CUDA device raises RuntimeError; any other value ValueError.
     """
 
     def __init__(
@@ -64,7 +68,7 @@ class LLM:
         *,
         quantization: str | None = None,
         kv_cache_dtype: str = "auto",
-        device: str = "cpu",
+        device: str = "cpu",  # or "cuda" / "cuda:N" (engine/device.py)
         max_num_seqs: int = 64,
         block_size: int = 16,
         skip_tokenizer_init: bool = False,
@@ -74,8 +78,7 @@ class LLM:
         enable_prefix_caching: bool = True,
         kv_cache_prefault: bool = False,
     ) -> None:
-        if device != "cpu":
-            raise ValueError(f"device: only 'cpu' is supported by the engine so far, got {device!r}")
+        spec = resolve_device(device)  # before loading: a missing GPU fails fast
         if kv_cache_dtype not in KV_DTYPES:
             raise ValueError(f"kv_cache_dtype: expected one of {sorted(KV_DTYPES)}, got {kv_cache_dtype!r}")
         if not isinstance(model, str):
@@ -83,10 +86,18 @@ class LLM:
         self.model, self.tokenizer, self.chat_template = _load(model, quantization, skip_tokenizer_init)
         c = self.model.config
         self.max_model_len = max_model_len or min(c.max_position_embeddings, 8192)
-        cache = PagedKVCache.from_budget(kv_cache_bytes, c.num_layers, block_size, c.num_kv_heads, c.head_dim,
-                                         KV_DTYPES[kv_cache_dtype], prefault=kv_cache_prefault)  # fmt: skip
+        if spec is None:
+            cache = PagedKVCache.from_budget(kv_cache_bytes, c.num_layers, block_size, c.num_kv_heads, c.head_dim,
+                                             KV_DTYPES[kv_cache_dtype], prefault=kv_cache_prefault)  # fmt: skip
+            self.runner = LlamaRunner(self.model, cache)
+        else:  # weights uploaded once; the host copy is dropped with self.model's rebinding
+            from .device_runner import build_device_runner
+
+            self.runner = build_device_runner(self.model, spec, kv_cache_bytes, block_size, KV_DTYPES[kv_cache_dtype])
+            self.model = self.runner.model
+            cache = self.runner.cache
+        self.device = "cpu" if spec is None else spec.torch_device
         self.allocator = BlockAllocator(cache.num_blocks, block_size, enable_prefix_caching)
-        self.runner = LlamaRunner(self.model, cache)
         eos = set(c.stop_token_ids or ())
         if c.eos_token_id is not None:
             eos.add(c.eos_token_id)

@@ -7,6 +7,10 @@ fp8_e4m3 stores value / scale with one scale per layer for K and for V (given, o
 first write to absmax / 448 so that write fills the E4M3 range); int8 stores round(value / s)
 with s = absmax / 127 per token and head, kept beside the blocks in float32
 [num_blocks, block_size, num_kv_heads] arrays.
+
+`device=None` keeps numpy arrays on the host (the CPU kernels); a torch device ("cuda", or "cpu"
+for the Triton interpreter in tests) keeps torch tensors there instead, same layout and dtypes
+(fp8 as torch.float8_e4m3fn), for the ops' "cuda"/"triton" backends.
 """
 
 from __future__ import annotations
@@ -31,6 +35,22 @@ def _np_dtype(name: str) -> Any:
 
     return {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16,
             "fp8_e4m3": ml_dtypes.float8_e4m3fn, "int8": np.int8}[name]
+
+
+def _torch_dtype(name: str) -> Any:
+    import torch
+
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+            "fp8_e4m3": torch.float8_e4m3fn, "int8": torch.int8}[name]
+
+
+def _torch_device(device: Any) -> Any:
+    import torch
+
+    try:
+        return torch.device(device)
+    except (TypeError, RuntimeError) as e:
+        raise ValueError(f"device: expected None (host numpy arrays) or a torch device, got {device!r}") from e
 
 
 def _dtype(dtype: Any) -> str:
@@ -65,7 +85,7 @@ class PagedKVCache:
 
     def __init__(self, num_layers: int, num_blocks: int, block_size: int, num_kv_heads: int, head_dim: int,
                  dtype: Any = "float16", *, k_scale: float | None = None, v_scale: float | None = None,
-                 prefault: bool = False) -> None:
+                 prefault: bool = False, device: Any = None) -> None:
         self.num_layers = _positive_int(num_layers, "num_layers")
         self.num_blocks = _positive_int(num_blocks, "num_blocks")
         self.block_size = _positive_int(block_size, "block_size")
@@ -76,6 +96,12 @@ class PagedKVCache:
             raise ValueError(f"k_scale/v_scale: only fp8_e4m3 caches take per-layer scales, not {self.dtype}")
         ks, vs = _scale(k_scale, "k_scale"), _scale(v_scale, "v_scale")
         shape = (self.num_blocks, self.block_size, self.num_kv_heads, self.head_dim)
+        self.device = None if device is None else _torch_device(device)
+        self.k_scales: list[Any] = [ks] * self.num_layers
+        self.v_scales: list[Any] = [vs] * self.num_layers
+        if self.device is not None:
+            self._init_torch(shape)
+            return
         npdt = _np_dtype(self.dtype)
         # np.zeros maps fresh zero pages lazily: a large cache costs memory only as it fills.
         # prefault=True touches every page now (a server: RSS is the whole pool from the start, so
@@ -85,11 +111,45 @@ class PagedKVCache:
         if prefault:
             for a in (*self.k, *self.v):
                 a.reshape(-1).view(np.uint8)[::4096] = 0  # one write per page
-        self.k_scales: list[Any] = [ks] * self.num_layers
-        self.v_scales: list[Any] = [vs] * self.num_layers
         if self.dtype == "int8":
             self.k_scales = [np.ones(shape[:3], np.float32) for _ in range(self.num_layers)]
             self.v_scales = [np.ones(shape[:3], np.float32) for _ in range(self.num_layers)]
+
+    def _init_torch(self, shape: tuple[int, int, int, int]) -> None:
+        """The same storage as torch tensors on self.device (allocated, and zeroed, up front)."""
+        import torch
+
+        tdt, dev = _torch_dtype(self.dtype), self.device
+        self.k = [torch.zeros(shape, dtype=tdt, device=dev) for _ in range(self.num_layers)]
+        self.v = [torch.zeros(shape, dtype=tdt, device=dev) for _ in range(self.num_layers)]
+        if self.dtype == "int8":
+            self.k_scales = [torch.ones(shape[:3], dtype=torch.float32, device=dev) for _ in range(self.num_layers)]
+            self.v_scales = [torch.ones(shape[:3], dtype=torch.float32, device=dev) for _ in range(self.num_layers)]
+
+    def copy_blocks(self, src: Any, dst: Any) -> None:
+        """Copy-on-write: block src[i]'s K/V (and int8 scales) -> block dst[i], in every layer."""
+        src = np.asarray(src, dtype=np.int64).reshape(-1)
+        dst = np.asarray(dst, dtype=np.int64).reshape(-1)
+        if src.shape != dst.shape:
+            raise ValueError(f"src/dst: expected equal lengths, got {src.shape[0]} and {dst.shape[0]}")
+        for name, ids in (("src", src), ("dst", dst)):
+            if ids.size and (ids.min() < 0 or ids.max() >= self.num_blocks):
+                raise ValueError(f"{name}: block ids must be in [0, {self.num_blocks})")
+        if not src.size:
+            return
+        raw = lambda a: a  # noqa: E731
+        if self.device is not None:
+            import torch
+
+            src, dst = torch.from_numpy(src).to(self.device), torch.from_numpy(dst).to(self.device)
+            if self.dtype == "fp8_e4m3":  # indexing kernels are not built for float8 everywhere: copy the bytes
+                raw = lambda a: a.view(torch.uint8)  # noqa: E731
+        for i in range(self.num_layers):
+            raw(self.k[i])[dst] = raw(self.k[i])[src]
+            raw(self.v[i])[dst] = raw(self.v[i])[src]
+            if self.dtype == "int8":
+                self.k_scales[i][dst] = self.k_scales[i][src]
+                self.v_scales[i][dst] = self.v_scales[i][src]
 
     @staticmethod
     def bytes_per_block_for(num_layers: int, block_size: int, num_kv_heads: int, head_dim: int, dtype: Any) -> int:
@@ -151,7 +211,8 @@ class PagedKVCache:
     def __repr__(self) -> str:
         return (f"PagedKVCache(num_layers={self.num_layers}, num_blocks={self.num_blocks}, "
                 f"block_size={self.block_size}, num_kv_heads={self.num_kv_heads}, head_dim={self.head_dim}, "
-                f"dtype={self.dtype!r}, nbytes={self.nbytes})")
+                f"dtype={self.dtype!r}, nbytes={self.nbytes}"
+                f"{'' if self.device is None else f', device={str(self.device)!r}'})")
 
 
 def _fp8_scale(x: Any, name: str) -> float:
