@@ -33,7 +33,7 @@ SCHEMA_VERSION = 1
 DB_NAME = "store.sqlite"
 INDEX_NAME = "vectors.idx"
 GEN_NAME = "vectors.gen"
-INDEX_BATCH = 4096  # vectors per read-back batch when a streamed document is added to the index
+INDEX_BATCH = 1024  # vectors per read-back batch when a streamed document is added to the index
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
