@@ -303,8 +303,8 @@ class RAG:
                     emb = np.zeros((0, self.store.dim), np.float32)
                 yield seg, [(c.text, off + c.start, off + c.end) for c in chunks], emb
                 if show_progress_bar:
-                    sys.stderr.write(f"\ringest: {os.path.basename(path)} {reader.n_bytes / 2**20:.0f}/"
-                                     f"{total_mb:.0f} MB")
+                    sys.stderr.write(f"\ringest: {os.path.basename(path)} {reader.n_bytes / 2**20:.1f}/"
+                                     f"{total_mb:.1f} MB")
             if reader.sha256 != scan.sha256:
                 raise DocumentError(f"{path}: the file changed while it was being ingested; nothing was stored")
             if show_progress_bar:
