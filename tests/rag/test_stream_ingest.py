@@ -87,6 +87,8 @@ def snapshot(rag: RAG) -> dict:
                                "ORDER BY doc_id").fetchall(),
             "chunks": db.execute("SELECT chunk_id, content_hash FROM chunks ORDER BY chunk_id").fetchall(),
             "doc_chunks": db.execute("SELECT * FROM doc_chunks ORDER BY doc_id, seq").fetchall(),
+            "doc_segments": db.execute("SELECT doc_id, seq, start, length(text) FROM doc_segments "
+                                       "ORDER BY doc_id, seq").fetchall(),
             "generation": rag.store.generation(), "index": sorted(rag.store.index._row_of)}
 
 
@@ -175,13 +177,14 @@ def test_stream_ingest_matches_reference_and_retrieves_last_segment(tmp_path):
     res = rag.ingest([path])[0]
     assert res["status"] == "added" and res["streamed"] and res["new_chunks"] + res["deduplicated"] == res["chunks"]
     doc = os.path.abspath(path)
+    segs = list(split_segments(text, SEG))
     ref = reference(rag, text)
     assert stored_chunks(rag, doc) == ref and len(ref) == res["chunks"]
-    segs = list(split_segments(text, SEG))
     assert len(segs) >= 10
     assert rag.embedder.calls == len(segs)  # one encode per segment
     assert all(text[s:e] == t for t, s, e in ref)
     assert rag.store.document_text(doc) == text
+    assert list(rag.store.iter_document_text(doc)) == [s for _, s in segs]  # one row per segment
     assert rag.store.document_hash(doc) == hashlib.sha256(text.encode()).hexdigest()
     assert rag.store.documents()[0]["n_chars"] == len(text)
     hit = rag.retrieve(NEEDLE, k=1)[0]
@@ -214,8 +217,33 @@ def test_unchanged_skipped_across_modes_and_replace(tmp_path):
     write(path, make_text(200, seed=2))
     res = rag.ingest([path], metadata={"team": "kv"})[0]
     assert res["status"] == "replaced" and res["removed"] > 0
-    assert stored_chunks(rag, os.path.abspath(path)) == reference(rag, make_text(200, seed=2))
+    doc = os.path.abspath(path)
+    assert stored_chunks(rag, doc) == reference(rag, make_text(200, seed=2))
+    assert rag.store.document_text(doc) == make_text(200, seed=2)
     assert_consistent(rag)
+    # replaced by a whole (in-memory) ingest, then deleted: no segment rows are left behind
+    rag.ingest_text("A short replacement text.", doc)
+    assert rag.store.document_text(doc) == "A short replacement text."
+    count = "SELECT COUNT(*) FROM doc_segments"
+    assert rag.store.db.execute(count).fetchone()[0] == 0
+    rag.ingest([path])
+    assert rag.store.db.execute(count).fetchone()[0] > 1
+    assert rag.delete(doc) and rag.store.db.execute(count).fetchone()[0] == 0
+    assert rag.store.document_text(doc) is None
+    assert_consistent(rag)
+
+
+def test_store_made_before_streaming_gets_segments_table(tmp_path):
+    rag = stream_rag(tmp_path / "s", CountingEmbedder())
+    rag.ingest_text("An old document.", "old")
+    rag.store.db.execute("DROP TABLE doc_segments")
+    rag.store.close()
+    path = tmp_path / "doc.txt"
+    write(path, make_text(100))
+    again = stream_rag(tmp_path / "s", CountingEmbedder())
+    assert again.ingest([path])[0]["status"] == "added"
+    assert again.store.document_text("old") == "An old document."
+    assert again.store.document_text(os.path.abspath(path)) == make_text(100)
 
 
 def _prepare_v1(tmp_path, emb):
@@ -381,3 +409,22 @@ def test_real_embedder_small_file(tmp_path, embedder):
     hit = rag.retrieve("What is the zebra quokka ostrich codeword?", k=1)[0]
     assert NEEDLE in hit.text and hit.score > 0.3
     assert_consistent(rag)
+
+
+def test_store_stream_checks_its_parts(tmp_path):
+    from infercore.rag import RAGStore
+
+    store = RAGStore(tmp_path / "s", 4)
+    one = np.eye(4, dtype=np.float32)[:1]
+    res = store.put_document_stream("d", iter([("ab", [("ab", 0, 2)], one), ("cd", [], np.zeros((0, 4)))]),
+                                    doc_hash="h", n_chars=4)
+    assert res == {"chunks": 1, "new_chunks": 1, "deduplicated": 0, "removed": 0}
+    before = snapshot(type("R", (), {"store": store})())
+    with pytest.raises(ValueError, match=r"n_chars=5"):
+        store.put_document_stream("d", iter([("xyz", [("xyz", 0, 3)], one)]), doc_hash="h2", n_chars=5)
+    with pytest.raises(ValueError, match=r"n_chars=2"):
+        store.put_document_stream("d", iter([("xyz", [("xyz", 0, 3)], one)]), doc_hash="h2", n_chars=2)
+    with pytest.raises(ValueError, match=r"embeddings"):
+        store.put_document_stream("d", iter([("xyz", [("xyz", 0, 3)], np.zeros((2, 4)))]), doc_hash="h2",
+                                  n_chars=3)
+    assert snapshot(type("R", (), {"store": store})()) == before and store.document_text("d") == "abcd"

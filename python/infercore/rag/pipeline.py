@@ -294,8 +294,8 @@ class RAG:
 
         def parts() -> Iterable[tuple[str, list[tuple[str, int, int]], np.ndarray]]:
             for off, seg in iter_text_segments(reader, self.segment_chars):
-                if reader.n_bytes > scan.n_bytes:
-                    break
+                if reader.n_bytes > scan.n_bytes or reader.n_chars > scan.n_chars:
+                    break  # the file grew since the first pass: reported below
                 chunks = chunk_text(seg, self._count, self.chunk_tokens, self.overlap_tokens)
                 if chunks:
                     emb = np.asarray(self.embedder.encode([c.text for c in chunks], show_progress_bar=False))
@@ -310,8 +310,8 @@ class RAG:
             if show_progress_bar:
                 sys.stderr.write("\n")
 
-        stats = self.store.put_document_stream(doc_id, parts(), doc_hash=scan.sha256, n_bytes=scan.n_bytes,
-                                               n_chars=scan.n_chars, metadata=meta, source=path)
+        stats = self.store.put_document_stream(doc_id, parts(), doc_hash=scan.sha256, n_chars=scan.n_chars,
+                                               metadata=meta, source=path)
         return {"doc_id": doc_id, "status": "replaced" if old else "added", "streamed": True, **stats}
 
     def delete(self, doc_id: str) -> bool:

@@ -9,10 +9,12 @@ save), or that is missing or corrupt, is rebuilt from SQLite, so the two are alw
 
 Streamed documents (`put_document_stream`, for files too large to hold in memory) are written
 segment by segment inside that one transaction, so a failure part way leaves the previous version
-(or nothing), never half a document. Their full text goes into `documents.text` as a BLOB of its
-UTF-8 bytes (inserted as zeroblob(n) and filled through an incremental blob handle, so it is never
-whole in memory); documents ingested whole keep a TEXT value. `document_text` reads either. After
-the commit the new vectors are read back from SQLite into the index in batches of INDEX_BATCH.
+(or nothing), never half a document. Their full text is stored one row per segment in
+`doc_segments` (documents.text is '' for them), so no single value holds the whole text: SQLite
+builds every value of a row in memory (a zeroblob filled through a blob handle stays lazy only
+when it ends the record) and caps one value at 1 GB. `document_text` / `iter_document_text` read
+either form. After the commit the new vectors are read back from SQLite into the index in batches
+of INDEX_BATCH, not stacked at once. `doc_segments` is created on open in stores made before it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ INDEX_NAME = "vectors.idx"
 GEN_NAME = "vectors.gen"
 INDEX_BATCH = 1024  # vectors per read-back batch when a streamed document is added to the index
 
+_SEGMENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS doc_segments (
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+    start INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (doc_id, seq));
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
@@ -48,7 +55,7 @@ CREATE TABLE IF NOT EXISTS doc_chunks (
     chunk_id INTEGER NOT NULL REFERENCES chunks(chunk_id), start INTEGER NOT NULL, end INTEGER NOT NULL,
     PRIMARY KEY (doc_id, seq));
 CREATE INDEX IF NOT EXISTS doc_chunks_chunk ON doc_chunks(chunk_id);
-"""
+""" + _SEGMENTS_SCHEMA
 
 
 class StoreError(ValueError):
@@ -98,6 +105,8 @@ class RAGStore:
                 self.db.executescript(_SCHEMA)
             with self._tx():
                 meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+                if exists and int(meta.get("schema_version", "0")) <= SCHEMA_VERSION:
+                    self.db.execute(_SEGMENTS_SCHEMA)  # stores made before streamed ingestion
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.db_path}: not a usable SQLite store ({e})") from None
         if not exists:
@@ -189,6 +198,7 @@ class RAGStore:
         added: list[tuple[int, np.ndarray]] = []
         with self._tx():
             self.db.execute("DELETE FROM doc_chunks WHERE doc_id=?", (doc_id,))
+            self.db.execute("DELETE FROM doc_segments WHERE doc_id=?", (doc_id,))
             self.db.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?)",
                             (doc_id, source, content_hash(text), meta_json, text, len(text)))
             reused = self._insert_chunks(doc_id, 0, chunks, emb, added)
@@ -199,41 +209,40 @@ class RAGStore:
 
     def put_document_stream(self, doc_id: str,
                             parts: Iterable[tuple[str, Sequence[tuple[str, int, int]], np.ndarray]], *,
-                            doc_hash: str, n_bytes: int, n_chars: int, metadata: dict[str, Any] | None = None,
+                            doc_hash: str, n_chars: int, metadata: dict[str, Any] | None = None,
                             source: str | None = None) -> dict[str, int]:
         """Insert or replace one document given as consecutive parts (segment text, its chunks
         (text, start, end) with spans in the whole document, embeddings [len(chunks), dim]),
         consumed one at a time inside ONE transaction: if `parts` raises (or the segments do not
-        add up to `n_bytes` UTF-8 bytes) nothing is changed and the error propagates. `doc_hash`
+        add up to `n_chars` characters) nothing is changed and the error propagates. `doc_hash`
         is the document's content hash (sha256 hex of its UTF-8 text), known before the text is
         read. Working memory: one part at a time, plus 8 bytes per chunk the replaced version
         leaves orphaned; the index is then updated from SQLite in batches of INDEX_BATCH."""
         if not isinstance(doc_id, str) or not doc_id:
             raise ValueError("doc_id: expected a non-empty str")
-        if isinstance(n_bytes, bool) or not isinstance(n_bytes, int) or n_bytes < 0:
-            raise ValueError(f"n_bytes: expected an int >= 0, got {n_bytes!r}")
+        if isinstance(n_chars, bool) or not isinstance(n_chars, int) or n_chars < 0:
+            raise ValueError(f"n_chars: expected an int >= 0, got {n_chars!r}")
         meta_json = json.dumps(metadata or {}, sort_keys=True, ensure_ascii=False)
         n_chunks = new = reused = 0
         with self._tx():
             first_new = self.db.execute("SELECT COALESCE(MAX(chunk_id), 0) FROM chunks").fetchone()[0]
             self.db.execute("DELETE FROM doc_chunks WHERE doc_id=?", (doc_id,))
-            rowid = self.db.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, zeroblob(?), ?)",
-                                    (doc_id, source, doc_hash, meta_json, n_bytes, n_chars)).lastrowid
-            written = 0
-            with self.db.blobopen("documents", "text", rowid) as blob:
-                for seg, chunks, embeddings in parts:
-                    emb = self._check_embeddings(chunks, embeddings)
-                    data = seg.encode("utf-8")
-                    if written + len(data) > n_bytes:
-                        raise ValueError(f"parts: more than n_bytes={n_bytes} bytes of text")
-                    blob.write(data)
-                    written += len(data)
-                    r = self._insert_chunks(doc_id, n_chunks, chunks, emb, None)
-                    n_chunks += len(chunks)
-                    reused += r
-                    new += len(chunks) - r
-            if written != n_bytes:
-                raise ValueError(f"parts: {written} bytes of text, expected n_bytes={n_bytes}")
+            self.db.execute("DELETE FROM doc_segments WHERE doc_id=?", (doc_id,))
+            self.db.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, '', ?)",
+                            (doc_id, source, doc_hash, meta_json, n_chars))
+            pos = 0
+            for seq, (seg, chunks, embeddings) in enumerate(parts):
+                emb = self._check_embeddings(chunks, embeddings)
+                if not isinstance(seg, str) or pos + len(seg) > n_chars:
+                    raise ValueError(f"parts: segments longer than n_chars={n_chars}")
+                self.db.execute("INSERT INTO doc_segments VALUES (?, ?, ?, ?)", (doc_id, seq, pos, seg))
+                pos += len(seg)
+                r = self._insert_chunks(doc_id, n_chunks, chunks, emb, None)
+                n_chunks += len(chunks)
+                reused += r
+                new += len(chunks) - r
+            if pos != n_chars:
+                raise ValueError(f"parts: {pos} characters of text, expected n_chars={n_chars}")
             orphans = self._delete_orphans()
             self._bump()
         self._apply_index_from_db(first_new, orphans)
@@ -316,12 +325,20 @@ class RAGStore:
         return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
 
     def document_text(self, doc_id: str) -> str | None:
-        """The stored full text of a document (None if not stored). Streamed documents keep it as
-        UTF-8 bytes (see the module docstring); this decodes either form (all of it, in memory)."""
+        """The stored full text of a document (None if not stored), all of it in memory; use
+        `iter_document_text` for a streamed document too large for that."""
+        row = self.db.execute("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        return None if row is None else "".join(self.iter_document_text(doc_id))
+
+    def iter_document_text(self, doc_id: str) -> Iterable[str]:
+        """A document's text in pieces: its segments if it was streamed, else the whole text."""
         row = self.db.execute("SELECT text FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
-        if row is None:
-            return None
-        return row[0].decode("utf-8") if isinstance(row[0], bytes) else row[0]
+        if row is not None and row[0]:
+            yield row[0]
+            return
+        cur = self.db.execute("SELECT text FROM doc_segments WHERE doc_id=? ORDER BY seq", (doc_id,))
+        while rows := cur.fetchmany(1):
+            yield rows[0][0]
 
     def documents(self) -> list[dict[str, Any]]:
         return [{"doc_id": d, "source": s, "metadata": json.loads(m), "n_chars": n}
