@@ -1,8 +1,8 @@
 """Read documents into text: .txt/.md (UTF-8), .html/.htm (visible text), .pdf (pypdf).
 
-Plain-text kinds (TEXT_EXTS) can also be read as a stream of segments with bounded memory
-(`scan_text_file`, `iter_text_segments`, see stream.py); HTML and PDF are loaded whole and
-refused above MAX_FILE_BYTES.
+Plain-text kinds (STREAM_EXTS) of any size can also be read as a stream of segments with bounded
+memory (stream.py: `Utf8FileReader`, `iter_text_segments`; `RAG.ingest_stream`); HTML and PDF are
+loaded whole and refused above MAX_FILE_BYTES. Byte offsets in errors count from the file start.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from .chunking import chunk_text
 from .loaders import STREAM_EXTS, SUPPORTED_EXTS, DocumentError, load_file
 from .retrieval import BM25, mmr, reciprocal_rank_fusion
 from .store import Hit, RAGStore, content_hash
-from .stream import DEFAULT_READ_BYTES, DEFAULT_SEGMENT_CHARS, Utf8FileReader, _check_segment_chars, iter_text_segments
+from .stream import DEFAULT_READ_BYTES, DEFAULT_SEGMENT_CHARS, Utf8FileReader, check_segment_chars, iter_text_segments
 
 STREAM_THRESHOLD_BYTES = 16 << 20  # plain-text files larger than this are ingested as a stream
 
@@ -182,7 +182,7 @@ class RAG:
         if isinstance(stream_threshold_bytes, bool) or not isinstance(stream_threshold_bytes, int) \
                 or stream_threshold_bytes < 0:
             raise ValueError(f"stream_threshold_bytes: expected an int >= 0, got {stream_threshold_bytes!r}")
-        _check_segment_chars(segment_chars)
+        check_segment_chars(segment_chars)
         self.stream_threshold_bytes = stream_threshold_bytes
         self.segment_chars = segment_chars
         self.read_bytes = min(DEFAULT_READ_BYTES, segment_chars)

@@ -123,14 +123,14 @@ def _cut(text: str, start: int, limit: int) -> int:
     return limit
 
 
-def _check_segment_chars(segment_chars: int) -> None:
+def check_segment_chars(segment_chars: int) -> None:
     if isinstance(segment_chars, bool) or not isinstance(segment_chars, int) or segment_chars < 1024:
         raise ValueError(f"segment_chars: expected an int >= 1024, got {segment_chars!r}")
 
 
 def split_segments(text: str, segment_chars: int = DEFAULT_SEGMENT_CHARS) -> Iterator[tuple[int, str]]:
     """(character offset, segment) pairs covering `text`, cut as `iter_text_segments` cuts a file."""
-    _check_segment_chars(segment_chars)
+    check_segment_chars(segment_chars)
     off = 0
     while len(text) - off > segment_chars:
         cut = _cut(text, off, off + segment_chars)
@@ -144,7 +144,7 @@ def iter_text_segments(reader: Utf8FileReader, segment_chars: int = DEFAULT_SEGM
                        ) -> Iterator[tuple[int, str]]:
     """(character offset in the document, segment) pairs read from `reader`. At most one segment
     plus one read block of text is held at a time."""
-    _check_segment_chars(segment_chars)
+    check_segment_chars(segment_chars)
     buf, off = "", 0
     for block in reader:
         buf = buf + block if buf else block
