@@ -1,4 +1,9 @@
-"""Read documents into text: .txt/.md (UTF-8), .html/.htm (visible text), .pdf (pypdf)."""
+"""Read documents into text: .txt/.md (UTF-8), .html/.htm (visible text), .pdf (pypdf).
+
+Plain-text kinds (STREAM_EXTS) of any size can also be read as a stream of segments with bounded
+memory (stream.py: `Utf8FileReader`, `iter_text_segments`; `RAG.ingest_stream`); HTML and PDF are
+loaded whole and refused above MAX_FILE_BYTES. Byte offsets in errors count from the file start.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ TEXT_EXTS = (".txt", ".md", ".markdown", ".rst")
 HTML_EXTS = (".html", ".htm")
 PDF_EXTS = (".pdf",)
 SUPPORTED_EXTS = TEXT_EXTS + HTML_EXTS + PDF_EXTS
-MAX_FILE_BYTES = 64 << 20  # larger files are refused (a document this big should be split first)
+STREAM_EXTS = TEXT_EXTS  # kinds that can be ingested as a stream of segments (no size limit)
+MAX_FILE_BYTES = 64 << 20  # larger files of the other kinds are refused (split such a document first)
 
 
 class DocumentError(ValueError):
@@ -55,13 +61,24 @@ def html_to_text(markup: str) -> str:
     return re.sub(r"\s*\n\s*\n\s*", "\n\n", text).strip()
 
 
+def binary_error(path: str, offset: int) -> DocumentError:
+    return DocumentError(f"{path}: looks like a binary file (NUL byte at byte {offset}), not text")
+
+
+def utf8_error(path: str, offset: int) -> DocumentError:
+    return DocumentError(f"{path}: not valid UTF-8 at byte {offset} (re-encode the file as UTF-8)")
+
+
 def _decode(data: bytes, path: str) -> str:
-    if b"\x00" in data[:8192]:
-        raise DocumentError(f"{path}: looks like a binary file (NUL bytes), not text")
+    """UTF-8 text (a leading BOM dropped). Byte offsets in errors count from the start of the file."""
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise binary_error(path, nul)
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:
-        return data.decode("utf-8-sig")
+        return str(memoryview(data)[bom:], "utf-8")
     except UnicodeDecodeError as e:
-        raise DocumentError(f"{path}: not valid UTF-8 at byte {e.start} (re-encode the file as UTF-8)") from None
+        raise utf8_error(path, bom + e.start) from None
 
 
 def load_file(path: str | os.PathLike[str]) -> str:

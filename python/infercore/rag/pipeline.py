@@ -15,9 +15,12 @@ from typing import Any
 import numpy as np
 
 from .chunking import chunk_text
-from .loaders import SUPPORTED_EXTS, DocumentError, load_file
+from .loaders import STREAM_EXTS, SUPPORTED_EXTS, DocumentError, load_file
 from .retrieval import BM25, mmr, reciprocal_rank_fusion
 from .store import Hit, RAGStore, content_hash
+from .stream import DEFAULT_READ_BYTES, DEFAULT_SEGMENT_CHARS, Utf8FileReader, check_segment_chars, iter_text_segments
+
+STREAM_THRESHOLD_BYTES = 16 << 20  # plain-text files larger than this are ingested as a stream
 
 PROMPT_VERSION = "rag-answer-v1"
 SYSTEM_PROMPT = (
@@ -145,11 +148,20 @@ class RAG:
 
     embedder: an `Embedder` (default: Embedder("minilm")); llm: an `LLM` (default LLM("smollm2"),
     loaded on the first `answer`). chunk_tokens / overlap_tokens: chunk size and overlap in
-    embedder tokens (chunk_tokens must fit the embedder's max_seq_length minus 2).
+    embedder tokens (chunk_tokens must fit the embedder's max_seq_length minus 2). Token counts
+    come from the embedder's tokenizer (`tokenizer.backend`), or its `count_tokens(text)` if it has none.
+
+    Plain-text files (loaders.STREAM_EXTS) larger than `stream_threshold_bytes` are ingested as a
+    stream (`ingest_stream`): read, chunked, embedded and written `segment_chars` characters at a
+    time, so memory does not grow with the file; chunks do not cross segment boundaries (each
+    segment is chunked on its own, spans are still offsets in the whole document). The attribute
+    `read_bytes` is the size of each file read while streaming.
     """
 
     def __init__(self, store: str | os.PathLike[str] | RAGStore, embedder: Any = None, llm: Any = None, *,
-                 chunk_tokens: int = 200, overlap_tokens: int = 40) -> None:
+                 chunk_tokens: int = 200, overlap_tokens: int = 40,
+                 stream_threshold_bytes: int = STREAM_THRESHOLD_BYTES,
+                 segment_chars: int = DEFAULT_SEGMENT_CHARS) -> None:
         if embedder is None:
             from ..embed import Embedder
 
@@ -167,6 +179,13 @@ class RAG:
             raise ValueError(f"chunk_tokens: expected an int in [8, {limit}], got {chunk_tokens!r}")
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
+        if isinstance(stream_threshold_bytes, bool) or not isinstance(stream_threshold_bytes, int) \
+                or stream_threshold_bytes < 0:
+            raise ValueError(f"stream_threshold_bytes: expected an int >= 0, got {stream_threshold_bytes!r}")
+        check_segment_chars(segment_chars)
+        self.stream_threshold_bytes = stream_threshold_bytes
+        self.segment_chars = segment_chars
+        self.read_bytes = min(DEFAULT_READ_BYTES, segment_chars)
         self._llm = llm
 
     @property
@@ -179,7 +198,10 @@ class RAG:
 
     # ------------------------------------------------------------------ ingest
     def _count(self, texts: Any) -> list[int]:
-        enc = self.embedder.tokenizer.backend.encode_batch(list(texts), add_special_tokens=False)
+        backend = getattr(getattr(self.embedder, "tokenizer", None), "backend", None)
+        if backend is None:  # an embedder without a tokenizers backend: its own count_tokens(text)
+            return [self.embedder.count_tokens(t) for t in texts]
+        enc = backend.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in enc]
 
     def ingest_text(self, text: str, doc_id: str, metadata: dict[str, Any] | None = None,
@@ -221,14 +243,76 @@ class RAG:
         show = show_progress_bar if show_progress_bar is not None else len(files) > 20
         results = []
         for i, f in enumerate(files):
-            text = load_file(f)
-            meta = {"source": os.path.basename(f), "ext": os.path.splitext(f)[1].lower(), **(metadata or {})}
-            results.append(self.ingest_text(text, os.path.abspath(f), meta, source=f))
+            if self._should_stream(f):
+                results.append(self.ingest_stream(f, metadata, show_progress_bar=show_progress_bar is not False))
+            else:
+                text = load_file(f)
+                meta = {"source": os.path.basename(f), "ext": os.path.splitext(f)[1].lower(), **(metadata or {})}
+                results.append(self.ingest_text(text, os.path.abspath(f), meta, source=f))
             if show:
                 sys.stderr.write(f"\ringest: {i + 1}/{len(files)} files")
         if show:
             sys.stderr.write("\n")
         return results
+
+    def _should_stream(self, path: str) -> bool:
+        if not path.lower().endswith(STREAM_EXTS):
+            return False
+        try:
+            return os.path.getsize(path) > self.stream_threshold_bytes
+        except OSError as e:
+            raise DocumentError(f"{path}: cannot read: {e.strerror}") from None
+
+    def ingest_stream(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None, *,
+                      doc_id: str | None = None, show_progress_bar: bool = False) -> dict[str, Any]:
+        """Add or replace one plain-text file of any size with bounded memory (what `ingest` does for
+        files over `stream_threshold_bytes`). A first pass reads the file to validate it (UTF-8,
+        no NUL bytes, not empty) and hash it: an unchanged document (same hash and metadata) is
+        skipped before anything is embedded. The second pass reads, chunks and embeds one segment
+        at a time and writes it inside one store transaction for the whole document: an error
+        anywhere (a bad byte, the embedder, the file changing between the passes) leaves the
+        store as it was. doc_id defaults to the absolute path; metadata gets "source" and "ext"."""
+        path = os.fspath(path)
+        ext = os.path.splitext(path)[1].lower()
+        if ext not in STREAM_EXTS:
+            raise DocumentError(f"{path}: {ext or '(no extension)'!r} files cannot be streamed; "
+                                f"streamable: {STREAM_EXTS}")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError(f"metadata: expected a dict, got {type(metadata).__name__}")
+        doc_id = doc_id if doc_id is not None else os.path.abspath(path)
+        if not isinstance(doc_id, str) or not doc_id:
+            raise ValueError(f"doc_id: expected a non-empty str, got {doc_id!r}")
+        meta = {"source": os.path.basename(path), "ext": ext, **(metadata or {})}
+        scan = Utf8FileReader(path, self.read_bytes).scan()
+        if not scan.has_text:
+            raise DocumentError(f"{path}: empty document (no text to index)")
+        old = self.store.document_hash(doc_id)
+        if old == scan.sha256 and self.store.document_metadata(doc_id) == meta:
+            return {"doc_id": doc_id, "status": "unchanged"}
+        reader = Utf8FileReader(path, self.read_bytes)
+        total_mb = scan.n_bytes / 2**20
+
+        def parts() -> Iterable[tuple[str, list[tuple[str, int, int]], np.ndarray]]:
+            for off, seg in iter_text_segments(reader, self.segment_chars):
+                if reader.n_bytes > scan.n_bytes or reader.n_chars > scan.n_chars:
+                    break  # the file grew since the first pass: reported below
+                chunks = chunk_text(seg, self._count, self.chunk_tokens, self.overlap_tokens)
+                if chunks:
+                    emb = np.asarray(self.embedder.encode([c.text for c in chunks], show_progress_bar=False))
+                else:
+                    emb = np.zeros((0, self.store.dim), np.float32)
+                yield seg, [(c.text, off + c.start, off + c.end) for c in chunks], emb
+                if show_progress_bar:
+                    sys.stderr.write(f"\ringest: {os.path.basename(path)} {reader.n_bytes / 2**20:.1f}/"
+                                     f"{total_mb:.1f} MB")
+            if reader.sha256 != scan.sha256:
+                raise DocumentError(f"{path}: the file changed while it was being ingested; nothing was stored")
+            if show_progress_bar:
+                sys.stderr.write("\n")
+
+        stats = self.store.put_document_stream(doc_id, parts(), doc_hash=scan.sha256, n_chars=scan.n_chars,
+                                               metadata=meta, source=path)
+        return {"doc_id": doc_id, "status": "replaced" if old else "added", "streamed": True, **stats}
 
     def delete(self, doc_id: str) -> bool:
         return self.store.delete_document(doc_id)

@@ -6,6 +6,15 @@ a cache of the embeddings in SQLite). Every ingest/delete is one SQLite transact
 is written afterwards (atomically: temp file, fsync, rename) together with the SQLite generation
 it reflects. On open, an index whose generation differs from SQLite's (a crash between commit and
 save), or that is missing or corrupt, is rebuilt from SQLite, so the two are always consistent.
+
+Streamed documents (`put_document_stream`, for files too large to hold in memory) are written
+segment by segment inside that one transaction, so a failure part way leaves the previous version
+(or nothing), never half a document. Their full text is stored one row per segment in
+`doc_segments` (documents.text is '' for them), so no single value holds the whole text: SQLite
+builds every value of a row in memory (a zeroblob filled through a blob handle stays lazy only
+when it ends the record) and caps one value at 1 GB. `document_text` / `iter_document_text` read
+either form. After the commit the new vectors are read back from SQLite into the index in batches
+of INDEX_BATCH, not stacked at once. `doc_segments` is created on open in stores made before it.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +35,13 @@ SCHEMA_VERSION = 1
 DB_NAME = "store.sqlite"
 INDEX_NAME = "vectors.idx"
 GEN_NAME = "vectors.gen"
+INDEX_BATCH = 1024  # vectors per read-back batch when a streamed document is added to the index
 
+_SEGMENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS doc_segments (
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+    start INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (doc_id, seq));
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
@@ -40,7 +55,7 @@ CREATE TABLE IF NOT EXISTS doc_chunks (
     chunk_id INTEGER NOT NULL REFERENCES chunks(chunk_id), start INTEGER NOT NULL, end INTEGER NOT NULL,
     PRIMARY KEY (doc_id, seq));
 CREATE INDEX IF NOT EXISTS doc_chunks_chunk ON doc_chunks(chunk_id);
-"""
+""" + _SEGMENTS_SCHEMA
 
 
 class StoreError(ValueError):
@@ -90,6 +105,8 @@ class RAGStore:
                 self.db.executescript(_SCHEMA)
             with self._tx():
                 meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+                if exists and int(meta.get("schema_version", "0")) <= SCHEMA_VERSION:
+                    self.db.execute(_SEGMENTS_SCHEMA)  # stores made before streamed ingestion
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.db_path}: not a usable SQLite store ({e})") from None
         if not exists:
@@ -147,15 +164,9 @@ class RAGStore:
 
     def rebuild_index(self) -> VectorIndex:
         """Rebuild `vectors.idx` from the embeddings stored in SQLite."""
-        index = VectorIndex(self.dim, "cosine", "float32")
-        rows = self.db.execute("SELECT chunk_id, embedding FROM chunks ORDER BY chunk_id").fetchall()
-        if rows:
-            ids = np.array([r[0] for r in rows], np.int64)
-            vecs = np.stack([np.frombuffer(r[1], np.float32) for r in rows])
-            index.add(vecs, ids)
-        self.index = index
-        self._save_index()
-        return index
+        self.index = VectorIndex(self.dim, "cosine", "float32")
+        self._apply_index_from_db(-1, np.zeros(0, np.int64))
+        return self.index
 
     def _save_index(self) -> None:
         self.index.save(self.index_path)
@@ -182,31 +193,84 @@ class RAGStore:
         embeddings: float32 [len(chunks), dim]. Identical chunk texts are stored once."""
         if not isinstance(doc_id, str) or not doc_id:
             raise ValueError("doc_id: expected a non-empty str")
-        emb = np.asarray(embeddings, np.float32)
-        if emb.shape != (len(chunks), self.dim):
-            raise ValueError(f"embeddings: expected shape ({len(chunks)}, {self.dim}), got {emb.shape}")
+        emb = self._check_embeddings(chunks, embeddings)
         meta_json = json.dumps(metadata or {}, sort_keys=True, ensure_ascii=False)
         added: list[tuple[int, np.ndarray]] = []
         with self._tx():
             self.db.execute("DELETE FROM doc_chunks WHERE doc_id=?", (doc_id,))
+            self.db.execute("DELETE FROM doc_segments WHERE doc_id=?", (doc_id,))
             self.db.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?)",
                             (doc_id, source, content_hash(text), meta_json, text, len(text)))
-            reused = 0
-            for seq, ((ctext, s, e), vec) in enumerate(zip(chunks, emb, strict=True)):
-                h = content_hash(ctext)
-                row = self.db.execute("SELECT chunk_id FROM chunks WHERE content_hash=?", (h,)).fetchone()
-                if row is None:
-                    cid = self.db.execute("INSERT INTO chunks (content_hash, text, embedding) VALUES (?, ?, ?)",
-                                          (h, ctext, vec.tobytes())).lastrowid
-                    added.append((cid, vec))
-                else:
-                    cid = row[0]
-                    reused += 1
-                self.db.execute("INSERT INTO doc_chunks VALUES (?, ?, ?, ?, ?)", (doc_id, seq, cid, s, e))
+            reused = self._insert_chunks(doc_id, 0, chunks, emb, added)
             orphans = self._delete_orphans()
             self._bump()
         self._apply_index(added, orphans)
         return {"chunks": len(chunks), "new_chunks": len(added), "deduplicated": reused, "removed": len(orphans)}
+
+    def put_document_stream(self, doc_id: str,
+                            parts: Iterable[tuple[str, Sequence[tuple[str, int, int]], np.ndarray]], *,
+                            doc_hash: str, n_chars: int, metadata: dict[str, Any] | None = None,
+                            source: str | None = None) -> dict[str, int]:
+        """Insert or replace one document given as consecutive parts (segment text, its chunks
+        (text, start, end) with spans in the whole document, embeddings [len(chunks), dim]),
+        consumed one at a time inside ONE transaction: if `parts` raises (or the segments do not
+        add up to `n_chars` characters) nothing is changed and the error propagates. `doc_hash`
+        is the document's content hash (sha256 hex of its UTF-8 text), known before the text is
+        read. Working memory: one part at a time, plus 8 bytes per chunk the replaced version
+        leaves orphaned; the index is then updated from SQLite in batches of INDEX_BATCH."""
+        if not isinstance(doc_id, str) or not doc_id:
+            raise ValueError("doc_id: expected a non-empty str")
+        if isinstance(n_chars, bool) or not isinstance(n_chars, int) or n_chars < 0:
+            raise ValueError(f"n_chars: expected an int >= 0, got {n_chars!r}")
+        meta_json = json.dumps(metadata or {}, sort_keys=True, ensure_ascii=False)
+        n_chunks = new = reused = 0
+        with self._tx():
+            first_new = self.db.execute("SELECT COALESCE(MAX(chunk_id), 0) FROM chunks").fetchone()[0]
+            self.db.execute("DELETE FROM doc_chunks WHERE doc_id=?", (doc_id,))
+            self.db.execute("DELETE FROM doc_segments WHERE doc_id=?", (doc_id,))
+            self.db.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, '', ?)",
+                            (doc_id, source, doc_hash, meta_json, n_chars))
+            pos = 0
+            for seq, (seg, chunks, embeddings) in enumerate(parts):
+                emb = self._check_embeddings(chunks, embeddings)
+                if not isinstance(seg, str) or pos + len(seg) > n_chars:
+                    raise ValueError(f"parts: segments longer than n_chars={n_chars}")
+                self.db.execute("INSERT INTO doc_segments VALUES (?, ?, ?, ?)", (doc_id, seq, pos, seg))
+                pos += len(seg)
+                r = self._insert_chunks(doc_id, n_chunks, chunks, emb, None)
+                n_chunks += len(chunks)
+                reused += r
+                new += len(chunks) - r
+            if pos != n_chars:
+                raise ValueError(f"parts: {pos} characters of text, expected n_chars={n_chars}")
+            orphans = self._delete_orphans()
+            self._bump()
+        self._apply_index_from_db(first_new, orphans)
+        return {"chunks": n_chunks, "new_chunks": new, "deduplicated": reused, "removed": len(orphans)}
+
+    def _check_embeddings(self, chunks: Sequence[Any], embeddings: np.ndarray) -> np.ndarray:
+        emb = np.asarray(embeddings, np.float32)
+        if emb.shape != (len(chunks), self.dim):
+            raise ValueError(f"embeddings: expected shape ({len(chunks)}, {self.dim}), got {emb.shape}")
+        return emb
+
+    def _insert_chunks(self, doc_id: str, seq0: int, chunks: Sequence[tuple[str, int, int]], emb: np.ndarray,
+                       added: list[tuple[int, np.ndarray]] | None) -> int:
+        """Insert doc_chunks rows from seq0 on (and the chunks not stored yet). Returns how many were reused."""
+        reused = 0
+        for seq, ((ctext, s, e), vec) in enumerate(zip(chunks, emb, strict=True), start=seq0):
+            h = content_hash(ctext)
+            row = self.db.execute("SELECT chunk_id FROM chunks WHERE content_hash=?", (h,)).fetchone()
+            if row is None:
+                cid = self.db.execute("INSERT INTO chunks (content_hash, text, embedding) VALUES (?, ?, ?)",
+                                      (h, ctext, vec.tobytes())).lastrowid
+                if added is not None:
+                    added.append((cid, vec))
+            else:
+                cid = row[0]
+                reused += 1
+            self.db.execute("INSERT INTO doc_chunks VALUES (?, ?, ?, ?, ?)", (doc_id, seq, cid, s, e))
+        return reused
 
     def delete_document(self, doc_id: str) -> bool:
         """Delete a document (and chunks no other document uses). False if it was not stored."""
@@ -219,18 +283,37 @@ class RAGStore:
             self._apply_index([], orphans)
         return bool(n)
 
-    def _delete_orphans(self) -> list[int]:
-        ids = [r[0] for r in self.db.execute(
-            "SELECT chunk_id FROM chunks WHERE chunk_id NOT IN (SELECT chunk_id FROM doc_chunks)")]
-        self.db.executemany("DELETE FROM chunks WHERE chunk_id=?", [(i,) for i in ids])
+    def _delete_orphans(self) -> np.ndarray:
+        orphan = "FROM chunks WHERE chunk_id NOT IN (SELECT chunk_id FROM doc_chunks)"
+        ids = np.fromiter((r[0] for r in self.db.execute(f"SELECT chunk_id {orphan}")), np.int64)
+        if ids.size:
+            self.db.execute(f"DELETE {orphan}")
         return ids
 
-    def _apply_index(self, added: list[tuple[int, np.ndarray]], removed: list[int]) -> None:
-        live = [i for i in removed if i in self.index._row_of]
+    def _remove_from_index(self, removed: np.ndarray) -> None:
+        live = [i for i in removed.tolist() if i in self.index._row_of]
         if live:
             self.index.remove(live)
+
+    def _apply_index(self, added: list[tuple[int, np.ndarray]], removed: np.ndarray) -> None:
+        self._remove_from_index(removed)
         if added:
             self.index.add(np.stack([v for _, v in added]), np.array([c for c, _ in added], np.int64))
+        self._save_index()
+        self._bm25_cache = None
+
+    def _apply_index_from_db(self, after_id: int, removed: np.ndarray) -> None:
+        """Add the chunks with chunk_id > after_id (the ones a transaction just inserted) to the
+        index, reading their embeddings back from SQLite INDEX_BATCH at a time."""
+        self._remove_from_index(removed)
+        n = self.db.execute("SELECT COUNT(*) FROM chunks WHERE chunk_id > ?", (after_id,)).fetchone()[0]
+        if n:
+            self.index.reserve(self.index._snap.n + n)  # one allocation, not repeated doubling
+            cur = self.db.execute("SELECT chunk_id, embedding FROM chunks WHERE chunk_id > ? ORDER BY chunk_id",
+                                  (after_id,))
+            while rows := cur.fetchmany(INDEX_BATCH):
+                vecs = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim)
+                self.index.add(vecs, np.fromiter((r[0] for r in rows), np.int64, len(rows)))
         self._save_index()
         self._bm25_cache = None
 
@@ -240,6 +323,22 @@ class RAGStore:
 
     def num_chunks(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def document_text(self, doc_id: str) -> str | None:
+        """The stored full text of a document (None if not stored), all of it in memory; use
+        `iter_document_text` for a streamed document too large for that."""
+        row = self.db.execute("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        return None if row is None else "".join(self.iter_document_text(doc_id))
+
+    def iter_document_text(self, doc_id: str) -> Iterable[str]:
+        """A document's text in pieces: its segments if it was streamed, else the whole text."""
+        row = self.db.execute("SELECT text FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        if row is not None and row[0]:
+            yield row[0]
+            return
+        cur = self.db.execute("SELECT text FROM doc_segments WHERE doc_id=? ORDER BY seq", (doc_id,))
+        while rows := cur.fetchmany(1):
+            yield rows[0][0]
 
     def documents(self) -> list[dict[str, Any]]:
         return [{"doc_id": d, "source": s, "metadata": json.loads(m), "n_chars": n}

@@ -49,13 +49,14 @@ def write(path: str, metric: str, dtype: str, dim: int, sections: dict[str, np.n
     """Atomic: a temp file in the same folder, fsync, rename over `path`, fsync the folder."""
     count = int(sections["ids"].shape[0])
     h = hashlib.blake2b(digest_size=8)
-    payload = []
+    payload: list[bytes | memoryview] = []
     for name, _off, n in layout(dim, count, dtype):
-        b = np.ascontiguousarray(sections[name]).tobytes()
-        assert len(b) == n
-        chunk = b + b"\0" * _pad(n)
-        h.update(chunk)
-        payload.append(chunk)
+        b = memoryview(np.ascontiguousarray(sections[name]).reshape(-1).view(np.uint8))  # no copy if contiguous
+        assert b.nbytes == n
+        pad = b"\0" * _pad(n)
+        h.update(b)
+        h.update(pad)
+        payload += [b, pad]
     checksum = int.from_bytes(h.digest(), "little")
     header = HEADER.pack(MAGIC, VERSION, METRICS.index(metric), DTYPES.index(dtype), dim, count, checksum)
     atomic_write(path, [header, *payload], sync_dir=True)
