@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from infercore.benchmarks.bench_rag_stream import HashedNgramEmbedder
+
 from infercore.rag import RAG, DocumentError, chunk_text, load_file
 from infercore.rag.loaders import MAX_FILE_BYTES
 from infercore.rag.stream import Utf8FileReader, iter_text_segments, split_segments
