@@ -16,9 +16,10 @@ history, law, fiction, safety and help-seeking questions) and everyday requests,
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
+
+from .training_data import read_rows, write_rows
 
 OUT = Path(__file__).resolve().parent / "data" / "harmful_train.jsonl"
 SEED = 10_2026
@@ -586,16 +587,11 @@ def build(
 
 
 def write(path: str | Path = OUT, seed: int = SEED) -> int:
-    rows = build(seed)
-    with open(path, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    return len(rows)
+    return write_rows(path, build(seed))
 
 
 def load(path: str | Path = OUT) -> list[dict[str, object]]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return read_rows(path)
 
 
 if __name__ == "__main__":

@@ -518,17 +518,25 @@ def build(seed: int = SEED, per_seed_en: int = 6, per_seed_ja: int = 6, obf_frac
     return rows
 
 
-def write(path: str | Path = OUT, seed: int = SEED) -> int:
-    rows = build(seed)
+def write_rows(path: str | Path, rows: list[dict[str, object]]) -> int:
+    """Rows as JSON lines (UTF-8, non-ASCII kept), the format every training file here uses."""
     with open(path, "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     return len(rows)
 
 
-def load(path: str | Path = OUT) -> list[dict[str, object]]:
+def read_rows(path: str | Path) -> list[dict[str, object]]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def write(path: str | Path = OUT, seed: int = SEED) -> int:
+    return write_rows(path, build(seed))
+
+
+def load(path: str | Path = OUT) -> list[dict[str, object]]:
+    return read_rows(path)
 
 
 if __name__ == "__main__":

@@ -613,21 +613,26 @@ def _dev_empty(like: Any, shape: tuple[int, ...]) -> tuple[Any, int]:
     return a, int(a.data.ptr)
 
 
+def _dev_cache_pair(k_cache: Any, v_cache: Any, k_scale: Any, v_scale: Any, like: Any, likename: str):
+    """(k_cache, v_cache, dtype name, scales) after the checks both CUDA entry points share."""
+    kc, kname = _dev_cache(k_cache, "k_cache", like, likename)
+    vc, vname = _dev_cache(v_cache, "v_cache", like, likename)
+    if vname != kname:
+        raise TypeError(f"v_cache: expected dtype {kname} like k_cache, got {vname}")
+    if tuple(vc.shape) != tuple(kc.shape):
+        raise ValueError(f"v_cache: expected shape {tuple(kc.shape)} like k_cache, got {tuple(vc.shape)}")
+    if A.is_cupy(like) and kname not in _CUPY_DTYPES:
+        raise TypeError(f"k_cache: CuPy caches must be one of {_CUPY_DTYPES}")
+    return kc, vc, kname, _dev_scales(kname, kc, k_scale, v_scale, like, likename)
+
+
 def _attention_cuda(prefill, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc, scale, k_scale, v_scale,
                     sliding_window, num_splits):
     from .._native import cuda_module
 
     mod = cuda_module()
     qb = _dev_input(q, "q", q, "q")
-    kc, kname = _dev_cache(k_cache, "k_cache", q, "q")
-    vc, vname = _dev_cache(v_cache, "v_cache", q, "q")
-    if vname != kname:
-        raise TypeError(f"v_cache: expected dtype {kname} like k_cache, got {vname}")
-    if tuple(vc.shape) != tuple(kc.shape):
-        raise ValueError(f"v_cache: expected shape {tuple(kc.shape)} like k_cache, got {tuple(vc.shape)}")
-    if A.is_cupy(q) and kname not in _CUPY_DTYPES:
-        raise TypeError(f"k_cache: CuPy caches must be one of {_CUPY_DTYPES}")
-    scales = _dev_scales(kname, kc, k_scale, v_scale, q, "q")
+    kc, vc, kname, scales = _dev_cache_pair(k_cache, v_cache, k_scale, v_scale, q, "q")
     t, hq, d = (int(n) for n in qb.obj.shape)
     nb, bs, hkv, _ = (int(n) for n in kc.shape)
     if d != int(kc.shape[3]):
@@ -685,15 +690,7 @@ def _reshape_cuda(k, v, k_cache, v_cache, slot_mapping, k_scale, v_scale) -> Non
     vb = _dev_input(v, "v", k, "k")
     if vb.dtype != kb.dtype:
         raise TypeError(f"v: expected dtype {kb.dtype} like k, got {vb.dtype}")
-    kc, kname = _dev_cache(k_cache, "k_cache", k, "k")
-    vc, vname = _dev_cache(v_cache, "v_cache", k, "k")
-    if vname != kname:
-        raise TypeError(f"v_cache: expected dtype {kname} like k_cache, got {vname}")
-    if tuple(vc.shape) != tuple(kc.shape):
-        raise ValueError(f"v_cache: expected shape {tuple(kc.shape)} like k_cache, got {tuple(vc.shape)}")
-    if A.is_cupy(k) and kname not in _CUPY_DTYPES:
-        raise TypeError(f"k_cache: CuPy caches must be one of {_CUPY_DTYPES}")
-    scales = _dev_scales(kname, kc, k_scale, v_scale, k, "k")
+    kc, vc, kname, scales = _dev_cache_pair(k_cache, v_cache, k_scale, v_scale, k, "k")
     nb, bs, hkv, d = (int(n) for n in kc.shape)
     slots = _host_ints(slot_mapping, "slot_mapping", np.int64, 1)
     t = int(slots.shape[0])
