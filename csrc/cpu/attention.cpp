@@ -26,14 +26,6 @@ AttendFn pick(IsaLevel level) {
   }
 }
 
-DecodeFn pick_decode(IsaLevel level) {
-  switch (level) {
-    case IsaLevel::kAvx512: return attend_decode_avx512;
-    case IsaLevel::kAvx2: return attend_decode_avx2;
-    default: return attend_decode_scalar;
-  }
-}
-
 std::string idx(const char* name, int64_t i) { return std::string(name) + "[" + std::to_string(i) + "]"; }
 
 void check_cache(const KvCacheView& c) {
@@ -123,15 +115,12 @@ struct RowBuffers {
 };
 
 constexpr int64_t kMinSplitKeys = 256;  // a split-K chunk below this costs more to merge than it saves
+constexpr int64_t kDecodeBytes = 128 << 10;  // K+V bytes of one head-by-head pass over a chunk of keys (L2-resident)
 }  // namespace
 
 void attend_rows_scalar(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t kb, int64_t ke,
                         const AttnRows& r) {
   attend_rows_dispatch<AttnScalar>(c, bt, h, kb, ke, r);
-}
-
-void attend_decode_scalar(const KvCacheView& c, const int32_t* bt, int64_t kb, int64_t ke, const DecodeRows& r) {
-  attend_decode_dispatch<AttnScalar>(c, bt, kb, ke, r);
 }
 
 // ------------------------------------------------------------------------- reshape_and_cache
@@ -193,8 +182,8 @@ void paged_attention_decode(const PagedAttnArgs& a) {
   check_attention(a, false);
   if (a.num_seqs == 0) return;
   const KvCacheView& c = a.cache;
-  const int64_t S = a.num_seqs, Hq = a.num_heads, D = c.head_dim;
-  const DecodeFn decode = pick_decode(isa_level());
+  const int64_t S = a.num_seqs, Hq = a.num_heads, Hkv = c.num_kv_heads, D = c.head_dim, G = Hq / Hkv;
+  const AttendFn attend = pick(isa_level());
   const float qmul = a.scale * k_fold(c), vmul = v_fold(c);
   auto key_begin = [&](int64_t len) { return a.sliding_window > 0 ? std::max<int64_t>(0, len - a.sliding_window) : 0; };
 
@@ -213,9 +202,10 @@ void paged_attention_decode(const PagedAttnArgs& a) {
     part_ml.resize(S * Hq * splits * 2);
     part_acc.resize(S * Hq * splits * D);
   }
-  // One task = one sequence's chunk of keys for every kv head: attend_decode walks the chunk
-  // tile by tile and, inside a tile, head by head (the heads of a key are adjacent in a block,
-  // NHD), so each tile comes from DRAM once, prefetched while the previous one is computed.
+  // One task = one sequence's chunk of keys for every kv head: the heads of a token are
+  // adjacent in a block (NHD), so walking a chunk of keys head after head reads whole blocks
+  // from DRAM once (the first head) and from L2 for the others, instead of strided slices
+  // (measured: 7B geometry 60 -> 42 ms, SmolLM2 ~10% faster, S = 16 x 4096 keys, 1 thread).
   run_tasks(S * splits, [&](int64_t task) {
     const int64_t j = task % splits, s = task / splits;
     const int64_t len = a.seq_lens[s], kb0 = key_begin(len);
@@ -226,8 +216,19 @@ void paged_attention_decode(const PagedAttnArgs& a) {
     for (int64_t hq = 0; hq < Hq; ++hq) {
       const int64_t base = (s * Hq + hq) * D;
       for (int64_t d = 0; d < D; ++d) buf.q[hq * D + d] = load_q(a.q, a.q_dtype, base + d) * qmul;
+      buf.lo[hq] = static_cast<int32_t>(kb);
+      buf.hi[hq] = static_cast<int32_t>(ke);
     }
-    decode(c, a.block_tables + s * a.max_blocks, kb, ke, DecodeRows{all.q, all.acc, all.m, all.l, Hq});
+    const int32_t* bt = a.block_tables + s * a.max_blocks;
+    const int64_t dchunk = std::max<int64_t>(kTile, kDecodeBytes / (2 * Hkv * D * kv_dtype_size(c.dtype)) / kTile * kTile);
+    for (int64_t c0 = kb; c0 < ke; c0 += dchunk) {
+      const int64_t c1 = std::min(ke, c0 + dchunk);
+      for (int64_t h = 0; h < Hkv; ++h) {
+        const AttnRows r{all.q + h * G * D, all.acc + h * G * D, all.m + h * G, all.l + h * G,
+                         all.lo + h * G, all.hi + h * G, G};
+        attend(c, bt, h, c0, c1, r);
+      }
+    }
     for (int64_t hq = 0; hq < Hq; ++hq) {
       if (splits == 1) {
         const float inv = buf.l[hq] > 0.f ? vmul / buf.l[hq] : 0.f;

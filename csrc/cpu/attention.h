@@ -75,20 +75,4 @@ void attend_rows_scalar(const KvCacheView&, const int32_t*, int64_t, int64_t, in
 void attend_rows_avx2(const KvCacheView&, const int32_t*, int64_t, int64_t, int64_t, const AttnRows&);
 void attend_rows_avx512(const KvCacheView&, const int32_t*, int64_t, int64_t, int64_t, const AttnRows&);
 
-// attend_decode: the decode fast path. All num_heads query rows of one sequence (row hq reads kv
-// head hq / (num_heads / Hkv)) against key positions [key_begin, key_end), every row seeing every
-// key; updates each row's online-softmax state like attend_rows.
-struct DecodeRows {
-  const float* q = nullptr;        // [num_heads, D], pre-scaled
-  float* acc = nullptr;            // [num_heads, D]
-  float* m = nullptr;              // [num_heads]
-  float* l = nullptr;              // [num_heads]
-  int64_t num_heads = 0;
-};
-using DecodeFn = void (*)(const KvCacheView&, const int32_t* block_table, int64_t key_begin, int64_t key_end,
-                          const DecodeRows&);
-void attend_decode_scalar(const KvCacheView&, const int32_t*, int64_t, int64_t, const DecodeRows&);
-void attend_decode_avx2(const KvCacheView&, const int32_t*, int64_t, int64_t, const DecodeRows&);
-void attend_decode_avx512(const KvCacheView&, const int32_t*, int64_t, int64_t, const DecodeRows&);
-
 }  // namespace infercore

@@ -16,8 +16,4 @@ void attend_rows_avx2(const KvCacheView& c, const int32_t* bt, int64_t h, int64_
   attend_rows_dispatch<AttnAvx2>(c, bt, h, kb, ke, r);
 }
 
-void attend_decode_avx2(const KvCacheView& c, const int32_t* bt, int64_t kb, int64_t ke, const DecodeRows& r) {
-  attend_decode_dispatch<AttnAvx2>(c, bt, kb, ke, r);
-}
-
 }  // namespace infercore

@@ -17,8 +17,4 @@ void attend_rows_avx512(const KvCacheView& c, const int32_t* bt, int64_t h, int6
   attend_rows_dispatch<AttnAvx512>(c, bt, h, kb, ke, r);
 }
 
-void attend_decode_avx512(const KvCacheView& c, const int32_t* bt, int64_t kb, int64_t ke, const DecodeRows& r) {
-  attend_decode_dispatch<AttnAvx512>(c, bt, kb, ke, r);
-}
-
 }  // namespace infercore
