@@ -34,7 +34,8 @@ def test_guardrail_set_regenerates_byte_for_byte(tmp_path):
 
 def test_guardrail_set_is_usable_by_the_evaluator():
     rep = evaluate(SHIPPED)
-    assert set(rep) == {"injection", "pii", "harmful"}
+    # the harmful classifier's rows are scored on the same set beside the lexicon's
+    assert set(rep) == {"injection", "pii", "harmful", "harmful+clf", "harmful_clf_only"}
     assert rep["pii"]["positives"] > 300 and rep["injection"]["positives"] > 300 and rep["harmful"]["positives"] > 80
     assert rep["injection"]["negatives"] > 200
 

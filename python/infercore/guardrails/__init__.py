@@ -1,7 +1,7 @@
 """Guardrails. Model-free: prompt injection / jailbreak patterns over normalized views plus a fast
 hashed n-gram classifier (InjectionRail(classifier="fast"), on in Guard.default()), PII detection
 and redaction with validators, harmful-content lexicons (English and Japanese) plus a per-category
-hashed n-gram classifier (HarmfulRail(classifier="fast"), on in Guard.default()). Over the Embedder
+hashed n-gram classifier (HarmfulRail(classifier="fast"); opt-in in Guard.default). Over the Embedder
 (MiniLM): the accurate injection classifier (classifier="accurate"), topic boundaries (TopicRail),
 groundedness of answers in their contexts (GroundednessRail). Over an LLM: an injection judge
 (LLMJudge). NeMo Guardrails integration: infercore.guardrails.nemo (the `nemo` extra).

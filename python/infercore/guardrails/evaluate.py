@@ -14,7 +14,7 @@ With --topic (needs MiniLM): the topic rail of DIRECTORY/topic/config.yaml on it
 per language and split ("topic_LANG_SPLIT": positive = should be blocked, i.e. denied or off topic;
 FPR = allowed inputs blocked), with the shipped thresholds.
 The harmful-content classifier (hashed n-grams, no model) is always scored: "harmful+clf" (lexicon,
-then the classifier: what Guard.default() runs) and "harmful_clf_only", on harmful.jsonl.
+then the classifier: Guard.default(harmful_classifier="fast")) and "harmful_clf_only", on harmful.jsonl.
 """
 
 from __future__ import annotations
