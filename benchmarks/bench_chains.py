@@ -25,8 +25,11 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n
                  "{% if add_generation_prompt %}<|assistant|>{% endif %}")  # fmt: skip
 
 
-def tiny_llama_dir(path: str, *, seed: int = 0, layers: int = 2, hidden: int = 64) -> str:
-    """Write a random Llama with a byte-level tokenizer (vocab 259) into path; returns path."""
+def tiny_llama_dir(path: str, *, seed: int = 0, layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2,
+                   ffn: int = 96, vocab_size: int | None = None, tie: bool = False) -> str:
+    """Write a random Llama with a byte-level tokenizer (259 tokens) into path; returns path.
+    vocab_size > 259 widens the embedding and LM head past the tokenizer (for shape-only benchmarks that
+    feed token ids); tie=True shares them, as SmolLM2 does."""
     from safetensors.numpy import save_file
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
@@ -39,12 +42,12 @@ def tiny_llama_dir(path: str, *, seed: int = 0, layers: int = 2, hidden: int = 6
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens(SPECIALS)
     tok.save(os.path.join(path, "tokenizer.json"))
-    n_vocab, heads, kv, ffn = len(vocab), 4, 2, 96
+    n_vocab, kv = max(len(vocab), vocab_size or 0), kv_heads
     hd = hidden // heads
     cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": n_vocab,
            "hidden_size": hidden, "intermediate_size": ffn, "num_hidden_layers": layers,
            "num_attention_heads": heads, "num_key_value_heads": kv, "max_position_embeddings": 2048,
-           "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "bos_token_id": 1,
+           "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": tie, "bos_token_id": 1,
            "eos_token_id": 2, "hidden_act": "silu", "torch_dtype": "float32"}  # fmt: skip
     with open(os.path.join(path, "config.json"), "w") as fh:
         json.dump(cfg, fh)
@@ -55,8 +58,9 @@ def tiny_llama_dir(path: str, *, seed: int = 0, layers: int = 2, hidden: int = 6
     def w(*shape: int) -> np.ndarray:
         return (rng.standard_normal(shape) * 0.2).astype(np.float32)
 
-    t = {"model.embed_tokens.weight": w(n_vocab, hidden), "model.norm.weight": np.ones(hidden, np.float32),
-         "lm_head.weight": w(n_vocab, hidden)}  # fmt: skip
+    t = {"model.embed_tokens.weight": w(n_vocab, hidden), "model.norm.weight": np.ones(hidden, np.float32)}
+    if not tie:
+        t["lm_head.weight"] = w(n_vocab, hidden)
     for i in range(layers):
         p = f"model.layers.{i}."
         t.update({p + "self_attn.q_proj.weight": w(heads * hd, hidden),

@@ -397,10 +397,11 @@ def _decode_config(g: int, d_pad: int) -> tuple[int, bool, int, int]:
 def _prefill_config(kind: str, g: int, d_pad: int) -> tuple[int, int, int, int]:
     """(G_PAD, BLOCK_Q, BLOCK_N, num_warps): 64 x 64 (D <= 64) or 64 x 32 score tiles at 8 warps,
     ~180-240 registers on sm_80/sm_90; float32 caches (3xTF32 dots) and int8 caches (whose
-    64-row tiles spilled on sm_80) use 32-row tiles."""
+    64-row tiles spilled on sm_80) use 32-row tiles, and float32 at D = 128 16-row tiles (Triton
+    3.6's 32-row build used 255 registers and 8 bytes of stack on an H200)."""
     g_pad = triton.next_power_of_2(g)
     if kind in ("float32", "int8"):
-        block_m, block_n = 32, max(16, min(32, 2048 // d_pad))
+        block_m, block_n = (16 if kind == "float32" and d_pad >= 128 else 32), max(16, min(32, 2048 // d_pad))
     else:
         block_m, block_n = 64, max(16, min(64, 4096 // d_pad))
     return g_pad, max(1, block_m // g_pad), block_n, 8

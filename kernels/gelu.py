@@ -36,6 +36,10 @@ def _gelu_kernel(X, Y, n, TANH: tl.constexpr, BLOCK: tl.constexpr):
         q = q * t + 2.342621982e-01
         q = q * t  # erfc(z) exp(z^2), z = a / sqrt 2
         y = pos + nh * q * tl.exp(nh * a)
+    # x's sign bit onto y: gelu(x) <= 0 for x <= 0, and -0 (or an underflow to 0 for very negative x)
+    # must come out -0 as torch's does; compiled, `where(x >= 0, x, -0.0)` alone gave +0 for -0
+    xb = x.to(tl.int32, bitcast=True)
+    y = (y.to(tl.int32, bitcast=True) | ((xb >> 31) << 31)).to(tl.float32, bitcast=True)
     y = tl.where(x != x, x, y)  # NaN in, NaN out (minimum() would have dropped it)
     tl.store(Y + offs, y.to(Y.dtype.element_ty), mask=mask)
 

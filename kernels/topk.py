@@ -24,6 +24,8 @@ import triton.language as tl
 
 MAX_K = 256
 _EXCLUDED = -(2**63)
+# The kernel's copy: compiled Triton (unlike the interpreter) only reads module globals declared constexpr.
+_EXCLUDED_KEY = tl.constexpr(_EXCLUDED)
 
 
 @triton.jit
@@ -36,7 +38,7 @@ def _topk_kernel(
     sp = tl.program_id(1).to(tl.int64)
     start = sp * chunk
     end = tl.minimum(start + chunk, N)
-    best = tl.full([K], _EXCLUDED, tl.int64)
+    best = tl.full([K], _EXCLUDED_KEY, tl.int64)
     kth = tl.min(best, axis=0)
     for n0 in range(start, end, K):
         rows = n0 + tl.arange(0, K)
@@ -63,7 +65,7 @@ def _topk_kernel(
         ok = valid & (acc == acc)
         if HAS_MASK:
             ok = ok & (tl.load(MASK + rows, mask=valid, other=0) != 0)
-        keys = tl.where(ok, keys, _EXCLUDED)
+        keys = tl.where(ok, keys, _EXCLUDED_KEY)
         if tl.max(keys, axis=0) > kth:
             merged = tl.sort(tl.reshape(tl.join(best, keys), (2 * K,)), descending=True)
             best = tl.split(tl.permute(tl.reshape(merged, (2, K)), (1, 0)))[0]

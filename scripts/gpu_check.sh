@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Every GPU check in one device call (a lent GPU comes with ~15 minutes: build once, then test and
-# measure). Builds _C and _C_cuda for the GPU that is there with the image's python3 (it has torch,
-# triton, cupy, pybind11 and cmake; nothing is fetched), runs the GPU tests (tests/gpu: the CUDA
-# kernels against the float64 references; tests/kernels: the Triton kernels on the device), then
-# the GPU cases of each benchmark. Logs and tables go to $OUT (the device tool brings them back).
-#   device run:  bash scripts/gpu_check.sh            (about 6-8 minutes on an H100/H200)
-#   tests only:  GPU_CHECK_BENCH=0 bash scripts/gpu_check.sh
+# Every GPU check in one device call (a lent GPU comes with ~15 minutes, start included: build
+# once, then test and measure). Builds _C and _C_cuda for the GPU that is there with the image's
+# python3 (it has torch, triton, pybind11 and cmake; nothing is fetched), runs the GPU tests
+# (tests/gpu: the CUDA kernels against the float64 references; tests/kernels: the Triton kernels
+# on the device), then the GPU cases of each benchmark, most wanted first. Every step gets at most
+# what is left of GPU_CHECK_SECONDS, so the logs in $OUT come back even when time runs out, and
+# each benchmark row is printed as soon as it is measured (INFERCORE_BENCH_STREAM=1).
+#   device run:  bash scripts/gpu_check.sh                  (GPU_CHECK_SECONDS=540 by default)
+#   tests only:  GPU_CHECK_BENCH=0 GPU_CHECK_PROFILE=0 bash scripts/gpu_check.sh
+#   some benches: GPU_CHECK_BENCHES="generate:90 topk:70" bash scripts/gpu_check.sh  (name:seconds)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu_out}
 mkdir -p "$OUT"
 PY=${PY:-python3}
 T0=$(date +%s)
+END=$((T0 + ${GPU_CHECK_SECONDS:-540}))
+export PYTHONUNBUFFERED=1 INFERCORE_BENCH_STREAM=1
 step() { printf '\n=== [%4ss] %s\n' "$(($(date +%s) - T0))" "$*" | tee -a "$OUT/summary.txt"; }
+# left CAP: seconds for the next step, at most CAP and never past the deadline (minus 5 s to report)
+left() { local l=$((END - $(date +%s) - 5)); [ "$l" -gt "$1" ] && l=$1; [ "$l" -lt 1 ] && l=1; echo "$l"; }
 
 step "device"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee -a "$OUT/summary.txt"
@@ -22,7 +29,7 @@ $PY -c "import torch, triton; print('torch', torch.__version__, 'triton', triton
 step "build _C and _C_cuda for sm_$ARCH"
 if ! { cmake -S . -B build/gpu -DINFERCORE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DCMAKE_BUILD_TYPE=Release \
          -DPython_EXECUTABLE="$(command -v "$PY")" -Dpybind11_DIR="$($PY -m pybind11 --cmakedir)" &&
-       cmake --build build/gpu -j"$(nproc)"; } >"$OUT/build.log" 2>&1; then
+       timeout "$(left 240)" cmake --build build/gpu -j"$(nproc)"; } >"$OUT/build.log" 2>&1; then
   tail -60 "$OUT/build.log"
   exit 1
 fi
@@ -33,17 +40,28 @@ export PYTHONPATH=$PWD/python
 $PY -c "import infercore; print(infercore.system_info()['cuda'])" | tee -a "$OUT/summary.txt"
 
 step "GPU tests (tests/gpu, tests/kernels)"
-timeout 330 $PY -m pytest tests/gpu tests/kernels -q --maxfail=25 -p no:cacheprovider >"$OUT/tests.log" 2>&1
+# 8 workers (one CUDA context each); each failure is printed as it happens (scripts/pytest_instafail.py)
+PYTHONPATH=$PYTHONPATH:$PWD/scripts timeout "$(left 200)" $PY -m pytest tests/gpu tests/kernels -q -rfE --tb=short \
+  -n "${GPU_CHECK_WORKERS:-8}" -p pytest_instafail -p no:cacheprovider --durations=15 >"$OUT/tests.log" 2>&1
 echo "pytest exit $?" | tee -a "$OUT/summary.txt"
-tail -40 "$OUT/tests.log"
+grep -E "passed|failed|error" "$OUT/tests.log" | tail -3
+grep -E "^(FAILED|ERROR)" "$OUT/tests.log" | head -40
+
+if [ "${GPU_CHECK_PROFILE:-1}" = 1 ]; then
+  step "profile: host time of a GPU decode step"
+  timeout "$(left 60)" $PY scripts/gpu_profile_decode.py int8 >"$OUT/profile.txt" 2>&1
+  echo "profile exit $?" | tee -a "$OUT/summary.txt"
+  head -30 "$OUT/profile.txt"
+fi
 
 if [ "${GPU_CHECK_BENCH:-1}" = 1 ]; then
-  for b in linear topk attention activation generate; do
+  for spec in ${GPU_CHECK_BENCHES:-generate:90 linear:80 topk:70 attention:80 activation:40}; do
+    b=${spec%%:*}
     [ -f "benchmarks/bench_$b.py" ] || continue
     step "bench $b (GPU cases)"
-    timeout 150 $PY -m "infercore.benchmarks.bench_$b" --gpu-only >"$OUT/bench_$b.txt" 2>&1
+    timeout "$(left "${spec##*:}")" $PY -m "infercore.benchmarks.bench_$b" --gpu-only >"$OUT/bench_$b.txt" 2>&1
     echo "bench $b exit $?" | tee -a "$OUT/summary.txt"
-    tail -30 "$OUT/bench_$b.txt"
+    tail -40 "$OUT/bench_$b.txt"
   done
 fi
 step "done"

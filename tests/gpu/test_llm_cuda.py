@@ -109,3 +109,25 @@ def test_decode_tokens_per_second(pair):
         rates[name] = len(itl) / sum(itl)
         print(f"\nSmolLM2 Q4_1 batch 1 on {name}: decode {rates[name]:.1f} tok/s, wall {64 / wall:.1f} tok/s")
     assert all(r > 0 for r in rates.values())
+
+
+@pytest.mark.parametrize("quantization, kv", [(None, "float16"), ("int8", "int8"), ("int4", "fp8"), ("fp8", "float32")])
+def test_fast_decode_equals_the_public_ops_path(tmp_path, monkeypatch, quantization, kv):
+    """models/cuda_decode.py launches the public ops' kernels with the same arguments, so greedy
+    tokens and every step's log-probabilities must be bitwise those of the public-ops path."""
+    from infercore.benchmarks.bench_chains import tiny_llama_dir
+
+    d = tiny_llama_dir(str(tmp_path / "tiny"), layers=3, hidden=128, heads=4, kv_heads=2, ffn=256)
+    kw = {"quantization": quantization, "kv_cache_dtype": kv, "kv_cache_bytes": 1 << 22, "block_size": 8,
+          "skip_tokenizer_init": True, "device": "cuda"}  # fmt: skip
+    fast = LLM(d, **kw)
+    monkeypatch.setenv("INFERCORE_CUDA_FAST_DECODE", "0")
+    slow = LLM(d, **kw)
+    assert fast.model.fast_decode is not None and slow.model.fast_decode is None
+    # batches of 1 and 3 sequences, and 11 (above the GEMV's 8 rows: the Triton GEMM)
+    for n in (1, 3, 11):
+        prompts = [{"prompt_token_ids": [1, 5 + i, 80, 33 + 2 * i]} for i in range(n)]
+        sp = SamplingParams(max_tokens=12, ignore_eos=True, logprobs=3)
+        for a, b in zip(fast.generate(prompts, sp), slow.generate(prompts, sp), strict=True):
+            assert a.outputs[0].token_ids == b.outputs[0].token_ids
+            assert a.outputs[0].logprobs == b.outputs[0].logprobs

@@ -82,15 +82,16 @@ def test_out_of_range_positions_raise_or_are_skipped():
 def test_triton_launcher_rejects_bad_tensors():
     from infercore.kernels import rope as tk
 
-    x, pos = torch.ones(2, 16), torch.zeros(2, dtype=torch.int64)
-    cs = torch.ones(4, 4)
-    assert tk.rotary_embedding(torch.ones(0, 16), torch.zeros(0, dtype=torch.int64), cs, cs, 2, False).shape == (0, 16)
+    x, pos = torch.ones(2, 16, device=DEVICE), torch.zeros(2, dtype=torch.int64, device=DEVICE)
+    cs = torch.ones(4, 4, device=DEVICE)
+    empty, no_pos = torch.ones(0, 16, device=DEVICE), torch.zeros(0, dtype=torch.int64, device=DEVICE)
+    assert tk.rotary_embedding(empty, no_pos, cs, cs, 2, False).shape == (0, 16)
     with pytest.raises(TypeError, match=r"x: expected torch\.float32"):
         tk.rotary_embedding(x.double(), pos, cs, cs, 2, False)
     with pytest.raises(TypeError, match=r"positions: expected torch\.int64"):
         tk.rotary_embedding(x, pos.int(), cs, cs, 2, False)
     with pytest.raises(ValueError, match="contiguous"):
-        tk.rotary_embedding(torch.ones(16, 2).t(), pos, cs, cs, 2, False)
+        tk.rotary_embedding(torch.ones(16, 2, device=DEVICE).t(), pos, cs, cs, 2, False)
     with pytest.raises(ValueError, match="heads: 3 heads"):
         tk.rotary_embedding(x, pos, cs, cs, 3, False)
     with pytest.raises(ValueError, match="positions: expected shape"):

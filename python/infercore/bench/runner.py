@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import statistics
+import sys
 import time
 from collections.abc import Iterable
 
@@ -66,7 +68,7 @@ def run_cases(cases: Iterable[Case], bandwidth_gbps: float, quick: bool, progres
         if case.after is not None:
             extra.update(case.after())
         results.append(
-            Result(
+            row := Result(
                 key=case.key,
                 suite=case.suite,
                 op=case.op,
@@ -85,6 +87,10 @@ def run_cases(cases: Iterable[Case], bandwidth_gbps: float, quick: bool, progres
                 extra=extra,
             )
         )
+        if os.environ.get("INFERCORE_BENCH_STREAM") == "1":  # a run cut off by a time limit keeps its rows
+            print(f"[row] {row.op} {row.shape} {row.dtype} {row.impl} {row.backend} {row.median_s * 1e6:.1f}us "
+                  f"GB/s={row.gbps and round(row.gbps, 1)} GFLOP/s={row.gflops and round(row.gflops, 1)} {row.extra}",
+                  file=sys.stderr, flush=True)  # fmt: skip
     _fill_ratios(results)
     return results
 

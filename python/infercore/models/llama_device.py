@@ -11,11 +11,13 @@ Weights keep their runtime format: QuantizedWeight kinds go up as the same packe
 (QuantizedWeight.to), float matrices as float32 "f32" QuantizedWeights (no per-call wrapping), the
 embedding table as float32 rows (GGUF tables are dequantized once, on the host, at load).
 Index arrays (slots, block tables, lengths) stay host numpy: the ops validate them on the host
-and upload them per call.
+and upload them per call; on backend "cuda" decode steps go through models/cuda_decode.py, which
+validates and uploads them once per step and calls the same kernels without per-call checks.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -83,6 +85,14 @@ class DeviceLlamaModel:
         self._cos = self._sin = None
         self._rope_rows = 0
         self._upload_rope()
+        # Decode steps skip the public ops' per-call checks (models/cuda_decode.py); set
+        # INFERCORE_CUDA_FAST_DECODE=0 to run them through the public ops (A/B, debugging).
+        self.fast_decode = None
+        if backend == "cuda" and os.environ.get("INFERCORE_CUDA_FAST_DECODE", "1") != "0":
+            from .cuda_decode import CudaDecode
+
+            if CudaDecode.supported(self):
+                self.fast_decode = CudaDecode(self)
 
     # ----------------------------------------------------------------------------- upload
     def _vector(self, v: Any, name: str) -> Any:
@@ -159,6 +169,9 @@ class DeviceLlamaModel:
         scale = 1.0 / float(np.sqrt(d))
         qd, kvd = self.q_dim, self.kv_dim
         h = self.embed_table.index_select(0, ids)  # [T, hidden] float32, a fresh tensor
+        if self.fast_decode is not None and not prefill:
+            with torch.cuda.device(dev):
+                return self.fast_decode.forward(h, pos, cache, attn, rows, eps).float().cpu().numpy()
         for i, layer in enumerate(self.layers):
             x = ops.rms_norm(h, layer.attn_norm, eps, backend=b)
             qkv = self._linear(x, layer.qkv)

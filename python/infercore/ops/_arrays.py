@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -314,6 +315,18 @@ def to_torch(x: Any) -> Any:
     if dtype_name(arr) == "bfloat16":
         return torch.from_numpy(arr.view(np.int16)).view(torch.bfloat16)
     return torch.from_numpy(arr)
+
+
+def to_torch_for_triton(x: Any) -> Any:
+    """to_torch, then host memory moves to the GPU: compiled Triton kernels read device memory only
+    (under TRITON_INTERPRET=1, or with no GPU, the tensor stays where it is)."""
+    t = to_torch(x)
+    if t.device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") in ("", "0"):
+        import torch
+
+        if torch.cuda.is_available():
+            t = t.cuda()
+    return t
 
 
 def from_torch(t: Any, like: Any) -> Any:

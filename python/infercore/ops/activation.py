@@ -72,7 +72,7 @@ def _gelu_cuda(x: Any, tanh: bool) -> Any:
 def _gelu_triton(x: Any, approximate: str) -> Any:
     from ..kernels import gelu as tk
 
-    t = A.to_torch(x)
+    t = A.to_torch_for_triton(x)
     y = tk.gelu(t.reshape(-1), approximate)
     return A.from_torch(y.reshape(t.shape), x)
 
@@ -206,7 +206,7 @@ def _silu_and_mul_cuda(x: Any, oshape: tuple[int, ...]) -> Any:
 def _silu_and_mul_triton(x: Any, oshape: tuple[int, ...]) -> Any:
     from ..kernels import silu_and_mul as tk
 
-    t = A.to_torch(x)
+    t = A.to_torch_for_triton(x)
     rows = math.prod(oshape[:-1])
     y = tk.silu_and_mul(t.reshape(rows, t.shape[-1]))
     return A.from_torch(y.reshape(oshape), x)

@@ -99,7 +99,7 @@ def _norm_cuda(rms: bool, x: Any, weight: Any, eps: float, cols: int) -> Any:
 def _norm_triton(rms: bool, x: Any, weight: Any, eps: float, cols: int) -> Any:
     from ..kernels import norm as tk
 
-    t = A.to_torch(x)
+    t = A.to_torch_for_triton(x)
     t2 = t.reshape(-1, cols)
     if rms:
         w = A.to_torch(weight).float().contiguous()

@@ -123,7 +123,7 @@ def _topk_triton(cosine: bool, queries: Any, corpus: Any, k: int, corpus_scale: 
     if A.dtype_name(qt) not in _QUERY_DTYPES:
         raise TypeError(f"queries: expected dtype float32, float16 or bfloat16, got {A.dtype_name(qt)}")
     qt = qt.float()
-    ct = A.to_torch(corpus)
+    ct = A.to_torch_for_triton(corpus)  # host arrays go to the GPU where there is one
     dev = ct.device
     if A.dtype_name(ct) not in _CORPUS_DTYPES:
         raise TypeError(f"corpus: expected dtype float32, float16 or int8, got {A.dtype_name(ct)}")
@@ -149,8 +149,8 @@ def _topk_triton(cosine: bool, queries: Any, corpus: Any, k: int, corpus_scale: 
             mask[ids] = True
         mask_t = torch.from_numpy(mask).to(dev)
     scores, ids_t = tk.topk(qt.to(dev), ct, k, corpus_scale=scale, allowed=mask_t, cosine=cosine)
-    if A.is_torch(like):
-        return scores, ids_t
+    if A.is_torch(like):  # back where the queries were (host tensors ran on the GPU)
+        return scores.to(like.device), ids_t.to(like.device)
     return scores.cpu().numpy(), ids_t.cpu().numpy()
 
 

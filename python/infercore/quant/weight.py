@@ -65,6 +65,8 @@ class QuantizedWeight:
             dev = torch.device(device)
         except (TypeError, RuntimeError) as e:
             raise ValueError(f"device: expected 'host', a torch.device or a device name, got {device!r}") from e
+        if dev.type == "cuda" and dev.index is None:  # 'cuda' names the current device: compare as 'cuda:N'
+            dev = torch.device("cuda", torch.cuda.current_device())
         if self.device != "host":
             if self.data.device == dev:
                 return self
