@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from . import serve_playbook_opts, serve_ray_opts
 
@@ -25,7 +26,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def build_app_from_args(args: argparse.Namespace):  # -> FastAPI (an optional dependency)
     """The app `infercore serve ARGS` runs (also what each Ray Serve replica builds)."""
     import infercore
-    from infercore.engine.llm import LLM
     from infercore.serve import build_app
 
     if args.rag_store and not os.path.isdir(args.rag_store):
@@ -40,8 +40,7 @@ def build_app_from_args(args: argparse.Namespace):  # -> FastAPI (an optional de
         guard = Guard.from_config(args.guard)
     api_key = args.api_key or os.environ.get("INFERCORE_API_KEY") or None
     # kv_cache_prefault: a server's RSS holds its whole KV pool from the start (flat under load)
-    llm = LLM(args.model, quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype,
-              max_num_seqs=args.max_num_seqs, max_model_len=args.max_model_len, kv_cache_prefault=True)  # fmt: skip
+    llm = load_llm(args, {"model": args.model})
     name = args.served_model_name or os.path.basename(args.model).removesuffix(".gguf")
     embedder = rag = None
     emb_name = "minilm"
@@ -58,8 +57,22 @@ def build_app_from_args(args: argparse.Namespace):  # -> FastAPI (an optional de
                     max_queue=args.max_queue, embedder=embedder if args.embedding_model else None,
                     embedding_model_name=emb_name, rag=rag, rag_window=args.rag_window)  # fmt: skip
     if serve_playbook_opts.wanted(args):
-        serve_playbook_opts.install(app, args)
+        serve_playbook_opts.install(app, args, model_loader=lambda config: load_llm(args, config))
     return app
+
+
+def load_llm(args: argparse.Namespace, model_config: dict[str, Any]) -> Any:
+    """The LLM `infercore serve` runs: model_config's model (and quantization/kv_cache_dtype when it
+    records them, as a served-model registry version may) with the command line's engine options."""
+    from infercore.engine.llm import LLM
+
+    model = model_config.get("model")
+    if not isinstance(model, str) or not model:
+        raise ValueError(f"model_config.model: expected a model name or path, got {model!r}")
+    # kv_cache_prefault: a server's RSS holds its whole KV pool from the start (flat under load)
+    return LLM(model, quantization=model_config.get("quantization", args.quantization),
+               kv_cache_dtype=model_config.get("kv_cache_dtype", args.kv_cache_dtype), max_num_seqs=args.max_num_seqs,
+               max_model_len=args.max_model_len, kv_cache_prefault=True)  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:

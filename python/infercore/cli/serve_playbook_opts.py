@@ -33,10 +33,12 @@ def wanted(args: argparse.Namespace) -> bool:
                 or args.events_file)  # fmt: skip
 
 
-def install(app: Any, args: argparse.Namespace) -> Any:
+def install(app: Any, args: argparse.Namespace, model_loader: Any = None) -> Any:
+    """model_loader (model_config -> LLM) swaps the weights when `--served-prompt served-model` moves."""
     from infercore.monitor.playbooks import QualityWatch, Thresholds
     from infercore.prompts.registry import PromptRegistry
     from infercore.serve.admin import install_playbooks
+    from infercore.serve.served_prompt import SERVED_MODEL
 
     if (args.registry is None) != (args.served_prompt is None):
         raise ValueError("--registry, --served-prompt: give both")
@@ -54,4 +56,5 @@ def install(app: Any, args: argparse.Namespace) -> Any:
     return install_playbooks(app, registry=registry, served_prompt=args.served_prompt, alias=args.served_alias,
                              auto_rollback=args.auto_rollback, watch=watch, events_path=args.events_file,
                              poll_s=args.registry_poll_s, safety=safety,
-                             review_dir=args.safety_review_dir)  # fmt: skip
+                             review_dir=args.safety_review_dir,
+                             model_loader=model_loader if args.served_prompt == SERVED_MODEL else None)  # fmt: skip

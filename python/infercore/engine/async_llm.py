@@ -49,6 +49,8 @@ class AsyncLLM:
         """Yield the request's RequestOutput after every engine step that touches it."""
         if self._error is not None:
             raise RuntimeError("engine: the engine loop has failed") from self._error
+        if self._stop:
+            raise RuntimeError("engine: this AsyncLLM was shut down")
         rid = request_id if request_id is not None else f"req-{next(self._ids)}"
         loop = asyncio.get_running_loop()
         q: asyncio.Queue = asyncio.Queue()
@@ -83,6 +85,11 @@ class AsyncLLM:
         self._thread.join(timeout=10)
         if getattr(self.engine, "_async_driver", None) is self:
             self.engine._async_driver = None
+
+    def active(self) -> int:
+        """Requests whose streams are still open (a server swapping models drains these first)."""
+        with self._lock:
+            return len(self._streams)
 
     @property
     def healthy(self) -> bool:

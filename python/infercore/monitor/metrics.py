@@ -118,8 +118,10 @@ class ServerMetrics:
                                      "score)", m, buckets=E2E_BUCKETS, registry=r)  # fmt: skip
         self.rag_retrieval = Histogram("infercore:rag_retrieval_latency_seconds", "RAG retrieval latency", m,
                                        buckets=FAST_BUCKETS, registry=r)  # fmt: skip
+        self.engine_collector = None
         if engine is not None:
-            r.register(EngineCollector(engine, model_name))
+            self.engine_collector = EngineCollector(engine, model_name)
+            r.register(self.engine_collector)
         # callables (direction, GuardResult) told about every guardrail check (monitor/safety_watch.py)
         self.guard_observers: list[Any] = []
 

@@ -11,9 +11,13 @@ its previous version in the registry (a Git commit with the reason), the served 
 (requests in flight finish on the version they started with), and the event `rollback` is
 recorded with infercore:rollbacks_total{reason}. The registry is also polled (`poll_s`) so an alias
 moved from outside (`infercore gate --apply`, `infercore prompts alias`) is picked up the same way.
-When the served name is the `served-model` pseudo-prompt, a move is recorded (`model_alias_moved`)
-but the weights loaded in this process stay: swapping models needs a restart or a new Ray Serve
-deployment version.
+When the served name is the `served-model` pseudo-prompt and a `model_loader` is given
+(`infercore serve` gives one), a move of the alias loads the version's model_config in the worker
+thread and swaps it in (serve/model_swap.py): new requests run on the new weights at once, requests
+in flight finish on the old ones, whose engine stops when they are done (events `model_swapped`,
+`model_drained`; `model_swap_failed` keeps the old model serving). Without a loader the move is
+only recorded (`model_alias_moved`). A model with another vocabulary needs a restart (or a new Ray
+Serve deployment version).
 
 Safety (monitor/safety_watch.py): every guardrail check feeds a SafetyWatch; the gauge
 infercore:guardrail_block_rate{rail} follows the rolling rate; an alert increments
@@ -34,7 +38,8 @@ import contextlib
 import hmac
 import logging
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,6 +47,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Gauge
 
 from ..monitor.playbooks import AliasMovedError, EventLog, QualityWatch, rollback_alias
+from . import model_swap
 from .errors import APIError
 from .served_prompt import ServedPrompt
 
@@ -50,10 +56,14 @@ log = logging.getLogger("infercore.serve.admin")
 
 class Playbooks:
     def __init__(self, app: FastAPI, *, served: ServedPrompt | None, watch: QualityWatch | None,
-                 events: EventLog, auto_rollback: bool, safety: Any, review_dir: str | None) -> None:  # fmt: skip
+                 events: EventLog, auto_rollback: bool, safety: Any, review_dir: str | None,
+                 model_loader: Callable[[dict[str, Any]], Any] | None = None) -> None:  # fmt: skip
         st = app.state.infercore
         self.st, self.served, self.watch, self.events = st, served, watch, events
         self.auto_rollback, self.safety, self.review_dir = auto_rollback, safety, review_dir
+        self.model_loader = model_loader
+        # the served-model version whose weights this process runs (None: the --model it started with)
+        self.loaded_version: int | None = served.current.version if served is not None and served.is_model else None
         r, m = st.metrics.registry, st.model_name
         self.model_name = m
         self.rollbacks = Counter("infercore:rollbacks", "Served prompt/model alias rollbacks by reason",
@@ -135,15 +145,46 @@ class Playbooks:
             return None
         old, new = change
         if self.served.is_model:
-            return self.events.record("model_alias_moved", source=source, from_version=old.version,
-                                      to_version=new.version, model=new.model_config.get("model"),
-                                      loaded_model=self.model_name,
-                                      note="the weights loaded in this process are not swapped; restart or "
-                                           "deploy a new Ray Serve version to serve the restored model")  # fmt: skip
+            return self._swap_model(source, old, new)
         if self.watch is not None:
             self.watch.reset()  # judge the new version on its own answers
         return self.events.record("reload", source=source, prompt=new.name, from_version=old.version,
                                   to_version=new.version)  # fmt: skip
+
+    def _swap_model(self, source: str, old: Any, new: Any) -> dict[str, Any]:
+        """The served-model alias moved from `old` to `new`: load and swap in its model (worker thread)."""
+        model = new.model_config.get("model")
+        base = {"source": source, "from_version": old.version, "to_version": new.version, "model": model}
+        if self.model_loader is None:
+            return self.events.record("model_alias_moved", **base, loaded_model=self.model_name,
+                                      note="no model loader: the weights loaded in this process are not swapped; "
+                                           "restart or deploy a new Ray Serve version to serve the restored "
+                                           "model")  # fmt: skip
+        loop = self.st.loop
+        t0 = time.perf_counter()
+        try:
+            if loop is None:
+                raise RuntimeError("the server is not running")
+            if _running_loop() is loop:
+                raise RuntimeError("_swap_model: called on the server's event loop (it would wait on itself)")
+            new_llm = self.model_loader(dict(new.model_config))
+            load_s = time.perf_counter() - t0
+
+            def drained(info: dict[str, Any]) -> None:
+                self.events.record("model_drained", model=model, from_version=old.version, to_version=new.version,
+                                   **info)  # fmt: skip
+
+            info = asyncio.run_coroutine_threadsafe(model_swap.swap_model(self.st, new_llm, on_drained=drained),
+                                                    loop).result(timeout=120)  # fmt: skip
+        except Exception as e:  # the old model keeps serving
+            log.exception("swapping in %s failed", model)
+            return self.events.record("model_swap_failed", **base, loaded_version=self.loaded_version,
+                                      error=f"{type(e).__name__}: {e}")  # fmt: skip
+        self.loaded_version = new.version
+        if self.watch is not None:
+            self.watch.reset()  # judge the new weights on their own answers
+        return self.events.record("model_swapped", **base, load_s=round(load_s, 3),
+                                  in_flight_at_swap=info["in_flight_at_swap"])  # fmt: skip
 
     def _safety_report(self, alert: Any) -> None:
         from ..monitor.safety_watch import write_review
@@ -197,9 +238,11 @@ class _StatusTap:
 def install_playbooks(app: FastAPI, *, registry: Any = None, served_prompt: str | None = None,
                       alias: str = "production", auto_rollback: bool = False, watch: QualityWatch | None = None,
                       events_path: str | None = None, poll_s: float = 5.0, safety: Any = None,
-                      review_dir: str | None = None) -> Playbooks:  # fmt: skip
+                      review_dir: str | None = None,
+                      model_loader: Callable[[dict[str, Any]], Any] | None = None) -> Playbooks:  # fmt: skip
     """Wire the playbooks into an app from build_app (before it starts). `served_prompt` (with
-    `registry`) makes /v1/rag/query answer with that registry prompt at `alias`."""
+    `registry`) makes /v1/rag/query answer with that registry prompt at `alias`. model_loader:
+    model_config -> infercore.LLM, used to swap in the model when the `served-model` alias moves."""
     st = getattr(getattr(app, "state", None), "infercore", None)
     if st is None:
         raise TypeError("app: expected an app from infercore.serve.build_app")
@@ -214,8 +257,10 @@ def install_playbooks(app: FastAPI, *, registry: Any = None, served_prompt: str 
     served = ServedPrompt(registry, served_prompt, alias=alias) if served_prompt is not None else None
     if watch is None and served is not None:
         watch = QualityWatch()
+    if model_loader is not None and not callable(model_loader):
+        raise TypeError(f"model_loader: expected a callable (model_config -> LLM), got {type(model_loader).__name__}")
     pb = Playbooks(app, served=served, watch=watch, events=EventLog(events_path), auto_rollback=auto_rollback,
-                   safety=safety, review_dir=review_dir)  # fmt: skip
+                   safety=safety, review_dir=review_dir, model_loader=model_loader)  # fmt: skip
     app.state.playbooks = pb
     if served is not None and not served.is_model:
         app.state.served_prompt = served
@@ -260,6 +305,8 @@ def install_playbooks(app: FastAPI, *, registry: Any = None, served_prompt: str 
         if s is not None:
             body["prompt"] = {"name": s.name, "alias": s.alias, "version": s.current.version, "ref": s.ref(),
                               "model": s.model}  # fmt: skip
+            if s.is_model:
+                body["prompt"]["loaded_version"] = pb.loaded_version
         body["watch"] = pb.watch.snapshot() if pb.watch is not None else None
         body["auto_rollback"] = pb.auto_rollback
         return JSONResponse(body)
@@ -287,6 +334,13 @@ def install_playbooks(app: FastAPI, *, registry: Any = None, served_prompt: str 
         return JSONResponse({"changed": ev is not None, "event": ev})
 
     return pb
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # a worker thread: the expected case
+        return None
 
 
 async def _poll(pb: Playbooks, every: float) -> None:

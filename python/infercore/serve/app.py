@@ -44,7 +44,7 @@ from ..engine.outputs import RequestOutput
 from ..engine.sampling_params import SamplingParams
 from ..monitor.drift import DriftMonitor
 from ..monitor.metrics import CONTENT_TYPE, ServerMetrics
-from . import otel
+from . import model_swap, otel
 from .context import RouteContext
 from .errors import APIError, ClientGone, error_body
 from .protocol import (
@@ -79,6 +79,8 @@ class _State:
         self.drift = DriftMonitor(drift_reference, drift_window)
         self.created = int(time.time())
         self.embed_lock = threading.Lock()  # one embedder forward at a time (embeddings and RAG share it)
+        self.loop: asyncio.AbstractEventLoop | None = None  # the server's, while it runs (model swaps run there)
+        self.draining: set[asyncio.Task] = set()  # swapped-out engines finishing their requests (model_swap.py)
 
 
 def build_app(
@@ -129,19 +131,23 @@ def build_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Two AsyncLLM threads stepping one engine would each deliver outputs only to their own
         # streams (the other's requests would hang): refuse a second running server on this LLM.
-        engine = llm.engine
+        engine = st.llm.engine
         if getattr(engine, "_infercore_server", None) is not None:
             raise RuntimeError("llm: another running server already drives this LLM's engine; stop it first")
         engine._infercore_server = app
+        st.loop = asyncio.get_running_loop()
         try:
-            st.alm = AsyncLLM.from_llm(llm)
+            st.alm = AsyncLLM.from_llm(st.llm)
             try:
                 yield
             finally:
+                await model_swap.stop_draining(st)
                 alm, st.alm = st.alm, None
                 await asyncio.to_thread(alm.shutdown)
         finally:
             engine._infercore_server = None
+            st.llm.engine._infercore_server = None  # the model served at the end, when a swap replaced it
+            st.loop = None
 
     app = FastAPI(title="infercore", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.infercore = st
@@ -286,8 +292,8 @@ def build_app(
         return s
 
     def _params(req: Any, max_tokens: int | None, logprobs: int | None, prompt_len: int) -> SamplingParams:
-        if max_tokens is not None and prompt_len + max_tokens > llm.max_model_len:
-            raise APIError(400, f"this model's maximum context length is {llm.max_model_len} tokens; the request "
+        if max_tokens is not None and prompt_len + max_tokens > st.llm.max_model_len:
+            raise APIError(400, f"this model's maximum context length is {st.llm.max_model_len} tokens; the request "
                            f"asks for {prompt_len + max_tokens} ({prompt_len} in the prompt, {max_tokens} to "
                            "generate)", param="max_tokens", code="context_length_exceeded")  # fmt: skip
         try:
@@ -306,6 +312,7 @@ def build_app(
     def _check_prompt_len(n: int, param: str) -> None:
         if n == 0:
             raise APIError(400, f"{param}: the prompt is empty", param=param)
+        llm = st.llm  # the model now served (serve/model_swap.py may replace it)
         blocks = llm.allocator.blocks_needed(n + 1)
         if n >= llm.max_model_len or blocks > llm.allocator.num_blocks:
             limit = min(llm.max_model_len - 1, llm.allocator.num_blocks * llm.allocator.block_size - 1)
@@ -383,7 +390,7 @@ def build_app(
             return work.result()
         raise ClientGone
 
-    tok = llm.tokenizer
+    tok = llm.tokenizer  # a model swap (serve/model_swap.py) only accepts a model with this same vocabulary
 
     def _token_str(tid: int) -> str:
         return tok.decode([tid], skip_special_tokens=False)
@@ -445,7 +452,7 @@ def build_app(
         _auth(request)
         st.metrics.requests.labels(st.model_name, "/v1/models").inc()
         data = [{"id": st.model_name, "object": "model", "created": st.created, "owned_by": "infercore",
-                 "max_model_len": llm.max_model_len}]  # fmt: skip
+                 "max_model_len": st.llm.max_model_len}]  # fmt: skip
         if embedder is not None:
             data.append({"id": embedding_model_name, "object": "model", "created": st.created, "owned_by": "infercore",
                          "max_model_len": embedder.max_seq_length})  # fmt: skip
@@ -464,7 +471,7 @@ def build_app(
                 text = _guard("input", text, f"messages.{i}.content")
             messages.append({"role": "system" if m.role == "developer" else m.role, "content": text})
         try:
-            rendered = llm.render_chat(messages)
+            rendered = st.llm.render_chat(messages)
         except ValueError as e:
             raise APIError(400, f"messages: {e}", param="messages") from None
         ids = await asyncio.to_thread(tok.encode, rendered, False)

@@ -80,7 +80,7 @@ def register(app: FastAPI, ctx: RouteContext, rag: Any, *, window: int = 100) ->
     from ..rag import pipeline as rp
 
     st = ctx.state
-    llm, tok = st.llm, st.llm.tokenizer
+    tok = st.llm.tokenizer  # a model swap keeps the vocabulary (serve/model_swap.py); st.llm is read per request
     quality = QualityWindow(window)
     app.state.rag_quality = quality
     ctx.bodies["/v1/rag/query"] = (RAGQueryRequest, st.model_name)
@@ -153,6 +153,7 @@ def register(app: FastAPI, ctx: RouteContext, rag: Any, *, window: int = 100) ->
             return respond(rp.ABSTAIN_TEXT, [], {"abstained": True}, True)
         try:
             msgs = served.messages(query, contexts, pv) if served is not None else rp.build_messages(query, contexts)
+            llm = st.llm
             rendered = llm.render_chat(msgs)
         except ValueError as e:
             raise APIError(400, f"query: {e}", param="query") from None
