@@ -87,3 +87,54 @@ def test_real_local_ray_serves_the_app(tmp_path):
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_replica_drains_a_running_stream_when_the_app_is_deleted(tmp_path):
+    """Graceful drain under Ray: deleting the application while a stream is mid-answer stops the
+    replica only after the stream has finished (graceful_shutdown_timeout_s), every token delivered."""
+    import threading
+    import time
+
+    import ray
+    from infercore.benchmarks.bench_chains import tiny_llama_dir
+    from ray import serve
+
+    model = tiny_llama_dir(str(tmp_path / "tiny"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        app = ray_app.deployment(["--model", model, "--served-model-name", "tiny", "--max-num-seqs", "4"],
+                                 replicas=1, replica_cpus=0.5)  # fmt: skip
+        serve.run(app, name=ray_app.APP_NAME, route_prefix="/")
+        body = {"model": "tiny", "prompt": "ab", "max_tokens": 1500, "ignore_eos": True, "stream": True,
+                "stream_options": {"include_usage": True}}  # fmt: skip
+        done_at = {}
+
+        def delete() -> None:
+            serve.delete(ray_app.APP_NAME)
+            done_at["delete"] = time.monotonic()
+
+        chunks, deleting = [], threading.Thread(target=delete)
+        with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/completions", json=body, timeout=120) as r:
+            for line in r.iter_lines():
+                if not line.startswith("data: "):
+                    continue
+                chunks.append(line[6:])
+                if len(chunks) == 2:
+                    deleting.start()  # mid-answer
+        done_at["stream"] = time.monotonic()
+        deleting.join(120)
+        assert not deleting.is_alive()
+        assert chunks[-1] == "[DONE]"
+        parsed = [json.loads(c) for c in chunks[:-1]]
+        assert [p["choices"][0]["finish_reason"] for p in parsed if p["choices"]][-1] == "length"
+        assert parsed[-1]["usage"]["completion_tokens"] == 1500  # the whole answer came through
+        assert ray_app.APP_NAME not in serve.status().applications  # and the app is gone,
+        assert done_at["delete"] >= done_at["stream"] - 0.5  # only after the stream had finished
+    finally:
+        serve.shutdown()
+        ray.shutdown()
