@@ -208,3 +208,28 @@ def test_cli_served_model_gets_a_loader_with_the_command_line_engine_options(dir
     args = build_parser().parse_args(["serve", "--model", dirs[0], "--registry", str(reg.path), "--served-prompt",
                                       "rag-answer", "--registry-poll-s", "0"])  # fmt: skip
     assert build_app_from_args(args).state.playbooks.model_loader is None
+
+
+def test_rollback_of_the_model_alias_swaps_the_previous_weights_back(dirs, tmp_path):
+    """The degradation playbook: a rollback moves the served-model alias back one version (a commit)
+    and the server answers with that version's weights from then on."""
+    from infercore import LLM
+    from infercore.evals.gate_apply import SERVED_MODEL, model_version, served_model
+    from infercore.serve import build_app
+    from infercore.serve.admin import install_playbooks
+
+    want_a = _greedy(LLM(dirs[0], **KW), 24)
+    reg = PromptRegistry(tmp_path / "reg")
+    reg.set_alias(SERVED_MODEL, "production", model_version(reg, dirs[0]))
+    reg.set_alias(SERVED_MODEL, "production", model_version(reg, dirs[1]))  # v2 serving
+    app = build_app(LLM(dirs[1], **KW), model_name="tiny")
+    pb = install_playbooks(app, registry=reg, served_prompt=SERVED_MODEL, poll_s=0,
+                           model_loader=lambda config: LLM(config["model"], **KW))  # fmt: skip
+    with running(app) as url:
+        assert _complete(url, 24) != want_a
+        r = httpx.post(f"{url}/v1/admin/rollback", json={"reason": "hallucination rate over 0.05"}, timeout=60)
+        assert r.status_code == 200 and (r.json()["from_version"], r.json()["to_version"]) == (2, 1)
+        assert served_model(reg, "production") == dirs[0]
+        swapped = pb.events.events("model_swapped")
+        assert len(swapped) == 1 and swapped[0]["source"] == "rollback" and swapped[0]["model"] == dirs[0]
+        assert _complete(url, 24) == want_a
