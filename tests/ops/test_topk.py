@@ -337,3 +337,68 @@ def test_property_exact_on_small_integers(n, d, nq, k, dtype, isa, seed, use_mas
     rs, ri = reference.topk_inner_product(q, c, k, allowed=allowed)
     np.testing.assert_array_equal(i, ri)
     np.testing.assert_array_equal(s, rs.astype(np.float32))
+
+
+# ------------------------------------------------------------------------------ refine
+def _int8_rows(c):
+    scale = np.abs(c).max(axis=1) / 127
+    scale[scale == 0] = 1
+    return np.clip(np.round(c / scale[:, None]), -127, 127).astype(np.int8), scale.astype(np.float32)
+
+
+def test_refine_recovers_the_recall_int8_rounding_loses():
+    rng = np.random.default_rng(11)
+    c = rng.standard_normal((20000, 64)).astype(np.float32)
+    q = rng.standard_normal((16, 64)).astype(np.float32)
+    c8, scale = _int8_rows(c)
+    _, exact = reference.topk_inner_product(q, c, 10)
+    _, plain = ops.topk_inner_product(q, c8, 10, corpus_scale=scale)
+    _, refined = ops.topk_inner_product(q, c8, 10, corpus_scale=scale, refine=c.astype(np.float16))
+
+    def recall(ids):
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact, strict=True)])
+
+    assert recall(refined) >= 0.99 and recall(refined) >= recall(plain), (recall(plain), recall(refined))
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+def test_refine_with_every_row_a_candidate_is_exact_search_on_the_refine_corpus(cosine, rng):
+    c = rng.standard_normal((300, 33)).astype(np.float32)
+    c[7] = 0.0  # a zero row: cosine 0
+    c[12] = c[40]  # duplicates: the lower id first
+    q = rng.standard_normal((5, 33)).astype(np.float32)
+    c8, scale = _int8_rows(c)
+    fn = ops.topk_cosine if cosine else ops.topk_inner_product
+    kw = {} if cosine else {"corpus_scale": scale}
+    s, i = fn(q, c8, 20, refine=c, refine_factor=15, **kw)  # 300 candidates: all rows
+    rs, ri = fn(q, c8, 20, refine=c, backend="reference", **kw)
+    np.testing.assert_array_equal(i, ri)
+    np.testing.assert_allclose(s, rs, rtol=1e-6, atol=1e-7)
+    exact = (reference.topk_cosine if cosine else reference.topk_inner_product)(q, c, 20)
+    np.testing.assert_array_equal(i, exact[1])
+
+
+def test_refine_respects_allowed_and_pads():
+    rng = np.random.default_rng(5)
+    c = rng.standard_normal((50, 8)).astype(np.float32)
+    c8, scale = _int8_rows(c)
+    q = rng.standard_normal((2, 8)).astype(np.float32)
+    s, i = ops.topk_inner_product(q, c8, 6, corpus_scale=scale, allowed=[3, 9, 44], refine=c)
+    assert set(i[:, :3].ravel()) == {3, 9, 44} and (i[:, 3:] == -1).all() and np.isneginf(s[:, 3:]).all()
+    want = (c[i[:, :3]].astype(np.float64) @ q.astype(np.float64)[:, :, None])[..., 0]
+    np.testing.assert_allclose(s[:, :3], want.astype(np.float32), rtol=1e-7)
+    assert (np.diff(s[:, :3], axis=1) <= 0).all()
+
+
+def test_refine_bad_arguments():
+    c = np.ones((10, 4), np.float32)
+    c8, scale = _int8_rows(c)
+    q = np.ones((1, 4), np.float32)
+    with pytest.raises(ValueError, match=r"refine: expected the corpus' shape \(10, 4\)"):
+        ops.topk_inner_product(q, c8, 2, corpus_scale=scale, refine=c[:5])
+    with pytest.raises(TypeError, match="refine: expected dtype float32 or float16"):
+        ops.topk_inner_product(q, c8, 2, corpus_scale=scale, refine=c8)
+    with pytest.raises(ValueError, match="refine_factor: expected an int >= 1"):
+        ops.topk_inner_product(q, c8, 2, corpus_scale=scale, refine=c, refine_factor=0)
+    with pytest.raises(ValueError, match="refine: supported on the CPU and reference backends"):
+        ops.topk_inner_product(q, c8, 2, corpus_scale=scale, refine=c, backend="triton")

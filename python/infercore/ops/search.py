@@ -32,6 +32,8 @@ def topk_inner_product(
     corpus_scale: Any = None,
     allowed: Any = None,
     backend: str = "auto",
+    refine: Any = None,
+    refine_factor: int = 4,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each query, the k corpus rows with the largest inner product.
 
@@ -55,25 +57,36 @@ def topk_inner_product(
     tensors, or CPU tensors under TRITON_INTERPRET=1; auto's choice when _C_cuda is missing).
     numpy arrays and torch tensors are accepted; non-contiguous inputs are copied. The CPU backend
     returns numpy; cuda and triton return the queries' array type.
+    refine: None, or the corpus at higher precision (float32/float16 [N, d], host; e.g. kept on
+      disk and memory-mapped, as FAISS's IndexRefineFlat does): the scan keeps k * refine_factor
+      candidates, which are re-scored exactly against their `refine` rows (float64 accumulation),
+      and the best k of those are returned with those scores. It recovers the recall a quantized
+      corpus loses (int8 rounding can swap near-ties with the true top-k) at the cost of reading
+      k * refine_factor rows per query. CPU and reference backends.
     """
-    return _topk(False, queries, corpus, k, corpus_scale, allowed, backend)
+    return _topk(False, queries, corpus, k, corpus_scale, allowed, backend, refine, refine_factor)
 
 
 def topk_cosine(
-    queries: Any, corpus: Any, k: int, *, allowed: Any = None, backend: str = "auto"
-) -> tuple[np.ndarray, np.ndarray]:
+    queries: Any, corpus: Any, k: int, *, allowed: Any = None, backend: str = "auto", refine: Any = None,
+    refine_factor: int = 4,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Like topk_inner_product with cosine similarity <q, c> / (|q| |c|).
 
     A zero query or zero corpus row has similarity 0 with everything (not NaN). Corpus norms are
     computed inside the scan, block by block while the block is loaded into L2 (no extra pass over
     memory, no stored norms). An int8 corpus needs no scale here (cosine ignores a row's scale).
+    refine: as in topk_inner_product (cosines re-scored on the `refine` rows).
     """
-    return _topk(True, queries, corpus, k, None, allowed, backend)
+    return _topk(True, queries, corpus, k, None, allowed, backend, refine, refine_factor)
 
 
-def _topk(cosine: bool, queries: Any, corpus: Any, k: Any, corpus_scale: Any, allowed: Any, backend: Any):
+def _topk(cosine: bool, queries: Any, corpus: Any, k: Any, corpus_scale: Any, allowed: Any, backend: Any,
+          refine: Any = None, refine_factor: Any = 4):  # fmt: skip
     backend = A.check_backend(backend)
     k = _check_k(k)
+    if refine is not None:
+        return _topk_refined(cosine, queries, corpus, k, corpus_scale, allowed, backend, refine, refine_factor)
     queries = A.as_array(queries, "queries")
     corpus = A.as_array(corpus, "corpus")
     on_device = [name for name, x in (("queries", queries), ("corpus", corpus)) if A.is_device_array(x)]
@@ -102,6 +115,52 @@ def _topk(cosine: bool, queries: Any, corpus: Any, k: Any, corpus_scale: Any, al
             s, i = reference.topk_inner_product(q, c, k, corpus_scale=scale, allowed=filt)
         return s.astype(np.float32), i
     return _C.topk(q, c, k, scale, mask, ids, cosine)
+
+
+def _topk_refined(cosine: bool, queries: Any, corpus: Any, k: int, corpus_scale: Any, allowed: Any, backend: str,
+                  refine: Any, refine_factor: Any):  # fmt: skip
+    """The scan's k * refine_factor candidates re-scored exactly on `refine` (see topk_inner_product)."""
+    if backend not in ("auto", "cpu", "reference"):
+        raise ValueError(f"refine: supported on the CPU and reference backends, got backend={backend!r}")
+    if isinstance(refine_factor, bool) or not isinstance(refine_factor, numbers.Integral) or refine_factor < 1:
+        raise ValueError(f"refine_factor: expected an int >= 1, got {refine_factor!r}")
+    for name, x in (("queries", queries), ("corpus", corpus), ("refine", refine)):
+        if A.is_device_array(x):
+            raise ValueError(f"{name}: refine needs host arrays")
+    r = A.as_array(refine, "refine")
+    if A.dtype_name(r) not in ("float32", "float16"):
+        raise TypeError(f"refine: expected dtype float32 or float16, got {A.dtype_name(r)}")
+    r = _host_numpy(r)
+    c_shape = tuple(int(n) for n in A.as_array(corpus, "corpus").shape)
+    if r.ndim != 2 or tuple(r.shape) != c_shape:
+        raise ValueError(f"refine: expected the corpus' shape {c_shape}, got {tuple(r.shape)}")
+    q = _queries(A.as_array(queries, "queries"))
+    if backend == "reference":  # the ideal the refinement approaches: exact search on `refine`
+        mask, ids = _allowed(allowed, r.shape[0])
+        filt = mask if mask is not None else ids
+        ref = reference.topk_cosine if cosine else reference.topk_inner_product
+        s, i = ref(q, r, k, allowed=filt)
+        return s.astype(np.float32), i
+    kk = int(min(k * int(refine_factor), max(r.shape[0], 1)))
+    _, cand = _topk(cosine, q, corpus, kk, corpus_scale, allowed, "cpu")
+    scores = np.full((q.shape[0], k), -np.inf, np.float32)
+    out = np.full((q.shape[0], k), -1, np.int64)
+    for row in range(q.shape[0]):
+        ids = cand[row][cand[row] >= 0]
+        if ids.size == 0:
+            continue
+        rows = r[ids].astype(np.float64)
+        qv = q[row].astype(np.float64)
+        sc = rows @ qv
+        if cosine:
+            norms = np.linalg.norm(rows, axis=1) * np.linalg.norm(qv)
+            sc = np.divide(sc, norms, out=np.zeros_like(sc), where=norms > 0)
+        keep = ~np.isnan(sc)
+        ids, sc = ids[keep], sc[keep]
+        order = np.lexsort((ids, -sc))[:k]  # score descending, ties to the lower id
+        scores[row, : order.size] = sc[order]
+        out[row, : order.size] = ids[order]
+    return scores, out
 
 
 def _topk_triton(cosine: bool, queries: Any, corpus: Any, k: int, corpus_scale: Any, allowed: Any):
