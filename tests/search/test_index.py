@@ -190,3 +190,70 @@ def test_reserve_and_exported():
     assert index._snap.vectors.shape[0] == 1000 and len(index) == 0
     index.add(np.ones((10, 4), np.float32))
     assert index._snap.vectors.shape[0] == 1000
+
+
+# ------------------------------------------------------------------------------ refine copy
+def _recall(got, exact, k):
+    return np.mean([len(set(a) & set(b)) / k for a, b in zip(got, exact, strict=True)])
+
+
+def test_int8_index_with_refine_recovers_recall():
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((20000, 64)).astype(np.float32)
+    q = rng.standard_normal((16, 64)).astype(np.float32)
+    ref = VectorIndex(64, "ip")
+    ref.add(x)
+    _, want = ref.search(q, 10)
+    plain, fine = VectorIndex(64, "ip", "int8"), VectorIndex(64, "ip", "int8", refine="float16")
+    plain.add(x)
+    fine.add(x)
+    r_plain, r_fine = _recall(plain.search(q, 10)[1], want, 10), _recall(fine.search(q, 10)[1], want, 10)
+    assert r_fine >= 0.99 and r_fine >= r_plain, (r_plain, r_fine)
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_refine_copy_survives_save_load_remove_and_add(tmp_path, mmap):
+    from infercore.search import _file
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((500, 24)).astype(np.float32)
+    idx = VectorIndex(24, "cosine", "int8", refine="float32", refine_factor=3)
+    ids = idx.add(x, ids=np.arange(1000, 1500))
+    q = rng.standard_normal((4, 24)).astype(np.float32)
+    before = idx.search(q, 7)
+    path = str(tmp_path / "i.icv")
+    idx.save(path)
+    with open(path, "rb") as f:
+        assert _file.HEADER.unpack(f.read(_file.HEADER.size))[1] == _file.VERSION_REFINE
+    back = VectorIndex.load(path, mmap=mmap, refine_factor=3)
+    assert (back.dtype, back.refine, back.refine_factor) == ("int8", "float32", 3)
+    after = back.search(q, 7)
+    np.testing.assert_array_equal(after[1], before[1])
+    np.testing.assert_array_equal(after[0], before[0])
+    # tombstones, then a compaction (> 20% removed), then an add into the loaded (mmap) index
+    back.remove(ids[:150])
+    back.add(x[:150], ids=np.arange(150))
+    fresh = VectorIndex(24, "cosine", "int8", refine="float32", refine_factor=3)
+    fresh.add(x[150:], ids=ids[150:])
+    fresh.add(x[:150], ids=np.arange(150))
+    got, want = back.search(q, 7), fresh.search(q, 7)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_refine_arguments_and_a_corrupt_refine_header(tmp_path):
+    with pytest.raises(ValueError, match="refine: expected None or one of"):
+        VectorIndex(8, dtype="float32", refine="float16")
+    with pytest.raises(ValueError, match="refine: expected None or one of"):
+        VectorIndex(8, dtype="int8", refine="int8")
+    with pytest.raises(ValueError, match="refine_factor: expected an int >= 1"):
+        VectorIndex(8, dtype="int8", refine="float16", refine_factor=0)
+    idx = VectorIndex(8, dtype="int8")
+    idx.add(np.ones((3, 8), np.float32))
+    path = tmp_path / "v1.icv"
+    idx.save(str(path))
+    raw = bytearray(path.read_bytes())
+    raw[14] = 1  # the refine byte of a version-1 file
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="corrupt header"):
+        VectorIndex.load(str(path))

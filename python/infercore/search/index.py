@@ -29,14 +29,22 @@ class _Snapshot:
     ids: np.ndarray  # [>= n] int64 user ids
     alive: np.ndarray | None  # [n] bool, None when nothing is removed
     n: int  # rows in use (alive or tombstoned)
+    refine: np.ndarray | None = None  # [>= n, dim] the higher-precision copy search re-scores with
 
 
 class VectorIndex:
     """Exact vector search. metric "cosine" stores unit vectors (a zero vector stays zero and
     scores 0) and searches by inner product; "ip" stores vectors as given. dtype "int8" stores a
-    symmetric per-row int8 quantisation (max|x|/127)."""
+    symmetric per-row int8 quantisation (max|x|/127).
 
-    def __init__(self, dim: int, metric: str = "cosine", dtype: str = "float32") -> None:
+    refine ("float16" or "float32", more precise than dtype): also keep the vectors at that
+    precision; a search scans the quantized rows for k * refine_factor candidates and re-scores
+    them on the refine copy (ops.topk_inner_product(refine=...), FAISS's IndexRefineFlat scheme),
+    which recovers the recall int8 rounding loses. The copy is saved with the index and, loaded
+    with mmap=True, stays on disk except for the candidate rows each search reads."""
+
+    def __init__(self, dim: int, metric: str = "cosine", dtype: str = "float32", refine: str | None = None,
+                 refine_factor: int = 4) -> None:  # fmt: skip
         if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
             raise TypeError(f"dim: expected an int, got {type(dim).__name__}")
         if dim < 1:
@@ -45,7 +53,14 @@ class VectorIndex:
             raise ValueError(f"metric: expected one of {_file.METRICS}, got {metric!r}")
         if dtype not in _file.DTYPES:
             raise ValueError(f"dtype: expected one of {_file.DTYPES}, got {dtype!r}")
+        finer = {"int8": ("float16", "float32"), "float16": ("float32",), "float32": ()}[dtype]
+        if refine is not None and refine not in finer:
+            raise ValueError(f"refine: expected None or one of {finer} (more precise than dtype {dtype!r}), "
+                             f"got {refine!r}")  # fmt: skip
+        if isinstance(refine_factor, bool) or not isinstance(refine_factor, numbers.Integral) or refine_factor < 1:
+            raise ValueError(f"refine_factor: expected an int >= 1, got {refine_factor!r}")
         self.dim, self.metric, self.dtype = int(dim), metric, dtype
+        self.refine, self.refine_factor = refine, int(refine_factor)
         self._lock = threading.Lock()
         self._row_of: dict[int, int] = {}
         self._removed = 0
@@ -76,7 +91,7 @@ class VectorIndex:
             raise ValueError(f"vectors: expected shape [m, {self.dim}], got {tuple(np.shape(vectors))}")
         if not np.isfinite(x).all():
             raise ValueError("vectors: contains NaN or Inf")
-        rows, scale = self._encode(x)
+        rows, scale, fine = self._encode(x)
         with self._lock:
             new_ids = self._check_new_ids(ids, x.shape[0])
             snap = self._snap
@@ -87,8 +102,10 @@ class VectorIndex:
             snap.ids[lo:hi] = new_ids
             if scale is not None:
                 snap.scale[lo:hi] = scale
+            if fine is not None:
+                snap.refine[lo:hi] = fine
             alive = None if snap.alive is None else np.concatenate([snap.alive, np.ones(hi - lo, bool)])
-            self._snap = _Snapshot(snap.vectors, snap.scale, snap.ids, alive, hi)
+            self._snap = _Snapshot(snap.vectors, snap.scale, snap.ids, alive, hi, snap.refine)
             for i, v in enumerate(new_ids.tolist()):
                 self._row_of[v] = lo + i
             if len(new_ids):
@@ -111,7 +128,7 @@ class VectorIndex:
             for v in set(keys):
                 alive[self._row_of.pop(v)] = False
             self._removed = int(snap.n - alive.sum())
-            self._snap = _Snapshot(snap.vectors, snap.scale, snap.ids, alive, snap.n)
+            self._snap = _Snapshot(snap.vectors, snap.scale, snap.ids, alive, snap.n, snap.refine)
             if self._removed > _COMPACT_FRACTION * snap.n:
                 self._compact()
 
@@ -136,7 +153,8 @@ class VectorIndex:
             allowed = fmask if allowed is None else allowed & fmask
         vecs = snap.vectors[: snap.n]
         scale = None if snap.scale is None else snap.scale[: snap.n]
-        scores, rows = ops.topk_inner_product(q, vecs, k, corpus_scale=scale, allowed=allowed)
+        fine = {} if snap.refine is None else {"refine": snap.refine[: snap.n], "refine_factor": self.refine_factor}
+        scores, rows = ops.topk_inner_product(q, vecs, k, corpus_scale=scale, allowed=allowed, **fine)
         out = np.full(rows.shape, -1, dtype=np.int64)
         hit = rows >= 0
         out[hit] = ids[rows[hit]]
@@ -151,10 +169,12 @@ class VectorIndex:
             sections = {"ids": snap.ids[: snap.n][keep], "vectors": snap.vectors[: snap.n][keep]}
             if snap.scale is not None:
                 sections["scale"] = snap.scale[: snap.n][keep]
-            _file.write(str(path), self.metric, self.dtype, self.dim, sections)
+            if snap.refine is not None:
+                sections["refine"] = snap.refine[: snap.n][keep]
+            _file.write(str(path), self.metric, self.dtype, self.dim, sections, self.refine)
 
     @classmethod
-    def load(cls, path: str, mmap: bool = True) -> VectorIndex:
+    def load(cls, path: str, mmap: bool = True, refine_factor: int = 4) -> VectorIndex:
         """Open a saved index; mmap=True maps the file read-only (zero copy; the first add
         copies into memory). Corrupt, truncated or mismatched files raise ValueError."""
         metric, dtype, dim, sec = _file.read(str(path), mmap)
@@ -162,17 +182,19 @@ class VectorIndex:
         row_of = {v: i for i, v in enumerate(ids.tolist())}
         if len(row_of) != ids.shape[0]:
             raise ValueError(f"{path}: corrupt index file (duplicate ids)")
-        index = cls(dim, metric, dtype)
+        refine = sec.get("refine")
+        index = cls(dim, metric, dtype, None if refine is None else refine.dtype.name, refine_factor)
         index._row_of = row_of
         index._next_id = int(ids.max()) + 1 if ids.size else 0
-        index._snap = _Snapshot(sec["vectors"], sec.get("scale"), ids, None, int(ids.shape[0]))
+        index._snap = _Snapshot(sec["vectors"], sec.get("scale"), ids, None, int(ids.shape[0]), refine)
         return index
 
     # ------------------------------------------------------------------ internals
     def _empty_snapshot(self, cap: int) -> _Snapshot:
         store = np.int8 if self.dtype == "int8" else np.dtype(self.dtype)
         scale = np.empty(cap, np.float32) if self.dtype == "int8" else None
-        return _Snapshot(np.empty((cap, self.dim), store), scale, np.empty(cap, np.int64), None, 0)
+        fine = np.empty((cap, self.dim), self.refine) if self.refine is not None else None
+        return _Snapshot(np.empty((cap, self.dim), store), scale, np.empty(cap, np.int64), None, 0, fine)
 
     def _grown(self, snap: _Snapshot, cap: int) -> _Snapshot:
         new = self._empty_snapshot(cap)
@@ -180,7 +202,9 @@ class VectorIndex:
         new.ids[: snap.n] = snap.ids[: snap.n]
         if new.scale is not None:
             new.scale[: snap.n] = snap.scale[: snap.n]
-        return _Snapshot(new.vectors, new.scale, new.ids, snap.alive, snap.n)
+        if new.refine is not None:
+            new.refine[: snap.n] = snap.refine[: snap.n]
+        return _Snapshot(new.vectors, new.scale, new.ids, snap.alive, snap.n, new.refine)
 
     def _compact(self) -> None:
         snap = self._snap
@@ -190,20 +214,24 @@ class VectorIndex:
         new.ids[: keep.size] = snap.ids[keep]
         if new.scale is not None:
             new.scale[: keep.size] = snap.scale[keep]
-        self._snap = _Snapshot(new.vectors, new.scale, new.ids, None, int(keep.size))
+        if new.refine is not None:
+            new.refine[: keep.size] = snap.refine[keep]
+        self._snap = _Snapshot(new.vectors, new.scale, new.ids, None, int(keep.size), new.refine)
         self._row_of = {v: i for i, v in enumerate(new.ids[: keep.size].tolist())}
         self._removed = 0
 
-    def _encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(stored rows, int8 scales or None, refine rows or None)."""
         x = x.astype(np.float32)
         if self.metric == "cosine":
             x = _unit_rows(x)
+        fine = x.astype(self.refine) if self.refine is not None else None
         if self.dtype != "int8":
-            return x.astype(self.dtype), None
+            return x.astype(self.dtype), None, fine
         amax = np.abs(x).max(axis=1)
         scale = np.where(amax > 0, amax / 127, 0).astype(np.float32)
         inv = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale > 0)
-        return np.clip(np.rint(x * inv[:, None]), -127, 127).astype(np.int8), scale
+        return np.clip(np.rint(x * inv[:, None]), -127, 127).astype(np.int8), scale, fine
 
     def _check_new_ids(self, ids: Any, m: int) -> np.ndarray:
         if ids is None:
