@@ -56,6 +56,27 @@ def _exact_ids(q: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
     return best_i
 
 
+def _peak_extra_mb(n: int, nq: int, k: int) -> float:
+    """Peak memory one search adds beyond its inputs, in MB: a fresh process builds the corpus and
+    queries, then reads VmHWM (the resident-set high-water mark) before and after the call. The
+    issue's bound at Q=256, N=1M is < 64 MB (the Q x N score matrix alone would be 1 GB)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\nfrom infercore import ops\n"
+        "def hwm():\n    return int(next(x for x in open('/proc/self/status') if x.startswith('VmHWM')).split()[1])\n"
+        f"rng = np.random.default_rng(0)\nc = rng.standard_normal(({n}, {D}), dtype=np.float32)\n"
+        f"q = rng.standard_normal(({nq}, {D}), dtype=np.float32)\n"
+        "ops.topk_inner_product(q[:1], c[:1000], 1)  # the extension and its threads are up\n"
+        f"before = hwm()\nops.topk_inner_product(q, c, {k})\nprint((hwm() - before) / 1024)\n"
+    )  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"peak memory child failed: {done.stderr[-2000:]}")
+    return round(float(done.stdout.strip().splitlines()[-1]), 1)
+
+
 def _recall(ids: np.ndarray, exact: np.ndarray) -> float:
     k = exact.shape[1]
     return float(np.mean([len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(ids, exact, strict=True)]))
@@ -100,7 +121,10 @@ def cases(quick: bool) -> list[Case]:
             for dtype, impl, fn in ours:
                 extra: dict = {}
 
-                def setup(fn=fn, extra=extra, dtype=dtype, exact=exact) -> None:
+                def setup(fn=fn, extra=extra, dtype=dtype, exact=exact, nq=nq, k=k, impl=impl) -> None:
+                    last = nq == max(Q_VALUES) and k == max(K_VALUES)
+                    if last and dtype == "float32" and impl == "infercore" and "peak_extra_mb" not in extra:
+                        extra["peak_extra_mb"] = _peak_extra_mb(n, nq, k)
                     if dtype != "float32" and "recall" not in extra:
                         ids = fn()[1]
                         extra["recall"] = round(_recall(ids, exact()), 5)
