@@ -143,6 +143,12 @@ def _topk_refined(cosine: bool, queries: Any, corpus: Any, k: int, corpus_scale:
         return s.astype(np.float32), i
     kk = int(min(k * int(refine_factor), max(r.shape[0], 1)))
     _, cand = _topk(cosine, q, corpus, kk, corpus_scale, allowed, "cpu")
+    return rescore(q, cand, r, k, cosine)
+
+
+def rescore(q: np.ndarray, cand: np.ndarray, r: np.ndarray, k: int, cosine: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The best k of each query's candidate rows `cand` (int64 [Q, m], -1 = none) by their exact
+    score on `r` (float64 accumulation), ties to the lower id; (scores float32, ids int64) [Q, k]."""
     scores = np.full((q.shape[0], k), -np.inf, np.float32)
     out = np.full((q.shape[0], k), -1, np.int64)
     for row in range(q.shape[0]):

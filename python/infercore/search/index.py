@@ -30,6 +30,7 @@ class _Snapshot:
     alive: np.ndarray | None  # [n] bool, None when nothing is removed
     n: int  # rows in use (alive or tombstoned)
     refine: np.ndarray | None = None  # [>= n, dim] the higher-precision copy search re-scores with
+    # vectors/scale are torch tensors on the index's device when it has one; ids/alive/refine stay host
 
 
 class VectorIndex:
@@ -41,10 +42,16 @@ class VectorIndex:
     precision; a search scans the quantized rows for k * refine_factor candidates and re-scores
     them on the refine copy (ops.topk_inner_product(refine=...), FAISS's IndexRefineFlat scheme),
     which recovers the recall int8 rounding loses. The copy is saved with the index and, loaded
-    with mmap=True, stays on disk except for the candidate rows each search reads."""
+    with mmap=True, stays on disk except for the candidate rows each search reads.
+
+    device ("cuda", "cuda:N", a torch.device): the vectors (and int8 scales) live on that GPU as
+    torch tensors and searches run the GPU top-k kernel (ops backend "auto": CUDA, else Triton);
+    queries and results stay host numpy, as do ids, tombstones and the refine copy (re-scoring
+    runs on the CPU). A CPU torch device is accepted only under TRITON_INTERPRET=1 (the Triton
+    kernel on the interpreter, k <= 256: tests)."""
 
     def __init__(self, dim: int, metric: str = "cosine", dtype: str = "float32", refine: str | None = None,
-                 refine_factor: int = 4) -> None:  # fmt: skip
+                 refine_factor: int = 4, device: Any = None) -> None:  # fmt: skip
         if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
             raise TypeError(f"dim: expected an int, got {type(dim).__name__}")
         if dim < 1:
@@ -61,6 +68,8 @@ class VectorIndex:
             raise ValueError(f"refine_factor: expected an int >= 1, got {refine_factor!r}")
         self.dim, self.metric, self.dtype = int(dim), metric, dtype
         self.refine, self.refine_factor = refine, int(refine_factor)
+        self._dev = _torch_device(device)
+        self.device = None if self._dev is None else str(self._dev)
         self._lock = threading.Lock()
         self._row_of: dict[int, int] = {}
         self._removed = 0
@@ -95,13 +104,13 @@ class VectorIndex:
         with self._lock:
             new_ids = self._check_new_ids(ids, x.shape[0])
             snap = self._snap
-            if snap.n + len(new_ids) > snap.vectors.shape[0] or not snap.vectors.flags.writeable:
+            if snap.n + len(new_ids) > snap.vectors.shape[0] or not self._writeable(snap.vectors):
                 snap = self._grown(snap, max(2 * snap.vectors.shape[0], snap.n + len(new_ids), 64))
             lo, hi = snap.n, snap.n + len(new_ids)
-            snap.vectors[lo:hi] = rows
+            snap.vectors[lo:hi] = self._to_store(rows)
             snap.ids[lo:hi] = new_ids
             if scale is not None:
-                snap.scale[lo:hi] = scale
+                snap.scale[lo:hi] = self._to_store(scale)
             if fine is not None:
                 snap.refine[lo:hi] = fine
             alive = None if snap.alive is None else np.concatenate([snap.alive, np.ones(hi - lo, bool)])
@@ -153,8 +162,11 @@ class VectorIndex:
             allowed = fmask if allowed is None else allowed & fmask
         vecs = snap.vectors[: snap.n]
         scale = None if snap.scale is None else snap.scale[: snap.n]
-        fine = {} if snap.refine is None else {"refine": snap.refine[: snap.n], "refine_factor": self.refine_factor}
-        scores, rows = ops.topk_inner_product(q, vecs, k, corpus_scale=scale, allowed=allowed, **fine)
+        if self._dev is not None:
+            scores, rows = self._search_device(q, vecs, scale, k, allowed, snap)
+        else:
+            fine = {} if snap.refine is None else {"refine": snap.refine[: snap.n], "refine_factor": self.refine_factor}
+            scores, rows = ops.topk_inner_product(q, vecs, k, corpus_scale=scale, allowed=allowed, **fine)
         out = np.full(rows.shape, -1, dtype=np.int64)
         hit = rows >= 0
         out[hit] = ids[rows[hit]]
@@ -166,33 +178,46 @@ class VectorIndex:
         with self._lock:
             snap = self._snap
             keep = slice(0, snap.n) if snap.alive is None else np.flatnonzero(snap.alive)
-            sections = {"ids": snap.ids[: snap.n][keep], "vectors": snap.vectors[: snap.n][keep]}
+            sections = {"ids": snap.ids[: snap.n][keep], "vectors": _host(snap.vectors[: snap.n])[keep]}
             if snap.scale is not None:
-                sections["scale"] = snap.scale[: snap.n][keep]
+                sections["scale"] = _host(snap.scale[: snap.n])[keep]
             if snap.refine is not None:
                 sections["refine"] = snap.refine[: snap.n][keep]
             _file.write(str(path), self.metric, self.dtype, self.dim, sections, self.refine)
 
     @classmethod
-    def load(cls, path: str, mmap: bool = True, refine_factor: int = 4) -> VectorIndex:
+    def load(cls, path: str, mmap: bool = True, refine_factor: int = 4, device: Any = None) -> VectorIndex:
         """Open a saved index; mmap=True maps the file read-only (zero copy; the first add
-        copies into memory). Corrupt, truncated or mismatched files raise ValueError."""
+        copies into memory). device: upload the vectors to that GPU (see the class doc).
+        Corrupt, truncated or mismatched files raise ValueError."""
         metric, dtype, dim, sec = _file.read(str(path), mmap)
         ids = sec["ids"]
         row_of = {v: i for i, v in enumerate(ids.tolist())}
         if len(row_of) != ids.shape[0]:
             raise ValueError(f"{path}: corrupt index file (duplicate ids)")
         refine = sec.get("refine")
-        index = cls(dim, metric, dtype, None if refine is None else refine.dtype.name, refine_factor)
+        index = cls(dim, metric, dtype, None if refine is None else refine.dtype.name, refine_factor, device)
         index._row_of = row_of
         index._next_id = int(ids.max()) + 1 if ids.size else 0
-        index._snap = _Snapshot(sec["vectors"], sec.get("scale"), ids, None, int(ids.shape[0]), refine)
+        vectors, scale = sec["vectors"], sec.get("scale")
+        if index._dev is not None:
+            vectors = index._to_store(np.ascontiguousarray(vectors))
+            scale = None if scale is None else index._to_store(np.ascontiguousarray(scale))
+        index._snap = _Snapshot(vectors, scale, ids, None, int(ids.shape[0]), refine)
         return index
 
     # ------------------------------------------------------------------ internals
     def _empty_snapshot(self, cap: int) -> _Snapshot:
         store = np.int8 if self.dtype == "int8" else np.dtype(self.dtype)
         scale = np.empty(cap, np.float32) if self.dtype == "int8" else None
+        if self._dev is not None:
+            import torch
+
+            tdt = {"int8": torch.int8, "float16": torch.float16, "float32": torch.float32}[self.dtype]
+            vecs = torch.empty((cap, self.dim), dtype=tdt, device=self._dev)
+            tscale = torch.empty(cap, dtype=torch.float32, device=self._dev) if scale is not None else None
+            fine = np.empty((cap, self.dim), self.refine) if self.refine is not None else None
+            return _Snapshot(vecs, tscale, np.empty(cap, np.int64), None, 0, fine)
         fine = np.empty((cap, self.dim), self.refine) if self.refine is not None else None
         return _Snapshot(np.empty((cap, self.dim), store), scale, np.empty(cap, np.int64), None, 0, fine)
 
@@ -210,15 +235,44 @@ class VectorIndex:
         snap = self._snap
         keep = np.flatnonzero(snap.alive)
         new = self._empty_snapshot(max(64, 2 * keep.size))
-        new.vectors[: keep.size] = snap.vectors[keep]
+        rows = keep if self._dev is None else self._to_store(keep.astype(np.int64))
+        new.vectors[: keep.size] = snap.vectors[rows]
         new.ids[: keep.size] = snap.ids[keep]
         if new.scale is not None:
-            new.scale[: keep.size] = snap.scale[keep]
+            new.scale[: keep.size] = snap.scale[rows]
         if new.refine is not None:
             new.refine[: keep.size] = snap.refine[keep]
         self._snap = _Snapshot(new.vectors, new.scale, new.ids, None, int(keep.size), new.refine)
         self._row_of = {v: i for i, v in enumerate(new.ids[: keep.size].tolist())}
         self._removed = 0
+
+    # ------------------------------------------------------------------ device storage
+    def _to_store(self, a: np.ndarray) -> Any:
+        """Host rows in the storage's place: a tensor on the device, or `a` itself."""
+        if self._dev is None:
+            return a
+        import torch
+
+        # a writeable host copy first where `a` is a read-only memory map: torch.from_numpy shares
+        # it, and a CPU device (the interpreter path) would keep that view and later write into it
+        return torch.from_numpy(np.require(a, requirements=["C", "W"])).to(self._dev)
+
+    @staticmethod
+    def _writeable(a: Any) -> bool:
+        return a.flags.writeable if isinstance(a, np.ndarray) else True
+
+    def _search_device(self, q: np.ndarray, vecs: Any, scale: Any, k: int, allowed: Any,
+                       snap: _Snapshot) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        backend = "auto" if self._dev.type == "cuda" else "triton"
+        kk = k if snap.refine is None else int(min(k * self.refine_factor, max(snap.n, 1)))
+        qd = self._to_store(q)
+        scores, rows = ops.topk_inner_product(qd, vecs, kk, corpus_scale=scale, allowed=allowed, backend=backend)
+        scores, rows = _host(scores), _host(rows)
+        if snap.refine is not None:
+            from ..ops.search import rescore
+
+            scores, rows = rescore(q, rows, snap.refine[: snap.n], k, cosine=False)
+        return scores, rows
 
     def _encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(stored rows, int8 scales or None, refine rows or None)."""
@@ -260,6 +314,31 @@ class VectorIndex:
         if wanted.size and wanted.dtype.kind not in "iu":
             raise TypeError(f"filter: expected integer ids or a callable, got dtype {wanted.dtype}")
         return np.isin(ids, wanted.astype(np.int64))
+
+
+def _torch_device(device: Any) -> Any:
+    if device is None:
+        return None
+    import os
+
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (TypeError, RuntimeError) as e:
+        raise ValueError(f"device: expected None, 'cuda', 'cuda:N' or a torch.device, got {device!r}") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device: CUDA is not available on this machine")
+        return torch.device("cuda", torch.cuda.current_device() if dev.index is None else dev.index)
+    if dev.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        return dev  # the Triton kernel on the interpreter (tests)
+    raise ValueError(f"device: expected a CUDA device, got {device!r} (a CPU torch device only under "
+                     f"TRITON_INTERPRET=1)")  # fmt: skip
+
+
+def _host(a: Any) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
