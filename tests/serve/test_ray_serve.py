@@ -6,6 +6,7 @@ Needs ray[serve] (the `ray` extra); without it these tests skip."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 
@@ -50,8 +51,9 @@ def test_replica_gets_the_serve_args_without_the_ray_ones():
     assert ray_app._serve_args_from(argparse.Namespace(), argv) == ["--model", "m", "--max-num-seqs", "8"]
 
 
-@pytest.mark.slow
-def test_real_local_ray_serves_the_app(tmp_path):
+@contextlib.contextmanager
+def local_ray_app(tmp_path, **deployment_kw):
+    """A local Ray (2 CPUs) serving the tiny model as the infercore app; yields (serve, port)."""
     import ray
     from infercore.benchmarks.bench_chains import tiny_llama_dir
     from ray import serve
@@ -64,8 +66,17 @@ def test_real_local_ray_serves_the_app(tmp_path):
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         app = ray_app.deployment(["--model", model, "--served-model-name", "tiny", "--max-num-seqs", "4"],
-                                 replicas=1, autoscale="1:2", target_ongoing_requests=2, replica_cpus=0.5)  # fmt: skip
+                                 replicas=1, replica_cpus=0.5, **deployment_kw)  # fmt: skip
         serve.run(app, name=ray_app.APP_NAME, route_prefix="/")
+        yield serve, port
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_real_local_ray_serves_the_app(tmp_path):
+    with local_ray_app(tmp_path, autoscale="1:2", target_ongoing_requests=2) as (serve, port):
         status = serve.status().applications[ray_app.APP_NAME]
         assert str(status.status).endswith("RUNNING")
         assert str(status.deployments[ray_app.DEPLOYMENT_NAME].status).endswith("HEALTHY")
@@ -84,9 +95,6 @@ def test_real_local_ray_serves_the_app(tmp_path):
             r = h.post("/v1/chat/completions", json={"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]})
             assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"  # the app's own errors
             assert "infercore:e2e_request_latency_seconds" in h.get("/metrics").text
-    finally:
-        serve.shutdown()
-        ray.shutdown()
 
 
 @pytest.mark.slow
@@ -96,20 +104,7 @@ def test_ray_replica_drains_a_running_stream_when_the_app_is_deleted(tmp_path):
     import threading
     import time
 
-    import ray
-    from infercore.benchmarks.bench_chains import tiny_llama_dir
-    from ray import serve
-
-    model = tiny_llama_dir(str(tmp_path / "tiny"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        app = ray_app.deployment(["--model", model, "--served-model-name", "tiny", "--max-num-seqs", "4"],
-                                 replicas=1, replica_cpus=0.5)  # fmt: skip
-        serve.run(app, name=ray_app.APP_NAME, route_prefix="/")
+    with local_ray_app(tmp_path) as (serve, port):
         body = {"model": "tiny", "prompt": "ab", "max_tokens": 1500, "ignore_eos": True, "stream": True,
                 "stream_options": {"include_usage": True}}  # fmt: skip
         done_at = {}
@@ -135,6 +130,3 @@ def test_ray_replica_drains_a_running_stream_when_the_app_is_deleted(tmp_path):
         assert parsed[-1]["usage"]["completion_tokens"] == 1500  # the whole answer came through
         assert ray_app.APP_NAME not in serve.status().applications  # and the app is gone,
         assert done_at["delete"] >= done_at["stream"] - 0.5  # only after the stream had finished
-    finally:
-        serve.shutdown()
-        ray.shutdown()
