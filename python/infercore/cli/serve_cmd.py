@@ -62,17 +62,16 @@ def build_app_from_args(args: argparse.Namespace):  # -> FastAPI (an optional de
 
 
 def load_llm(args: argparse.Namespace, model_config: dict[str, Any]) -> Any:
-    """The LLM `infercore serve` runs: model_config's model (and quantization/kv_cache_dtype when it
-    records them, as a served-model registry version may) with the command line's engine options."""
+    """The LLM `infercore serve` runs: model_config's model (a name, .gguf file or Hugging Face
+    directory, as a served-model registry version records it) with the command line's engine options."""
     from infercore.engine.llm import LLM
 
     model = model_config.get("model")
     if not isinstance(model, str) or not model:
         raise ValueError(f"model_config.model: expected a model name or path, got {model!r}")
     # kv_cache_prefault: a server's RSS holds its whole KV pool from the start (flat under load)
-    return LLM(model, quantization=model_config.get("quantization", args.quantization),
-               kv_cache_dtype=model_config.get("kv_cache_dtype", args.kv_cache_dtype), max_num_seqs=args.max_num_seqs,
-               max_model_len=args.max_model_len, kv_cache_prefault=True)  # fmt: skip
+    return LLM(model, quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype,
+               max_num_seqs=args.max_num_seqs, max_model_len=args.max_model_len, kv_cache_prefault=True)  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:

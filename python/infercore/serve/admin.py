@@ -12,12 +12,12 @@ its previous version in the registry (a Git commit with the reason), the served 
 recorded with infercore:rollbacks_total{reason}. The registry is also polled (`poll_s`) so an alias
 moved from outside (`infercore gate --apply`, `infercore prompts alias`) is picked up the same way.
 When the served name is the `served-model` pseudo-prompt and a `model_loader` is given
-(`infercore serve` gives one), a move of the alias loads the version's model_config in the worker
-thread and swaps it in (serve/model_swap.py): new requests run on the new weights at once, requests
-in flight finish on the old ones, whose engine stops when they are done (events `model_swapped`,
-`model_drained`; `model_swap_failed` keeps the old model serving). Without a loader the move is
-only recorded (`model_alias_moved`). A model with another vocabulary needs a restart (or a new Ray
-Serve deployment version).
+(`infercore serve` gives one), a move of the alias loads the version's model_config.model in the
+worker thread (with the server's engine options) and swaps it in (serve/model_swap.py): new
+requests run on the new weights at once, requests in flight finish on the old ones, whose engine
+stops when they are done (events `model_swapped`, `model_drained`; `model_swap_failed` keeps the
+old model serving). Without a loader the move is only recorded (`model_alias_moved`). A model with
+another vocabulary needs a restart (or a new Ray Serve deployment version).
 
 Safety (monitor/safety_watch.py): every guardrail check feeds a SafetyWatch; the gauge
 infercore:guardrail_block_rate{rail} follows the rolling rate; an alert increments
