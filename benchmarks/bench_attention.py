@@ -462,12 +462,6 @@ def gpu_main(quick: bool) -> None:
 
 
 if __name__ == "__main__":
-    import argparse
+    from infercore.bench.runner import gpu_only_entry
 
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--gpu-only", action="store_true", help="only the GPU cases (CPU: infercore bench attention)")
-    args = ap.parse_args()
-    if not args.gpu_only:
-        ap.error("run the CPU table with `infercore bench attention`; this entry point takes --gpu-only")
-    gpu_main(args.quick)
+    gpu_only_entry("attention", __doc__, gpu_main)

@@ -293,20 +293,18 @@ def _gpu_cases(quick: bool) -> list[Case]:
     return out
 
 
-
-if __name__ == "__main__":
-    import argparse
-
+def gpu_main(quick: bool) -> None:
+    """The GPU rows only, one line each with their device numbers."""
     from infercore.bench.runner import run_cases
 
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--gpu-only", action="store_true", help="only the GPU cases (CPU: infercore bench topk)")
-    args = ap.parse_args()
-    if not args.gpu_only:
-        ap.error("run the CPU table with `infercore bench topk`; this entry point takes --gpu-only")
-    rows = run_cases(_gpu_cases(args.quick), 0.0, args.quick)
+    rows = run_cases(_gpu_cases(quick), 0.0, quick)
     if not rows:
         print("gpu: no CUDA device (or no _C_cuda), GPU cases skipped")
     for r in rows:
         print(f"{r.shape:<34}{r.dtype:<9}{r.impl:<24}{r.median_s * 1e3:10.3f} ms  {r.extra}")
+
+
+if __name__ == "__main__":
+    from infercore.bench.runner import gpu_only_entry
+
+    gpu_only_entry("topk", __doc__, gpu_main)

@@ -8,7 +8,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .._native import _C
 from .._system import get_isa, get_num_threads
@@ -93,6 +93,20 @@ def run_cases(cases: Iterable[Case], bandwidth_gbps: float, quick: bool, progres
                   file=sys.stderr, flush=True)  # fmt: skip
     _fill_ratios(results)
     return results
+
+
+def gpu_only_entry(suite: str, description: str | None, gpu_main: Callable[[bool], None]) -> None:
+    """`python -m infercore.benchmarks.bench_<suite> --gpu-only [--quick]`: the suite's GPU table
+    alone (its CPU table is `infercore bench <suite>`)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--gpu-only", action="store_true", help=f"only the GPU cases (CPU: infercore bench {suite})")
+    args = ap.parse_args()
+    if not args.gpu_only:
+        ap.error(f"run the CPU table with `infercore bench {suite}`; this entry point takes --gpu-only")
+    gpu_main(args.quick)
 
 
 def _fill_ratios(results: list[Result]) -> None:

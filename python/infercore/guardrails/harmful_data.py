@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from .training_data import read_rows, write_rows
+from .training_data import _CYR, _LEET, read_rows, write_rows
 
 OUT = Path(__file__).resolve().parent / "data" / "harmful_train.jsonl"
 SEED = 10_2026
@@ -491,8 +491,7 @@ JA_BENIGN: dict[str, list[str]] = {
 }
 
 # ------------------------------------------------------------------ obfuscations
-_CYR = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "y": "у"}
-_LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
+# the character tables of the injection set's obfuscations (training_data.py); the transforms differ
 
 
 def _obfuscations(rng: random.Random) -> dict[str, object]:
