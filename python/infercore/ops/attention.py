@@ -89,18 +89,24 @@ def _dtype_of(x: Any) -> str:
     return "float8_e4m3fn" if name in ("float8_e4m3fn", "float8_e4m3") else name
 
 
-def _cache_view(cache: Any, name: str, writeable: bool) -> tuple[np.ndarray, str]:
-    """A numpy view sharing the cache's memory (never a copy: writes must land in it)."""
-    if A.array_kind(cache) not in ("numpy", "torch"):
-        raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(cache).__name__}")
-    if A.is_device_array(cache):
-        raise ValueError(f"{name}: expected a host array, got {A.describe(cache)}")
+def _cache_dtype_4d(cache: Any, name: str) -> str:
+    """The cache's dtype name, after the checks every backend makes: a cache dtype, 4 dimensions."""
     dt = _dtype_of(cache)
     if dt not in CACHE_DTYPES:
         raise TypeError(f"{name}: expected dtype one of {CACHE_DTYPES}, got {dt}")
     if cache.ndim != 4:
         raise ValueError(f"{name}: expected 4 dimensions [num_blocks, block_size, num_kv_heads, head_dim], "
                          f"got shape {tuple(cache.shape)}")
+    return dt
+
+
+def _cache_view(cache: Any, name: str, writeable: bool) -> tuple[np.ndarray, str]:
+    """A numpy view sharing the cache's memory (never a copy: writes must land in it)."""
+    if A.array_kind(cache) not in ("numpy", "torch"):
+        raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(cache).__name__}")
+    if A.is_device_array(cache):
+        raise ValueError(f"{name}: expected a host array, got {A.describe(cache)}")
+    dt = _cache_dtype_4d(cache, name)
     if A.is_torch(cache):
         import torch
 
@@ -296,12 +302,7 @@ def _triton_cache(cache: Any, name: str, writeable: bool) -> tuple[Any, str]:
             return cache.detach(), dt
         u = view.view({1: np.uint8, 2: np.int16, 4: np.float32}[_CACHE_ITEMSIZE[dt]])
         return torch.from_numpy(u).view(_torch_dtype(dt)), dt
-    dt = _dtype_of(cache)
-    if dt not in CACHE_DTYPES:
-        raise TypeError(f"{name}: expected dtype one of {CACHE_DTYPES}, got {dt}")
-    if cache.ndim != 4:
-        raise ValueError(f"{name}: expected 4 dimensions [num_blocks, block_size, num_kv_heads, head_dim], "
-                         f"got shape {tuple(cache.shape)}")
+    dt = _cache_dtype_4d(cache, name)
     t = cache.detach() if A.is_torch(cache) else torch.from_dlpack(cache)
     if not t.is_contiguous():
         raise ValueError(f"{name}: expected a contiguous tensor")
@@ -517,12 +518,7 @@ def _dev_cache(cache: Any, name: str, like: Any, likename: str) -> tuple[Any, st
     if A.array_kind(cache) not in ("torch", "cupy"):
         raise TypeError(f"{name}: expected a CUDA torch tensor or CuPy array, got {type(cache).__name__}")
     _dev_check(cache, name, like, likename)
-    dt = _dtype_of(cache)
-    if dt not in CACHE_DTYPES:
-        raise TypeError(f"{name}: expected dtype one of {CACHE_DTYPES}, got {dt}")
-    if cache.ndim != 4:
-        raise ValueError(f"{name}: expected 4 dimensions [num_blocks, block_size, num_kv_heads, head_dim], "
-                         f"got shape {tuple(cache.shape)}")
+    dt = _cache_dtype_4d(cache, name)
     if not _dev_contiguous(cache) or _dev_ptr(cache) % 16:
         raise ValueError(f"{name}: expected a contiguous, 16-byte aligned array (a copy would lose the writes)")
     if any(int(n) == 0 for n in cache.shape):
