@@ -371,6 +371,20 @@ def _quantize_acts(x: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tens
     return xq, xd
 
 
+def _int16_fake_quant(x: torch.Tensor) -> torch.Tensor:
+    """x [M, K] rounded to the int8 GEMM's int16 activation codes times their row scale (what the
+    CPU's W8A16 GEMM multiplies, csrc/cpu/gemm_int16_impl.h): d = absmax/32767, q = clip(rint(x *
+    (1/d)), +-32767), all in float32; a row holding NaN/inf becomes NaN. Returned in x's dtype."""
+    xf = x.float()
+    finite = torch.isfinite(xf).all(dim=1, keepdim=True)
+    amax = torch.where(torch.isfinite(xf), xf.abs(), torch.zeros_like(xf)).amax(dim=1, keepdim=True)
+    d = amax / 32767.0
+    inv = 1.0 / torch.where(d > 0, d, torch.ones_like(d))
+    q = torch.clamp(torch.round(xf * inv), -32767.0, 32767.0)
+    xh = torch.where(finite, q * d, torch.full_like(xf, float("nan")))
+    return xh.to(x.dtype)
+
+
 def _sm_count(device: torch.device) -> int:
     if device.type != "cuda":
         return 1
@@ -410,6 +424,8 @@ def linear(
     w16 = data.view(torch.int16) if kind in ("q8_0", "q4_0", "q4_1") else data
     ws = scale if scale is not None else data
     quant_acts = kind in QUANT_ACT_KINDS and m < GEMM_MIN_ROWS_QUANT
+    if kind == "int8" and m >= GEMM_MIN_ROWS_QUANT:  # the same int16 activation codes as the CPU
+        x = _int16_fake_quant(x)
     xq, xd = _quantize_acts(x, kind) if quant_acts else (x, x)
     stride_q = int(xq.shape[1]) if quant_acts else 0
     has_bias = bias is not None

@@ -134,6 +134,32 @@ void register_attention(py::module_& m) {
       py::arg("out"), py::arg("scale"), py::arg("k_scale"), py::arg("v_scale"), py::arg("k_scales"),
       py::arg("v_scales"), py::arg("sliding_window"), py::arg("num_splits"),
       "Paged attention over an NHD cache: decode (one token per sequence) or causal prefill.");
+  m.def(
+      "packed_attention",
+      [](const py::array& qkv, const py::array& cu_seqlens, py::array& out, float scale) {
+        check_array(qkv, "qkv", 4, 4, false);
+        IC_CHECK_TYPE(qkv.dtype().kind() == 'f', "qkv: expected float32");
+        IC_CHECK_VALUE(qkv.shape(1) == 3, "qkv: expected shape [T, 3, num_heads, head_dim], got " + shape_str(qkv));
+        check_int(cu_seqlens, "cu_seqlens", 1, 8);
+        IC_CHECK_VALUE(cu_seqlens.shape(0) >= 1, "cu_seqlens: expected [S + 1] offsets, got an empty array");
+        check_array(out, "out", 3, 4, true);
+        IC_CHECK_TYPE(out.dtype().kind() == 'f', "out: expected float32");
+        check_dims(out, "out", {qkv.shape(0), qkv.shape(2), qkv.shape(3)});
+        PackedAttnArgs a;
+        a.qkv = static_cast<const float*>(qkv.data());
+        a.cu_seqlens = static_cast<const int64_t*>(cu_seqlens.data());
+        a.out = static_cast<float*>(out.mutable_data());
+        a.num_tokens = qkv.shape(0);
+        a.num_seqs = cu_seqlens.shape(0) - 1;
+        a.num_heads = qkv.shape(2);
+        a.head_dim = qkv.shape(3);
+        a.scale = scale;
+        py::gil_scoped_release nogil;
+        packed_attention(a);
+      },
+      py::arg("qkv"), py::arg("cu_seqlens"), py::arg("out"), py::arg("scale"),
+      "Bidirectional attention within each packed sequence (encoder models): qkv [T, 3, H, D] float32, "
+      "cu_seqlens int64 [S + 1] -> out [T, H, D].");
 }
 
 }  // namespace infercore

@@ -49,6 +49,45 @@ void register_norm(py::module_& m) {
       },
       py::arg("x"), py::arg("weight"), py::arg("out"), py::arg("dtype"), py::arg("eps"),
       "out[i] = x[i] / sqrt(mean(x[i]^2) + eps) * weight for each row.");
+  m.def(
+      "layer_norm",
+      [](const py::array& x, const py::object& residual, const py::array& weight, const py::array& bias,
+         py::array& out, float eps) {
+        check_array(x, "x", 2, 4, false);
+        IC_CHECK_TYPE(x.dtype().kind() == 'f', "x: expected float32");
+        check_array(out, "out", 2, 4, true);
+        IC_CHECK_TYPE(out.dtype().kind() == 'f', "out: expected float32");
+        IC_CHECK_VALUE(out.shape(0) == x.shape(0) && out.shape(1) == x.shape(1),
+                       "out: expected shape " + shape_str(x) + ", got " + shape_str(out));
+        LayerNormArgs a;
+        a.rows = x.shape(0);
+        a.cols = x.shape(1);
+        for (const auto& [arr, name] : {std::pair<const py::array*, const char*>{&weight, "weight"}, {&bias, "bias"}}) {
+          check_array(*arr, name, 1, 4, false);
+          IC_CHECK_TYPE(arr->dtype().kind() == 'f', std::string(name) + ": expected float32");
+          IC_CHECK_VALUE(arr->shape(0) == a.cols, std::string(name) + ": expected shape (" + std::to_string(a.cols) +
+                                                      ",), got " + shape_str(*arr));
+        }
+        py::array r;  // outlives the call below (a cast may hold a converted copy)
+        if (!residual.is_none()) {
+          r = residual.cast<py::array>();
+          check_array(r, "residual", 2, 4, false);
+          IC_CHECK_TYPE(r.dtype().kind() == 'f', "residual: expected float32");
+          IC_CHECK_VALUE(r.shape(0) == a.rows && r.shape(1) == a.cols,
+                         "residual: expected shape " + shape_str(x) + ", got " + shape_str(r));
+          a.residual = static_cast<const float*>(r.data());
+        }
+        a.x = static_cast<const float*>(x.data());
+        a.weight = static_cast<const float*>(weight.data());
+        a.bias = static_cast<const float*>(bias.data());
+        a.out = static_cast<float*>(out.mutable_data());
+        a.eps = eps;
+        py::gil_scoped_release nogil;
+        layer_norm_forward(a);
+      },
+      py::arg("x"), py::arg("residual"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("eps"),
+      "out = LayerNorm(x + residual) * weight + bias over the rows of C-contiguous float32 [rows, cols] arrays "
+      "(residual may be None; out may alias x or residual).");
 }
 
 }  // namespace infercore

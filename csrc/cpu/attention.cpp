@@ -316,4 +316,64 @@ void paged_attention_prefill(const PagedAttnArgs& a) {
   });
 }
 
+// ------------------------------------------------------------------------- packed attention
+// The packed [T, 3, H, D] rows are read in place as one float32 "cache" block of T tokens with
+// 3H heads: K of head h is cache head H + h of the view starting at qkv, V of head h the same
+// head index of the view starting H * D floats later (head 2H + h). One block of T tokens and
+// block table [0] make a key's slot its token index, so sequence s is key range [cu[s], cu[s+1])
+// and attend_rows (the paged kernels' online-softmax tile loop) runs unchanged.
+// Work: 4 * L * D flops per token and head (QK^T and PV), L = its sequence length; K/V tiles of
+// one (sequence, head) are reused by every query tile of it from L1/L2.
+void packed_attention(const PackedAttnArgs& a) {
+  IC_CHECK_VALUE(a.num_seqs >= 0 && a.num_tokens >= 0, "qkv: negative dimension");
+  IC_CHECK_VALUE(a.num_heads > 0 && a.head_dim > 0, "qkv: expected shape [T, 3, num_heads, head_dim] with dims > 0");
+  IC_CHECK_VALUE(a.num_tokens < (int64_t{1} << 31), "qkv: at most 2^31 - 1 tokens");
+  IC_CHECK_VALUE(std::isfinite(a.scale), "scale: expected a finite number");
+  const int64_t* cu = a.cu_seqlens;
+  IC_CHECK_VALUE(cu[0] == 0, "cu_seqlens: must start at 0, got " + std::to_string(cu[0]));
+  for (int64_t s = 0; s < a.num_seqs; ++s)
+    IC_CHECK_VALUE(cu[s + 1] >= cu[s], idx("cu_seqlens", s + 1) + " = " + std::to_string(cu[s + 1]) +
+                                          " is below the previous offset " + std::to_string(cu[s]));
+  IC_CHECK_VALUE(cu[a.num_seqs] == a.num_tokens, "cu_seqlens: last offset " + std::to_string(cu[a.num_seqs]) +
+                                                     " differs from the token count " + std::to_string(a.num_tokens));
+  if (a.num_tokens == 0) return;
+  const int64_t H = a.num_heads, D = a.head_dim, T = a.num_tokens;
+  KvCacheView c;
+  c.k = const_cast<float*>(a.qkv);
+  c.v = const_cast<float*>(a.qkv + H * D);
+  c.dtype = KvDType::kFloat32;
+  c.num_blocks = 1;
+  c.block_size = T;
+  c.num_kv_heads = 3 * H;
+  c.head_dim = D;
+  const int32_t table[1] = {0};
+  const AttendFn attend = pick(isa_level());
+  constexpr int64_t Bq = 16;  // query rows per task, sharing every K/V tile they read
+  struct Task {
+    int64_t seq, head, q0, q1;
+  };
+  std::vector<Task> tasks;
+  for (int64_t s = 0; s < a.num_seqs; ++s)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t q0 = cu[s]; q0 < cu[s + 1]; q0 += Bq) tasks.push_back({s, h, q0, std::min(cu[s + 1], q0 + Bq)});
+  run_tasks(static_cast<int64_t>(tasks.size()), [&](int64_t ti) {
+    const Task& t = tasks[ti];
+    const int64_t rows = t.q1 - t.q0, kb = cu[t.seq], ke = cu[t.seq + 1];
+    thread_local RowBuffers buf;
+    AttnRows r = buf.view(rows, D);
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* q = a.qkv + ((t.q0 + i) * 3 * H + t.head) * D;
+      for (int64_t d = 0; d < D; ++d) buf.q[i * D + d] = q[d] * a.scale;
+      buf.lo[i] = static_cast<int32_t>(kb);
+      buf.hi[i] = static_cast<int32_t>(ke);
+    }
+    attend(c, table, H + t.head, kb, ke, r);
+    for (int64_t i = 0; i < rows; ++i) {
+      const float inv = buf.l[i] > 0.f ? 1.f / buf.l[i] : 0.f;
+      float* o = a.out + ((t.q0 + i) * H + t.head) * D;
+      for (int64_t d = 0; d < D; ++d) o[d] = buf.acc[i * D + d] * inv;
+    }
+  });
+}
+
 }  // namespace infercore

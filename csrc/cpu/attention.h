@@ -50,11 +50,22 @@ struct PagedAttnArgs {
   KvCacheView cache;
 };
 
+// Bidirectional (encoder) attention over packed variable-length sequences, for BERT-style
+// models: every token of sequence s attends to all tokens of s, none of another sequence.
+struct PackedAttnArgs {
+  const float* qkv = nullptr;         // [T, 3, H, D] float32: the fused QKV projection's rows
+  const int64_t* cu_seqlens = nullptr;  // [S + 1]: sequence s is tokens [cu[s], cu[s + 1])
+  float* out = nullptr;               // [T, H, D] float32
+  int64_t num_tokens = 0, num_seqs = 0, num_heads = 0, head_dim = 0;
+  float scale = 1.f;                  // softmax scale (1/sqrt(D) for BERT)
+};
+
 // Validate everything (before any memory is touched), then run over the thread pool.
 // Call without the GIL. Errors throw std::invalid_argument / TypeErrorArg naming the argument.
 void reshape_and_cache(const ReshapeCacheArgs& args);
 void paged_attention_decode(const PagedAttnArgs& args);
 void paged_attention_prefill(const PagedAttnArgs& args);
+void packed_attention(const PackedAttnArgs& args);
 
 // One ISA's kernel entry points (attention.cpp, attention_avx2.cpp, attention_avx512.cpp).
 // attend_rows: R query rows (all mapping to kv head `kv_head` of one sequence) against the key

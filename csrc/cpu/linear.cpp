@@ -28,6 +28,14 @@ LinearTileFn pick(IsaLevel level) {
   }
 }
 
+QuantRows16Fn pick_quant16(IsaLevel level) {
+  switch (level) {
+    case IsaLevel::kAvx512: return quant_rows16_avx512;
+    case IsaLevel::kAvx2: return quant_rows16_avx2;
+    default: return quant_rows16_scalar;
+  }
+}
+
 bool quantized_acts(WKind k) {
   return k == WKind::kInt8 || k == WKind::kInt4 || k == WKind::kQ8_0 || k == WKind::kQ4_0 || k == WKind::kQ4_1;
 }
@@ -61,6 +69,7 @@ float quantize_span(const float* x, int64_t n, int8_t* q, int32_t* qsum) {
 struct ActBuffers {
   std::vector<int8_t> q;
   std::vector<float> d, ds;
+  std::vector<int16_t> q16;
 };
 
 QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
@@ -93,9 +102,55 @@ QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
   return qa;
 }
 
-// Float GEMM weights, decoded to float32, in column groups of kGemmNr rows: K block b (k0 = b *
-// kGemmKc, kc values) starts at k0 * npad; inside it group g is [kc][kGemmNr] at g * kGemmNr * kc.
-// One pass over W, shared by every task (gemm_float_impl.h).
+// int16 activation codes for the int8 GEMM (gemm_int16_impl.h), rows split over the pool.
+QuantActs quantize_acts16(const LinearArgs& a, ActBuffers& buf) {
+  QuantActs qa;
+  qa.kp2 = (a.K + 1) / 2 * 2;
+  buf.q16.resize(static_cast<size_t>(a.M * qa.kp2));
+  buf.d.resize(static_cast<size_t>(a.M));
+  const QuantRows16Fn fn = pick_quant16(isa_level());
+  parallel_for(0, a.M, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, a.K)), [&](int64_t r0, int64_t r1) {
+    fn(a.x, a.K, qa.kp2, r0, r1, buf.q16.data(), buf.d.data());
+  });
+  qa.q16 = buf.q16.data();
+  qa.d = buf.d.data();
+  return qa;
+}
+
+// int8 weights as int16 pairs for the int16 GEMM (layout in gemm_int16_impl.h), in a
+// per-calling-thread buffer that only grows (as gemm_pack_weights below).
+const int16_t* gemm_pack_int16(const LinearArgs& a) {
+  thread_local std::unique_ptr<int16_t[]> store;
+  thread_local int64_t capacity = 0;
+  const int64_t groups = (a.N + kGemmIntNr - 1) / kGemmIntNr, npad = groups * kGemmIntNr;
+  const int64_t kp2 = (a.K + 1) / 2 * 2;
+  if (npad * kp2 > capacity) {
+    store.reset(new int16_t[static_cast<size_t>(npad * kp2)]);  // uninitialized: every value is written
+    capacity = npad * kp2;
+  }
+  int16_t* buf = store.get();
+  const int8_t* w = static_cast<const int8_t*>(a.w);
+  parallel_for(0, groups, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, a.K * kGemmIntNr)),
+               [&](int64_t g0, int64_t g1) {
+                 for (int64_t g = g0; g < g1; ++g) {
+                   for (int64_t k0 = 0; k0 < a.K; k0 += kGemmKc) {
+                     const int64_t kc = std::min(kGemmKc, a.K - k0), pc = (kc + 1) / 2;
+                     int16_t* panel = buf + k0 * npad + g * kGemmIntNr * 2 * pc;
+                     for (int64_t j = 0; j < kGemmIntNr; ++j) {
+                       const int64_t n = g * kGemmIntNr + j;
+                       const int8_t* row = n < a.N ? w + n * a.K : nullptr;
+                       for (int64_t p = 0; p < pc; ++p)
+                         for (int e = 0; e < 2; ++e) {
+                           const int64_t k = k0 + 2 * p + e;
+                           panel[(p * kGemmIntNr + j) * 2 + e] = row && k < a.K ? row[k] : 0;
+                         }
+                     }
+                   }
+                 }
+               });
+  return buf;
+}
+
 // Weight row n, values [k0, k0 + kc), dequantized to float32 exactly as the integer kernels
 // interpret them (the float path multiplies with these values and float32 activations).
 template <WKind KIND>
@@ -226,6 +281,10 @@ void linear_tile_scalar(const LinearArgs& a, const QuantActs& qa, int64_t m0, in
   linear_tile_dispatch<QScalar>(a, qa, m0, m1, n0, n1);
 }
 
+void quant_rows16_scalar(const float* x, int64_t K, int64_t kp2, int64_t m0, int64_t m1, int16_t* q, float* d) {
+  quant_rows16<QScalar>(x, K, kp2, m0, m1, q, d);
+}
+
 void linear_forward(const LinearArgs& a) {
   IC_CHECK_VALUE(a.M >= 0 && a.N >= 0 && a.K >= 0, "x/w: negative dimension");
   const bool blocks = a.kind == WKind::kQ8_0 || a.kind == WKind::kQ4_0 || a.kind == WKind::kQ4_1;
@@ -241,23 +300,26 @@ void linear_forward(const LinearArgs& a) {
     return;
   }
   ActBuffers buf;
-  const bool float_gemm = uses_float_gemm(a.kind, a.M);
-  QuantActs qa = quantized_acts(a.kind) && !float_gemm ? quantize_acts(a, buf) : QuantActs{};
+  const bool float_gemm = uses_float_gemm(a.kind, a.M), int16_gemm = uses_int16_gemm(a.kind, a.M);
+  QuantActs qa = int16_gemm ? quantize_acts16(a, buf)
+                 : quantized_acts(a.kind) && !float_gemm ? quantize_acts(a, buf) : QuantActs{};
   if (float_gemm) qa.wpack = gemm_pack_weights(a);
+  if (int16_gemm) qa.wpack16 = gemm_pack_int16(a);
   const LinearTileFn fn = pick(isa_level());
   const int64_t rb = std::max<int64_t>(1, linear_row_bytes(a.kind, a.K));
   int64_t panel = std::max<int64_t>(1, kPanelBytes / rb);
   // Enough tasks to balance the pool when N is small (GEMV on narrow layers).
   panel = std::min(panel, std::max<int64_t>(1, a.N / (4 * num_threads())));
   int64_t row_block = kRowBlock;
-  if (uses_float_gemm(a.kind, a.M)) {
-    // the packed GEMM wants whole register tiles: 128 weight rows (8 column groups) x 192 rows of
-    // x (32 tiles of 6, 16 of 12); narrower panels (multiples of 16) only when there are too few
-    // tasks for the pool
+  if (float_gemm || int16_gemm) {
+    // the packed GEMMs want whole register tiles: 128 weight rows (8 float / 4 int16 column
+    // groups) x 192 rows of x; narrower panels (multiples of the group) only when there are too
+    // few tasks for the pool
+    const int64_t group = int16_gemm ? kGemmIntNr : kGemmNr;
     row_block = kGemmRowBlock;
     panel = kGemmPanel;
     const int64_t m_tasks = (a.M + row_block - 1) / row_block;
-    while (panel > kGemmNr && m_tasks * ((a.N + panel - 1) / panel) < 2 * num_threads()) panel /= 2;
+    while (panel > group && m_tasks * ((a.N + panel - 1) / panel) < 2 * num_threads()) panel /= 2;
   }
   // Below ~0.5M multiply-adds (a few microseconds) waking the pool costs more than it saves.
   if (a.M * a.N * a.K < kInlineMacs) {

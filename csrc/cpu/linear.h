@@ -36,25 +36,34 @@ struct QuantActs {
   const float* ds = nullptr;   // 4-bit kinds: [M, K/32] d * sum(q) of the block
   int64_t kp = 0;
   const float* wpack = nullptr;  // float GEMM: weights packed by gemm_pack_weights (linear.cpp)
+  // int8 GEMM (gemm_int16_impl.h): int16 activation codes [M, kp2] with d[m] = row scale, and the
+  // weights packed as int16 pairs by gemm_pack_int16 (linear.cpp)
+  const int16_t* q16 = nullptr;
+  int64_t kp2 = 0;
+  const int16_t* wpack16 = nullptr;
 };
 
 int64_t linear_row_bytes(WKind kind, int64_t K);
 
-// Calls with at least this many activation rows take the packed float GEMM (gemm_float_impl.h):
-// float32/16/bf16 weights from kGemmMinRows rows, every other kind from kGemmMinRowsQuant rows
-// (prefill). Quantized weights are then dequantized into the packed panels and multiplied with
-// float32 activations, without the per-token/per-block activation quantization of the integer
-// tiles: on AVX2 the integer dot products (sign + maddubs + madd + add per 32 MACs) are no faster
-// per instruction than an FMA per 8 MACs, so at GEMM sizes the float kernel wins (2-3x here),
-// and it is more accurate. Fewer rows (decode) take the dot-product tiles, which read the
-// weights in their compact format once and need no packing.
+// Calls with at least this many activation rows take a packed GEMM: float32/16/bf16 weights
+// from kGemmMinRows rows, every other kind from kGemmMinRowsQuant rows (prefill).
+//  - int8 weights: the integer GEMM of gemm_int16_impl.h (int16 activation codes per row, W8A16,
+//    vpmaddwd), ~1.5x the float kernel's multiply-adds per cycle on AVX2.
+//  - fp8, int4 and the ggml block kinds: dequantized into the float GEMM's packed panels
+//    (gemm_float_impl.h) and multiplied with float32 activations, without the per-block
+//    activation quantization of the integer tiles: on AVX2 the int8 block dot (sign + maddubs +
+//    madd + add per 32 MACs, plus per-block scales) is no faster than an FMA per 8 MACs.
+// Fewer rows (decode) take the dot-product tiles, which read the weights in their compact
+// format once and need no packing.
 constexpr int64_t kGemmMinRows = 16;
 constexpr int64_t kGemmMinRowsQuant = 64;
-constexpr int64_t kGemmNr = 16;   // weight rows per packed column group
-constexpr int64_t kGemmKc = 256;  // K values per packed block
+constexpr int64_t kGemmNr = 16;     // weight rows per packed column group (float GEMM)
+constexpr int64_t kGemmIntNr = 32;  // weight rows per packed column group (int16 GEMM)
+constexpr int64_t kGemmKc = 256;    // K values per packed block
+inline bool uses_int16_gemm(WKind k, int64_t M) { return k == WKind::kInt8 && M >= kGemmMinRowsQuant; }
 inline bool uses_float_gemm(WKind k, int64_t M) {
   const bool float_kind = k == WKind::kF32 || k == WKind::kF16 || k == WKind::kBF16;
-  return M >= (float_kind ? kGemmMinRows : kGemmMinRowsQuant);
+  return k != WKind::kInt8 && M >= (float_kind ? kGemmMinRows : kGemmMinRowsQuant);
 }
 
 // Computes out rows [m0, m1) for weight rows [n0, n1). Per-ISA (linear*.cpp).
@@ -63,6 +72,12 @@ void linear_tile_scalar(const LinearArgs&, const QuantActs&, int64_t, int64_t, i
 void linear_tile_avx2(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
 void linear_tile_avx512(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
 void linear_tile_avx512vnni(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
+
+// Rows [m0, m1) of x [M, K] to int16 codes q [M, kp2] and scales d [M] (gemm_int16_impl.h).
+using QuantRows16Fn = void (*)(const float* x, int64_t K, int64_t kp2, int64_t m0, int64_t m1, int16_t* q, float* d);
+void quant_rows16_scalar(const float*, int64_t, int64_t, int64_t, int64_t, int16_t*, float*);
+void quant_rows16_avx2(const float*, int64_t, int64_t, int64_t, int64_t, int16_t*, float*);
+void quant_rows16_avx512(const float*, int64_t, int64_t, int64_t, int64_t, int16_t*, float*);
 
 // Validates, quantizes activations where the kind needs it, and splits the work over the
 // thread pool. Call without the GIL.

@@ -16,4 +16,8 @@ void linear_tile_avx2(const LinearArgs& a, const QuantActs& qa, int64_t m0, int6
   linear_tile_dispatch<QAvx2>(a, qa, m0, m1, n0, n1);
 }
 
+void quant_rows16_avx2(const float* x, int64_t K, int64_t kp2, int64_t m0, int64_t m1, int16_t* q, float* d) {
+  quant_rows16<QAvx2>(x, K, kp2, m0, m1, q, d);
+}
+
 }  // namespace infercore

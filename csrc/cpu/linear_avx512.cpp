@@ -16,4 +16,8 @@ void linear_tile_avx512(const LinearArgs& a, const QuantActs& qa, int64_t m0, in
   linear_tile_dispatch<QAvx512>(a, qa, m0, m1, n0, n1);
 }
 
+void quant_rows16_avx512(const float* x, int64_t K, int64_t kp2, int64_t m0, int64_t m1, int16_t* q, float* d) {
+  quant_rows16<QAvx512>(x, K, kp2, m0, m1, q, d);
+}
+
 }  // namespace infercore

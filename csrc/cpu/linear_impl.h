@@ -33,6 +33,7 @@ static inline float scalar_weight(const char* wrow, int64_t k) {
 }
 
 #include "gemm_float_impl.h"
+#include "gemm_int16_impl.h"
 
 // Register tile: MR (<= 4) activation rows x NR (<= 2) weight rows. Each weight block is
 // decoded once for all MR rows and each activation vector loaded once for both weight rows.
@@ -235,6 +236,10 @@ void rows_mr(int64_t mr, const LinearArgs& a, const QuantActs& qa, int64_t m0, i
 // activations are 4x smaller and are not chunked. GEMV (M <= 8) is a single pass over K.
 template <class Q, WKind KIND>
 void tile_kind(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (uses_int16_gemm(KIND, a.M)) {  // int8 weights x int16 activation codes (gemm_int16_impl.h)
+    gemm_int16<Q>(a, qa, m0, m1, n0, n1);
+    return;
+  }
   if (uses_float_gemm(KIND, a.M)) {  // packed register-tiled float GEMM (gemm_float_impl.h)
     gemm_float<Q>(a, qa.wpack, m0, m1, n0, n1);
     return;

@@ -20,6 +20,7 @@ struct QAvx512Vnni : QAvx512 {
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
   }
   static IAcc dot_us(I w, I x) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x); }
+  static P pmadd(P acc, P a, P b) { return _mm512_dpwssd_epi32(acc, a, b); }  // int16 pairs, one instruction
 };
 
 #include "linear_impl.h"

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "../core/cpu_features.h"
 #include "../core/errors.h"
@@ -23,8 +24,35 @@ NormRowsFn pick(IsaLevel level) {
   }
 }
 
+LayerNormRowsFn pick_layer(IsaLevel level) {
+  switch (level) {
+    case IsaLevel::kAvx512: return layer_norm_rows_avx512;
+    case IsaLevel::kAvx2: return layer_norm_rows_avx2;
+    default: return layer_norm_rows_scalar;
+  }
+}
+
 constexpr int64_t kStreamBytes = 16ll << 20;  // outputs above this bypass the caches
 }  // namespace
+
+void layer_norm_rows_scalar(const LayerNormArgs& a, int64_t r0, int64_t r1, float* scratch) {
+  layer_norm_rows<VecScalar>(a, r0, r1, scratch);
+}
+
+void layer_norm_forward(const LayerNormArgs& a) {
+  IC_CHECK_VALUE(a.rows >= 0 && a.cols >= 0, "x: negative dimension");
+  if (a.rows == 0 || a.cols == 0) return;
+  IC_CHECK_VALUE(a.x != nullptr && a.out != nullptr && a.weight != nullptr && a.bias != nullptr,
+                 "x/weight/bias/out: null data pointer");
+  IC_CHECK_VALUE(std::isfinite(a.eps) && a.eps >= 0.f, "eps: expected a finite value >= 0");
+  const LayerNormRowsFn fn = pick_layer(isa_level());
+  const int64_t grain = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, a.cols * 4));
+  parallel_for(0, a.rows, grain, [&](int64_t r0, int64_t r1) {
+    thread_local std::vector<float> scratch;
+    if (static_cast<int64_t>(scratch.size()) < a.cols) scratch.resize(static_cast<size_t>(a.cols));
+    fn(a, r0, r1, scratch.data());
+  });
+}
 
 void norm_rows_scalar(NormKind kind, const NormArgs& a, int64_t r0, int64_t r1) {
   norm_rows_dispatch<VecScalar>(kind, a, r0, r1);

@@ -13,4 +13,8 @@ void norm_rows_avx2(NormKind kind, const NormArgs& a, int64_t r0, int64_t r1) {
   norm_rows_dispatch<VecAvx2>(kind, a, r0, r1);
 }
 
+void layer_norm_rows_avx2(const LayerNormArgs& a, int64_t r0, int64_t r1, float* scratch) {
+  layer_norm_rows<VecAvx2>(a, r0, r1, scratch);
+}
+
 }  // namespace infercore

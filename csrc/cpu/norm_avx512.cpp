@@ -14,4 +14,8 @@ void norm_rows_avx512(NormKind kind, const NormArgs& a, int64_t r0, int64_t r1) 
   norm_rows_dispatch<VecAvx512>(kind, a, r0, r1);
 }
 
+void layer_norm_rows_avx512(const LayerNormArgs& a, int64_t r0, int64_t r1, float* scratch) {
+  layer_norm_rows<VecAvx512>(a, r0, r1, scratch);
+}
+
 }  // namespace infercore

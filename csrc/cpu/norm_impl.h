@@ -92,3 +92,48 @@ void norm_rows_dispatch(NormKind kind, const NormArgs& a, int64_t r0, int64_t r1
     case DType::kBFloat16: norm_rows_t<V, DType::kBFloat16>(kind, a, r0, r1); break;
   }
 }
+
+// LayerNorm (norm.h LayerNormArgs). Per row of n floats: read x (+ residual), write out once;
+// the row is summed into `scratch` first (so out may alias an input), then mean and the
+// two-pass variance come from float lanes over the L1-resident scratch row: ~8n flops for
+// 8n-12n bytes, memory-bound like the other norms.
+template <class V>
+void layer_norm_rows(const LayerNormArgs& a, int64_t r0, int64_t r1, float* v) {
+  const int64_t n = a.cols;
+  const typename V::F one = V::set1(1.f);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* x = a.x + r * n;
+    const float* res = a.residual ? a.residual + r * n : nullptr;
+    float* y = a.out + r * n;
+    typename V::F acc = V::zero();
+    int64_t j = 0;
+    for (; j + V::W <= n; j += V::W) {
+      typename V::F t = V::loadw(x + j);
+      if (res) t = V::fmadd(t, one, V::loadw(res + j));  // x * 1 + r: one exact add
+      V::template store<DType::kFloat32, false>(v + j, t);
+      acc = V::fmadd(t, one, acc);
+    }
+    float sum = V::hsum(acc);
+    for (; j < n; ++j) {
+      v[j] = res ? x[j] + res[j] : x[j];
+      sum += v[j];
+    }
+    const float mean = sum / static_cast<float>(n);
+    const typename V::F neg_mean = V::set1(-mean);
+    typename V::F sq = V::zero();
+    for (j = 0; j + V::W <= n; j += V::W) {
+      const typename V::F c = V::fmadd(V::loadw(v + j), one, neg_mean);
+      sq = V::fmadd(c, c, sq);
+    }
+    float var = V::hsum(sq);
+    for (; j < n; ++j) var += (v[j] - mean) * (v[j] - mean);
+    const float rstd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(var) / static_cast<double>(n) + a.eps));
+    const typename V::F rs = V::set1(rstd);
+    for (j = 0; j + V::W <= n; j += V::W) {
+      const typename V::F c = V::mul(V::fmadd(V::loadw(v + j), one, neg_mean), rs);
+      V::template store<DType::kFloat32, false>(y + j, V::fmadd(c, V::loadw(a.weight + j), V::loadw(a.bias + j)));
+    }
+    for (; j < n; ++j) y[j] = (v[j] - mean) * rstd * a.weight[j] + a.bias[j];
+  }
+}
+

@@ -5,6 +5,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "../core/dtype.h"
@@ -82,6 +84,57 @@ struct QAvx2 : R4X86 {
     return _mm_cvtsi128_si32(s);
   }
   static F to_f(IAcc a) { return _mm256_cvtepi32_ps(a); }
+
+  // int16-pair GEMM (gemm_int16_impl.h): 8 int32 lanes, each a pair of int16 as vpmaddwd reads it.
+  using P = __m256i;
+  static P pzero() { return _mm256_setzero_si256(); }
+  static P pload(const int16_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static P pbcast(const int16_t* p) {  // a float-domain broadcast is one load uop on Zen/Intel
+    return _mm256_castps_si256(_mm256_broadcast_ss(reinterpret_cast<const float*>(p)));
+  }
+  static P pmadd(P acc, P a, P b) { return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)); }
+  static void pstore(int32_t* o, P v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), v); }
+  // Row quantization to int16 codes, bit-identical to QScalar's (see there).
+  static float absmax(const float* x, int64_t n, bool* finite) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    __m256 m = _mm256_setzero_ps(), z = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 v = _mm256_loadu_ps(x + i);
+      m = _mm256_max_ps(m, _mm256_and_ps(v, absmask));
+      z = _mm256_add_ps(z, _mm256_mul_ps(v, _mm256_setzero_ps()));  // inf * 0 and NaN stay NaN
+    }
+    alignas(32) float mm[8], zz[8];
+    _mm256_store_ps(mm, m);
+    _mm256_store_ps(zz, z);
+    float r = 0.f;
+    bool ok = true;
+    for (int j = 0; j < 8; ++j) {
+      r = std::max(r, mm[j]);
+      ok = ok && !std::isnan(zz[j]);
+    }
+    for (; i < n; ++i) {
+      ok = ok && std::isfinite(x[i]);
+      r = std::max(r, std::fabs(x[i]));
+    }
+    *finite = ok;
+    return r;
+  }
+  static void quant16(const float* x, int64_t n, float inv, int16_t* q) {
+    const __m256 s = _mm256_set1_ps(inv), hi = _mm256_set1_ps(32767.f), lo = _mm256_set1_ps(-32767.f);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      __m256 a = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      __m256 b = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      a = _mm256_min_ps(hi, _mm256_max_ps(lo, a));
+      b = _mm256_min_ps(hi, _mm256_max_ps(lo, b));
+      // packs interleaves 128-bit halves (a0-3 b0-3 a4-7 b4-7); the permute restores the order
+      const __m256i p = _mm256_packs_epi32(_mm256_cvtps_epi32(a), _mm256_cvtps_epi32(b));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permute4x64_epi64(p, 0xD8));
+    }
+    for (; i < n; ++i)
+      q[i] = static_cast<int16_t>(std::min(32767.f, std::max(-32767.f, std::nearbyint(x[i] * inv))));
+  }
 };
 
 }  // namespace

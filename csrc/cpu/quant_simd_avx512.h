@@ -4,7 +4,10 @@
 #pragma once
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "../core/dtype.h"
 #include "quant_simd_r4_x86.h"
@@ -69,6 +72,54 @@ struct QAvx512 : R4X86 {
   }
   // Block dots are 8 int32 lanes; widen to 16 float lanes with zeros on top.
   static F to_f(IAcc a) { return _mm512_insertf32x8(_mm512_setzero_ps(), _mm256_cvtepi32_ps(a), 0); }
+
+  // int16-pair GEMM (gemm_int16_impl.h): 16 int32 lanes, each a pair of int16 (vpmaddwd).
+  using P = __m512i;
+  static P pzero() { return _mm512_setzero_si512(); }
+  static P pload(const int16_t* p) { return _mm512_loadu_si512(p); }
+  static P pbcast(const int16_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, sizeof(v));
+    return _mm512_set1_epi32(v);
+  }
+  static P pmadd(P acc, P a, P b) { return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b)); }
+  static void pstore(int32_t* o, P v) { _mm512_storeu_si512(o, v); }
+  // Row quantization to int16 codes, bit-identical to QScalar's (see there).
+  static float absmax(const float* x, int64_t n, bool* finite) {
+    __m512 m = _mm512_setzero_ps(), z = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m512 v = _mm512_loadu_ps(x + i);
+      m = _mm512_max_ps(m, _mm512_abs_ps(v));
+      z = _mm512_add_ps(z, _mm512_mul_ps(v, _mm512_setzero_ps()));
+    }
+    alignas(64) float mm[16], zz[16];
+    _mm512_store_ps(mm, m);
+    _mm512_store_ps(zz, z);
+    float r = 0.f;
+    bool ok = true;
+    for (int j = 0; j < 16; ++j) {
+      r = std::max(r, mm[j]);
+      ok = ok && !std::isnan(zz[j]);
+    }
+    for (; i < n; ++i) {
+      ok = ok && std::isfinite(x[i]);
+      r = std::max(r, std::fabs(x[i]));
+    }
+    *finite = ok;
+    return r;
+  }
+  static void quant16(const float* x, int64_t n, float inv, int16_t* q) {
+    const __m512 s = _mm512_set1_ps(inv), hi = _mm512_set1_ps(32767.f), lo = _mm512_set1_ps(-32767.f);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      __m512 a = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      a = _mm512_min_ps(hi, _mm512_max_ps(lo, a));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(a)));
+    }
+    for (; i < n; ++i)
+      q[i] = static_cast<int16_t>(std::min(32767.f, std::max(-32767.f, std::nearbyint(x[i] * inv))));
+  }
 };
 
 }  // namespace

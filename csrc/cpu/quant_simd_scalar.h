@@ -3,6 +3,7 @@
 // reference that runs the very same kernel templates.
 //   F: W float lanes. I: 32 int8 lanes (one block). IAcc: int32 partial sums of a block dot.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -66,6 +67,39 @@ struct QScalar {
   static IAcc iadd(IAcc a, IAcc b) { return a + b; }
   static int32_t ihsum(IAcc a) { return a; }
   static F to_f(IAcc a) { return static_cast<float>(a); }
+
+  // int16-pair GEMM (gemm_int16_impl.h). P holds W int32 lanes; as a pair operand each lane is
+  // two int16 values (bits 0-15: the lower k, bits 16-31: k + 1), the way vpmaddwd reads them.
+  using P = int32_t;
+  static P pzero() { return 0; }
+  static P pload(const int16_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  }
+  static P pbcast(const int16_t* p) { return pload(p); }
+  static P pmadd(P acc, P a, P b) {
+    const auto lo = [](P v) { return static_cast<int32_t>(static_cast<int16_t>(v & 0xFFFF)); };
+    const auto hi = [](P v) { return static_cast<int32_t>(static_cast<int16_t>(static_cast<uint32_t>(v) >> 16)); };
+    return acc + lo(a) * lo(b) + hi(a) * hi(b);
+  }
+  static void pstore(int32_t* o, P v) { *o = v; }
+  // Row quantization to int16 codes: max |x| (and whether every value is finite), then
+  // q = clamp(rint(x * inv), -32767, 32767) with IEEE float32 multiply and round-half-even.
+  static float absmax(const float* x, int64_t n, bool* finite) {
+    float m = 0.f;
+    bool ok = true;
+    for (int64_t i = 0; i < n; ++i) {
+      ok = ok && std::isfinite(x[i]);
+      m = std::max(m, std::fabs(x[i]));
+    }
+    *finite = ok;
+    return m;
+  }
+  static int16_t code16(float v) { return static_cast<int16_t>(std::min(32767.f, std::max(-32767.f, std::nearbyint(v)))); }
+  static void quant16(const float* x, int64_t n, float inv, int16_t* q) {
+    for (int64_t i = 0; i < n; ++i) q[i] = code16(x[i] * inv);
+  }
 
   // Four-row accumulators (see quant_simd_r4_x86.h); std::fma so every level rounds alike.
   struct R4 {

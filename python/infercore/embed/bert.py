@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from .. import ops
+from .._native import _C
+from ..ops.linear import GEMM_MIN_ROWS_QUANT
 from ..quant import QuantizedWeight, quantize_weight
 
 # erfc(z) ~= t * (a1 + t*(a2 + ... + t*a5)) * exp(-z^2), t = 1 / (1 + p*z): Abramowitz & Stegun 7.1.26,
@@ -56,15 +58,18 @@ def gelu(x: np.ndarray) -> np.ndarray:
     return ops.gelu(x, out=x)
 
 
-def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
-    """LayerNorm over the last axis in float32 (mean/variance accumulated in float32 like torch)."""
-    mean = x.mean(axis=-1, keepdims=True)
-    xc = x - mean
-    var = np.einsum("ij,ij->i", xc, xc)[:, None] / np.float32(x.shape[-1])
-    xc *= 1.0 / np.sqrt(var + np.float32(eps))
-    xc *= weight
-    xc += bias
-    return xc
+def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float,
+               residual: np.ndarray | None = None) -> np.ndarray:
+    """LayerNorm over the last axis of float32 [rows, cols] (of x + residual when given: BERT's
+    add & norm in one pass), by the native kernel (csrc/cpu/norm_impl.h layer_norm_rows: mean and
+    two-pass variance in float32 lanes, like torch). Returns a new array."""
+    x = np.ascontiguousarray(x, np.float32)
+    out = np.empty_like(x)
+    if residual is not None:
+        residual = np.ascontiguousarray(residual, np.float32)
+    _C.layer_norm(x, residual, np.ascontiguousarray(weight, np.float32), np.ascontiguousarray(bias, np.float32),
+                  out, float(eps))
+    return out
 
 
 @dataclass
@@ -86,6 +91,10 @@ class _Layer:
     qkv_in: np.ndarray | None = None
     up_in: np.ndarray | None = None
     down_in: np.ndarray | None = None
+    # int8 only: the same layer quantized without smoothing, for batches of at least
+    # GEMM_MIN_ROWS_QUANT tokens, whose int8 GEMM keeps activations at 16 bits (ops.linear): there
+    # smoothing buys no accuracy and its activation rescaling costs a pass over every GEMM input
+    plain: _Layer | None = None
 
 
 @dataclass
@@ -170,22 +179,15 @@ class BertEncoder:
         return x, cu
 
     def _attention(self, qkv: np.ndarray, cu: np.ndarray) -> np.ndarray:
+        """Bidirectional softmax attention within each packed sequence, by the native kernel
+        (csrc/cpu/attention.cpp packed_attention: the paged kernels' online-softmax tiles reading
+        the QKV rows in place, parallel over sequence x head x 16-query tiles)."""
         t = qkv.shape[0]
-        nh, d, h = self.w.num_heads, self.head_dim, self.hidden
-        out = np.empty((t, h), np.float32)
-        scale = np.float32(1.0 / np.sqrt(d))
-        qkv = qkv.reshape(t, 3, nh, d)
-        for a, b in zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True):
-            q = qkv[a:b, 0].transpose(1, 0, 2)  # [nh, L, d]
-            k = qkv[a:b, 1].transpose(1, 2, 0)  # [nh, d, L]
-            v = qkv[a:b, 2].transpose(1, 0, 2)
-            s = np.matmul(q, k)
-            s *= scale
-            s -= s.max(axis=-1, keepdims=True)
-            np.exp(s, out=s)
-            s /= s.sum(axis=-1, keepdims=True)
-            out[a:b] = np.matmul(s, v).transpose(1, 0, 2).reshape(b - a, h)
-        return out
+        nh, d = self.w.num_heads, self.head_dim
+        out = np.empty((t, nh, d), np.float32)
+        qkv = np.ascontiguousarray(qkv, np.float32).reshape(t, 3, nh, d)
+        _C.packed_attention(qkv, np.ascontiguousarray(cu, np.int64), out, float(1.0 / np.sqrt(d)))
+        return out.reshape(t, nh * d)
 
     def _observe(self, layer: _Layer, name: str, x: np.ndarray) -> None:
         stats = self.calibration[next(i for i, L in enumerate(self.w.layers) if L is layer)]
@@ -194,6 +196,8 @@ class BertEncoder:
 
     def _layer(self, x: np.ndarray, L: _Layer, cu: np.ndarray) -> np.ndarray:
         eps = self.w.eps
+        if L.plain is not None and x.shape[0] >= GEMM_MIN_ROWS_QUANT:
+            L = L.plain
         calib = self.calibration is not None
         if calib:
             self._observe(L, "qkv", x)
@@ -202,8 +206,7 @@ class BertEncoder:
         if calib:
             self._observe(L, "o", ctx)
         attn = ops.linear(ctx, L.o, L.o_b)
-        attn += x
-        x = layer_norm(attn, L.ln1_w, L.ln1_b, eps)
+        x = layer_norm(attn, L.ln1_w, L.ln1_b, eps, residual=x)
         if calib:
             self._observe(L, "up", x)
         hmid = ops.linear(x if L.up_in is None else x * L.up_in, L.up, L.up_b)
@@ -213,8 +216,7 @@ class BertEncoder:
         if L.down_in is not None:
             hmid *= L.down_in
         y = ops.linear(hmid, L.down, L.down_b)
-        y += x
-        return layer_norm(y, L.ln2_w, L.ln2_b, eps)
+        return layer_norm(y, L.ln2_w, L.ln2_b, eps, residual=x)
 
 
 def smooth_scales(act_absmax: np.ndarray, w: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -226,7 +228,8 @@ def smooth_scales(act_absmax: np.ndarray, w: np.ndarray, alpha: float = 0.5) -> 
 
 def quantize_int8_smooth(enc: BertEncoder, calibration_seqs: list[list[int]], alpha: float = 0.5) -> None:
     """Calibrate activation ranges on `calibration_seqs` (float32 model), smooth and quantize every
-    GEMM weight to int8 in place. The attention output GEMM's smoothing folds into V's rows."""
+    GEMM weight to int8 in place. The attention output GEMM's smoothing folds into V's rows. Each
+    layer also keeps an unsmoothed int8 copy (`plain`) for batches that take the W8A16 GEMM."""
     enc.calibration = [{} for _ in enc.w.layers]
     try:
         enc.forward(calibration_seqs)
@@ -235,6 +238,9 @@ def quantize_int8_smooth(enc: BertEncoder, calibration_seqs: list[list[int]], al
         enc.calibration = None
     h = enc.hidden
     for L, st in zip(enc.w.layers, stats, strict=True):
+        L.plain = _Layer(quantize_weight(L.qkv, "int8"), L.qkv_b, quantize_weight(L.o, "int8"), L.o_b, L.ln1_w,
+                         L.ln1_b, quantize_weight(L.up, "int8"), L.up_b, quantize_weight(L.down, "int8"), L.down_b,
+                         L.ln2_w, L.ln2_b)
         s_qkv = smooth_scales(st["qkv"], L.qkv, alpha)
         s_o = smooth_scales(st["o"], L.o, alpha)
         s_up = smooth_scales(st["up"], L.up, alpha)

