@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "../core/dtype.h"
+#include "quant16_common.h"
 #include "quant_simd_r4_x86.h"
 
 namespace infercore {
@@ -107,18 +108,7 @@ struct QAvx2 : R4X86 {
     alignas(32) float mm[8], zz[8];
     _mm256_store_ps(mm, m);
     _mm256_store_ps(zz, z);
-    float r = 0.f;
-    bool ok = true;
-    for (int j = 0; j < 8; ++j) {
-      r = std::max(r, mm[j]);
-      ok = ok && !std::isnan(zz[j]);
-    }
-    for (; i < n; ++i) {
-      ok = ok && std::isfinite(x[i]);
-      r = std::max(r, std::fabs(x[i]));
-    }
-    *finite = ok;
-    return r;
+    return absmax_finish(mm, zz, 8, x, i, n, finite);
   }
   static void quant16(const float* x, int64_t n, float inv, int16_t* q) {
     const __m256 s = _mm256_set1_ps(inv), hi = _mm256_set1_ps(32767.f), lo = _mm256_set1_ps(-32767.f);
@@ -132,8 +122,7 @@ struct QAvx2 : R4X86 {
       const __m256i p = _mm256_packs_epi32(_mm256_cvtps_epi32(a), _mm256_cvtps_epi32(b));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permute4x64_epi64(p, 0xD8));
     }
-    for (; i < n; ++i)
-      q[i] = static_cast<int16_t>(std::min(32767.f, std::max(-32767.f, std::nearbyint(x[i] * inv))));
+    for (; i < n; ++i) q[i] = code16(x[i] * inv);
   }
 };
 

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "../core/dtype.h"
+#include "quant16_common.h"
 #include "quant_simd_r4_x86.h"
 
 namespace infercore {
@@ -96,18 +97,7 @@ struct QAvx512 : R4X86 {
     alignas(64) float mm[16], zz[16];
     _mm512_store_ps(mm, m);
     _mm512_store_ps(zz, z);
-    float r = 0.f;
-    bool ok = true;
-    for (int j = 0; j < 16; ++j) {
-      r = std::max(r, mm[j]);
-      ok = ok && !std::isnan(zz[j]);
-    }
-    for (; i < n; ++i) {
-      ok = ok && std::isfinite(x[i]);
-      r = std::max(r, std::fabs(x[i]));
-    }
-    *finite = ok;
-    return r;
+    return absmax_finish(mm, zz, 16, x, i, n, finite);
   }
   static void quant16(const float* x, int64_t n, float inv, int16_t* q) {
     const __m512 s = _mm512_set1_ps(inv), hi = _mm512_set1_ps(32767.f), lo = _mm512_set1_ps(-32767.f);
@@ -117,8 +107,7 @@ struct QAvx512 : R4X86 {
       a = _mm512_min_ps(hi, _mm512_max_ps(lo, a));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(a)));
     }
-    for (; i < n; ++i)
-      q[i] = static_cast<int16_t>(std::min(32767.f, std::max(-32767.f, std::nearbyint(x[i] * inv))));
+    for (; i < n; ++i) q[i] = code16(x[i] * inv);
   }
 };
 

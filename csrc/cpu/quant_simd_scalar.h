@@ -10,6 +10,7 @@
 
 #include "../core/dtype.h"
 #include "fp8.h"
+#include "quant16_common.h"
 
 namespace infercore {
 namespace {
@@ -87,16 +88,8 @@ struct QScalar {
   // Row quantization to int16 codes: max |x| (and whether every value is finite), then
   // q = clamp(rint(x * inv), -32767, 32767) with IEEE float32 multiply and round-half-even.
   static float absmax(const float* x, int64_t n, bool* finite) {
-    float m = 0.f;
-    bool ok = true;
-    for (int64_t i = 0; i < n; ++i) {
-      ok = ok && std::isfinite(x[i]);
-      m = std::max(m, std::fabs(x[i]));
-    }
-    *finite = ok;
-    return m;
+    return absmax_finish(nullptr, nullptr, 0, x, 0, n, finite);
   }
-  static int16_t code16(float v) { return static_cast<int16_t>(std::min(32767.f, std::max(-32767.f, std::nearbyint(v)))); }
   static void quant16(const float* x, int64_t n, float inv, int16_t* q) {
     for (int64_t i = 0; i < n; ++i) q[i] = code16(x[i] * inv);
   }

@@ -32,12 +32,6 @@ def _run(qkv: np.ndarray, cu: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
-@pytest.fixture(params=ic.available_isas())
-def isa(request):
-    before = ic.get_isa()
-    ic.set_isa(request.param)
-    yield request.param
-    ic.set_isa(before)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
