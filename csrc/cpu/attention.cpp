@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 namespace infercore {
 namespace {
 #include "attention_impl.h"
+#include "encoder_attention_impl.h"
 
 AttendFn pick(IsaLevel level) {
   switch (level) {
@@ -121,6 +123,11 @@ constexpr int64_t kDecodeBytes = 128 << 10;  // K+V bytes of one head-by-head pa
 void attend_rows_scalar(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t kb, int64_t ke,
                         const AttnRows& r) {
   attend_rows_dispatch<AttnScalar>(c, bt, h, kb, ke, r);
+}
+
+void encoder_attend_scalar(const float* qkv, int64_t H, int64_t D, int64_t first, int64_t L, int64_t h0,
+    int64_t h1, float scale, float* out, float* scratch) {
+  encoder_attend<AttnScalar>(qkv, H, D, first, L, h0, h1, scale, out, scratch);
 }
 
 // ------------------------------------------------------------------------- reshape_and_cache
@@ -317,13 +324,10 @@ void paged_attention_prefill(const PagedAttnArgs& a) {
 }
 
 // ------------------------------------------------------------------------- packed attention
-// The packed [T, 3, H, D] rows are read in place as one float32 "cache" block of T tokens with
-// 3H heads: K of head h is cache head H + h of the view starting at qkv, V of head h the same
-// head index of the view starting H * D floats later (head 2H + h). One block of T tokens and
-// block table [0] make a key's slot its token index, so sequence s is key range [cu[s], cu[s+1])
-// and attend_rows (the paged kernels' online-softmax tile loop) runs unchanged.
-// Work: 4 * L * D flops per token and head (QK^T and PV), L = its sequence length; K/V tiles of
-// one (sequence, head) are reused by every query tile of it from L1/L2.
+// One task per sequence (or per group of its heads when there are few sequences):
+// encoder_attention_impl.h gathers the heads' Q/K/V rows into dense scratch and runs S = QK^T,
+// softmax, PV there (the L x L block fits in L1/L2 for the short sequences of embedding
+// batches). Longest sequences first so the pool ends evenly.
 void packed_attention(const PackedAttnArgs& a) {
   IC_CHECK_VALUE(a.num_seqs >= 0 && a.num_tokens >= 0, "qkv: negative dimension");
   IC_CHECK_VALUE(a.num_heads > 0 && a.head_dim > 0, "qkv: expected shape [T, 3, num_heads, head_dim] with dims > 0");
@@ -337,42 +341,29 @@ void packed_attention(const PackedAttnArgs& a) {
   IC_CHECK_VALUE(cu[a.num_seqs] == a.num_tokens, "cu_seqlens: last offset " + std::to_string(cu[a.num_seqs]) +
                                                      " differs from the token count " + std::to_string(a.num_tokens));
   if (a.num_tokens == 0) return;
-  const int64_t H = a.num_heads, D = a.head_dim, T = a.num_tokens;
-  KvCacheView c;
-  c.k = const_cast<float*>(a.qkv);
-  c.v = const_cast<float*>(a.qkv + H * D);
-  c.dtype = KvDType::kFloat32;
-  c.num_blocks = 1;
-  c.block_size = T;
-  c.num_kv_heads = 3 * H;
-  c.head_dim = D;
-  const int32_t table[1] = {0};
-  const AttendFn attend = pick(isa_level());
-  constexpr int64_t Bq = 16;  // query rows per task, sharing every K/V tile they read
-  struct Task {
-    int64_t seq, head, q0, q1;
-  };
-  std::vector<Task> tasks;
+  const int64_t H = a.num_heads, D = a.head_dim;
+  const IsaLevel level = isa_level();
+  const EncoderAttendFn attend = level == IsaLevel::kAvx512 ? encoder_attend_avx512
+                                 : level == IsaLevel::kAvx2 ? encoder_attend_avx2
+                                                            : encoder_attend_scalar;
+  const int lanes = level == IsaLevel::kAvx512 ? 16 : level == IsaLevel::kAvx2 ? 8 : 1;
+  std::vector<int64_t> order;
   for (int64_t s = 0; s < a.num_seqs; ++s)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t q0 = cu[s]; q0 < cu[s + 1]; q0 += Bq) tasks.push_back({s, h, q0, std::min(cu[s + 1], q0 + Bq)});
-  run_tasks(static_cast<int64_t>(tasks.size()), [&](int64_t ti) {
-    const Task& t = tasks[ti];
-    const int64_t rows = t.q1 - t.q0, kb = cu[t.seq], ke = cu[t.seq + 1];
-    thread_local RowBuffers buf;
-    AttnRows r = buf.view(rows, D);
-    for (int64_t i = 0; i < rows; ++i) {
-      const float* q = a.qkv + ((t.q0 + i) * 3 * H + t.head) * D;
-      for (int64_t d = 0; d < D; ++d) buf.q[i * D + d] = q[d] * a.scale;
-      buf.lo[i] = static_cast<int32_t>(kb);
-      buf.hi[i] = static_cast<int32_t>(ke);
-    }
-    attend(c, table, H + t.head, kb, ke, r);
-    for (int64_t i = 0; i < rows; ++i) {
-      const float inv = buf.l[i] > 0.f ? 1.f / buf.l[i] : 0.f;
-      float* o = a.out + ((t.q0 + i) * H + t.head) * D;
-      for (int64_t d = 0; d < D; ++d) o[d] = buf.acc[i * D + d] * inv;
-    }
+    if (cu[s + 1] > cu[s]) order.push_back(s);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t x, int64_t y) { return cu[x + 1] - cu[x] > cu[y + 1] - cu[y]; });
+  // a task is a sequence's heads in groups of hg: all heads (each packed row read once, front to
+  // back) when there are enough sequences to share out, single heads when there are few
+  const int64_t seqs = static_cast<int64_t>(order.size());
+  const int64_t hg = seqs >= 4 * num_threads() ? H : std::max<int64_t>(1, H / std::max<int64_t>(1, 8 * num_threads() / std::max<int64_t>(1, seqs)));
+  const int64_t groups = (H + hg - 1) / hg;
+  run_tasks(seqs * groups, [&](int64_t ti) {
+    const int64_t s = order[ti / groups], h0 = ti % groups * hg, h1 = std::min(H, h0 + hg);
+    const int64_t first = cu[s], L = cu[s + 1] - cu[s];
+    thread_local std::vector<float> scratch;
+    const int64_t need = encoder_scratch_floats(L, D, h1 - h0, lanes);
+    if (static_cast<int64_t>(scratch.size()) < need) scratch.resize(static_cast<size_t>(need));
+    attend(a.qkv, H, D, first, L, h0, h1, a.scale, a.out, scratch.data());
   });
 }
 

@@ -1,6 +1,7 @@
 // AVX2 instantiation of the paged attention inner kernel (compiled with -mavx2 -mfma -mf16c).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "attention.h"
@@ -10,10 +11,16 @@
 namespace infercore {
 namespace {
 #include "attention_impl.h"
+#include "encoder_attention_impl.h"
 }  // namespace
 
 void attend_rows_avx2(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t kb, int64_t ke, const AttnRows& r) {
   attend_rows_dispatch<AttnAvx2>(c, bt, h, kb, ke, r);
+}
+
+void encoder_attend_avx2(const float* qkv, int64_t H, int64_t D, int64_t first, int64_t L, int64_t h0,
+    int64_t h1, float scale, float* out, float* scratch) {
+  encoder_attend<AttnAvx2>(qkv, H, D, first, L, h0, h1, scale, out, scratch);
 }
 
 }  // namespace infercore

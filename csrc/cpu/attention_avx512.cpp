@@ -2,6 +2,7 @@
 // -mavx512vl -mavx512dq and the AVX2 flags).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "attention.h"
@@ -11,10 +12,16 @@
 namespace infercore {
 namespace {
 #include "attention_impl.h"
+#include "encoder_attention_impl.h"
 }  // namespace
 
 void attend_rows_avx512(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t kb, int64_t ke, const AttnRows& r) {
   attend_rows_dispatch<AttnAvx512>(c, bt, h, kb, ke, r);
+}
+
+void encoder_attend_avx512(const float* qkv, int64_t H, int64_t D, int64_t first, int64_t L, int64_t h0,
+    int64_t h1, float scale, float* out, float* scratch) {
+  encoder_attend<AttnAvx512>(qkv, H, D, first, L, h0, h1, scale, out, scratch);
 }
 
 }  // namespace infercore
