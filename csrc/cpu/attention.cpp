@@ -126,7 +126,7 @@ void attend_rows_scalar(const KvCacheView& c, const int32_t* bt, int64_t h, int6
 }
 
 void encoder_attend_scalar(const float* qkv, int64_t H, int64_t D, int64_t first, int64_t L, int64_t h0,
-    int64_t h1, float scale, float* out, float* scratch) {
+                         int64_t h1, float scale, float* out, std::vector<float>& scratch) {
   encoder_attend<AttnScalar>(qkv, H, D, first, L, h0, h1, scale, out, scratch);
 }
 
@@ -346,24 +346,20 @@ void packed_attention(const PackedAttnArgs& a) {
   const EncoderAttendFn attend = level == IsaLevel::kAvx512 ? encoder_attend_avx512
                                  : level == IsaLevel::kAvx2 ? encoder_attend_avx2
                                                             : encoder_attend_scalar;
-  const int lanes = level == IsaLevel::kAvx512 ? 16 : level == IsaLevel::kAvx2 ? 8 : 1;
   std::vector<int64_t> order;
   for (int64_t s = 0; s < a.num_seqs; ++s)
     if (cu[s + 1] > cu[s]) order.push_back(s);
   std::stable_sort(order.begin(), order.end(),
                    [&](int64_t x, int64_t y) { return cu[x + 1] - cu[x] > cu[y + 1] - cu[y]; });
-  // a task is a sequence's heads in groups of hg: all heads (each packed row read once, front to
-  // back) when there are enough sequences to share out, single heads when there are few
-  const int64_t seqs = static_cast<int64_t>(order.size());
-  const int64_t hg = seqs >= 4 * num_threads() ? H : std::max<int64_t>(1, H / std::max<int64_t>(1, 8 * num_threads() / std::max<int64_t>(1, seqs)));
+  // A task is hg heads of a sequence: all of them (each packed row read once, front to back)
+  // when there are enough sequences for the pool, fewer so that ~8 tasks per thread exist when not.
+  const int64_t seqs = static_cast<int64_t>(order.size()), want = 8 * num_threads();
+  const int64_t hg = seqs >= want / 2 ? H : std::max<int64_t>(1, H / std::max<int64_t>(1, want / seqs));
   const int64_t groups = (H + hg - 1) / hg;
   run_tasks(seqs * groups, [&](int64_t ti) {
-    const int64_t s = order[ti / groups], h0 = ti % groups * hg, h1 = std::min(H, h0 + hg);
-    const int64_t first = cu[s], L = cu[s + 1] - cu[s];
+    const int64_t s = order[ti / groups], h0 = ti % groups * hg;
     thread_local std::vector<float> scratch;
-    const int64_t need = encoder_scratch_floats(L, D, h1 - h0, lanes);
-    if (static_cast<int64_t>(scratch.size()) < need) scratch.resize(static_cast<size_t>(need));
-    attend(a.qkv, H, D, first, L, h0, h1, a.scale, a.out, scratch.data());
+    attend(a.qkv, H, D, cu[s], cu[s + 1] - cu[s], h0, std::min(H, h0 + hg), a.scale, a.out, scratch);
   });
 }
 

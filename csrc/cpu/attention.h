@@ -5,6 +5,7 @@
 // float per layer for fp8, one float per token and head for int8, 1 for float caches).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "../core/dtype.h"
 
@@ -87,13 +88,15 @@ void attend_rows_avx2(const KvCacheView&, const int32_t*, int64_t, int64_t, int6
 void attend_rows_avx512(const KvCacheView&, const int32_t*, int64_t, int64_t, int64_t, const AttnRows&);
 
 // One ISA's encoder attention for heads [h0, h1) of one sequence of packed QKV rows
-// (encoder_attention_impl.h): tokens [first, first + L) of H heads, into out [T, H, D]; scratch
-// holds encoder_scratch_floats(L, D, h1 - h0, W) floats.
+// (encoder_attention_impl.h): tokens [first, first + L) of H heads, into out [T, H, D]; scratch is
+// the calling thread's buffer, grown as needed.
 using EncoderAttendFn = void (*)(const float* qkv, int64_t H, int64_t D, int64_t first, int64_t L, int64_t h0,
-                                 int64_t h1, float scale, float* out, float* scratch);
-void encoder_attend_scalar(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, float*, float*);
-void encoder_attend_avx2(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, float*, float*);
+                                 int64_t h1, float scale, float* out, std::vector<float>& scratch);
+void encoder_attend_scalar(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, float*,
+                           std::vector<float>&);
+void encoder_attend_avx2(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, float*,
+                         std::vector<float>&);
 void encoder_attend_avx512(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, float*,
-                           float*);
+                           std::vector<float>&);
 
 }  // namespace infercore

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "attention.h"
 #include "attn_simd_avx2.h"
@@ -19,7 +20,7 @@ void attend_rows_avx2(const KvCacheView& c, const int32_t* bt, int64_t h, int64_
 }
 
 void encoder_attend_avx2(const float* qkv, int64_t H, int64_t D, int64_t first, int64_t L, int64_t h0,
-    int64_t h1, float scale, float* out, float* scratch) {
+                         int64_t h1, float scale, float* out, std::vector<float>& scratch) {
   encoder_attend<AttnAvx2>(qkv, H, D, first, L, h0, h1, scale, out, scratch);
 }
 

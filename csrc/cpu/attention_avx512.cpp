@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "attention.h"
 #include "attn_simd_avx512.h"
@@ -20,7 +21,7 @@ void attend_rows_avx512(const KvCacheView& c, const int32_t* bt, int64_t h, int6
 }
 
 void encoder_attend_avx512(const float* qkv, int64_t H, int64_t D, int64_t first, int64_t L, int64_t h0,
-    int64_t h1, float scale, float* out, float* scratch) {
+                         int64_t h1, float scale, float* out, std::vector<float>& scratch) {
   encoder_attend<AttnAvx512>(qkv, H, D, first, L, h0, h1, scale, out, scratch);
 }
 

@@ -1,5 +1,5 @@
-// Bidirectional attention for encoder models (BERT) over packed QKV rows, one (sequence, head)
-// at a time, written once over an attention vector type A (AttnScalar, AttnAvx2, AttnAvx512).
+// Bidirectional attention for encoder models (BERT) over packed QKV rows, a sequence's heads at a
+// time, written once over an attention vector type A (AttnScalar, AttnAvx2, AttnAvx512).
 // Included inside an anonymous namespace by each attention translation unit.
 //
 // A sequence of an embedding batch is short (tens to a few hundred tokens), so its whole L x L
@@ -16,12 +16,6 @@
 constexpr int64_t kEncCols = 32;  // output columns per P V register tile (D is padded to it)
 
 inline int64_t enc_round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
-
-// Scratch floats for nh heads of a sequence of L tokens and head_dim D at lane width W.
-inline int64_t encoder_scratch_floats(int64_t L, int64_t D, int64_t nh, int W) {
-  const int64_t dp = enc_round_up(D, kEncCols), lp = enc_round_up(L, 2 * W);
-  return nh * 3 * L * dp + dp * lp + 4 * lp;
-}
 
 // s[r][j .. j + 2W) = q_r . k_j for R rows (compile-time, so the accumulators stay in registers)
 template <class A, int R>
@@ -124,12 +118,16 @@ void encoder_head(const float* q, const float* kt, const float* v, int64_t dp, i
 // copying each token's q, k and v segments front to back (the packed rows are 3 H D floats
 // apart, so walking one head across tokens would touch a new page per token); K is transposed
 // per head just before use, from and into L1.
+// scratch: a per-thread buffer, grown here to what the heads need.
 template <class A>
 void encoder_attend(const float* qkv, int64_t H, int64_t D, int64_t first, int64_t L, int64_t h0, int64_t h1,
-                    float scale, float* out, float* buf) {
+                    float scale, float* out, std::vector<float>& scratch) {
   constexpr int W = A::W;
   const int64_t dp = enc_round_up(D, kEncCols), lp = enc_round_up(L, 2 * W), row = 3 * H * D;
   const int64_t per_head = 3 * L * dp;  // q [L][dp] (scaled), k [L][dp], v [L][dp], zero padded
+  const int64_t need = (h1 - h0) * per_head + dp * lp + 4 * lp;
+  if (static_cast<int64_t>(scratch.size()) < need) scratch.resize(static_cast<size_t>(need));
+  float* buf = scratch.data();
   float* kt = buf + (h1 - h0) * per_head;  // [dp][lp] K of the current head, transposed
   float* s = kt + dp * lp;                 // [4][lp] scores of a block of 4 rows
   for (int64_t i = 0; i < L; ++i) {

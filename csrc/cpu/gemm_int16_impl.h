@@ -16,7 +16,8 @@
 // [M, kp2] int16 rows (kp2 = K rounded up to even, zero padded), so a pair is one 32-bit load.
 //
 // Register tile: MR rows x kGemmIntNr (32) columns, NV = 32 / W accumulators per row:
-//   AVX2 (W=8):     MR 2,  NV 4 -> 8 ymm accumulators; per k pair 4 loads + 2 broadcasts + 8 madd/add
+//   AVX2 (W=8):     MR 3,  NV 4 -> 12 ymm accumulators; per k pair 3 broadcasts + 12 madd/add with
+//                   the 4 weight vectors as memory operands (14 of the 16 ymm registers)
 //   AVX-512 (W=16): MR 8,  NV 2 -> 16 zmm accumulators
 //   scalar (W=1):   MR 1,  NV 32
 // Zen 3 issues ~1.5 vpmaddwd per cycle beside the adds: ~24 MACs/cycle/core, 1.5x the 16 of
@@ -25,8 +26,8 @@
 //
 // Exactness: |q| <= 32767 and |w| <= 127, so a pair sum is <= 8.33e6 in magnitude and a block's
 // 128 pairs <= 1.07e9 < 2^31: every block sum is an exact int32. Each is converted to float and
-// scaled once: out = fma(float(acc_b), d[m] * s_w[n], out), from out = bias, blocks in increasing order,
-// whatever the tile, task split or thread count.
+// scaled once, out = fma(float(acc_b), d[m] * s_w[n], out) starting from out = bias, blocks in
+// increasing order, whatever the tile, task split or thread count.
 static_assert(kGemmKc % 2 == 0 && kGemmKc <= 256, "int16 GEMM: block sums must stay exact in int32");
 
 template <class Q>

@@ -102,6 +102,20 @@ QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
   return qa;
 }
 
+// A per-calling-thread buffer of at least n T that only grows, uninitialized (the packers write
+// every value). A fresh allocation (and its page faults) per call cost as much as the GEMM
+// itself for M ~ 128 on 4096 x 4096. Each T has its own buffer.
+template <class T>
+T* thread_pack_buffer(int64_t n) {
+  thread_local std::unique_ptr<T[]> store;
+  thread_local int64_t capacity = 0;
+  if (n > capacity) {
+    store.reset(new T[static_cast<size_t>(n)]);
+    capacity = n;
+  }
+  return store.get();
+}
+
 // int16 activation codes for the int8 GEMM (gemm_int16_impl.h), rows split over the pool.
 QuantActs quantize_acts16(const LinearArgs& a, ActBuffers& buf) {
   QuantActs qa;
@@ -117,36 +131,29 @@ QuantActs quantize_acts16(const LinearArgs& a, ActBuffers& buf) {
   return qa;
 }
 
-// int8 weights as int16 pairs for the int16 GEMM (layout in gemm_int16_impl.h), in a
-// per-calling-thread buffer that only grows (as gemm_pack_weights below).
+// int8 weights as int16 pairs for the int16 GEMM (layout in gemm_int16_impl.h), one pass over W
+// shared by every task.
 const int16_t* gemm_pack_int16(const LinearArgs& a) {
-  thread_local std::unique_ptr<int16_t[]> store;
-  thread_local int64_t capacity = 0;
   const int64_t groups = (a.N + kGemmIntNr - 1) / kGemmIntNr, npad = groups * kGemmIntNr;
-  const int64_t kp2 = (a.K + 1) / 2 * 2;
-  if (npad * kp2 > capacity) {
-    store.reset(new int16_t[static_cast<size_t>(npad * kp2)]);  // uninitialized: every value is written
-    capacity = npad * kp2;
-  }
-  int16_t* buf = store.get();
+  int16_t* buf = thread_pack_buffer<int16_t>(npad * ((a.K + 1) / 2 * 2));
   const int8_t* w = static_cast<const int8_t*>(a.w);
   parallel_for(0, groups, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, a.K * kGemmIntNr)),
                [&](int64_t g0, int64_t g1) {
-                 for (int64_t g = g0; g < g1; ++g) {
+                 for (int64_t g = g0; g < g1; ++g)
                    for (int64_t k0 = 0; k0 < a.K; k0 += kGemmKc) {
                      const int64_t kc = std::min(kGemmKc, a.K - k0), pc = (kc + 1) / 2;
-                     int16_t* panel = buf + k0 * npad + g * kGemmIntNr * 2 * pc;
-                     for (int64_t j = 0; j < kGemmIntNr; ++j) {
-                       const int64_t n = g * kGemmIntNr + j;
-                       const int8_t* row = n < a.N ? w + n * a.K : nullptr;
-                       for (int64_t p = 0; p < pc; ++p)
-                         for (int e = 0; e < 2; ++e) {
-                           const int64_t k = k0 + 2 * p + e;
-                           panel[(p * kGemmIntNr + j) * 2 + e] = row && k < a.K ? row[k] : 0;
-                         }
+                     int16_t* panel = buf + k0 * npad + g * kGemmIntNr * 2 * pc;  // [pc][kGemmIntNr][2]
+                     std::fill(panel, panel + pc * kGemmIntNr * 2, int16_t{0});   // pads past N and K
+                     for (int64_t j = 0; j < kGemmIntNr && g * kGemmIntNr + j < a.N; ++j) {
+                       const int8_t* row = w + (g * kGemmIntNr + j) * a.K + k0;
+                       int16_t* dst = panel + 2 * j;
+                       for (int64_t k = 0; k + 1 < kc; k += 2, dst += 2 * kGemmIntNr) {
+                         dst[0] = row[k];
+                         dst[1] = row[k + 1];
+                       }
+                       if (kc % 2) dst[0] = row[kc - 1];  // its pair partner stays 0
                      }
                    }
-                 }
                });
   return buf;
 }
@@ -224,18 +231,11 @@ void pack_group(const LinearArgs& a, int64_t g, int64_t npad, float* dst) {
   }
 }
 
-// The packed copy lives in a per-calling-thread buffer that only grows: allocating (and page-
-// faulting in) a fresh one per call cost as much as the GEMM itself for M ~ 128 on 4096 x 4096.
-// It holds the largest float-GEMM weight this thread has run, decoded to float32.
+// The packed copy lives in a per-calling-thread buffer that only grows (thread_pack_buffer):
+// it holds the largest float-GEMM weight this thread has run, decoded to float32.
 float* gemm_pack_weights(const LinearArgs& a) {
-  thread_local std::unique_ptr<float[]> store;
-  thread_local int64_t capacity = 0;
   const int64_t groups = (a.N + kGemmNr - 1) / kGemmNr, npad = groups * kGemmNr;
-  if (npad * a.K > capacity) {
-    store.reset(new float[static_cast<size_t>(npad * a.K)]);  // uninitialized: every value is written
-    capacity = npad * a.K;
-  }
-  float* buf = store.get();
+  float* buf = thread_pack_buffer<float>(npad * a.K);
   parallel_for(0, groups, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, a.K * kGemmNr)),
                [&](int64_t g0, int64_t g1) {
                  for (int64_t g = g0; g < g1; ++g) {

@@ -10,6 +10,7 @@ per token in GEMMs; attention adds 4*L*H FLOP per token per layer (small for L <
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,8 +181,8 @@ class BertEncoder:
 
     def _attention(self, qkv: np.ndarray, cu: np.ndarray) -> np.ndarray:
         """Bidirectional softmax attention within each packed sequence, by the native kernel
-        (csrc/cpu/attention.cpp packed_attention: the paged kernels' online-softmax tiles reading
-        the QKV rows in place, parallel over sequence x head x 16-query tiles)."""
+        (csrc/cpu/encoder_attention_impl.h via _C.packed_attention: per sequence, its heads'
+        Q/K/V gathered into dense scratch, then QK^T, exact softmax and PV there)."""
         t = qkv.shape[0]
         nh, d = self.w.num_heads, self.head_dim
         out = np.empty((t, nh, d), np.float32)
@@ -238,9 +239,8 @@ def quantize_int8_smooth(enc: BertEncoder, calibration_seqs: list[list[int]], al
         enc.calibration = None
     h = enc.hidden
     for L, st in zip(enc.w.layers, stats, strict=True):
-        L.plain = _Layer(quantize_weight(L.qkv, "int8"), L.qkv_b, quantize_weight(L.o, "int8"), L.o_b, L.ln1_w,
-                         L.ln1_b, quantize_weight(L.up, "int8"), L.up_b, quantize_weight(L.down, "int8"), L.down_b,
-                         L.ln2_w, L.ln2_b)
+        gemms = ("qkv", "o", "up", "down")
+        L.plain = dataclasses.replace(L, **{n: quantize_weight(getattr(L, n), "int8") for n in gemms})
         s_qkv = smooth_scales(st["qkv"], L.qkv, alpha)
         s_o = smooth_scales(st["o"], L.o, alpha)
         s_up = smooth_scales(st["up"], L.up, alpha)

@@ -43,36 +43,33 @@ def fp8_e5m2_decode(bits: np.ndarray) -> np.ndarray:
     return b.view(np.float16).astype(np.float32)
 
 
-def quantize_rows_int8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The kernels' activation quantization over the last axis, in float32 exactly as the C++:
-    d = absmax / 127, q = clip(rint(x / d), -127, 127); d = 0 -> q = 0; a row holding a
-    non-finite value gets d = NaN and q = 0 (its outputs are NaN)."""
+def _quantize_rows(x: np.ndarray, qmax: int, dtype: type, reciprocal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-row quantization over the last axis in float32, exactly as the C++ does it:
+    d = absmax / qmax, q = clip(rint(x / d) or rint(x * (1 / d)), -qmax, qmax); d = 0 -> q = 0; a
+    row holding a non-finite value gets d = NaN and q = 0 (its outputs are NaN)."""
     x = np.asarray(x, dtype=np.float32)
     finite = np.all(np.isfinite(x), axis=-1, keepdims=True)
     amax = np.max(np.abs(np.where(np.isfinite(x), x, 0)), axis=-1, keepdims=True, initial=np.float32(0))
-    d = (amax / np.float32(127)).astype(np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.where(d > 0, np.rint(x / np.where(d > 0, d, 1)), 0)
-    q = np.clip(np.where(finite, q, 0), -127, 127).astype(np.int8)
+    d = (amax / np.float32(qmax)).astype(np.float32)
+    safe = np.where(d > 0, d, np.float32(1))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        scaled = x * (np.float32(1) / safe).astype(np.float32) if reciprocal else x / safe
+        q = np.where(d > 0, np.rint(scaled), 0)
+    q = np.clip(np.where(finite, q, 0), -qmax, qmax).astype(dtype)
     d = np.where(finite, d, np.float32(np.nan)).astype(np.float32)
     return q, d[..., 0]
+
+
+def quantize_rows_int8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The integer tiles' activation quantization (W8A8 below 64 rows, ggml-style blocks when x is
+    [..., K/32, 32]): d = absmax / 127, q = clip(rint(x / d), -127, 127)."""
+    return _quantize_rows(x, 127, np.int8, reciprocal=False)
 
 
 def quantize_rows_int16(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The int8 GEMM's activation codes (csrc/cpu/gemm_int16_impl.h), in float32 exactly as the
-    C++: d = absmax / 32767, q = clip(rint(x * (1 / d)), -32767, 32767) (a float32 reciprocal,
-    then one float32 multiply); d = 0 -> q = 0; a row holding a non-finite value gets d = NaN
-    and q = 0."""
-    x = np.asarray(x, dtype=np.float32)
-    finite = np.all(np.isfinite(x), axis=-1, keepdims=True)
-    amax = np.max(np.abs(np.where(np.isfinite(x), x, 0)), axis=-1, keepdims=True, initial=np.float32(0))
-    d = (amax / np.float32(32767)).astype(np.float32)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        inv = (np.float32(1) / np.where(d > 0, d, np.float32(1))).astype(np.float32)
-        q = np.where(d > 0, np.rint(x * inv), 0)
-    q = np.clip(np.where(finite, q, 0), -32767, 32767).astype(np.int16)
-    d = np.where(finite, d, np.float32(np.nan)).astype(np.float32)
-    return q, d[..., 0]
+    """The int8 GEMM's activation codes (csrc/cpu/gemm_int16_impl.h): d = absmax / 32767,
+    q = clip(rint(x * (1 / d)), -32767, 32767) (a float32 reciprocal, then one multiply)."""
+    return _quantize_rows(x, 32767, np.int16, reciprocal=True)
 
 
 def linear_w8a16(x: np.ndarray, q: np.ndarray, scale: np.ndarray) -> np.ndarray:
