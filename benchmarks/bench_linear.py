@@ -1,5 +1,6 @@
 """ops.linear: GEMV (M=1, bound by the weight read: GB/s of weight bytes vs the streaming-read
-probe) and GEMM (M=512, or 128 with --quick: GFLOP/s) for every weight kind, against numpy
+probe), batched decode (M=16: GFLOP/s) and GEMM (M=512, or 128 with --quick: GFLOP/s) for every
+weight kind, against numpy
 float32 (`x @ W.T`, OpenBLAS) and torch CPU float32 with the same thread count. The peers
 run once per shape (group dtype "f32"); the printed table relates every kind to them.
 
@@ -54,7 +55,7 @@ def cases(quick: bool) -> list[Case]:
     for n, k in shapes:
         w = rng.standard_normal((n, k), dtype=np.float32)
         packed = {kind: quant.quantize_weight(w, kind) for kind in KINDS}
-        for m in (1, m_gemm):
+        for m in (1, 16, m_gemm):  # decode, batched decode (16 streams), prefill
             x = rng.standard_normal((m, k), dtype=np.float32)
             shape = f"M{m}xN{n}xK{k}"
             flops = 2.0 * m * n * k

@@ -40,30 +40,12 @@ bool quantized_acts(WKind k) {
   return k == WKind::kInt8 || k == WKind::kInt4 || k == WKind::kQ8_0 || k == WKind::kQ4_0 || k == WKind::kQ4_1;
 }
 
-// Symmetric int8 quantization of n floats with one scale: d = absmax/127 (float32 division),
-// q = rint(x/d) clamped to [-127, 127]. Returns d; NaN if any value is not finite (q = 0).
-float quantize_span(const float* x, int64_t n, int8_t* q, int32_t* qsum) {
-  float amax = 0.0f;
-  bool finite = true;
-  for (int64_t i = 0; i < n; ++i) {
-    finite = finite && std::isfinite(x[i]);
-    amax = std::max(amax, std::fabs(x[i]));
+QuantRows8Fn pick_quant8(IsaLevel level) {
+  switch (level) {
+    case IsaLevel::kAvx512: return quant_rows8_avx512;
+    case IsaLevel::kAvx2: return quant_rows8_avx2;
+    default: return quant_rows8_scalar;
   }
-  int32_t s = 0;
-  if (!finite) {
-    std::memset(q, 0, static_cast<size_t>(n));
-    if (qsum) *qsum = 0;
-    return std::nanf("");
-  }
-  const float d = amax / 127.0f;
-  for (int64_t i = 0; i < n; ++i) {
-    float v = d > 0.0f ? std::nearbyint(x[i] / d) : 0.0f;
-    v = std::min(127.0f, std::max(-127.0f, v));
-    q[i] = static_cast<int8_t>(v);
-    s += q[i];
-  }
-  if (qsum) *qsum = s;
-  return d;
 }
 
 struct ActBuffers {
@@ -76,25 +58,14 @@ QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
   QuantActs qa;
   const int64_t kp = (a.K + 31) / 32 * 32, nb = a.K / 32;
   qa.kp = kp;
-  buf.q.assign(static_cast<size_t>(a.M * kp), 0);
+  buf.q.resize(static_cast<size_t>(a.M * kp));  // quant_rows8 writes every code, padding included
   const bool per_row = a.kind == WKind::kInt8;
   buf.d.assign(static_cast<size_t>(per_row ? a.M : a.M * nb), 0.0f);
   if (a.kind != WKind::kInt8 && a.kind != WKind::kQ8_0) buf.ds.assign(static_cast<size_t>(a.M * nb), 0.0f);
+  const QuantRows8Fn fn = pick_quant8(isa_level());
+  float* ds = buf.ds.empty() ? nullptr : buf.ds.data();
   parallel_for(0, a.M, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, a.K)), [&](int64_t r0, int64_t r1) {
-    for (int64_t m = r0; m < r1; ++m) {
-      const float* x = a.x + m * a.K;
-      int8_t* q = buf.q.data() + m * kp;
-      if (per_row) {
-        buf.d[m] = quantize_span(x, a.K, q, nullptr);
-        continue;
-      }
-      for (int64_t b = 0; b < nb; ++b) {
-        int32_t s = 0;
-        const float d = quantize_span(x + b * 32, 32, q + b * 32, &s);
-        buf.d[m * nb + b] = d;
-        if (!buf.ds.empty()) buf.ds[m * nb + b] = d * static_cast<float>(s);
-      }
-    }
+    fn(a.x, a.K, kp, per_row, r0, r1, buf.q.data(), buf.d.data(), ds);
   });
   qa.q = buf.q.data();
   qa.d = buf.d.data();
@@ -281,6 +252,11 @@ void linear_tile_scalar(const LinearArgs& a, const QuantActs& qa, int64_t m0, in
   linear_tile_dispatch<QScalar>(a, qa, m0, m1, n0, n1);
 }
 
+void quant_rows8_scalar(const float* x, int64_t K, int64_t kp, bool per_row, int64_t m0, int64_t m1, int8_t* q,
+                        float* d, float* ds) {
+  quant_rows8<QScalar>(x, K, kp, per_row, m0, m1, q, d, ds);
+}
+
 void quant_rows16_scalar(const float* x, int64_t K, int64_t kp2, int64_t m0, int64_t m1, int16_t* q, float* d) {
   quant_rows16<QScalar>(x, K, kp2, m0, m1, q, d);
 }
@@ -310,6 +286,7 @@ void linear_forward(const LinearArgs& a) {
   int64_t panel = std::max<int64_t>(1, kPanelBytes / rb);
   // Enough tasks to balance the pool when N is small (GEMV on narrow layers).
   panel = std::min(panel, std::max<int64_t>(1, a.N / (4 * num_threads())));
+  if (uses_r8_gemm(a.kind, a.M)) panel = (panel + 7) / 8 * 8;  // whole 8-row groups (gemm_blocks_r8_impl.h)
   int64_t row_block = kRowBlock;
   if (float_gemm || int16_gemm) {
     // the packed GEMMs want whole register tiles: 128 weight rows (8 float / 4 int16 column

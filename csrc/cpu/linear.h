@@ -45,25 +45,33 @@ struct QuantActs {
 
 int64_t linear_row_bytes(WKind kind, int64_t K);
 
-// Calls with at least this many activation rows take a packed GEMM: float32/16/bf16 weights
-// from kGemmMinRows rows, every other kind from kGemmMinRowsQuant rows (prefill).
-//  - int8 weights: the integer GEMM of gemm_int16_impl.h (int16 activation codes per row, W8A16,
-//    vpmaddwd), ~1.5x the float kernel's multiply-adds per cycle on AVX2.
-//  - fp8, int4 and the ggml block kinds: dequantized into the float GEMM's packed panels
-//    (gemm_float_impl.h) and multiplied with float32 activations, without the per-block
-//    activation quantization of the integer tiles: on AVX2 the int8 block dot (sign + maddubs +
-//    madd + add per 32 MACs, plus per-block scales) is no faster than an FMA per 8 MACs.
+// Which kernel a call takes, by weight kind and activation rows M:
+//  - int4, q4_0, q4_1 from kR8MinRows rows (batched decode and prefill): the 8-row interleaved
+//    block GEMM of gemm_blocks_r8_impl.h on int8 activation codes per block of 32 (W4A8, like
+//    decode and like ggml's q8_1 activations), ~2.5x the dot-product tiles per core and ~1.9x
+//    the float GEMM at prefill sizes on AVX2: one maddubs per 32 MACs, no per-block reductions.
+//  - int8 weights from kGemmMinRowsQuant rows: the integer GEMM of gemm_int16_impl.h (int16
+//    activation codes per row, W8A16, vpmaddwd), ~1.5x the float kernel's multiply-adds per cycle.
+//  - float32/16/bf16 from kGemmMinRows rows, fp8 and q8_0 from kGemmMinRowsQuant rows: weights
+//    dequantized into the float GEMM's packed panels (gemm_float_impl.h) and multiplied with
+//    float32 activations (a signed 8-bit weight gains nothing from the integer units on AVX2:
+//    sign + maddubs + madd per 32 MACs is no faster than an FMA per 8).
 // Fewer rows (decode) take the dot-product tiles, which read the weights in their compact
-// format once and need no packing.
+// format once and need no packing. Every path of a kind gives a row the same bits whatever the
+// other rows, the tile split or the thread count (the r8 GEMM repeats the tiles' arithmetic).
 constexpr int64_t kGemmMinRows = 16;
 constexpr int64_t kGemmMinRowsQuant = 64;
+constexpr int64_t kR8MinRows = 4;
 constexpr int64_t kGemmNr = 16;     // weight rows per packed column group (float GEMM)
 constexpr int64_t kGemmIntNr = 32;  // weight rows per packed column group (int16 GEMM)
 constexpr int64_t kGemmKc = 256;    // K values per packed block
+inline bool uses_r8_gemm(WKind k, int64_t M) {
+  return (k == WKind::kInt4 || k == WKind::kQ4_0 || k == WKind::kQ4_1) && M >= kR8MinRows;
+}
 inline bool uses_int16_gemm(WKind k, int64_t M) { return k == WKind::kInt8 && M >= kGemmMinRowsQuant; }
 inline bool uses_float_gemm(WKind k, int64_t M) {
   const bool float_kind = k == WKind::kF32 || k == WKind::kF16 || k == WKind::kBF16;
-  return k != WKind::kInt8 && M >= (float_kind ? kGemmMinRows : kGemmMinRowsQuant);
+  return k != WKind::kInt8 && !uses_r8_gemm(k, M) && M >= (float_kind ? kGemmMinRows : kGemmMinRowsQuant);
 }
 
 // Computes out rows [m0, m1) for weight rows [n0, n1). Per-ISA (linear*.cpp).
@@ -78,6 +86,14 @@ using QuantRows16Fn = void (*)(const float* x, int64_t K, int64_t kp2, int64_t m
 void quant_rows16_scalar(const float*, int64_t, int64_t, int64_t, int64_t, int16_t*, float*);
 void quant_rows16_avx2(const float*, int64_t, int64_t, int64_t, int64_t, int16_t*, float*);
 void quant_rows16_avx512(const float*, int64_t, int64_t, int64_t, int64_t, int16_t*, float*);
+
+// Rows [m0, m1) of x [M, K] to int8 codes q [M, kp], scales d and block offsets ds
+// (quant_rows8_impl.h): per_row for int8 weights, else per block of 32; ds may be null.
+using QuantRows8Fn = void (*)(const float* x, int64_t K, int64_t kp, bool per_row, int64_t m0, int64_t m1, int8_t* q,
+                              float* d, float* ds);
+void quant_rows8_scalar(const float*, int64_t, int64_t, bool, int64_t, int64_t, int8_t*, float*, float*);
+void quant_rows8_avx2(const float*, int64_t, int64_t, bool, int64_t, int64_t, int8_t*, float*, float*);
+void quant_rows8_avx512(const float*, int64_t, int64_t, bool, int64_t, int64_t, int8_t*, float*, float*);
 
 // Validates, quantizes activations where the kind needs it, and splits the work over the
 // thread pool. Call without the GIL.

@@ -34,6 +34,7 @@ static inline float scalar_weight(const char* wrow, int64_t k) {
 
 #include "gemm_float_impl.h"
 #include "gemm_int16_impl.h"
+#include "quant_rows8_impl.h"
 
 // Register tile: MR (<= 4) activation rows x NR (<= 2) weight rows. Each weight block is
 // decoded once for all MR rows and each activation vector loaded once for both weight rows.
@@ -211,6 +212,8 @@ void tile_blocks(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m
   }
 }
 
+#include "gemm_blocks_r8_impl.h"
+
 template <class Q, WKind KIND, int MR, int NR>
 void rows(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, const char* const* wrow, int64_t k0,
           int64_t k1, float* res) {
@@ -245,6 +248,10 @@ void tile_kind(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1,
     return;
   }
   if constexpr (kBlockScaled<KIND>) {
+    if (uses_r8_gemm(KIND, a.M)) {  // 8-row interleaved panels (gemm_blocks_r8_impl.h)
+      if constexpr (kR8Kind<KIND>) tile_blocks_r8<Q, KIND>(a, qa, m0, m1, n0, n1);
+      return;
+    }
     tile_blocks<Q, KIND>(a, qa, m0, m1, n0, n1);
   } else {
     const int64_t rb = linear_row_bytes(KIND, a.K);

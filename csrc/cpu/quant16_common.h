@@ -1,6 +1,7 @@
-// Scalar pieces of the int16 activation quantization (gemm_int16_impl.h quant_rows16) shared by
-// the ops structs of every ISA level (quant_simd_<isa>.h), so that the vector bodies and their
-// tails round exactly alike: code = clamp(rint(x * inv), -32767, 32767).
+// Scalar pieces of the activation quantizers (int16 codes: gemm_int16_impl.h quant_rows16; int8
+// codes: quant_rows8_impl.h) shared by the ops structs of every ISA level (quant_simd_<isa>.h),
+// so that the vector bodies and their tails round exactly alike:
+// int16 code = clamp(rint(x * inv), -32767, 32767), int8 code = clamp(rint(x / d), -127, 127).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -11,6 +12,11 @@ namespace {
 
 inline int16_t code16(float v) {
   return static_cast<int16_t>(std::min(32767.f, std::max(-32767.f, std::nearbyint(v))));
+}
+
+// int8 activation code of x / d (the W8A8 and block kinds): clamp(rint(x / d), -127, 127).
+inline int8_t code8(float x, float d) {
+  return static_cast<int8_t>(std::min(127.f, std::max(-127.f, std::nearbyint(x / d))));
 }
 
 // Finishes an absmax pass: reduces `lanes` per-lane maxima and NaN probes (a lane's probe is NaN

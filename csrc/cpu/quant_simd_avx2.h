@@ -12,11 +12,12 @@
 #include "../core/dtype.h"
 #include "quant16_common.h"
 #include "quant_simd_r4_x86.h"
+#include "quant_simd_r8_x86.h"
 
 namespace infercore {
 namespace {
 
-struct QAvx2 : R4X86 {
+struct QAvx2 : R4X86, R8X86 {
   static constexpr int W = 8;
   using F = __m256;
   using I = __m256i;
@@ -123,6 +124,30 @@ struct QAvx2 : R4X86 {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permute4x64_epi64(p, 0xD8));
     }
     for (; i < n; ++i) q[i] = code16(x[i] * inv);
+  }
+  static int32_t quant8(const float* x, int64_t n, float d, int8_t* q) {
+    const __m256 dv = _mm256_set1_ps(d), hi = _mm256_set1_ps(127.f), lo = _mm256_set1_ps(-127.f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i sum = _mm256_setzero_si256();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      __m256i c[4];
+      for (int j = 0; j < 4; ++j) {
+        __m256 v = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i + 8 * j), dv),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        c[j] = _mm256_cvtps_epi32(_mm256_min_ps(hi, _mm256_max_ps(lo, v)));
+        sum = _mm256_add_epi32(sum, c[j]);
+      }
+      // packs interleave 128-bit halves: bytes come out as a0-3 b0-3 c0-3 d0-3 a4-7 ... d4-7
+      const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permutevar8x32_epi32(p, order));
+    }
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    int32_t s = _mm_cvtsi128_si32(s4);
+    for (; i < n; ++i) s += q[i] = code8(x[i], d);
+    return s;
   }
 };
 

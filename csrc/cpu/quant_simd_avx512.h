@@ -12,11 +12,12 @@
 #include "../core/dtype.h"
 #include "quant16_common.h"
 #include "quant_simd_r4_x86.h"
+#include "quant_simd_r8_x86.h"
 
 namespace infercore {
 namespace {
 
-struct QAvx512 : R4X86 {
+struct QAvx512 : R4X86, R8X86 {
   static constexpr int W = 16;
   using F = __m512;
   using I = __m256i;
@@ -108,6 +109,20 @@ struct QAvx512 : R4X86 {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(a)));
     }
     for (; i < n; ++i) q[i] = code16(x[i] * inv);
+  }
+  static int32_t quant8(const float* x, int64_t n, float d, int8_t* q) {
+    const __m512 dv = _mm512_set1_ps(d), hi = _mm512_set1_ps(127.f), lo = _mm512_set1_ps(-127.f);
+    __m512i sum = _mm512_setzero_si512();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      __m512 v = _mm512_roundscale_ps(_mm512_div_ps(_mm512_loadu_ps(x + i), dv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      const __m512i c = _mm512_cvtps_epi32(_mm512_min_ps(hi, _mm512_max_ps(lo, v)));
+      sum = _mm512_add_epi32(sum, c);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(c));
+    }
+    int32_t s = _mm512_reduce_add_epi32(sum);
+    for (; i < n; ++i) s += q[i] = code8(x[i], d);
+    return s;
   }
 };
 

@@ -93,6 +93,12 @@ struct QScalar {
   static void quant16(const float* x, int64_t n, float inv, int16_t* q) {
     for (int64_t i = 0; i < n; ++i) q[i] = code16(x[i] * inv);
   }
+  // int8 codes q = clamp(rint(x / d), -127, 127) (IEEE division, d > 0); returns sum(q).
+  static int32_t quant8(const float* x, int64_t n, float d, int8_t* q) {
+    int32_t s = 0;
+    for (int64_t i = 0; i < n; ++i) s += q[i] = code8(x[i], d);
+    return s;
+  }
 
   // Four-row accumulators (see quant_simd_r4_x86.h); std::fma so every level rounds alike.
   struct R4 {
@@ -117,6 +123,68 @@ struct QScalar {
     return R4{{static_cast<float>(p0), static_cast<float>(p1), static_cast<float>(p2), static_cast<float>(p3)}};
   }
   static void r4_store(const R4& v, float* o) { std::memcpy(o, v.v, sizeof(v.v)); }
+
+  // Eight-row interleaved block dots (see quant_simd_r8_x86.h): lane l of a group is row l.
+  struct R8 {
+    float v[8];
+  };
+  struct S8 {
+    int32_t v[8];
+  };
+  using G8 = I;
+  static R8 r8_zero() { return r8_set1(0.f); }
+  static R8 r8_set1(float s) {
+    R8 r;
+    for (float& x : r.v) x = s;
+    return r;
+  }
+  static R8 r8_load(const float* p) {
+    R8 r;
+    std::memcpy(r.v, p, sizeof(r.v));
+    return r;
+  }
+  static void r8_store(const R8& v, float* p) { std::memcpy(p, v.v, sizeof(v.v)); }
+  static R8 r8_mul(const R8& a, const R8& b) {
+    R8 r;
+    for (int i = 0; i < 8; ++i) r.v[i] = a.v[i] * b.v[i];
+    return r;
+  }
+  static R8 r8_fma(const R8& a, const R8& b, const R8& c) {
+    R8 r;
+    for (int i = 0; i < 8; ++i) r.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
+    return r;
+  }
+  static R8 r8_add(const R8& a, const R8& b) {
+    R8 r;
+    for (int i = 0; i < 8; ++i) r.v[i] = a.v[i] + b.v[i];
+    return r;
+  }
+  static R8 r8_halves(const uint16_t* h) {
+    R8 r;
+    for (int i = 0; i < 8; ++i) r.v[i] = half_to_float(h[i]);
+    return r;
+  }
+  static S8 s8_zero() { return S8{}; }
+  static G8 g8_load(const uint8_t* p) {
+    G8 r;
+    std::memcpy(r.v, p, 32);
+    return r;
+  }
+  static void g8_store(const G8& v, uint8_t* p) { std::memcpy(p, v.v, 32); }
+  static S8 r8_dot(S8 acc, const G8& w, const int8_t* x4) {
+    for (int l = 0; l < 8; ++l)
+      for (int i = 0; i < 4; ++i) acc.v[l] += static_cast<int32_t>(w.v[4 * l + i]) * x4[i];
+    return acc;
+  }
+  static R8 r8_sum(const S8& acc) {
+    R8 r;
+    for (int l = 0; l < 8; ++l) r.v[l] = static_cast<float>(acc.v[l]);
+    return r;
+  }
+  static void g8_transpose(const G8* rows, G8* out) {
+    for (int g = 0; g < 8; ++g)
+      for (int l = 0; l < 8; ++l) std::memcpy(out[g].v + 4 * l, rows[l].v + 4 * g, 4);
+  }
 };
 
 }  // namespace

@@ -173,6 +173,55 @@ def test_linear_int8_gemm_tiles_threads_isas(isa, m, n, k):
         ic.set_isa(before)
 
 
+@pytest.mark.parametrize("kind", ["int4", "q4_0", "q4_1"])
+@pytest.mark.parametrize(("m", "n", "k"), [(4, 1, 32), (7, 9, 64), (33, 17, 320), (70, 45, 96), (200, 130, 1024)])
+def test_linear_4bit_r8_gemm_rows_threads_isas(isa, kind, m, n, k):
+    # the 4-bit kinds from 4 rows run the 8-row interleaved GEMM (gemm_blocks_r8_impl.h): short
+    # 8-row groups (n % 8), partial 4-row tiles, one to 32 blocks; it repeats the 1-3 row tiles'
+    # arithmetic, so any row's result is the same bits in a batch of 1, 3, 4 or m rows, on any
+    # thread count and any ISA level, and equals the float64 W4A8 reference to float32 rounding
+    rng = np.random.default_rng(m * 1000 + n + k)
+    x = (rng.standard_normal((m, k)) * rng.uniform(0.01, 100, size=(m, 1))).astype(np.float32)
+    qw = Q.quantize_weight(rng.standard_normal((n, k)).astype(np.float32), kind)
+    b = rng.standard_normal(n).astype(np.float32)
+    y1, y2 = _on_1_and_2_threads(lambda: ops.linear(x, qw, b))
+    np.testing.assert_array_equal(y1, y2)
+    assert _rel(y1, ops.linear(x, qw, b, backend="reference")) <= 1e-5
+    for rows in (slice(0, 1), slice(0, 3), slice(m - 4, m)):
+        np.testing.assert_array_equal(ops.linear(x[rows], qw, b), y1[rows])
+    before = ic.get_isa()
+    try:
+        for level in ic.available_isas():
+            ic.set_isa(level)
+            np.testing.assert_array_equal(ops.linear(x, qw, b), y1, err_msg=level)
+    finally:
+        ic.set_isa(before)
+
+
+@pytest.mark.parametrize("kind", ["int4", "q4_0", "q4_1"])
+def test_linear_4bit_r8_gemm_extreme_rows(isa, kind):
+    # full-scale activation codes (+-127 on every element) against all-15 nibbles: each block's
+    # 8 int16 partial sums reach 8 * 2 * 15 * 127 = 30480 and must not saturate; a zero row gives
+    # the bias, an inf row is NaN and its neighbours stay finite
+    k, n = 256, 19
+    x = np.full((9, k), 3.0, np.float32)
+    x[1::2] *= -1
+    x[2] = 0.0
+    x[5, 40] = np.inf
+    w = np.full((n, k), 7.0, np.float32)
+    w[::2] = -8.0
+    w[:, ::3] = 7.5  # q4_1's nibbles run to 15 with m = -8-ish
+    qw = Q.quantize_weight(w, kind)
+    b = np.arange(n, dtype=np.float32)
+    y = ops.linear(x, qw, b)
+    keep = np.delete(np.arange(9), 5)
+    assert _rel(y[keep], ops.linear(x[keep], qw, b, backend="reference")) <= 1e-6
+    for r in keep:  # the single-row dot tiles compute the same bits
+        np.testing.assert_array_equal(ops.linear(x[r : r + 1], qw, b)[0], y[r])
+    np.testing.assert_array_equal(y[2], b)
+    assert np.isnan(y[5]).all() and np.isfinite(y[keep]).all()
+
+
 def test_linear_int8_gemm_extreme_rows(isa):
     # int16 codes at full scale on every element (+-32767 against +-127 weights) keep each 256-long
     # block sum exact in int32; all-zero rows give the bias; an inf row is NaN, the others finite
@@ -252,11 +301,12 @@ def test_linear_long_k_gemm(isa, kind):
 
 @pytest.mark.parametrize("kind", ["int8", "fp8", "int4", "q8_0", "q4_0", "q4_1"])
 def test_linear_quantized_prefill_path(isa, kind):
-    # from 64 rows int8 weights run the int16-activation GEMM and the other quantized kinds are
-    # dequantized into the float GEMM (no activation quantization); below, the integer tiles run:
-    # each side matches its own reference, the prefill paths are the more accurate ones (int16
-    # codes: within 1e-4 of float activations), threads agree, and a NaN row stays in its row
-    from infercore.ops.linear import GEMM_MIN_ROWS_QUANT
+    # from 64 rows int8 weights run the int16-activation GEMM and fp8/q8_0 are dequantized into
+    # the float GEMM (no activation quantization); below, the integer tiles run; the 4-bit kinds
+    # run W4A8 at every size (the r8 GEMM from 4 rows, the dot tiles below): each side matches its
+    # own reference, the prefill paths are the more accurate ones (int16 codes: within 1e-4 of
+    # float activations), threads agree, and a NaN row stays in its row
+    from infercore.ops.linear import GEMM_MIN_ROWS_QUANT, W4A8_KINDS
 
     rng = np.random.default_rng(11)
     k, n = 320, 45
@@ -268,7 +318,9 @@ def test_linear_quantized_prefill_path(isa, kind):
         y = ops.linear(x, qw, b)
         assert _rel(y, ops.linear(x, qw, b, backend="reference")) <= 1e-5, m
         deq = x.astype(np.float64) @ qw.dequantize().astype(np.float64).T + b
-        if m >= GEMM_MIN_ROWS_QUANT:
+        if kind in W4A8_KINDS:  # per-block int8 activations: ~1/254 of each block's max
+            assert 1e-4 <= _rel(y, deq) <= 2e-2
+        elif m >= GEMM_MIN_ROWS_QUANT:
             assert _rel(y, deq) <= (1e-4 if kind == "int8" else 1e-6)
     x[7, 3] = np.nan
     y1, y2 = _on_1_and_2_threads(lambda: ops.linear(x, qw, b))

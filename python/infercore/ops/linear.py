@@ -34,21 +34,26 @@ def _as_weight(w: Any) -> QuantizedWeight:
 
 
 # Mirrors csrc/cpu/linear.h: from this many activation rows (prefill) int8 weights run the
-# integer GEMM on int16 activation codes (W8A16) and the other quantized kinds are dequantized
-# and multiplied with float activations (no activation quantization).
+# integer GEMM on int16 activation codes (W8A16) and fp8/q8_0 weights are dequantized and
+# multiplied with float activations (no activation quantization). The 4-bit kinds (int4, q4_0,
+# q4_1) quantize activations per block of 32 at every size (W4A8, like ggml's q8_1).
 GEMM_MIN_ROWS_QUANT = 64
+W4A8_KINDS = ("int4", "q4_0", "q4_1")
 
 
 def _reference(x2: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None) -> np.ndarray:
-    """float64 result of exactly what the kernel computes (activation quantization included below
-    GEMM_MIN_ROWS_QUANT rows, int16 codes for int8 weights and none for the rest from there on)."""
-    if x2.shape[0] >= GEMM_MIN_ROWS_QUANT and qw.kind == "int8":
+    """float64 result of exactly what the kernel computes (activation quantization included: per
+    block for the 4-bit kinds; below GEMM_MIN_ROWS_QUANT rows also per row for int8 and per block
+    for q8_0; int16 codes for int8 weights and none for fp8/q8_0 from there on)."""
+    if qw.kind in W4A8_KINDS:
+        y = qref.linear_qblock(x2, qw.dequantize())
+    elif x2.shape[0] >= GEMM_MIN_ROWS_QUANT and qw.kind == "int8":
         y = qref.linear_w8a16(x2, qw.data, qw.scale)
     elif x2.shape[0] >= GEMM_MIN_ROWS_QUANT:
         y = reference.linear(x2, qw.dequantize())
     elif qw.kind == "int8":
         y = qref.linear_w8a8(x2, qw.data, qw.scale)
-    elif qw.kind in ("int4", "q8_0", "q4_0", "q4_1"):
+    elif qw.kind == "q8_0":
         y = qref.linear_qblock(x2, qw.dequantize())
     else:
         y = reference.linear(x2, qw.dequantize())
@@ -64,8 +69,9 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto") -> Any:
        kernel; int4/q8_0/q4_0/q4_1 quantize x per block of 32 (float32 scale) like ggml's
        q8_0/q8_1 dot products. From GEMM_MIN_ROWS_QUANT (64) rows (prefill, embedding batches)
        int8 weights run an integer GEMM on int16 activation codes per row (absmax/32767, ~3e-5
-       relative from float activations; csrc/cpu/gemm_int16_impl.h) and the other quantized
-       kinds are dequantized and multiplied with float activations (no activation quantization).
+       relative from float activations; csrc/cpu/gemm_int16_impl.h) and fp8/q8_0 weights are
+       dequantized and multiplied with float activations (no activation quantization); the 4-bit
+       kinds keep their per-block int8 activations at every size (csrc/cpu/gemm_blocks_r8_impl.h).
        A row of x holding NaN/inf then gives a NaN output row; with float kinds NaN/inf
        propagate as IEEE arithmetic does.
     bias: [N] float or None, where x lives. Returns [..., N] of x's array type and dtype.
