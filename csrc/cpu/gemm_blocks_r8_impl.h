@@ -42,7 +42,13 @@ void r8_repack(const LinearArgs& a, const int64_t* nrow, uint8_t* panel) {
     wrow[j] = static_cast<const char*>(a.w) + nrow[j] * rb;
     if constexpr (KIND == WKind::kInt4) gscale[j] = a.gscale + nrow[j] * (a.K / a.group);
   }
+  // The next group's 8 rows follow these in memory (one span of 8 * rb bytes): touch it at this
+  // group's pace, 8 * kBlock bytes per block, so it arrives from DRAM while this group computes.
+  const char* next = static_cast<const char*>(a.w) + (nrow[0] + 8) * rb;
+  const char* wend = static_cast<const char*>(a.w) + a.N * rb;
   for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t off = b * 8 * kBlock; off < (b + 1) * 8 * kBlock; off += 64)
+      if (next + off < wend) __builtin_prefetch(next + off);
     uint8_t* dst = panel + b * kR8BlockBytes;
     typename Q::G8 rows[8], groups[8];
     uint16_t dh[8], mh[8];
