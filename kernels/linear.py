@@ -7,16 +7,17 @@ Paths (the same semantics as the CPU kernels and ops/linear.py `_reference`, per
      When cdiv(N, BN) is too small to fill the GPU, K is split over programs (fp32 partials
      [split, M, N], summed by torch, deterministic order).
   8 < M < 64 with a quantized kind (int8, int4, q8_0, q4_0, q4_1), and every M > 8 for the
-     4-bit kinds (int4, q4_0, q4_1; the CPU runs them W4A8 at every size): integer tl.dot on int8
+     block kinds (int4, q8_0, q4_0, q4_1; the CPU runs them on int8 activations at every size):
+     integer tl.dot on int8
      activations quantized dynamically (per token for int8, per block of 32 for the block kinds)
      by `_quant_kernel`, scales applied per K block of 32 (block kinds) or in the epilogue (int8).
-  Otherwise (float kinds above 8 rows, int8/fp8/q8_0 from 64 rows): float tl.dot. Weights are
+  Otherwise (float kinds above 8 rows, int8/fp8 from 64 rows): float tl.dot. Weights are
      dequantized tile by tile in registers into the compute type CT = x's dtype (float16 /
      bfloat16; float32 activations use CT float32 with input_precision "tf32x3", ~fp32 accuracy).
      Per-out-channel scales (int8, fp8) stay out of the tile (int8 codes and fp8 values are exact
      in float16/bfloat16) and are applied in the epilogue; the block kinds' per-32 scales are
      applied in the tile (one rounding to CT per weight in fp16/bf16, none in fp32).
-  Quantized activations (M < 64 rows; the 4-bit kinds always): d = absmax / 127, q = rint(x / d) in IEEE float32
+  Quantized activations (M < 64 rows; the block kinds always): d = absmax / 127, q = rint(x / d) in IEEE float32
   (`div_rn`, round half to even by the 1.5 * 2^23 trick); a row (block) holding NaN/inf gets
   d = NaN and so a NaN output row, like the CPU kernels.
 
@@ -42,7 +43,7 @@ KIND_CODES = {"f32": 0, "f16": 1, "bf16": 2, "fp8": 3, "int8": 4, "int4": 5, "q8
 QUANT_ACT_KINDS = ("int8", "int4", "q8_0", "q4_0", "q4_1")
 GEMV_MAX_ROWS = 8
 GEMM_MIN_ROWS_QUANT = 64  # mirrors ops/linear.py and csrc/cpu/linear.h
-W4A8_KINDS = ("int4", "q4_0", "q4_1")  # per-block int8 activations at every size (ops/linear.py)
+BLOCK_A8_KINDS = ("int4", "q8_0", "q4_0", "q4_1")  # per-block int8 activations at every size (ops/linear.py)
 # Bytes per block of 32 values in a weight row (int4's float16 scales live apart, per group).
 BLOCK_BYTES = {"q8_0": 34, "q4_0": 18, "q4_1": 20, "int4": 16}
 _WEIGHT_DTYPES = {
@@ -425,9 +426,9 @@ def linear(
     group = group_size if kind == "int4" else 32
     w16 = data.view(torch.int16) if kind in ("q8_0", "q4_0", "q4_1") else data
     ws = scale if scale is not None else data
-    # the CPU's activation codes: per block of 32 for the 4-bit kinds at every size, below
-    # GEMM_MIN_ROWS_QUANT rows also per row (int8) / per block (q8_0)
-    quant_acts = kind in QUANT_ACT_KINDS and (m < GEMM_MIN_ROWS_QUANT or kind in W4A8_KINDS)
+    # the CPU's activation codes: per block of 32 for the block kinds at every size, per row for
+    # int8 below GEMM_MIN_ROWS_QUANT rows
+    quant_acts = kind in QUANT_ACT_KINDS and (m < GEMM_MIN_ROWS_QUANT or kind in BLOCK_A8_KINDS)
     if kind == "int8" and m >= GEMM_MIN_ROWS_QUANT:  # the same int16 activation codes as the CPU
         x = _int16_fake_quant(x)
     xq, xd = _quantize_acts(x, kind) if quant_acts else (x, x)
@@ -456,7 +457,8 @@ def linear(
                 acc += bias
             y.copy_(acc)
         return y
-    bm = 16 if m <= 16 else 32 if m <= 32 else 64 if m <= 64 or _interpreted() else 128
+    # integer tiles (the block kinds above 64 rows) stay at BM 64, the size they were written for
+    bm = 16 if m <= 16 else 32 if m <= 32 else 64 if m <= 64 or _interpreted() or quant_acts else 128
     bn = 64 if _interpreted() else 128
     bk = 32 if (quant_acts and kind != "int8") else 64
     ot = ct = _CT[x.dtype]

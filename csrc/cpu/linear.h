@@ -46,26 +46,28 @@ struct QuantActs {
 int64_t linear_row_bytes(WKind kind, int64_t K);
 
 // Which kernel a call takes, by weight kind and activation rows M:
-//  - int4, q4_0, q4_1 from kR8MinRows rows (batched decode and prefill): the 8-row interleaved
-//    block GEMM of gemm_blocks_r8_impl.h on int8 activation codes per block of 32 (W4A8, like
-//    decode and like ggml's q8_1 activations), ~2.5x the dot-product tiles per core and ~1.9x
-//    the float GEMM at prefill sizes on AVX2: one maddubs per 32 MACs, no per-block reductions.
+//  - int4, q4_0, q4_1 from kR8MinRows rows and q8_0 from kR8MinRowsQ8 (batched decode and
+//    prefill): the 8-row interleaved block GEMM of gemm_blocks_r8_impl.h on int8 activation
+//    codes per block of 32 (W4A8 / W8A8 as in decode, and as ggml's q8_0/q8_1 activations): one
+//    maddubs per 32 MACs (q8_0: plus a madd), no per-block horizontal sums. AVX2, 2 cores: ~1.8x
+//    the dot tiles at 16 rows, ~1.9x (4-bit) / ~1.2-1.7x (q8_0) the float GEMM at 512 rows.
 //  - int8 weights from kGemmMinRowsQuant rows: the integer GEMM of gemm_int16_impl.h (int16
 //    activation codes per row, W8A16, vpmaddwd), ~1.5x the float kernel's multiply-adds per cycle.
-//  - float32/16/bf16 from kGemmMinRows rows, fp8 and q8_0 from kGemmMinRowsQuant rows: weights
-//    dequantized into the float GEMM's packed panels (gemm_float_impl.h) and multiplied with
-//    float32 activations (a signed 8-bit weight gains nothing from the integer units on AVX2:
-//    sign + maddubs + madd per 32 MACs is no faster than an FMA per 8).
+//  - float32/16/bf16 from kGemmMinRows rows, fp8 from kGemmMinRowsQuant rows: weights decoded
+//    into the float GEMM's packed panels (gemm_float_impl.h) and multiplied with float32
+//    activations.
 // Fewer rows (decode) take the dot-product tiles, which read the weights in their compact
 // format once and need no packing. Every path of a kind gives a row the same bits whatever the
 // other rows, the tile split or the thread count (the r8 GEMM repeats the tiles' arithmetic).
 constexpr int64_t kGemmMinRows = 16;
 constexpr int64_t kGemmMinRowsQuant = 64;
-constexpr int64_t kR8MinRows = 4;
+constexpr int64_t kR8MinRows = 4;    // int4/q4_0/q4_1: the r8 GEMM from here
+constexpr int64_t kR8MinRowsQ8 = 8;  // q8_0 (at 4 rows the r8 GEMM and the tiles measure alike)
 constexpr int64_t kGemmNr = 16;     // weight rows per packed column group (float GEMM)
 constexpr int64_t kGemmIntNr = 32;  // weight rows per packed column group (int16 GEMM)
 constexpr int64_t kGemmKc = 256;    // K values per packed block
 inline bool uses_r8_gemm(WKind k, int64_t M) {
+  if (k == WKind::kQ8_0) return M >= kR8MinRowsQ8;
   return (k == WKind::kInt4 || k == WKind::kQ4_0 || k == WKind::kQ4_1) && M >= kR8MinRows;
 }
 inline bool uses_int16_gemm(WKind k, int64_t M) { return k == WKind::kInt8 && M >= kGemmMinRowsQuant; }

@@ -3,7 +3,8 @@
 // ops header, so instantiations have internal linkage and never mix across ISAs.
 //
 // Shape of the work: a tile is MR (<= 4) activation rows times NR (<= 2) weight rows (4 for the
-// block-scaled kinds, rows4_blocks); each weight block is decoded once into registers for all
+// block-scaled kinds, rows4_blocks; 8 in the block kinds' r8 GEMM from a few rows,
+// gemm_blocks_r8_impl.h); each weight block is decoded once into registers for all
 // MR rows. The driver (linear.cpp) hands
 // each task a panel of weight rows (~48 KiB, stays in L2) and a block of up to 128 activation
 // rows, so weights come from DRAM once per 128 rows of x (exactly once for GEMV).
@@ -111,7 +112,7 @@ void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, c
   }
 }
 
-// Block-scaled kinds (q8_0, q4_0, q4_1, int4) below the float GEMM's row count: MR (<= 4)
+// Block-scaled kinds (q8_0, q4_0, q4_1, int4) below the r8 GEMM's row count (uses_r8_gemm): MR (<= 4)
 // activation rows x 4 weight rows per step. Each weight block is unpacked once for all MR rows,
 // each activation block loaded once for the 4 weight rows, and the four block dots of an
 // activation row become four exact floats in one hadd tree (R4), so one FMA applies the four

@@ -29,6 +29,11 @@ struct QAvx512Vnni : QAvx512 {
     return _mm256_dpbusd_epi32(acc, w, _mm256_set1_epi32(v));
   }
   static R8 r8_sum(S8 acc) { return _mm256_cvtepi32_ps(acc); }
+  static S8 r8_dot_s(S8 acc, G8 wa, G8 ws, const int8_t* x4) {
+    int32_t v;
+    std::memcpy(&v, x4, 4);
+    return _mm256_dpbusd_epi32(acc, wa, _mm256_sign_epi8(_mm256_set1_epi32(v), ws));
+  }
 };
 
 #include "linear_impl.h"

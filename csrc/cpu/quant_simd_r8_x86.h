@@ -5,6 +5,7 @@
 //   r8_dot: unsigned 4-bit weights (0..15) x activations in [-127, 127]: each maddubs pair is at
 //   most 2*15*127 = 3810, so the 8 steps of a block (30480) add up exactly in int16.
 //   r8_sum: the block's int32 dot of each row (pairs widened by madd), as 8 exact floats.
+//   r8_dot_s / r8_sum32: the same for signed q8_0 weights (int32 lanes, see below).
 #pragma once
 #include <immintrin.h>
 
@@ -41,6 +42,18 @@ struct R8X86 {
     return r;
   }
   static R8 r8_sum(S8 acc) { return _mm256_cvtepi32_ps(_mm256_madd_epi16(acc, _mm256_set1_epi16(1))); }
+  // q8_0: wa = |w| (unsigned; 128 for w = -128), ws = w. Pairs up to 2 * 128 * 127 widen to int32
+  // at every step; S8 then holds int32 lanes and r8_sum32 converts them.
+  static S8 r8_dot_s(S8 acc, G8 wa, G8 ws, const int8_t* x4) {
+    int32_t v;
+    std::memcpy(&v, x4, 4);
+    const __m256i p = _mm256_maddubs_epi16(wa, _mm256_sign_epi8(_mm256_set1_epi32(v), ws));
+    __m256i r = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+    __asm__("" : "+x"(r));  // as in r8_dot
+    return r;
+  }
+  static R8 r8_sum32(S8 acc) { return _mm256_cvtepi32_ps(acc); }
+  static G8 g8_abs(G8 w) { return _mm256_abs_epi8(w); }
   // rows[l] = 32 unpacked values of row l (8 lanes of 4 bytes) -> out[g] = lane g of every row
   // (an 8 x 8 transpose of 32-bit lanes).
   static void g8_transpose(const G8* r, G8* out) {

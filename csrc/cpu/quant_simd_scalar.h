@@ -181,6 +181,11 @@ struct QScalar {
     for (int l = 0; l < 8; ++l) r.v[l] = static_cast<float>(acc.v[l]);
     return r;
   }
+  // q8_0 (signed weights): the scalar dot reads the signed group only; g8_abs keeps the panel
+  // layout of the SIMD levels (their |w| group) and is not read here.
+  static G8 g8_abs(const G8& w) { return w; }
+  static S8 r8_dot_s(S8 acc, const G8& /*wa*/, const G8& ws, const int8_t* x4) { return r8_dot(acc, ws, x4); }
+  static R8 r8_sum32(const S8& acc) { return r8_sum(acc); }
   static void g8_transpose(const G8* rows, G8* out) {
     for (int g = 0; g < 8; ++g)
       for (int l = 0; l < 8; ++l) std::memcpy(out[g].v + 4 * l, rows[l].v + 4 * g, 4);

@@ -87,7 +87,8 @@ def test_cuda_gemv_half_activations(kind, dtype):
 @pytest.mark.parametrize("m", [9, 63, 64, 300])
 def test_cuda_backend_gemm_rows(kind, m):
     # above 8 rows backend="cuda" runs the Triton GEMM (int8 tensor cores below 64 rows for the
-    # quantized kinds, dequantized float tiles from 64)
+    # quantized kinds and at every size for the block kinds, dequantized float tiles from 64 for
+    # int8 and fp8)
     k = 320 if kind in BLOCK_KINDS else 333
     x, w, b, qw, xt, bt = _case(kind, m, 45, k, seed=m)
     _poison_allocator(m * 45 * 4)

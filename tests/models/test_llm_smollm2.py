@@ -52,11 +52,12 @@ def test_stream_equals_generate(llm):
 
 
 # Issue targets: int8 within 2%, fp8 within 3% of the native (Q4_1/Q8_0) model. The native model
-# runs W4A8 at every batch size (per-block int8 activations, like ggml's q8_1; linear.h
-# uses_r8_gemm): perplexity 7.667 on this paragraph (7.618 when prefill used float32 activations).
-# int8 (W8A16 at prefill) measures 7.554 (-1.5%); fp8's E4M3 rounding (3 mantissa bits, ~1.8% RMS
-# per weight on top of the Q4_1 values) 7.939, +3.5%: over the 3% target (open in the issue
-# notes). The fp8 budget here is 5% so the test still catches a real fp8 regression.
+# runs its block kinds on per-block int8 activations at every batch size (like ggml's q8_0/q8_1;
+# linear.h uses_r8_gemm), so a row's logits do not depend on the batch: perplexity 7.687 on this
+# paragraph (7.618 when prefill multiplied float32 activations). int8 measures 7.629 (-0.8%);
+# fp8's E4M3 rounding (3 mantissa bits, ~1.8% RMS per weight on top of the Q4_1 values) 7.901,
+# +2.8% of that baseline but +3.7% of the float-activation one: the 3% target stays open in the
+# issue notes. The fp8 budget here is 5% so the test still catches a real fp8 regression.
 @pytest.mark.parametrize(("quantization", "budget"), [("int8", 0.02), ("fp8", 0.05)])
 def test_quantized_perplexity_close_to_native(llm, quantization, budget):
     from infercore import LLM

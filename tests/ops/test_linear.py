@@ -173,13 +173,14 @@ def test_linear_int8_gemm_tiles_threads_isas(isa, m, n, k):
         ic.set_isa(before)
 
 
-@pytest.mark.parametrize("kind", ["int4", "q4_0", "q4_1"])
-@pytest.mark.parametrize(("m", "n", "k"), [(4, 1, 32), (7, 9, 64), (33, 17, 320), (70, 45, 96), (200, 130, 1024)])
-def test_linear_4bit_r8_gemm_rows_threads_isas(isa, kind, m, n, k):
-    # the 4-bit kinds from 4 rows run the 8-row interleaved GEMM (gemm_blocks_r8_impl.h): short
-    # 8-row groups (n % 8), partial 4-row tiles, one to 32 blocks; it repeats the 1-3 row tiles'
-    # arithmetic, so any row's result is the same bits in a batch of 1, 3, 4 or m rows, on any
-    # thread count and any ISA level, and equals the float64 W4A8 reference to float32 rounding
+@pytest.mark.parametrize("kind", ["int4", "q4_0", "q4_1", "q8_0"])
+@pytest.mark.parametrize(("m", "n", "k"), [(4, 1, 32), (9, 9, 64), (33, 17, 320), (70, 45, 96), (200, 130, 1024)])
+def test_linear_r8_gemm_rows_threads_isas(isa, kind, m, n, k):
+    # the block kinds from a few rows (4-bit: 4, q8_0: 8) run the 8-row interleaved GEMM
+    # (gemm_blocks_r8_impl.h): short 8-row groups (n % 8), partial 4-row tiles, one to 32 blocks;
+    # it repeats the 1-3 row tiles' arithmetic, so any row's result is the same bits in a batch
+    # of 1, 3, 4 or m rows, on any thread count (the 200-row case spans both threads) and any ISA
+    # level, and equals the float64 W4A8/W8A8 reference to float32 rounding
     rng = np.random.default_rng(m * 1000 + n + k)
     x = (rng.standard_normal((m, k)) * rng.uniform(0.01, 100, size=(m, 1))).astype(np.float32)
     qw = Q.quantize_weight(rng.standard_normal((n, k)).astype(np.float32), kind)
@@ -198,20 +199,30 @@ def test_linear_4bit_r8_gemm_rows_threads_isas(isa, kind, m, n, k):
         ic.set_isa(before)
 
 
-@pytest.mark.parametrize("kind", ["int4", "q4_0", "q4_1"])
-def test_linear_4bit_r8_gemm_extreme_rows(isa, kind):
-    # full-scale activation codes (+-127 on every element) against all-15 nibbles: each block's
-    # 8 int16 partial sums reach 8 * 2 * 15 * 127 = 30480 and must not saturate; a zero row gives
-    # the bias, an inf row is NaN and its neighbours stay finite
+@pytest.mark.parametrize("kind", ["int4", "q4_0", "q4_1", "q8_0", "q8_0 raw -128"])
+def test_linear_r8_gemm_extreme_rows(isa, kind):
+    # full-scale activation codes (+-127 on every element) against nibbles of 15 on 31 of each
+    # block's 32 values: an int16 lane's 8 steps reach 8 * 2 * 15 * 127 = 30480 and must not
+    # saturate; q8_0 codes of -128 (valid in GGUF files, never made by ggml's quantizer) must
+    # count as -128 through the |w| / sign(x, w) trick; a zero row gives the bias, an inf row is
+    # NaN and its neighbours stay finite
     k, n = 256, 19
     x = np.full((9, k), 3.0, np.float32)
     x[1::2] *= -1
     x[2] = 0.0
     x[5, 40] = np.inf
     w = np.full((n, k), 7.0, np.float32)
-    w[::2] = -8.0
-    w[:, ::3] = 7.5  # q4_1's nibbles run to 15 with m = -8-ish
-    qw = Q.quantize_weight(w, kind)
+    w[:, ::32] = -8.0  # q4_0/int4: d = 1, codes 15 and 0; q4_1: d = 1, m = -8
+    w[::2] *= -1
+    if kind == "q8_0 raw -128":  # blocks [f16 d = 1/64][32 codes], every code -128 or 127
+        blocks = np.zeros((n, k // 32, 34), np.uint8)
+        blocks[:, :, :2] = np.frombuffer(np.float16(1 / 64).tobytes(), np.uint8)
+        codes = np.where(np.arange(n * k).reshape(n, k // 32, 32) % 3 == 0, -128, 127).astype(np.int8)
+        blocks[:, :, 2:] = codes.view(np.uint8)
+        qw = Q.QuantizedWeight("q8_0", (n, k), blocks.reshape(n, -1))
+        assert qw.dequantize().min() == -2.0
+    else:
+        qw = Q.quantize_weight(w, kind)
     b = np.arange(n, dtype=np.float32)
     y = ops.linear(x, qw, b)
     keep = np.delete(np.arange(9), 5)
@@ -295,8 +306,12 @@ def test_linear_long_k_gemm(isa, kind):
     b = rng.standard_normal(10).astype(np.float32)
     y = ops.linear(x, qw, b)
     assert _rel(y, ops.linear(x, qw, b, backend="reference")) <= 1e-5
-    # the GEMV path (one pass over K) agrees with the chunked GEMM path row by row
-    assert _rel(ops.linear(x[:4], qw, b), y[:4]) <= 1e-5
+    # the dot-product tiles (3 rows: one pass over K) agree with the GEMM paths row by row
+    # (bit for bit where both run the same block arithmetic: the block kinds' r8 GEMM)
+    y3 = ops.linear(x[:3], qw, b)
+    assert _rel(y3, y[:3]) <= 1e-5
+    if kind in ("int4", "q4_1"):
+        np.testing.assert_array_equal(y3, y[:3])
 
 
 @pytest.mark.parametrize("kind", ["int8", "fp8", "int4", "q8_0", "q4_0", "q4_1"])
@@ -306,7 +321,7 @@ def test_linear_quantized_prefill_path(isa, kind):
     # run W4A8 at every size (the r8 GEMM from 4 rows, the dot tiles below): each side matches its
     # own reference, the prefill paths are the more accurate ones (int16 codes: within 1e-4 of
     # float activations), threads agree, and a NaN row stays in its row
-    from infercore.ops.linear import GEMM_MIN_ROWS_QUANT, W4A8_KINDS
+    from infercore.ops.linear import GEMM_MIN_ROWS_QUANT, BLOCK_A8_KINDS
 
     rng = np.random.default_rng(11)
     k, n = 320, 45
@@ -318,7 +333,7 @@ def test_linear_quantized_prefill_path(isa, kind):
         y = ops.linear(x, qw, b)
         assert _rel(y, ops.linear(x, qw, b, backend="reference")) <= 1e-5, m
         deq = x.astype(np.float64) @ qw.dequantize().astype(np.float64).T + b
-        if kind in W4A8_KINDS:  # per-block int8 activations: ~1/254 of each block's max
+        if kind in BLOCK_A8_KINDS:  # per-block int8 activations: ~1/254 of each block's max
             assert 1e-4 <= _rel(y, deq) <= 2e-2
         elif m >= GEMM_MIN_ROWS_QUANT:
             assert _rel(y, deq) <= (1e-4 if kind == "int8" else 1e-6)

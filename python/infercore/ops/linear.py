@@ -34,18 +34,18 @@ def _as_weight(w: Any) -> QuantizedWeight:
 
 
 # Mirrors csrc/cpu/linear.h: from this many activation rows (prefill) int8 weights run the
-# integer GEMM on int16 activation codes (W8A16) and fp8/q8_0 weights are dequantized and
-# multiplied with float activations (no activation quantization). The 4-bit kinds (int4, q4_0,
-# q4_1) quantize activations per block of 32 at every size (W4A8, like ggml's q8_1).
+# integer GEMM on int16 activation codes (W8A16) and fp8 weights are dequantized and multiplied
+# with float activations (no activation quantization). The block kinds (int4, q8_0, q4_0, q4_1)
+# quantize activations per block of 32 at every size (like ggml's q8_0/q8_1 activations).
 GEMM_MIN_ROWS_QUANT = 64
-W4A8_KINDS = ("int4", "q4_0", "q4_1")
+BLOCK_A8_KINDS = ("int4", "q8_0", "q4_0", "q4_1")
 
 
 def _reference(x2: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None) -> np.ndarray:
     """float64 result of exactly what the kernel computes (activation quantization included: per
-    block for the 4-bit kinds; below GEMM_MIN_ROWS_QUANT rows also per row for int8 and per block
-    for q8_0; int16 codes for int8 weights and none for fp8/q8_0 from there on)."""
-    if qw.kind in W4A8_KINDS:
+    block of 32 for the block kinds; per row for int8 below GEMM_MIN_ROWS_QUANT rows, int16 codes
+    from there on; none for fp8 from there on)."""
+    if qw.kind in BLOCK_A8_KINDS:
         y = qref.linear_qblock(x2, qw.dequantize())
     elif x2.shape[0] >= GEMM_MIN_ROWS_QUANT and qw.kind == "int8":
         y = qref.linear_w8a16(x2, qw.data, qw.scale)
@@ -53,8 +53,6 @@ def _reference(x2: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None) -> 
         y = reference.linear(x2, qw.dequantize())
     elif qw.kind == "int8":
         y = qref.linear_w8a8(x2, qw.data, qw.scale)
-    elif qw.kind == "q8_0":
-        y = qref.linear_qblock(x2, qw.dequantize())
     else:
         y = reference.linear(x2, qw.dequantize())
     return y if bias is None else y + bias.astype(np.float64)
@@ -69,8 +67,8 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto") -> Any:
        kernel; int4/q8_0/q4_0/q4_1 quantize x per block of 32 (float32 scale) like ggml's
        q8_0/q8_1 dot products. From GEMM_MIN_ROWS_QUANT (64) rows (prefill, embedding batches)
        int8 weights run an integer GEMM on int16 activation codes per row (absmax/32767, ~3e-5
-       relative from float activations; csrc/cpu/gemm_int16_impl.h) and fp8/q8_0 weights are
-       dequantized and multiplied with float activations (no activation quantization); the 4-bit
+       relative from float activations; csrc/cpu/gemm_int16_impl.h) and fp8 weights are
+       dequantized and multiplied with float activations (no activation quantization); the block
        kinds keep their per-block int8 activations at every size (csrc/cpu/gemm_blocks_r8_impl.h).
        A row of x holding NaN/inf then gives a NaN output row; with float kinds NaN/inf
        propagate as IEEE arithmetic does.
@@ -81,8 +79,8 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto") -> Any:
     computation), "triton" (kernels/linear.py: GEMV up to 8 rows, tensor-core GEMM above), or
     "cuda" (csrc/cuda/linear.cu GEMV for M <= 8 rows, the Triton GEMM above 8 rows).
     On a GPU the weight must be there too: `w.to(x.device)` (QuantizedWeight.to) once, or a
-    float CUDA tensor. GPU compute: float32 accumulation; below 64 rows the quantized kinds use
-    the same integer activation codes as the CPU; the GEMM multiplies in x's dtype (float16 /
+    float CUDA tensor. GPU compute: float32 accumulation; the quantized kinds use the same
+    integer activation codes as the CPU (int8 below 64 rows, the block kinds at every size); the GEMM multiplies in x's dtype (float16 /
     bfloat16; float32 x via tf32x3), so float16/bfloat16 x also rounds dequantized weights to it.
     """
     if (
