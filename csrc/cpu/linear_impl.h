@@ -55,7 +55,15 @@ void rows_float(const LinearArgs& a, int64_t m0, int64_t n, const char* const* w
   typename Q::F acc[MR][NR];
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NR; ++j) acc[r][j] = Q::zero();
+  // The next NR rows follow these in memory: touch them at this pace (NR x 32 values per block)
+  // so they arrive from DRAM while these compute (decode only: a GEMM chunk re-reads its panel).
+  constexpr int64_t esz = KIND == WKind::kF32 ? 4 : KIND == WKind::kFp8 ? 1 : 2;
+  const char* wbase = static_cast<const char*>(a.w);
+  const int64_t next = (n + NR) * K * esz, wend = a.N * K * esz, step = NR * 32 * esz;
+  const bool pf = a.M <= 8;
   for (int64_t b = b0; b < b1; ++b) {
+    for (int64_t off = next + b * step; pf && off < next + (b + 1) * step && off < wend; off += 64)
+      __builtin_prefetch(wbase + off);
     typename Q::F wv[NR][NV];
     for (int j = 0; j < NR; ++j) {
       const char* w = wrow[j];
@@ -94,7 +102,13 @@ void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, c
     typename Q::IAcc acc[MR][NR];
     for (int r = 0; r < MR; ++r)
       for (int j = 0; j < NR; ++j) acc[r][j] = Q::izero();
+    // The next NR rows follow these in memory: touch them at this pace (NR * 32 bytes per block)
+    // so they arrive from DRAM while these compute (as rows4_blocks does).
+    const char* w = static_cast<const char*>(a.w);
+    const int64_t next = (n + NR) * K, wend = a.N * K;  // byte offsets of int8 rows (K bytes each)
     for (int64_t b = b0; b < b1; ++b) {
+      for (int64_t off = next + b * 32 * NR; (b & 1) == 0 && off < next + (b + 2) * 32 * NR && off < wend; off += 64)
+        __builtin_prefetch(w + off);
       typename Q::I wb[NR];
       for (int j = 0; j < NR; ++j) wb[j] = Q::load_i8(reinterpret_cast<const int8_t*>(wrow[j]) + b * 32);
       for (int r = 0; r < MR; ++r) {
