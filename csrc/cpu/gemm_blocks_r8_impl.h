@@ -31,16 +31,6 @@ constexpr int64_t kR8BlockBytes = (KIND == WKind::kQ8_0 ? 2 : 1) * 8 * 32 + 2 * 
 template <WKind KIND>
 constexpr int64_t kR8Scales = (KIND == WKind::kQ8_0 ? 2 : 1) * 8 * 32;  // offset of d[8]
 
-inline uint8_t* r8_panel_buffer(int64_t bytes) {
-  thread_local std::unique_ptr<uint8_t[]> store;
-  thread_local int64_t capacity = 0;
-  if (bytes > capacity) {
-    store.reset(new uint8_t[static_cast<size_t>(bytes)]);
-    capacity = bytes;
-  }
-  return store.get();
-}
-
 // Weight rows nrow[0..7] -> panel (nb blocks of kR8BlockBytes).
 template <class Q, WKind KIND>
 void r8_repack(const LinearArgs& a, const int64_t* nrow, uint8_t* panel) {
@@ -138,7 +128,7 @@ void r8_rows(const LinearArgs& a, const QuantActs& qa, int64_t m0, const uint8_t
 template <class Q, WKind KIND>
 void tile_blocks_r8(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   constexpr int MR = 4;  // 4 rows x 8 lanes: 13 live vectors (2 and 3 rows measured 25% / 5% slower)
-  uint8_t* panel = r8_panel_buffer(a.K / 32 * kR8BlockBytes<KIND>);
+  uint8_t* panel = thread_pack_buffer<uint8_t>(a.K / 32 * kR8BlockBytes<KIND>);
   for (int64_t n = n0; n < n1; n += 8) {
     const int64_t nr = std::min<int64_t>(8, n1 - n);
     int64_t nrow[8];

@@ -15,6 +15,7 @@
 #include "../core/thread_pool.h"
 #include "fp8.h"
 #include "quant_simd_scalar.h"
+#include "thread_buffer.h"
 
 namespace infercore {
 namespace {
@@ -71,20 +72,6 @@ QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
   qa.d = buf.d.data();
   qa.ds = buf.ds.empty() ? nullptr : buf.ds.data();
   return qa;
-}
-
-// A per-calling-thread buffer of at least n T that only grows, uninitialized (the packers write
-// every value). A fresh allocation (and its page faults) per call cost as much as the GEMM
-// itself for M ~ 128 on 4096 x 4096. Each T has its own buffer.
-template <class T>
-T* thread_pack_buffer(int64_t n) {
-  thread_local std::unique_ptr<T[]> store;
-  thread_local int64_t capacity = 0;
-  if (n > capacity) {
-    store.reset(new T[static_cast<size_t>(n)]);
-    capacity = n;
-  }
-  return store.get();
 }
 
 // int16 activation codes for the int8 GEMM (gemm_int16_impl.h), rows split over the pool.

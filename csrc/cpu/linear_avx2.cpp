@@ -7,6 +7,7 @@
 #include "fp8.h"
 #include "linear.h"
 #include "quant_simd_avx2.h"
+#include "thread_buffer.h"
 
 namespace infercore {
 namespace {

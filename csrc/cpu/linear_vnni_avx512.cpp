@@ -11,6 +11,7 @@
 #include "fp8.h"
 #include "linear.h"
 #include "quant_simd_avx512.h"
+#include "thread_buffer.h"
 
 namespace infercore {
 namespace {

@@ -15,6 +15,33 @@
 namespace infercore {
 namespace {
 
+// N float lanes for the scalar R4/R8 accumulators: one element-wise loop per operation, with
+// std::fma so every ISA level rounds alike.
+template <int N>
+struct Lanes {
+  float v[N];
+  static Lanes mul(const Lanes& a, const Lanes& b) {
+    Lanes r;
+    for (int i = 0; i < N; ++i) r.v[i] = a.v[i] * b.v[i];
+    return r;
+  }
+  static Lanes fma(const Lanes& a, const Lanes& b, const Lanes& c) {
+    Lanes r;
+    for (int i = 0; i < N; ++i) r.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
+    return r;
+  }
+  static Lanes add(const Lanes& a, const Lanes& b) {
+    Lanes r;
+    for (int i = 0; i < N; ++i) r.v[i] = a.v[i] + b.v[i];
+    return r;
+  }
+  static Lanes set1(float s) {
+    Lanes r;
+    for (float& x : r.v) x = s;
+    return r;
+  }
+};
+
 struct QScalar {
   static constexpr int W = 1;
   using F = float;
@@ -100,65 +127,37 @@ struct QScalar {
     return s;
   }
 
-  // Four-row accumulators (see quant_simd_r4_x86.h); std::fma so every level rounds alike.
-  struct R4 {
-    float v[4];
-  };
-  static R4 r4_zero() { return R4{{0.f, 0.f, 0.f, 0.f}}; }
-  static R4 r4_set1(float s) { return R4{{s, s, s, s}}; }
+  // Four-row accumulators (see quant_simd_r4_x86.h).
+  using R4 = Lanes<4>;
+  static R4 r4_zero() { return R4::set1(0.f); }
+  static R4 r4_set1(float s) { return R4::set1(s); }
   static R4 r4_halves(uint16_t a, uint16_t b, uint16_t c, uint16_t d) {
     return R4{{half_to_float(a), half_to_float(b), half_to_float(c), half_to_float(d)}};
   }
-  static R4 r4_mul(const R4& a, const R4& b) {
-    R4 r;
-    for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] * b.v[i];
-    return r;
-  }
-  static R4 r4_fma(const R4& a, const R4& b, const R4& c) {
-    R4 r;
-    for (int i = 0; i < 4; ++i) r.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
-    return r;
-  }
+  static R4 r4_mul(const R4& a, const R4& b) { return R4::mul(a, b); }
+  static R4 r4_fma(const R4& a, const R4& b, const R4& c) { return R4::fma(a, b, c); }
   static R4 r4_dots(IAcc p0, IAcc p1, IAcc p2, IAcc p3) {
     return R4{{static_cast<float>(p0), static_cast<float>(p1), static_cast<float>(p2), static_cast<float>(p3)}};
   }
   static void r4_store(const R4& v, float* o) { std::memcpy(o, v.v, sizeof(v.v)); }
 
   // Eight-row interleaved block dots (see quant_simd_r8_x86.h): lane l of a group is row l.
-  struct R8 {
-    float v[8];
-  };
+  using R8 = Lanes<8>;
   struct S8 {
     int32_t v[8];
   };
   using G8 = I;
-  static R8 r8_zero() { return r8_set1(0.f); }
-  static R8 r8_set1(float s) {
-    R8 r;
-    for (float& x : r.v) x = s;
-    return r;
-  }
+  static R8 r8_zero() { return R8::set1(0.f); }
+  static R8 r8_set1(float s) { return R8::set1(s); }
   static R8 r8_load(const float* p) {
     R8 r;
     std::memcpy(r.v, p, sizeof(r.v));
     return r;
   }
   static void r8_store(const R8& v, float* p) { std::memcpy(p, v.v, sizeof(v.v)); }
-  static R8 r8_mul(const R8& a, const R8& b) {
-    R8 r;
-    for (int i = 0; i < 8; ++i) r.v[i] = a.v[i] * b.v[i];
-    return r;
-  }
-  static R8 r8_fma(const R8& a, const R8& b, const R8& c) {
-    R8 r;
-    for (int i = 0; i < 8; ++i) r.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
-    return r;
-  }
-  static R8 r8_add(const R8& a, const R8& b) {
-    R8 r;
-    for (int i = 0; i < 8; ++i) r.v[i] = a.v[i] + b.v[i];
-    return r;
-  }
+  static R8 r8_mul(const R8& a, const R8& b) { return R8::mul(a, b); }
+  static R8 r8_fma(const R8& a, const R8& b, const R8& c) { return R8::fma(a, b, c); }
+  static R8 r8_add(const R8& a, const R8& b) { return R8::add(a, b); }
   static R8 r8_halves(const uint16_t* h) {
     R8 r;
     for (int i = 0; i < 8; ++i) r.v[i] = half_to_float(h[i]);

@@ -148,6 +148,16 @@ def test_linear_float_gemm_tiles_and_threads(isa, kind, m, n, k):
     np.testing.assert_array_equal(ops.linear(x[-16:], qw, b), y1[-16:])
 
 
+def _same_bits_on_every_isa(fn, want):
+    before = ic.get_isa()
+    try:
+        for level in ic.available_isas():
+            ic.set_isa(level)
+            np.testing.assert_array_equal(fn(), want, err_msg=level)
+    finally:
+        ic.set_isa(before)
+
+
 @pytest.mark.parametrize(("m", "n", "k"), [(64, 1, 1), (65, 33, 7), (200, 129, 300), (385, 70, 513), (64, 32, 256)])
 def test_linear_int8_gemm_tiles_threads_isas(isa, m, n, k):
     # the int8 GEMM (M >= 64, int16 activation codes): partial 3-row and 32-column tiles, odd K
@@ -164,13 +174,7 @@ def test_linear_int8_gemm_tiles_threads_isas(isa, m, n, k):
     assert _rel(y1, want) <= 1e-6
     assert _rel(y1, x.astype(np.float64) @ qw.dequantize().astype(np.float64).T + b) <= 1e-4
     np.testing.assert_array_equal(ops.linear(x[-64:], qw, b), y1[-64:])
-    before = ic.get_isa()
-    try:
-        for level in ic.available_isas():
-            ic.set_isa(level)
-            np.testing.assert_array_equal(ops.linear(x, qw, b), y1, err_msg=level)
-    finally:
-        ic.set_isa(before)
+    _same_bits_on_every_isa(lambda: ops.linear(x, qw, b), y1)
 
 
 @pytest.mark.parametrize("kind", ["int4", "q4_0", "q4_1", "q8_0"])
@@ -190,13 +194,7 @@ def test_linear_r8_gemm_rows_threads_isas(isa, kind, m, n, k):
     assert _rel(y1, ops.linear(x, qw, b, backend="reference")) <= 1e-5
     for rows in (slice(0, 1), slice(0, 3), slice(m - 4, m)):
         np.testing.assert_array_equal(ops.linear(x[rows], qw, b), y1[rows])
-    before = ic.get_isa()
-    try:
-        for level in ic.available_isas():
-            ic.set_isa(level)
-            np.testing.assert_array_equal(ops.linear(x, qw, b), y1, err_msg=level)
-    finally:
-        ic.set_isa(before)
+    _same_bits_on_every_isa(lambda: ops.linear(x, qw, b), y1)
 
 
 @pytest.mark.parametrize("kind", ["int4", "q4_0", "q4_1", "q8_0", "q8_0 raw -128"])
