@@ -319,7 +319,7 @@ def test_linear_quantized_prefill_path(isa, kind):
     # run W4A8 at every size (the r8 GEMM from 4 rows, the dot tiles below): each side matches its
     # own reference, the prefill paths are the more accurate ones (int16 codes: within 1e-4 of
     # float activations), threads agree, and a NaN row stays in its row
-    from infercore.ops.linear import GEMM_MIN_ROWS_QUANT, BLOCK_A8_KINDS
+    from infercore.ops.linear import BLOCK_A8_KINDS, GEMM_MIN_ROWS_QUANT
 
     rng = np.random.default_rng(11)
     k, n = 320, 45

@@ -80,8 +80,9 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto") -> Any:
     "cuda" (csrc/cuda/linear.cu GEMV for M <= 8 rows, the Triton GEMM above 8 rows).
     On a GPU the weight must be there too: `w.to(x.device)` (QuantizedWeight.to) once, or a
     float CUDA tensor. GPU compute: float32 accumulation; the quantized kinds use the same
-    integer activation codes as the CPU (int8 below 64 rows, the block kinds at every size); the GEMM multiplies in x's dtype (float16 /
-    bfloat16; float32 x via tf32x3), so float16/bfloat16 x also rounds dequantized weights to it.
+    integer activation codes as the CPU (int8 below 64 rows, the block kinds at every size);
+    the GEMM multiplies in x's dtype (float16 / bfloat16; float32 x via tf32x3), so
+    float16/bfloat16 x also rounds dequantized weights to it.
     """
     if (
         type(x) is np.ndarray
