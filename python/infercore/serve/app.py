@@ -55,7 +55,7 @@ from .protocol import (
     describe,
     response_schema,
 )
-from .sse import Releasing, SSEResponse, wait_for_disconnect
+from .sse import Releasing, SSEResponse, sse_data, wait_for_disconnect
 
 log = logging.getLogger("infercore.serve")
 
@@ -582,8 +582,7 @@ def build_app(
 
         return Releasing(gen, release)
 
-    def _sse(obj: Any) -> str:
-        return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+    _sse = sse_data
 
     async def _stream_errors(gen: AsyncIterator[str]) -> AsyncIterator[str]:
         """Errors after the 200 header was sent become an error event followed by [DONE]."""

@@ -5,11 +5,24 @@ freed deterministically."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
+
+# Characters JSON allows raw inside strings but that many clients end a line on: httpx's
+# iter_lines and Python's str.splitlines split at U+2028, U+2029 and U+0085 (NEL), which would cut
+# an event's JSON in two (seen with a random model's streamed text). The SSE format itself ends
+# lines only at CR/LF, and json.dumps already escapes every control character below U+0020.
+_LINE_BREAKS = {0x2028: "\\u2028", 0x2029: "\\u2029", 0x85: "\\u0085"}
+
+
+def sse_data(obj: Any) -> str:
+    """One `data:` event for a JSON-serializable object: UTF-8 text kept as is, except the Unicode
+    line separators above, which are escaped (the decoded JSON is the same)."""
+    return f"data: {json.dumps(obj, ensure_ascii=False).translate(_LINE_BREAKS)}\n\n"
 
 
 async def wait_for_disconnect(receive: Receive) -> None:
