@@ -23,8 +23,6 @@
 // cannot add up in int16, so each step widens with madd into int32 lanes (r8_dot_s): 8 maddubs
 // + 8 madd per 256 MACs, about twice the 4-bit kinds' time per MAC, yet ~1.3-1.5x rows4_blocks
 // at 16-32 rows (measured on SmolLM2's shapes and its 49152 x 576 LM head). No offset term.
-template <WKind KIND>
-constexpr bool kR8Kind = KIND == WKind::kInt4 || KIND == WKind::kQ4_0 || KIND == WKind::kQ4_1 || KIND == WKind::kQ8_0;
 // Bytes per block of the panel: groups (|w| then w for q8_0), then d[8], m[8].
 template <WKind KIND>
 constexpr int64_t kR8BlockBytes = (KIND == WKind::kQ8_0 ? 2 : 1) * 8 * 32 + 2 * 8 * sizeof(float);

@@ -61,8 +61,8 @@ QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
   qa.kp = kp;
   buf.q.resize(static_cast<size_t>(a.M * kp));  // quant_rows8 writes every code, padding included
   const bool per_row = a.kind == WKind::kInt8;
-  buf.d.assign(static_cast<size_t>(per_row ? a.M : a.M * nb), 0.0f);
-  if (a.kind != WKind::kInt8 && a.kind != WKind::kQ8_0) buf.ds.assign(static_cast<size_t>(a.M * nb), 0.0f);
+  buf.d.resize(static_cast<size_t>(per_row ? a.M : a.M * nb));  // every scale is written too
+  if (a.kind != WKind::kInt8 && a.kind != WKind::kQ8_0) buf.ds.resize(static_cast<size_t>(a.M * nb));
   const QuantRows8Fn fn = pick_quant8(isa_level());
   float* ds = buf.ds.empty() ? nullptr : buf.ds.data();
   parallel_for(0, a.M, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, a.K)), [&](int64_t r0, int64_t r1) {

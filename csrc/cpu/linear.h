@@ -66,9 +66,12 @@ constexpr int64_t kR8MinRowsQ8 = 8;  // q8_0 (at 4 rows the r8 GEMM and the tile
 constexpr int64_t kGemmNr = 16;     // weight rows per packed column group (float GEMM)
 constexpr int64_t kGemmIntNr = 32;  // weight rows per packed column group (int16 GEMM)
 constexpr int64_t kGemmKc = 256;    // K values per packed block
+// Kinds with a float scale per block of 32 values, computed on per-block int8 activations.
+constexpr bool is_block_kind(WKind k) {
+  return k == WKind::kInt4 || k == WKind::kQ8_0 || k == WKind::kQ4_0 || k == WKind::kQ4_1;
+}
 inline bool uses_r8_gemm(WKind k, int64_t M) {
-  if (k == WKind::kQ8_0) return M >= kR8MinRowsQ8;
-  return (k == WKind::kInt4 || k == WKind::kQ4_0 || k == WKind::kQ4_1) && M >= kR8MinRows;
+  return is_block_kind(k) && M >= (k == WKind::kQ8_0 ? kR8MinRowsQ8 : kR8MinRows);
 }
 inline bool uses_int16_gemm(WKind k, int64_t M) { return k == WKind::kInt8 && M >= kGemmMinRowsQuant; }
 inline bool uses_float_gemm(WKind k, int64_t M) {

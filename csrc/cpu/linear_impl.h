@@ -135,8 +135,7 @@ void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, c
 // a row's result never depends on its neighbours, on the tile shape or on the thread count.
 //   res[r * 4 + j] = sum_b float(dot(wq_j[b], xq_r[b])) * (dw_j[b] * dx_r[b]) + sum_b mw_j[b] * ds_r[b]
 template <WKind KIND>
-constexpr bool kBlockScaled =
-    KIND == WKind::kInt4 || KIND == WKind::kQ8_0 || KIND == WKind::kQ4_0 || KIND == WKind::kQ4_1;
+constexpr bool kBlockScaled = is_block_kind(KIND);
 
 template <class Q, WKind KIND, int MR>
 void rows4_blocks(const LinearArgs& a, const QuantActs& qa, int64_t m0, const char* const* wrow,
@@ -263,11 +262,10 @@ void tile_kind(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1,
     return;
   }
   if constexpr (kBlockScaled<KIND>) {
-    if (uses_r8_gemm(KIND, a.M)) {  // 8-row interleaved panels (gemm_blocks_r8_impl.h)
-      if constexpr (kR8Kind<KIND>) tile_blocks_r8<Q, KIND>(a, qa, m0, m1, n0, n1);
-      return;
-    }
-    tile_blocks<Q, KIND>(a, qa, m0, m1, n0, n1);
+    if (uses_r8_gemm(KIND, a.M))  // 8-row interleaved panels (gemm_blocks_r8_impl.h)
+      tile_blocks_r8<Q, KIND>(a, qa, m0, m1, n0, n1);
+    else
+      tile_blocks<Q, KIND>(a, qa, m0, m1, n0, n1);
   } else {
     const int64_t rb = linear_row_bytes(KIND, a.K);
     const int64_t kc = (a.M > 8 && !kQuantizedActs<KIND>) ? 1024 : a.K;

@@ -24,16 +24,10 @@ struct QAvx512Vnni : QAvx512 {
   static IAcc dot_us(I w, I x) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x); }
   static P pmadd(P acc, P a, P b) { return _mm512_dpwssd_epi32(acc, a, b); }  // int16 pairs, one instruction
   // interleaved 8-row block dots straight into int32 lanes (S8 holds int32 sums here)
-  static S8 r8_dot(S8 acc, G8 w, const int8_t* x4) {
-    int32_t v;
-    std::memcpy(&v, x4, 4);
-    return _mm256_dpbusd_epi32(acc, w, _mm256_set1_epi32(v));
-  }
+  static S8 r8_dot(S8 acc, G8 w, const int8_t* x4) { return _mm256_dpbusd_epi32(acc, w, bcast4(x4)); }
   static R8 r8_sum(S8 acc) { return _mm256_cvtepi32_ps(acc); }
   static S8 r8_dot_s(S8 acc, G8 wa, G8 ws, const int8_t* x4) {
-    int32_t v;
-    std::memcpy(&v, x4, 4);
-    return _mm256_dpbusd_epi32(acc, wa, _mm256_sign_epi8(_mm256_set1_epi32(v), ws));
+    return _mm256_dpbusd_epi32(acc, wa, _mm256_sign_epi8(bcast4(x4), ws));
   }
 };
 

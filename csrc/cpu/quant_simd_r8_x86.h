@@ -32,10 +32,13 @@ struct R8X86 {
   static S8 s8_zero() { return _mm256_setzero_si256(); }
   static G8 g8_load(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static void g8_store(G8 v, uint8_t* p) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
-  static S8 r8_dot(S8 acc, G8 w, const int8_t* x4) {
+  static __m256i bcast4(const int8_t* x4) {  // 4 activation bytes into every 32-bit lane
     int32_t v;
     std::memcpy(&v, x4, 4);
-    __m256i r = _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, _mm256_set1_epi32(v)));
+    return _mm256_set1_epi32(v);
+  }
+  static S8 r8_dot(S8 acc, G8 w, const int8_t* x4) {
+    __m256i r = _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, bcast4(x4)));
     // Keeps the running sum in a register: without this GCC re-associates a block's 8 x MR
     // adds into trees over all products at once, which spills most of them to the stack.
     __asm__("" : "+x"(r));
@@ -45,9 +48,7 @@ struct R8X86 {
   // q8_0: wa = |w| (unsigned; 128 for w = -128), ws = w. Pairs up to 2 * 128 * 127 widen to int32
   // at every step; S8 then holds int32 lanes and r8_sum32 converts them.
   static S8 r8_dot_s(S8 acc, G8 wa, G8 ws, const int8_t* x4) {
-    int32_t v;
-    std::memcpy(&v, x4, 4);
-    const __m256i p = _mm256_maddubs_epi16(wa, _mm256_sign_epi8(_mm256_set1_epi32(v), ws));
+    const __m256i p = _mm256_maddubs_epi16(wa, _mm256_sign_epi8(bcast4(x4), ws));
     __m256i r = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
     __asm__("" : "+x"(r));  // as in r8_dot
     return r;

@@ -582,8 +582,6 @@ def build_app(
 
         return Releasing(gen, release)
 
-    _sse = sse_data
-
     async def _stream_errors(gen: AsyncIterator[str]) -> AsyncIterator[str]:
         """Errors after the 200 header was sent become an error event followed by [DONE]."""
         try:
@@ -591,12 +589,12 @@ def build_app(
                 yield chunk
         except APIError as e:
             st.metrics.observe_error(e.status)
-            yield _sse(error_body(e.status, e.message, e.param, e.code))
+            yield sse_data(error_body(e.status, e.message, e.param, e.code))
         except Exception:
             ref = uuid.uuid4().hex[:12]
             log.exception("internal error %s while streaming", ref)
             st.metrics.observe_error(500)
-            yield _sse(error_body(500, f"internal server error (reference {ref})", code="internal_error"))
+            yield sse_data(error_body(500, f"internal server error (reference {ref})", code="internal_error"))
         finally:
             await gen.aclose()  # type: ignore[attr-defined]
         yield "data: [DONE]\n\n"
@@ -606,7 +604,7 @@ def build_app(
         buffered = st.guard is not None and bool(getattr(st.guard, "output_rails", True))
 
         def chunk(i: int, delta: dict, finish: str | None = None, logprobs: Any = None) -> str:
-            return _sse({**head, "object": "chat.completion.chunk", "choices": [
+            return sse_data({**head, "object": "chat.completion.chunk", "choices": [
                 {"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]})  # fmt: skip
 
         async def gen() -> AsyncIterator[str]:
@@ -633,7 +631,7 @@ def build_app(
                     yield chunk(o.index, {"content": text}, None, lp)
                 yield chunk(o.index, {}, o.finish_reason)
             if include_usage:
-                yield _sse({**head, "object": "chat.completion.chunk", "choices": [],
+                yield sse_data({**head, "object": "chat.completion.chunk", "choices": [],
                             "usage": _usage([len(ids)], [final])})  # fmt: skip
 
         return _stream_errors(gen())
@@ -644,7 +642,7 @@ def build_app(
         n = req.n
 
         def chunk(i: int, text: str, finish: str | None = None, logprobs: Any = None) -> str:
-            return _sse({**head, "object": "text_completion", "choices": [
+            return sse_data({**head, "object": "text_completion", "choices": [
                 {"index": i, "text": text, "logprobs": logprobs, "finish_reason": finish}]})  # fmt: skip
 
         async def gen() -> AsyncIterator[str]:
@@ -675,7 +673,7 @@ def build_app(
                             yield chunk(idx, text, None, lp)
                         yield chunk(idx, "", o.finish_reason)
             if include_usage:
-                yield _sse({**head, "object": "text_completion", "choices": [],
+                yield sse_data({**head, "object": "text_completion", "choices": [],
                             "usage": _usage([len(x) for x in prompts], finals)})  # fmt: skip
 
         return _stream_errors(gen())
