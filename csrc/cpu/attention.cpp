@@ -18,7 +18,16 @@
 namespace infercore {
 namespace {
 #include "attention_impl.h"
+#include "kv_store_impl.h"
 #include "encoder_attention_impl.h"
+
+StoreRowFn pick_store(IsaLevel level) {
+  switch (level) {
+    case IsaLevel::kAvx512: return store_kv_row_avx512;
+    case IsaLevel::kAvx2: return store_kv_row_avx2;
+    default: return store_kv_row_scalar;
+  }
+}
 
 AttendFn pick(IsaLevel level) {
   switch (level) {
@@ -125,6 +134,10 @@ void attend_rows_scalar(const KvCacheView& c, const int32_t* bt, int64_t h, int6
   attend_rows_dispatch<AttnScalar>(c, bt, h, kb, ke, r);
 }
 
+float store_kv_row_scalar(const float* x, int64_t D, KvDType dt, float inv, void* dst) {
+  return store_kv_row(x, D, dt, inv, dst);
+}
+
 void encoder_attend_scalar(const float* qkv, int64_t H, int64_t D, int64_t first, int64_t L, int64_t h0,
                          int64_t h1, float scale, float* out, std::vector<float>& scratch) {
   encoder_attend<AttnScalar>(qkv, H, D, first, L, h0, h1, scale, out, scratch);
@@ -143,34 +156,24 @@ void reshape_and_cache(const ReshapeCacheArgs& a) {
   }
   const int64_t H = c.num_kv_heads, D = c.head_dim, esz = kv_dtype_size(c.dtype);
   const float kinv = 1.f / c.k_scale, vinv = 1.f / c.v_scale;
+  const StoreRowFn store = pick_store(isa_level());
   auto write_row = [&](const void* src, int64_t t, int64_t h, void* dst_base, float* scales, float inv, int64_t slot) {
+    const int64_t si = (t * H + h) * D;
+    const float* x = a.src_dtype == DType::kFloat32 ? static_cast<const float*>(src) + si : nullptr;
     float row[1024];
     std::vector<float> big;
-    float* x = row;
-    if (D > 1024) {
-      big.resize(D);
-      x = big.data();
+    if (x == nullptr) {  // float16/bfloat16 sources are widened first
+      float* w = row;
+      if (D > 1024) {
+        big.resize(D);
+        w = big.data();
+      }
+      for (int64_t d = 0; d < D; ++d) w[d] = load_q(src, a.src_dtype, si + d);
+      x = w;
     }
-    const int64_t si = (t * H + h) * D;
-    for (int64_t d = 0; d < D; ++d) x[d] = load_q(src, a.src_dtype, si + d);
     char* dst = static_cast<char*>(dst_base) + ((slot * H + h) * D) * esz;
-    switch (c.dtype) {
-      case KvDType::kFloat32:
-        for (int64_t d = 0; d < D; ++d) reinterpret_cast<float*>(dst)[d] = x[d] * inv;
-        break;
-      case KvDType::kFloat16:
-        for (int64_t d = 0; d < D; ++d) reinterpret_cast<uint16_t*>(dst)[d] = float_to_half(x[d] * inv);
-        break;
-      case KvDType::kBFloat16:
-        for (int64_t d = 0; d < D; ++d) reinterpret_cast<uint16_t*>(dst)[d] = float_to_bf16(x[d] * inv);
-        break;
-      case KvDType::kFp8E4m3:
-        for (int64_t d = 0; d < D; ++d) reinterpret_cast<uint8_t*>(dst)[d] = fp8_e4m3_encode(x[d] * inv);
-        break;
-      case KvDType::kInt8:
-        scales[slot * H + h] = int8_quantize_row(x, D, reinterpret_cast<int8_t*>(dst));
-        break;
-    }
+    const float s = store(x, D, c.dtype, inv, dst);
+    if (c.dtype == KvDType::kInt8) scales[slot * H + h] = s;
   };
   parallel_for(0, a.num_tokens, 64, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {

@@ -87,6 +87,13 @@ void attend_rows_scalar(const KvCacheView&, const int32_t*, int64_t, int64_t, in
 void attend_rows_avx2(const KvCacheView&, const int32_t*, int64_t, int64_t, int64_t, const AttnRows&);
 void attend_rows_avx512(const KvCacheView&, const int32_t*, int64_t, int64_t, int64_t, const AttnRows&);
 
+// One ISA's quantize-on-write of one cache row (kv_store_impl.h): x[D] * inv into dst in the
+// cache's format; returns the row's int8 scale (1 for the other formats). Same bytes at every ISA.
+using StoreRowFn = float (*)(const float* x, int64_t D, KvDType dt, float inv, void* dst);
+float store_kv_row_scalar(const float*, int64_t, KvDType, float, void*);
+float store_kv_row_avx2(const float*, int64_t, KvDType, float, void*);
+float store_kv_row_avx512(const float*, int64_t, KvDType, float, void*);
+
 // One ISA's encoder attention for heads [h0, h1) of one sequence of packed QKV rows
 // (encoder_attention_impl.h): tokens [first, first + L) of H heads, into out [T, H, D]; scratch is
 // the calling thread's buffer, grown as needed.

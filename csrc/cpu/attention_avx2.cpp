@@ -8,15 +8,21 @@
 #include "attention.h"
 #include "attn_simd_avx2.h"
 #include "attn_simd_scalar.h"
+#include "kv_quant.h"
 
 namespace infercore {
 namespace {
 #include "attention_impl.h"
+#include "kv_store_impl.h"
 #include "encoder_attention_impl.h"
 }  // namespace
 
 void attend_rows_avx2(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t kb, int64_t ke, const AttnRows& r) {
   attend_rows_dispatch<AttnAvx2>(c, bt, h, kb, ke, r);
+}
+
+float store_kv_row_avx2(const float* x, int64_t D, KvDType dt, float inv, void* dst) {
+  return store_kv_row(x, D, dt, inv, dst);
 }
 
 void encoder_attend_avx2(const float* qkv, int64_t H, int64_t D, int64_t first, int64_t L, int64_t h0,

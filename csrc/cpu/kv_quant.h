@@ -42,7 +42,9 @@ static inline uint8_t fp8_e4m3_encode(float x) {
   return sign | static_cast<uint8_t>(code > 0x7Eu ? 0x7Eu : code);
 }
 
-// Symmetric int8 of one row: scale = absmax / 127 (1 for an all-zero row), q = rint(x / scale).
+// Symmetric int8 of one row: scale = absmax / 127 over the non-NaN values (1 for an all-zero
+// row), q = rint(x / scale) clamped to +-127, NaN -> 0. kv_store_impl.h's AVX2 copy stores the
+// same bytes.
 static inline float int8_quantize_row(const float* x, int64_t n, int8_t* q) {
   float amax = 0.f;
   for (int64_t i = 0; i < n; ++i) amax = std::fmax(amax, std::fabs(x[i]));
@@ -51,7 +53,7 @@ static inline float int8_quantize_row(const float* x, int64_t n, int8_t* q) {
   for (int64_t i = 0; i < n; ++i) {
     float v = std::nearbyint(x[i] * inv);
     v = v > 127.f ? 127.f : (v < -127.f ? -127.f : v);
-    q[i] = static_cast<int8_t>(v);
+    q[i] = v == v ? static_cast<int8_t>(v) : 0;  // NaN -> 0 (the cast alone would be undefined)
   }
   return scale;
 }

@@ -193,6 +193,37 @@ def test_reshape_and_cache_matches_numpy_writer(isa, dt):
         assert np.all(a.reshape(48, 2, 40)[skipped].astype(np.float32) == 1)
 
 
+@pytest.mark.parametrize("dt", ["float32", "float16", "bfloat16", "float8_e4m3fn", "int8"])
+@pytest.mark.parametrize("d", [7, 37, 64])
+def test_reshape_and_cache_same_bytes_at_every_isa(isa, dt, d):
+    # The vector writers (F16C halves, AVX2 int8 rows) against the scalar level, byte for byte,
+    # on head sizes with and without a vector tail and on values the encoders special-case.
+    rng = np.random.default_rng(d)
+    k = (rng.standard_normal((9, 3, d)) * 3).astype(np.float32)
+    special = np.array([np.nan, -np.nan, np.inf, -np.inf, 7e4, -7e4, 65519.0, 65520.0, 6e-8, -3e-8,
+                        1e-40, 0.0, -0.0, 1e30], np.float32)
+    k[0, 0, : min(d, special.size)] = special[:d]
+    k[1, 2, :] = 0.0  # an all-zero int8 row: scale 1
+    k[2, 1, :] = -0.0
+    k[3, 0, d // 2] = np.nan  # NaN inside an otherwise finite int8 row: ignored by absmax, stored as 0
+    v = k[::-1].copy()
+    slots = np.arange(9, dtype=np.int64)[::-1].copy()
+    out = []
+    for level in (isa, "scalar"):
+        infercore.set_isa(level)
+        kc, vc = np.zeros((3, 4, 3, d), NP[dt]), np.zeros((3, 4, 3, d), NP[dt])
+        ks = np.zeros((3, 4, 3), np.float32) if dt == "int8" else 0.75
+        vs = np.zeros((3, 4, 3), np.float32) if dt == "int8" else 0.75
+        ops.reshape_and_cache(k, v, kc, vc, slots, k_scale=ks, v_scale=vs)
+        scales = [ks.view(np.uint32), vs.view(np.uint32)] if dt == "int8" else []
+        out.append([kc.view(np.uint8), vc.view(np.uint8), *scales])
+    infercore.set_isa(isa)
+    for got, want in zip(out[0], out[1], strict=True):
+        np.testing.assert_array_equal(got, want)
+    if dt == "int8":
+        assert out[0][0].reshape(3 * 4, 3, d)[8 - 3, 0, d // 2] == 0  # the NaN element of token 3
+
+
 def test_fp8_encoding_is_exact_round_to_nearest_even(isa):
     # Every representable E4M3 value, the midpoints between neighbours, and beyond 448.
     codes = np.arange(0, 0x7F, dtype=np.uint8)
