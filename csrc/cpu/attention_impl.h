@@ -16,9 +16,13 @@
 // 31 GB/s two-core DRAM limit, against 16 * 4096 * 3 * (3 * 64 * 2) = 75 M lane-FMAs = ~0.8 ms of FMA
 // issue (2 cores x 2 x 8-lane FMA / cycle at 3 GHz). So the bound is DRAM bandwidth in
 // principle, with fp8/int8 (half the bytes) up to 2x faster. Measured on the shared 2-vCPU dev
-// VM it is not there yet: ~180 instructions and ~50 ns of CPU time per (token, kv head) in and
-// out of cache alike (callgrind / perf), i.e. compute and load-latency bound, so the byte
-// savings of fp8/int8 do not show; the K dot products and the V accumulation are ~70% of it.
+// VM (Zen 3) it is not there: in cache one (token, kv head) of SmolLM2 float16 costs ~24 ns
+// (~75 cycles: K dots ~1/3, V accumulation ~1/3, softmax, prefetch and horizontal sums the
+// rest; fp8 ~31 ns, int8 ~33 ns), 3x the FMA bound. Out of cache the shuffled blocks of the
+// benchmark read at ~9-10 GB/s against ~20 GB/s for the same kernel on an identity block table
+// and ~25 GB/s for a streaming read: every 2-6 KiB block starts a new DRAM stream that neither
+// the hardware prefetcher nor more software prefetch (tried: whole-row, spread, deeper, none;
+// also 2 MiB pages) brings closer. Larger blocks help (block_size 64: ~17 GB/s, one kv head).
 constexpr int kTile = 32;    // key positions per tile
 constexpr int kGroup = 4;    // query rows per register group
 
