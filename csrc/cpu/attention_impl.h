@@ -22,7 +22,8 @@
 // benchmark read at ~9-10 GB/s against ~20 GB/s for the same kernel on an identity block table
 // and ~25 GB/s for a streaming read: every 2-6 KiB block starts a new DRAM stream that neither
 // the hardware prefetcher nor more software prefetch (tried: whole-row, spread, deeper, none;
-// also 2 MiB pages) brings closer. Larger blocks help (block_size 64: ~17 GB/s, one kv head).
+// also 2 MiB pages) brings closer. Larger blocks may help (block_size 64, one kv head: 17 GB/s
+// in one run, 10.6 in another under load).
 constexpr int kTile = 32;    // key positions per tile
 constexpr int kGroup = 4;    // query rows per register group
 
