@@ -85,6 +85,30 @@ def test_nan_logits_raise():
         sample_row(np.array([np.nan, 1.0], np.float32), SamplingParams(), None)
 
 
+@pytest.mark.parametrize("at", [0, 5, 9])
+def test_nan_logits_raise_in_plain_greedy(at):
+    logits = np.linspace(-1, 1, 10).astype(np.float32)
+    logits[at] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        sample_row(logits, SamplingParams(temperature=0.0), None)
+
+
+def test_logprobs_match_float64_on_a_real_sized_vocabulary():
+    # The float32-exp / float64-sum log-sum-exp against an all-float64 log-softmax: wide logits,
+    # -inf entries, ties in the top set (lower id first).
+    rng = np.random.default_rng(5)
+    logits = (rng.standard_normal(49152) * 12).astype(np.float32)
+    logits[[3, 77]] = -np.inf
+    logits[[10, 20]] = logits.max() + 1  # a tie at the top
+    r = sample_row(logits, SamplingParams(temperature=0.0, logprobs=4), None)
+    x = logits.astype(np.float64)
+    lp = x - x.max() - np.log(np.exp(x - x.max()).sum())
+    want = sorted(range(len(lp)), key=lambda t: (-lp[t], t))[:4]
+    assert r.token_id == 10 and list(r.top_logprobs) == want
+    assert abs(r.logprob - lp[10]) < 1e-6
+    assert max(abs(v - lp[t]) for t, v in r.top_logprobs.items()) < 1e-6
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc"),
     [

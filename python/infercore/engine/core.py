@@ -159,7 +159,8 @@ class LLMEngine:
 
     def _accept(self, req: _Request, seq: Seq, logits: np.ndarray, now: float) -> None:
         p = seq.params
-        suppress = list(self.eos_token_ids) if len(seq.output_ids) < p.min_tokens else []
+        n_out = seq.num_output_tokens
+        suppress = list(self.eos_token_ids) if n_out < p.min_tokens else []
         allowed = None
         if req.guide is not None:
             allowed = req.guide.allowed(seq.guide_state)
@@ -168,7 +169,12 @@ class LLMEngine:
                 req.deltas[seq.seq_id] = req.deltas.get(seq.seq_id, "") + req.detoks[seq.seq_id].flush()
                 self.scheduler.finish(seq, "stop")
                 return
-        res = sample_row(logits, p, seq.rng, seq.token_ids[: seq.prompt_len], seq.output_ids, suppress, allowed)
+        # The token history is only read by the penalties: no copies of it per step otherwise.
+        if p.repetition_penalty != 1.0 or p.presence_penalty or p.frequency_penalty:
+            prompt_ids, output_ids = seq.token_ids[: seq.prompt_len], seq.output_ids
+        else:
+            prompt_ids = output_ids = ()
+        res = sample_row(logits, p, seq.rng, prompt_ids, output_ids, suppress, allowed)
         tok = res.token_id
         if req.guide is not None:
             seq.guide_state = req.guide.advance(seq.guide_state, tok)
@@ -187,7 +193,8 @@ class LLMEngine:
         seq.token_times.append(now)
         m.num_generated_tokens += 1
         detok = req.detoks[seq.seq_id]
-        is_eos = tok in self.eos_token_ids and not p.ignore_eos and len(seq.output_ids) > p.min_tokens - 1
+        n_out += 1  # with tok
+        is_eos = tok in self.eos_token_ids and not p.ignore_eos and n_out > p.min_tokens - 1
         is_stop_token = p.stop_token_ids is not None and tok in p.stop_token_ids
         if not (is_eos or is_stop_token):
             req.deltas[seq.seq_id] = req.deltas.get(seq.seq_id, "") + detok.add(tok)
@@ -198,7 +205,7 @@ class LLMEngine:
             reason, req.stop_reasons[seq.seq_id] = "stop", (None if is_eos else tok)
         elif detok.stopped_on is not None:
             reason, req.stop_reasons[seq.seq_id] = "stop", detok.stopped_on
-        elif p.max_tokens is not None and len(seq.output_ids) >= p.max_tokens:
+        elif p.max_tokens is not None and n_out >= p.max_tokens:
             reason = "length"
         elif seq.num_tokens >= self.max_model_len:
             reason = "length"

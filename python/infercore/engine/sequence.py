@@ -44,6 +44,10 @@ class Sequence:
         return self.token_ids[self.prompt_len :]
 
     @property
+    def num_output_tokens(self) -> int:
+        return len(self.token_ids) - self.prompt_len  # len(output_ids) without copying them
+
+    @property
     def num_tokens(self) -> int:
         return len(self.token_ids)
 
