@@ -144,18 +144,23 @@ def test_stop_normalization():
     SamplingParams(temperature=1.3, top_k=50), SamplingParams(temperature=1.0, min_p=0.05),
     SamplingParams(temperature=0.9, top_k=3000, top_p=0.95),
 ])
-def test_fast_head_sampling_matches_the_full_sort(params):
-    # the head-only path must pick exactly the token the full sorted inverse CDF picks, for the same u
+@pytest.mark.parametrize("float32_passes", [False, True])
+def test_fast_head_sampling_matches_the_full_sort(params, float32_passes):
+    # the head-only path must pick exactly the token the full sorted inverse CDF picks, for the same
+    # u; with float32_passes the threshold partition and the normaliser run on the float32 logits
     from infercore.engine.sampler import _sample_head
 
     rng = np.random.default_rng(5)
     agree = decided = 0
     for trial in range(60):
         scale = [0.5, 2.0, 6.0][trial % 3]  # flat to peaked distributions
-        logits = (rng.standard_normal(49152) * scale).astype(np.float64)
-        logits[rng.integers(0, 49152, 20)] = logits.max()  # ties at the top
+        raw = (rng.standard_normal(49152) * scale).astype(np.float32)
+        raw[rng.integers(0, 49152, 20)] = raw.max()  # ties at the top
+        if trial % 5 == 0:
+            raw[rng.integers(0, 49152, 30)] = -np.inf  # masked-out tokens
+        logits = raw.astype(np.float64)
         u = float(rng.random())
-        fast = _sample_head(logits, params, u)
+        fast = _sample_head(logits, params, u, raw if float32_passes else None)
         cand, p = filtered_probs(logits, params)
         ref = int(cand[min(int(np.searchsorted(np.cumsum(p), u, side="right")), len(cand) - 1)])
         if fast is not None:
