@@ -81,7 +81,7 @@ def _sample_head(work: np.ndarray, params: SamplingParams, u: float, raw32: np.n
     then sorts everything. A full stable sort of a 49k vocabulary costs ~4 ms per token, the head
     ~0.3 ms, and with a peaked distribution the head decides almost always.
 
-    `raw32`, when given, is `work` in float32 exactly (no penalty or mask applied): the two
+    `raw32`, when given, is `work` in float32 exactly (sample_row passes its float32 copy): the two
     whole-vocabulary passes then run on it, the threshold partition (same order: float32 ->
     float64 is exact) and the normaliser's exponentials (numpy's SIMD float32 exp summed in
     float64, ~1e-7 relative; float64 exp is scalar here and was ~0.3 ms of the ~1.6 ms)."""
@@ -142,37 +142,39 @@ def sample_row(
     """One request's next token. `suppress` (e.g. EOS before min_tokens) can never be chosen,
     unless `allowed` (bool [vocab], a grammar's mask; must have a True) leaves nothing else."""
     raw = np.asarray(logits, dtype=np.float32)
-    if (params.greedy and allowed is None and not len(suppress) and params.repetition_penalty == 1.0
-            and not params.presence_penalty and not params.frequency_penalty):
+    plain = (allowed is None and not len(suppress) and params.repetition_penalty == 1.0
+             and not params.presence_penalty and not params.frequency_penalty)
+    if params.greedy and plain:
         # Plain greedy: float32 -> float64 is exact and order-preserving, so the argmax (first
         # maximum) is the same without the copy; np.argmax stops at the first NaN.
         token = int(np.argmax(raw))
         if raw[token] != raw[token]:
             raise ValueError("logits: the model produced NaN")
         return _with_logprobs(SampleResult(token), raw, params)
-    work = raw.astype(np.float64)
-    work = apply_penalties(work, params, prompt_ids, output_ids)
+    # Penalties and masks are applied to a float32 copy (as transformers' logits processors do on
+    # float32 logits), so the sampler's whole-vocabulary passes can stay in float32 (see
+    # _sample_head); the head and the CDF are then formed in float64 from exact widenings.
+    work32 = raw if plain else apply_penalties(raw.copy(), params, prompt_ids, output_ids)
     if allowed is not None:
-        if allowed.shape != work.shape or not allowed.any():
+        if allowed.shape != work32.shape or not allowed.any():
             raise ValueError("allowed: expected a bool mask over the vocabulary with at least one True")
-        work[~allowed] = -np.inf
+        work32[~allowed] = -np.inf
     if len(suppress):
         sup = np.asarray(suppress, np.int64)
-        kept = work[sup].copy()
-        work[sup] = -np.inf
-        if allowed is not None and not np.isfinite(work).any():
-            work[sup] = kept  # the grammar allows only the suppressed tokens: structure wins
-    if np.isnan(work).any():
+        kept = work32[sup].copy()
+        work32[sup] = -np.inf
+        if allowed is not None and not np.isfinite(work32).any():
+            work32[sup] = kept  # the grammar allows only the suppressed tokens: structure wins
+    if np.isnan(work32).any():
         raise ValueError("logits: the model produced NaN")
+    work = work32.astype(np.float64)
     if params.greedy:
-        token = int(np.argmax(work))  # first (lowest) id among equal maxima
+        token = int(np.argmax(work32))  # first (lowest) id among equal maxima
     else:
         if rng is None:
             raise ValueError("rng: sampling with temperature > 0 needs a generator")
         u = rng.random()
-        plain = (allowed is None and not len(suppress) and params.repetition_penalty == 1.0
-                 and not params.presence_penalty and not params.frequency_penalty)
-        fast = _sample_head(work, params, u, raw if plain else None)
+        fast = _sample_head(work, params, u, work32)
         if fast is not None:
             token = fast
         else:
