@@ -73,7 +73,8 @@ def filtered_probs(logits: np.ndarray, params: SamplingParams) -> tuple[np.ndarr
 _HEAD = 1024  # candidates sorted on the fast path (the rest of the vocabulary is summed, not sorted)
 
 
-def _sample_head(work: np.ndarray, params: SamplingParams, u: float, raw32: np.ndarray | None = None) -> int | None:
+def _sample_head(work: np.ndarray | None, params: SamplingParams, u: float, raw32: np.ndarray | None = None
+                 ) -> int | None:  # fmt: skip
     """The token `filtered_probs` + inverse-CDF sampling would pick for uniform u, found by sorting
     only the largest-logit tokens: the exact global top set (boundary ties included), their
     probabilities against the sum over the whole vocabulary, and the filters applied to that head.
@@ -81,24 +82,28 @@ def _sample_head(work: np.ndarray, params: SamplingParams, u: float, raw32: np.n
     then sorts everything. A full stable sort of a 49k vocabulary costs ~4 ms per token, the head
     ~0.3 ms, and with a peaked distribution the head decides almost always.
 
-    `raw32`, when given, is `work` in float32 exactly (sample_row passes its float32 copy): the two
-    whole-vocabulary passes then run on it, the threshold partition (same order: float32 ->
-    float64 is exact) and the normaliser's exponentials (numpy's SIMD float32 exp summed in
-    float64, ~1e-7 relative; float64 exp is scalar here and was ~0.3 ms of the ~1.6 ms)."""
-    v = work.shape[0]
+    `raw32`, when given, holds the logits in float32 (exactly; `work`, their float64 widening, may
+    then be None): every whole-vocabulary pass runs on it, the threshold partition and the
+    comparison against it (same order and ties: float32 -> float64 is exact) and the normaliser's
+    exponentials (numpy's SIMD float32 exp summed in float64, ~1e-7 relative; float64 exp is
+    scalar here). Only the head is widened to float64."""
+    src = raw32 if raw32 is not None else work
+    v = src.shape[0]
     k = params.top_k if params.top_k > 0 else v
     k = min(k, v)
     head = min(_HEAD, k)
     if v < 4 * _HEAD:
         return None
-    thr = float(np.partition(raw32 if raw32 is not None else work, v - head)[v - head])
-    idx = np.nonzero(work >= thr)[0]
+    thr = np.partition(src, v - head)[v - head]
+    idx = np.nonzero(src >= thr)[0]
     if len(idx) > 2 * head or not np.isfinite(thr):
         return None  # massive ties or -inf inside the head: let the full path decide
-    order = idx[np.lexsort((idx, -work[idx]))][:head]
+    vals = src[idx].astype(np.float64)
+    sel = np.lexsort((idx, -vals))[:head]
+    order, vals = idx[sel], vals[sel]
     t = params.temperature
-    top = work[order[0]] / t
-    p = np.exp(work[order] / t - top)
+    top = vals[0] / t
+    p = np.exp(vals / t - top)
     if k <= head:  # top-k keeps only (part of) the head
         p = p[:k]
         total = p.sum()
@@ -167,18 +172,17 @@ def sample_row(
             work32[sup] = kept  # the grammar allows only the suppressed tokens: structure wins
     if np.isnan(work32).any():
         raise ValueError("logits: the model produced NaN")
-    work = work32.astype(np.float64)
     if params.greedy:
         token = int(np.argmax(work32))  # first (lowest) id among equal maxima
     else:
         if rng is None:
             raise ValueError("rng: sampling with temperature > 0 needs a generator")
         u = rng.random()
-        fast = _sample_head(work, params, u, work32)
+        fast = _sample_head(None, params, u, work32)
         if fast is not None:
             token = fast
         else:
-            cand, p = filtered_probs(work, params)
+            cand, p = filtered_probs(work32.astype(np.float64), params)
             idx = int(np.searchsorted(np.cumsum(p), u, side="right"))
             token = int(cand[min(idx, len(cand) - 1)])
     return _with_logprobs(SampleResult(token), raw, params)
