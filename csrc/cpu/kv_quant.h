@@ -44,17 +44,21 @@ static inline uint8_t fp8_e4m3_encode(float x) {
 
 // Symmetric int8 of one row: scale = absmax / 127 over the non-NaN values (1 for an all-zero
 // row), q = rint(x / scale) clamped to +-127, NaN -> 0. kv_store_impl.h's AVX2 copy stores the
-// same bytes.
+// same bytes and shares the two helpers.
+static inline float int8_row_scale(float amax) { return amax > 0.f ? amax / 127.f : 1.f; }
+
+static inline int8_t int8_code(float x, float inv) {
+  float v = std::nearbyint(x * inv);
+  v = v > 127.f ? 127.f : (v < -127.f ? -127.f : v);
+  return v == v ? static_cast<int8_t>(v) : 0;  // NaN -> 0 (the cast alone would be undefined)
+}
+
 static inline float int8_quantize_row(const float* x, int64_t n, int8_t* q) {
   float amax = 0.f;
   for (int64_t i = 0; i < n; ++i) amax = std::fmax(amax, std::fabs(x[i]));
-  const float scale = amax > 0.f ? amax / 127.f : 1.f;
+  const float scale = int8_row_scale(amax);
   const float inv = 1.f / scale;
-  for (int64_t i = 0; i < n; ++i) {
-    float v = std::nearbyint(x[i] * inv);
-    v = v > 127.f ? 127.f : (v < -127.f ? -127.f : v);
-    q[i] = v == v ? static_cast<int8_t>(v) : 0;  // NaN -> 0 (the cast alone would be undefined)
-  }
+  for (int64_t i = 0; i < n; ++i) q[i] = int8_code(x[i], inv);
   return scale;
 }
 

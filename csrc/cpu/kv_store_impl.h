@@ -26,7 +26,7 @@ inline float int8_quantize_row_avx2(const float* x, int64_t n, int8_t* q) {
   float amax = 0.f;
   for (float l : lanes) amax = std::fmax(amax, l);
   for (; i < n; ++i) amax = std::fmax(amax, std::fabs(x[i]));
-  const float scale = amax > 0.f ? amax / 127.f : 1.f;
+  const float scale = int8_row_scale(amax);
   const float inv = 1.f / scale;
   const __m256 vi = _mm256_set1_ps(inv), hi = _mm256_set1_ps(127.f), lo = _mm256_set1_ps(-127.f);
   for (i = 0; i + 8 <= n; i += 8) {
@@ -37,16 +37,10 @@ inline float int8_quantize_row_avx2(const float* x, int64_t n, int8_t* q) {
     const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
     _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_packs_epi16(h, h));
   }
-  for (; i < n; ++i) {
-    float v = std::nearbyint(x[i] * inv);
-    v = v > 127.f ? 127.f : (v < -127.f ? -127.f : v);
-    q[i] = v == v ? static_cast<int8_t>(v) : 0;
-  }
+  for (; i < n; ++i) q[i] = int8_code(x[i], inv);
   return scale;
 }
-#endif
 
-#if defined(__AVX2__)
 // kv_quant.h's fp8_e4m3_encode on eight lanes, the same integer steps: NaN -> 0x7F, |x| >= 448
 // -> 0x7E, below 2^-6 the subnormal grid (x * 512 rounded to nearest-even: cvtps_epi32 in the
 // default rounding mode), else the float32 mantissa rounded to 3 bits (nearest-even) and

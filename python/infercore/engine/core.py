@@ -170,10 +170,7 @@ class LLMEngine:
                 self.scheduler.finish(seq, "stop")
                 return
         # The token history is only read by the penalties: no copies of it per step otherwise.
-        if p.repetition_penalty != 1.0 or p.presence_penalty or p.frequency_penalty:
-            prompt_ids, output_ids = seq.token_ids[: seq.prompt_len], seq.output_ids
-        else:
-            prompt_ids = output_ids = ()
+        prompt_ids, output_ids = (seq.token_ids[: seq.prompt_len], seq.output_ids) if p.penalized else ((), ())
         res = sample_row(logits, p, seq.rng, prompt_ids, output_ids, suppress, allowed)
         tok = res.token_id
         if req.guide is not None:

@@ -22,14 +22,6 @@ class SampleResult:
     top_logprobs: dict[int, float] | None = None
 
 
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    m = np.max(x)
-    if not np.isfinite(m):
-        m = 0.0
-    z = x - m
-    return z - np.log(np.sum(np.exp(z)))
-
-
 def apply_penalties(
     logits: np.ndarray, params: SamplingParams, prompt_ids: Sequence[int], output_ids: Sequence[int]
 ) -> np.ndarray:
@@ -73,8 +65,7 @@ def filtered_probs(logits: np.ndarray, params: SamplingParams) -> tuple[np.ndarr
 _HEAD = 1024  # candidates sorted on the fast path (the rest of the vocabulary is summed, not sorted)
 
 
-def _sample_head(work: np.ndarray | None, params: SamplingParams, u: float, raw32: np.ndarray | None = None
-                 ) -> int | None:  # fmt: skip
+def _sample_head(logits: np.ndarray, params: SamplingParams, u: float) -> int | None:
     """The token `filtered_probs` + inverse-CDF sampling would pick for uniform u, found by sorting
     only the largest-logit tokens: the exact global top set (boundary ties included), their
     probabilities against the sum over the whole vocabulary, and the filters applied to that head.
@@ -82,23 +73,21 @@ def _sample_head(work: np.ndarray | None, params: SamplingParams, u: float, raw3
     then sorts everything. A full stable sort of a 49k vocabulary costs ~4 ms per token, the head
     ~0.3 ms, and with a peaked distribution the head decides almost always.
 
-    `raw32`, when given, holds the logits in float32 (exactly; `work`, their float64 widening, may
-    then be None): every whole-vocabulary pass runs on it, the threshold partition and the
-    comparison against it (same order and ties: float32 -> float64 is exact) and the normaliser's
-    exponentials (numpy's SIMD float32 exp summed in float64, ~1e-7 relative; float64 exp is
-    scalar here). Only the head is widened to float64."""
-    src = raw32 if raw32 is not None else work
-    v = src.shape[0]
+    The whole-vocabulary passes (threshold partition, comparison, normaliser) run in the logits'
+    own dtype: sample_row passes float32, where numpy's exp is SIMD (its float64 exp is scalar
+    here, ~0.3 ms per row) and the sum is accumulated in float64 (~1e-7 relative). Only the head
+    is widened to float64; the order is the same (float32 -> float64 is exact)."""
+    v = logits.shape[0]
     k = params.top_k if params.top_k > 0 else v
     k = min(k, v)
     head = min(_HEAD, k)
     if v < 4 * _HEAD:
         return None
-    thr = np.partition(src, v - head)[v - head]
-    idx = np.nonzero(src >= thr)[0]
+    thr = np.partition(logits, v - head)[v - head]
+    idx = np.nonzero(logits >= thr)[0]
     if len(idx) > 2 * head or not np.isfinite(thr):
         return None  # massive ties or -inf inside the head: let the full path decide
-    vals = src[idx].astype(np.float64)
+    vals = logits[idx].astype(np.float64)
     sel = np.lexsort((idx, -vals))[:head]
     order, vals = idx[sel], vals[sel]
     t = params.temperature
@@ -107,11 +96,9 @@ def _sample_head(work: np.ndarray | None, params: SamplingParams, u: float, raw3
     if k <= head:  # top-k keeps only (part of) the head
         p = p[:k]
         total = p.sum()
-    elif raw32 is not None:  # mass of the whole kept set (top_k = all); exp(-inf) = 0
-        total = float(np.exp(raw32 / np.float32(t) - np.float32(top)).sum(dtype=np.float64))
-    else:
-        finite = work[np.isfinite(work)]
-        total = np.exp(finite / t - top).sum()  # mass of the whole kept set (top_k = all)
+    else:  # mass of the whole kept set (top_k = all); exp(-inf) = 0
+        dt = logits.dtype.type
+        total = float(np.exp(logits / dt(t) - dt(top)).sum(dtype=np.float64))
     cum = np.cumsum(p) / total
     keep = len(p)
     if params.top_p < 1.0:
@@ -147,8 +134,7 @@ def sample_row(
     """One request's next token. `suppress` (e.g. EOS before min_tokens) can never be chosen,
     unless `allowed` (bool [vocab], a grammar's mask; must have a True) leaves nothing else."""
     raw = np.asarray(logits, dtype=np.float32)
-    plain = (allowed is None and not len(suppress) and params.repetition_penalty == 1.0
-             and not params.presence_penalty and not params.frequency_penalty)
+    plain = allowed is None and not len(suppress) and not params.penalized
     if params.greedy and plain:
         # Plain greedy: float32 -> float64 is exact and order-preserving, so the argmax (first
         # maximum) is the same without the copy; np.argmax stops at the first NaN.
@@ -178,7 +164,7 @@ def sample_row(
         if rng is None:
             raise ValueError("rng: sampling with temperature > 0 needs a generator")
         u = rng.random()
-        fast = _sample_head(None, params, u, work32)
+        fast = _sample_head(work32, params, u)
         if fast is not None:
             token = fast
         else:
