@@ -8,29 +8,36 @@
 // of every head of the GQA group in registers, so each K/V row is read once for the whole group
 // (up to 4 heads per block; larger groups are cut into chunks that share the rows through L2).
 // Dot products are finished with log2(TPK) shuffles; each key group runs its own online softmax
-// over U keys at a time (U K loads and U V loads in flight per thread) and accumulates p * V
-// into its VEC-slice; the 4 x 32 / TPK key groups of a block are merged at the end (shuffles,
-// then shared memory). fp8 is dequantised by moving its bits into a binary16 (value / 256: the
-// 256 and the per-layer scale are folded into the query and the output), int8 through the 2^23
-// magic number with the per-token-per-head scales folded into the scores (k) and the
-// probabilities (v).
+// over U keys at a time and accumulates p * V into its VEC-slice; the 4 x 32 / TPK key groups
+// of a block are merged at the end (shuffles, then shared memory). fp8 is dequantised by moving
+// its bits into a binary16 (value / 256: the 256 and the per-layer scale are folded into the
+// query and the output), int8 through the 2^23 magic number with the per-token-per-head scales
+// folded into the scores (k) and the probabilities (v).
+//
+// Memory pipeline: the K/V chunks do not go through registers. Each thread cp.async-copies its
+// own chunks of the next tiles into private slots of a shared-memory ring (DecodeCfg: 48 KB,
+// 3-8 tiles deep) and reads back only what it copied, so no barrier is needed; kStages - 1 tiles
+// stay in flight while one is computed, and the block-table lookups of those tiles are done
+// when they are issued. The first version loaded K/V into registers and used them in the same
+// iteration: 46% of HBM on an H200 (7B, S 16, ctx 4096, float16), latency bound at ~12 warps
+// per SM with one tile in flight.
 //
 // Napkin math: per (sequence, kv head, key) 2 * D * esz bytes (+ 8 for int8 scales) and
 // 4 * G * D flops. 7B-like (Hkv 8, D 128, G 4) float16 at S = 16, ctx 4096: 268 MB per call ->
-// 80 us at 3.35 TB/s (H100 SXM HBM3); 4 * 4 * 128 flops per 512 bytes = 4 flop/byte, far under
-// the FP32 ridge (~20 flop/byte): bandwidth bound. The instruction budget is what binds first on
-// fp8/int8: a thread spends ~3 integer ops per element dequantising plus G FMAs per element for
-// K and again for V, ~200 instructions per key at G = 4 for 16 elements of fp8 — about
-// 17 B/clk/SM of issue against the ~14.5 B/clk/SM HBM share, so fp8/int8 decode is expected to
-// get near, not to, 2x float16.
+// 56 us at 4.8 TB/s (H200 HBM3e); 4 * 4 * 128 flops per 512 bytes = 4 flop/byte, far under
+// the FP32 ridge (~20 flop/byte): bandwidth bound. Latency x bandwidth: ~0.7 us x 4.8 TB/s /
+// 132 SMs = ~25 KB per SM must be in flight; the ring keeps ~64-96 KB requested per SM.
+// The instruction budget is what binds first on fp8/int8: a thread spends ~3 integer ops per
+// element dequantising plus G FMAs per element for K and again for V, ~200 instructions per
+// key at G = 4 for 16 elements of fp8 — about 17 B/clk/SM of issue against the ~18 B/clk/SM
+// HBM share, so fp8/int8 decode is expected to get near, not to, 2x float16.
 //
-// Splits: enough (sequence, kv head, split) blocks to fill every SM twice, >= 64 keys each, so
-// that S = 1 still streams at HBM bandwidth (paged_attention_decode_splits).
+// Splits: ~8 (sequence, kv head, split) blocks per SM, >= 64 keys each, so that S = 1 still
+// streams at HBM bandwidth and the last wave is short (paged_attention_decode_splits).
 //
-// Status: compiled for sm_80 / sm_90 with no spills (__launch_bounds__(128, 1): without the 1,
-// ptxas spilled 4-8 bytes in the int8 VEC 8 kernel on sm_80);
-// NOT yet run on a GPU — tests/gpu/test_attention_cuda.py and the GPU cases of
-// benchmarks/bench_attention.py are written for the first session that has one.
+// Status: compiled for sm_80 / sm_89 / sm_90 with no spills (register cap from 3 blocks per SM,
+// 2 for int8 with 16 x 4 per thread). The register-loading version ran on an H200 (stop 16);
+// this cp.async ring version is checked by tests/gpu/test_attention_cuda.py on the next GPU.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -78,19 +85,58 @@ struct DecodeParams {
   float vmul;  // v_scale (* 256 for fp8)
 };
 
+// cp.async (sm_80+): a 4-, 8- or 16-byte global -> shared copy that bypasses the registers;
+// src_bytes 0 zero-fills the destination without reading (the source must still be a valid address).
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+template <int BYTES>
+__device__ __forceinline__ void cp_async(void* dst, const void* src, bool pred) {
+  const int n = pred ? BYTES : 0;
+  if constexpr (BYTES == 16)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(n) : "memory");
+  else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(smem_u32(dst)), "l"(src), "n"(BYTES), "r"(n)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+// Per-instantiation pipeline shape. Each thread copies its own K/V chunks (U keys x VEC
+// elements, one 8/16/32-byte chunk each) into its private slots of a ring of kStages tiles in
+// shared memory and later reads back only what it copied itself, so the ring needs no barrier:
+// cp.async.wait_group alone orders a thread's copy before its read. kStages - 1 tiles stay in
+// flight while one is computed: at 48 KB per block and 3 blocks per SM that is ~96 KB of K/V
+// requested ahead per SM, several times the ~30 KB HBM latency x bandwidth product of an SM.
+constexpr int kRingBytes = 48 * 1024;  // no dynamic shared memory opt-in needed
 template <int DT, int VEC, int GC>
-__global__ void __launch_bounds__(kThreads, 1) decode_kernel(const DecodeParams p) {
-  constexpr int esz = KvT<DT>::esz;
-  constexpr int U = VEC * GC >= 48 ? 2 : 4;  // keys per key group per step (loads in flight)
-  __shared__ float sm_ml[kWarps][GC][2];
-  __shared__ __align__(16) float sm_acc[kWarps][GC][kMaxD];
+struct DecodeCfg {
+  static constexpr int kRaw = Raw<DT, VEC>::kBytes;  // bytes per chunk: 8, 16 or 32
+  static constexpr int U = (VEC * GC >= 48 || kRaw == 32) ? 2 : 4;  // keys per key group per tile
+  static constexpr int kScaleBytes = DT == kInt8 ? U * 2 * 4 * kThreads : 0;
+  static constexpr int kStageBytes = U * 2 * kRaw * kThreads + kScaleBytes;
+  static constexpr int kStages = kRingBytes / kStageBytes > 8 ? 8 : kRingBytes / kStageBytes;
+  static constexpr int kEpilogueBytes = (kWarps * GC * kMaxD + kWarps * GC * 2) * 4;
+  static constexpr int kSmem = kStages * kStageBytes > kEpilogueBytes ? kStages * kStageBytes : kEpilogueBytes;
+  // Blocks per SM the registers are capped for (168 each at 3); int8 at 16 x 4 would spill there.
+  static constexpr int kMinBlocks = DT == kInt8 && VEC * GC >= 64 ? 2 : 3;
+  static_assert(kStages >= 2 && kStages * U <= 32, "ring of 2..8 stages; one valid bit per (stage, key)");
+  static_assert(kSmem <= 48 * 1024, "dynamic shared memory above 48 KB needs an opt-in");
+};
+
+template <int DT, int VEC, int GC>
+__global__ void __launch_bounds__(kThreads, (DecodeCfg<DT, VEC, GC>::kMinBlocks)) decode_kernel(const DecodeParams p) {
+  using Cfg = DecodeCfg<DT, VEC, GC>;
+  constexpr int U = Cfg::U, ST = Cfg::kStages, R = Cfg::kRaw;
+  constexpr int P = R >= 16 ? R / 16 : 1;  // 16-byte parts per chunk (one 8-byte part when R == 8)
+  extern __shared__ __align__(16) char smem[];
 
   const int s = blockIdx.x;
   const int h = blockIdx.y / p.nchunks;
   const int g0 = (blockIdx.y % p.nchunks) * p.gc;
   const int ng = min(p.gc, p.G - g0);
   const int j = blockIdx.z;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int tid = threadIdx.x;
+  const int lane = tid & 31, warp = tid >> 5;
   const int tpk = 1 << p.tpk_log2;
   const int sub = lane & (tpk - 1), grp = lane >> p.tpk_log2, gpw = 32 >> p.tpk_log2;
   const int d0 = sub * VEC;
@@ -125,53 +171,97 @@ __global__ void __launch_bounds__(kThreads, 1) decode_kernel(const DecodeParams 
   }
 
   const int32_t* btr = p.bt + static_cast<int64_t>(s) * p.max_blocks;
-  const int64_t tok_stride = static_cast<int64_t>(p.Hkv) * p.D * esz;  // bytes between tokens of a block
-  const char* kh = p.kc + (static_cast<int64_t>(h) * p.D + d0) * esz;
-  const char* vh = p.vc + (static_cast<int64_t>(h) * p.D + d0) * esz;
+  const int64_t tok_stride = static_cast<int64_t>(p.Hkv) * p.D * KvT<DT>::esz;  // bytes between tokens of a block
+  const char* kh = p.kc + (static_cast<int64_t>(h) * p.D + d0) * KvT<DT>::esz;
+  const char* vh = p.vc + (static_cast<int64_t>(h) * p.D + d0) * KvT<DT>::esz;
 
+  // Ring slot of (stage, key u, K or V, part) for this thread: consecutive threads hold
+  // consecutive 16-byte (or 8-byte) words, so the reads back are free of bank conflicts.
+  auto chunk_at = [&](int stage, int u, int kv, int part) -> char* {
+    return smem + ((((stage * U + u) * 2 + kv) * P + part) * kThreads + tid) * (R >= 16 ? 16 : 8);
+  };
+  float* scale_ring = reinterpret_cast<float*>(smem + ST * U * 2 * R * kThreads);  // int8 only
+  auto scale_at = [&](int stage, int u, int kv) -> float* { return scale_ring + ((stage * U + u) * 2 + kv) * kThreads + tid; };
+
+  // The warp's tiles start at tw0, tw0 + step, ...: warp-uniform, as the shuffles need.
+  const int step = kWarps * gpw * U;
+  const int tw0 = kb + warp * gpw * U;
+  const int ntiles = tw0 < ke ? (ke - tw0 + step - 1) / step : 0;
+  uint32_t vmask = 0;      // bit (stage * U + u): that key is attended
   bool bad_block = false;  // an out-of-range block id was seen (and skipped)
-  // Warp-uniform loop: every lane of a warp runs the same iterations (the shuffles need them).
-  for (int tw = kb + warp * gpw * U; tw < ke; tw += kWarps * gpw * U) {
-    const int t0 = tw + grp * U;
-    Raw<DT, VEC> kr[U], vr[U];
-    float ksc[U], vsc[U];
-    bool valid[U];
+
+  auto issue = [&](int tile, int stage) {
+    const int t0 = tw0 + tile * step + grp * U;
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int t = t0 + u;
-      valid[u] = t < ke;
-      ksc[u] = 1.f;
-      vsc[u] = 1.f;
+      bool ok = t < ke;
       int64_t slot = 0;
-      if (valid[u]) {
+      if (ok) {
         const int bi = p.bs_shift >= 0 ? t >> p.bs_shift : t / p.bs;
         const int blk = __ldg(btr + bi);
         if (blk < 0 || blk >= p.num_blocks) {
           bad_block = true;
-          valid[u] = false;
+          ok = false;
         } else {
           slot = static_cast<int64_t>(blk) * p.bs + (t - bi * p.bs);
         }
       }
-      if (valid[u] && act) {
-        load_raw<DT, VEC>(kh + slot * tok_stride, kr[u]);
-        load_raw<DT, VEC>(vh + slot * tok_stride, vr[u]);
-      } else {
-        zero_raw(kr[u]);
-        zero_raw(vr[u]);
+      const uint32_t bit = 1u << (stage * U + u);
+      vmask = ok ? (vmask | bit) : (vmask & ~bit);
+      const bool ld = ok && act;
+      const char* ks = ld ? kh + slot * tok_stride : p.kc;
+      const char* vs = ld ? vh + slot * tok_stride : p.vc;
+#pragma unroll
+      for (int part = 0; part < P; ++part) {
+        cp_async<(R >= 16 ? 16 : 8)>(chunk_at(stage, u, 0, part), ks + part * 16, ld);
+        cp_async<(R >= 16 ? 16 : 8)>(chunk_at(stage, u, 1, part), vs + part * 16, ld);
       }
       if constexpr (DT == kInt8) {
-        if (valid[u]) {
-          ksc[u] = __ldg(p.ks + slot * p.Hkv + h);
-          vsc[u] = __ldg(p.vs + slot * p.Hkv + h);
-        }
+        cp_async<4>(scale_at(stage, u, 0), ok ? p.ks + slot * p.Hkv + h : p.ks, ok);
+        cp_async<4>(scale_at(stage, u, 1), ok ? p.vs + slot * p.Hkv + h : p.vs, ok);
       }
     }
-    float sc[U][GC];
+  };
+  auto read_chunk = [&](int stage, int u, int kv, Raw<DT, VEC>& r) {
+    if constexpr (R == 8) {
+      const uint2 a = *reinterpret_cast<const uint2*>(chunk_at(stage, u, kv, 0));
+      r.w[0] = a.x;
+      r.w[1] = a.y;
+    } else {
+#pragma unroll
+      for (int part = 0; part < P; ++part) {
+        const uint4 a = *reinterpret_cast<const uint4*>(chunk_at(stage, u, kv, part));
+        r.w[4 * part] = a.x;
+        r.w[4 * part + 1] = a.y;
+        r.w[4 * part + 2] = a.z;
+        r.w[4 * part + 3] = a.w;
+      }
+    }
+  };
+
+  // Prologue: ST - 1 tiles in flight (empty groups keep the group count uniform).
+#pragma unroll
+  for (int i = 0; i < ST - 1; ++i) {
+    if (i < ntiles) issue(i, i);
+    cp_async_commit();
+  }
+  int rd = 0, wr = ST - 1;  // ring stages read now / written next
+  for (int i = 0; i < ntiles; ++i) {
+    if (i + ST - 1 < ntiles) issue(i + ST - 1, wr);
+    cp_async_commit();
+    cp_async_wait<ST - 1>();  // tile i has landed (this thread's copies of it)
+    float sc[U][GC], ksc[U], vsc[U];
+    bool valid[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
+      valid[u] = (vmask >> (rd * U + u)) & 1u;
+      ksc[u] = DT == kInt8 ? *scale_at(rd, u, 0) : 1.f;
+      vsc[u] = DT == kInt8 ? *scale_at(rd, u, 1) : 1.f;
+      Raw<DT, VEC> kr;
+      read_chunk(rd, u, 0, kr);
       float kf[VEC];
-      dequant<DT, VEC>(kr[u], kf);
+      dequant<DT, VEC>(kr, kf);
 #pragma unroll
       for (int g = 0; g < GC; ++g) {
         float a = 0.f;
@@ -206,21 +296,33 @@ __global__ void __launch_bounds__(kThreads, 1) decode_kernel(const DecodeParams 
       }
       l[g] = l[g] * alpha + sum;
       m[g] = mn;
+      // The running max rarely moves after the first tiles: skip the VEC multiplies then (not at
+      // VEC x GC = 64, where the branch costs ptxas the registers it needs under 3 blocks per SM).
+      if (VEC * GC >= 64 || alpha != 1.f) {
 #pragma unroll
-      for (int e = 0; e < VEC; ++e) acc[g][e] *= alpha;
+        for (int e = 0; e < VEC; ++e) acc[g][e] *= alpha;
+      }
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
+      Raw<DT, VEC> vr;
+      read_chunk(rd, u, 1, vr);
       float vf[VEC];
-      dequant<DT, VEC>(vr[u], vf);
+      dequant<DT, VEC>(vr, vf);
 #pragma unroll
       for (int g = 0; g < GC; ++g)
 #pragma unroll
         for (int e = 0; e < VEC; ++e) acc[g][e] = fmaf(sc[u][g], vf[e], acc[g][e]);
     }
+    rd = rd + 1 == ST ? 0 : rd + 1;
+    wr = wr + 1 == ST ? 0 : wr + 1;
   }
+  cp_async_wait<0>();
+  __syncthreads();  // the epilogue below reuses the ring's shared memory
 
   if (bad_block) raise_flag(p.err, kErrBlockId);
+  float (*sm_acc)[GC][kMaxD] = reinterpret_cast<float (*)[GC][kMaxD]>(smem);
+  float (*sm_ml)[GC][2] = reinterpret_cast<float (*)[GC][2]>(smem + kWarps * GC * kMaxD * 4);
   // Merge the key groups of each warp (lanes with the same sub), then the warps.
   for (int o = tpk; o < 32; o <<= 1) {
 #pragma unroll
@@ -321,13 +423,18 @@ __global__ void __launch_bounds__(128) decode_reduce_kernel(const float* __restr
   }
 }
 
+template <int DT, int VEC, int GC>
+void launch_gc(const DecodeParams& p, dim3 grid, cudaStream_t s) {
+  decode_kernel<DT, VEC, GC><<<grid, kThreads, DecodeCfg<DT, VEC, GC>::kSmem, s>>>(p);
+}
+
 template <int DT, int VEC>
 void launch_vec(const DecodeParams& p, int gc, dim3 grid, cudaStream_t s) {
   switch (gc) {
-    case 1: decode_kernel<DT, VEC, 1><<<grid, kThreads, 0, s>>>(p); break;
-    case 2: decode_kernel<DT, VEC, 2><<<grid, kThreads, 0, s>>>(p); break;
-    case 3: decode_kernel<DT, VEC, 3><<<grid, kThreads, 0, s>>>(p); break;
-    default: decode_kernel<DT, VEC, 4><<<grid, kThreads, 0, s>>>(p); break;
+    case 1: launch_gc<DT, VEC, 1>(p, grid, s); break;
+    case 2: launch_gc<DT, VEC, 2>(p, grid, s); break;
+    case 3: launch_gc<DT, VEC, 3>(p, grid, s); break;
+    default: launch_gc<DT, VEC, 4>(p, grid, s); break;
   }
 }
 
@@ -400,7 +507,8 @@ int64_t paged_attention_decode_splits(int64_t num_seqs, int64_t num_heads, int64
   if (num_seqs <= 0 || num_kv_heads <= 0 || num_heads < num_kv_heads || max_keys <= 0) return 1;
   const int64_t group = num_heads / num_kv_heads;
   const int64_t blocks = num_seqs * num_kv_heads * ceil_div(group, kMaxGroup);
-  int64_t splits = ceil_div(2 * static_cast<int64_t>(sm_count(device)), blocks);
+  // ~8 blocks per SM (3-4 are resident at a time): short blocks keep the last wave's tail small.
+  int64_t splits = ceil_div(8 * static_cast<int64_t>(sm_count(device)), blocks);
   splits = std::min<int64_t>(splits, std::max<int64_t>(1, max_keys / 64));
   return std::max<int64_t>(1, std::min<int64_t>(splits, kMaxSplits));
 }
