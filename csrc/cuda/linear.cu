@@ -17,12 +17,12 @@
 // M*K and M*N elements). 4096 x 4096: int8 16.8 MB -> 5.0 us, q4_0 9.4 MB -> 2.8 us, int4
 // 8.4 MB + 0.5 MB scales -> 2.7 us, fp16 33.5 MB -> 10 us; flops 2*M*N*K = 33.5 MFLOP per row
 // of x (M=8: 268 MFLOP, still ~8 flop/byte for int8 vs ~300 the SM ALUs sustain): bandwidth
-// bound for every kind up to M = 8. In flight per lane: 2 rows x 2 chunks of 16 B; with 512
-// blocks of 128 threads for N = 4096, ~16 warps per SM x 2 KB = 32 KB in flight per SM, above
-// the ~20 KB latency x bandwidth product per SM.
+// bound for every kind up to M = 8. In flight per lane at M = 1: 2 rows x 8 chunks of 16 B
+// (gemv_unroll); with 512 blocks of 128 threads for N = 4096, ~16 warps per SM x 8 KB in flight
+// per SM, well above the ~25 KB latency x bandwidth product per SM.
 //
-// Status: compiled for sm_80/sm_89/sm_90 without spills; NOT yet run on a GPU (no device in the
-// session that wrote it). tests/gpu/test_linear_cuda.py checks it against the float64 reference.
+// Status: ran on an H200 (stop 16: 21-87% of HBM at M = 1, 2 chunks per lane); the deeper
+// unroll at M = 1 is checked by tests/gpu/test_linear_cuda.py and bench_linear --gpu-only.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -45,7 +45,11 @@ enum Kind : int { kF32 = 0, kF16, kBF16, kFp8, kInt8, kInt4, kQ8_0, kQ4_0, kQ4_1
 
 constexpr int kWarps = 4;  // warps per block
 constexpr int kRows = 2;   // output rows per warp
-constexpr int kUnroll = 2; // chunks per lane per iteration (loads issued before use)
+// Chunks per lane per iteration, all loaded before any is used. At M = 1 a 4096-wide row is
+// 8-16 chunks per lane: loading 8 at once makes a row ~1-2 HBM round trips instead of 4-8
+// (2 per iteration measured 29% of HBM for int8 4096 x 4096 on an H200); with 8 activation rows
+// the registers go to the accumulators instead.
+__host__ __device__ constexpr int gemv_unroll(int kind, int mb) { return mb > 1 ? 2 : kind == kInt4 ? 4 : 8; }
 
 __host__ __device__ constexpr bool is_block_kind(int kind) { return kind >= kInt4; }
 __host__ __device__ constexpr bool quantized_acts(int kind) { return kind >= kInt8; }
@@ -108,16 +112,34 @@ __device__ __forceinline__ int8_t quant_one(float v, float d) {
   return static_cast<int8_t>(q);
 }
 
-// int8 W8A8: one block of 256 threads per row, one scale per row.
-__global__ void quant_rows_kernel(const void* x, int dt, int64_t K, int64_t kp, int8_t* xq, float* xd) {
+// int8 W8A8: one block of 1024 threads per row, one scale per row. Each thread keeps up to
+// kQuantRegs of its values in registers, so the row is read from memory once (longer rows
+// re-read the rest) and the absmax loads are all issued before the first is used: the first
+// version (256 threads, a dependent load per iteration, then a second pass over memory) took
+// 10.7 us for one 4096-wide row on an H200, longer than the 16.8 MB GEMV that follows it.
+constexpr int kQuantThreads = 1024;
+constexpr int kQuantRegs = 8;
+__global__ void __launch_bounds__(kQuantThreads) quant_rows_kernel(const void* x, int dt, int64_t K, int64_t kp,
+                                                                   int8_t* xq, float* xd) {
   __shared__ float s_max[32];
   __shared__ int s_bad[32];
   const int64_t m = blockIdx.x;
+  float v[kQuantRegs];
+#pragma unroll
+  for (int i = 0; i < kQuantRegs; ++i) {
+    const int64_t k = threadIdx.x + static_cast<int64_t>(i) * kQuantThreads;
+    v[i] = k < K ? load_x(x, dt, m * K + k) : 0.f;
+  }
   float amax = 0.f;
   int bad = 0;
-  for (int64_t k = threadIdx.x; k < K; k += blockDim.x) {
-    const float v = load_x(x, dt, m * K + k);
-    if (isfinite(v)) amax = fmaxf(amax, fabsf(v));
+#pragma unroll
+  for (int i = 0; i < kQuantRegs; ++i) {
+    if (isfinite(v[i])) amax = fmaxf(amax, fabsf(v[i]));
+    else bad = 1;
+  }
+  for (int64_t k = threadIdx.x + static_cast<int64_t>(kQuantRegs) * kQuantThreads; k < K; k += kQuantThreads) {
+    const float t = load_x(x, dt, m * K + k);
+    if (isfinite(t)) amax = fmaxf(amax, fabsf(t));
     else bad = 1;
   }
   for (int o = 16; o > 0; o >>= 1) {
@@ -137,7 +159,12 @@ __global__ void quant_rows_kernel(const void* x, int dt, int64_t K, int64_t kp, 
     bad |= s_bad[i];
   }
   const float d = amax / 127.f;
-  for (int64_t k = threadIdx.x; k < kp; k += blockDim.x)
+#pragma unroll
+  for (int i = 0; i < kQuantRegs; ++i) {
+    const int64_t k = threadIdx.x + static_cast<int64_t>(i) * kQuantThreads;
+    if (k < kp) xq[m * kp + k] = (k < K && !bad) ? quant_one(v[i], d) : int8_t{0};
+  }
+  for (int64_t k = threadIdx.x + static_cast<int64_t>(kQuantRegs) * kQuantThreads; k < kp; k += kQuantThreads)
     xq[m * kp + k] = (k < K && !bad) ? quant_one(load_x(x, dt, m * K + k), d) : int8_t{0};
   if (threadIdx.x == 0) xd[m] = bad ? __int_as_float(0x7fc00000) : d;
 }
@@ -222,6 +249,7 @@ __device__ __forceinline__ void rows_float(const GemvArgs& a, const char* const 
                                            int lane) {
   using F = FloatKind<KIND>;
   constexpr int V = F::V;
+  constexpr int kUnroll = gemv_unroll(KIND, MB);
   const int64_t nchunks = a.vec ? a.K / V : 0;
   for (int64_t c = lane; c < nchunks; c += 32 * kUnroll) {
     uint4 raw[kUnroll][kRows];
@@ -273,6 +301,7 @@ __device__ __forceinline__ void rows_float(const GemvArgs& a, const char* const 
 template <int MB>
 __device__ __forceinline__ void rows_int8(const GemvArgs& a, const char* const (&wr)[kRows], int (&acc)[MB][kRows],
                                           int lane) {
+  constexpr int kUnroll = gemv_unroll(kInt8, MB);
   const int64_t nchunks = a.vec ? a.K / 16 : 0;
   for (int64_t c = lane; c < nchunks; c += 32 * kUnroll) {
     uint4 raw[kUnroll][kRows];
@@ -317,6 +346,7 @@ __device__ __forceinline__ void rows_int8(const GemvArgs& a, const char* const (
 template <int MB>
 __device__ __forceinline__ void rows_int4(const GemvArgs& a, int64_t n0, const char* const (&wr)[kRows],
                                           float (&acc)[MB][kRows], int lane) {
+  constexpr int kUnroll = gemv_unroll(kInt4, MB);
   const int64_t nb = a.K / 32, gpr = a.K >> (5 + a.gshift);
   for (int64_t c = lane; c < nb; c += 32 * kUnroll) {
     uint4 raw[kUnroll][kRows];
@@ -362,6 +392,7 @@ template <int KIND, int MB>
 __device__ __forceinline__ void rows_ggml(const GemvArgs& a, const char* const (&wr)[kRows], float (&acc)[MB][kRows],
                                           int lane) {
   constexpr int BB = KIND == kQ8_0 ? 34 : KIND == kQ4_0 ? 18 : 20;
+  constexpr int kUnroll = gemv_unroll(KIND, MB);
   const int64_t nb = a.K / 32, nt = nb * 4;
   for (int64_t t = lane; t < nt; t += 32 * kUnroll) {
     uint32_t q0[kUnroll][kRows], q1[kUnroll][kRows];
@@ -566,7 +597,7 @@ void linear_gemv_launch(int kind, uintptr_t x, int x_dtype, uintptr_t w, uintptr
     int8_t* xq = reinterpret_cast<int8_t*>(ws);
     float* xd = reinterpret_cast<float*>(ws + align16(M * a.kp));
     if (kind == kInt8) {
-      quant_rows_kernel<<<static_cast<unsigned>(M), 256, 0, s>>>(xp, x_dtype, K, a.kp, xq, xd);
+      quant_rows_kernel<<<static_cast<unsigned>(M), kQuantThreads, 0, s>>>(xp, x_dtype, K, a.kp, xq, xd);
     } else {
       const int64_t total = M * (K / 32);
       quant_blocks_kernel<<<static_cast<unsigned>((total + 7) / 8), 256, 0, s>>>(xp, x_dtype, K, total, xq, xd);
