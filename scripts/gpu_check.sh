@@ -9,6 +9,7 @@
 #   device run:  bash scripts/gpu_check.sh                  (GPU_CHECK_SECONDS=540 by default)
 #   tests only:  GPU_CHECK_BENCH=0 GPU_CHECK_PROFILE=0 bash scripts/gpu_check.sh
 #   some benches: GPU_CHECK_BENCHES="generate:90 topk:70" bash scripts/gpu_check.sh  (name:seconds)
+#   counters:     GPU_CHECK_NCU=1 GPU_CHECK_TESTS=0 GPU_CHECK_BENCH=0 bash scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu_out}
@@ -39,6 +40,18 @@ ln -sfn ../../benchmarks python/infercore/benchmarks
 export PYTHONPATH=$PWD/python
 $PY -c "import infercore; print(infercore.system_info()['cuda'])" | tee -a "$OUT/summary.txt"
 
+if [ "${GPU_CHECK_NCU:-0}" = 1 ]; then
+  # Hardware counters of the kernels under study (ncu works on Firecracker machines, not on gVisor)
+  step "ncu: attention decode and M = 1 GEMV (scripts/gpu_ncu_kernels.py)"
+  timeout "$(left 150)" ncu --profile-from-start off --clock-control none \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+    --section SchedulerStats --section MemoryWorkloadAnalysis --section InstructionStats \
+    $PY scripts/gpu_ncu_kernels.py >"$OUT/ncu.txt" 2>&1
+  echo "ncu exit $?" | tee -a "$OUT/summary.txt"
+  grep -E "^  [a-z_]+.*\(|Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Issued Ipc|Stall|No Eligible" "$OUT/ncu.txt" | head -80
+fi
+
+if [ "${GPU_CHECK_TESTS:-1}" = 1 ]; then
 step "GPU tests (tests/gpu, tests/kernels)"
 # 8 workers (one CUDA context each); each failure is printed as it happens (scripts/pytest_instafail.py)
 PYTHONPATH=$PYTHONPATH:$PWD/scripts timeout "$(left 200)" $PY -m pytest tests/gpu tests/kernels -q -rfE --tb=short \
@@ -46,6 +59,14 @@ PYTHONPATH=$PYTHONPATH:$PWD/scripts timeout "$(left 200)" $PY -m pytest tests/gp
 echo "pytest exit $?" | tee -a "$OUT/summary.txt"
 grep -E "passed|failed|error" "$OUT/tests.log" | tail -3
 grep -E "^(FAILED|ERROR)" "$OUT/tests.log" | head -40
+fi
+
+# Standalone diagnostics of toolchain behaviour (printed into summary.txt: $OUT returns at most 8 files)
+for f in scripts/gpu_diag_*.py; do
+  [ -f "$f" ] || continue
+  step "diagnostic $f"
+  timeout "$(left 40)" $PY "$f" 2>&1 | tee -a "$OUT/summary.txt"
+done
 
 if [ "${GPU_CHECK_PROFILE:-1}" = 1 ]; then
   step "profile: host time of a GPU decode step"

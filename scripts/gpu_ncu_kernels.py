@@ -1,0 +1,55 @@
+"""Launches the GPU kernels under study once each between cudaProfilerStart/Stop, for
+`ncu --profile-from-start off` (scripts/gpu_check.sh GPU_CHECK_NCU=1): paged attention decode
+(7B geometry, S = 16, ctx 4096, float16 and fp8 caches) and the M = 1 GEMV (4096 x 4096 int8,
+fp8 and f16, with their activation-prep kernels). Every op runs once before the profiled region
+so compilation and allocation stay outside it.
+
+    ncu --profile-from-start off --section SpeedOfLight ... python scripts/gpu_ncu_kernels.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
+
+from infercore import ops, quant  # noqa: E402
+from infercore.benchmarks import bench_attention as BA  # noqa: E402
+
+
+def main() -> None:
+    launches = []
+    for dtype in ("float16", "fp8"):
+        x = BA._gpu_data(f"ncu/{dtype}", 16, 4096, 32, 8, 128, dtype, "infercore")
+        x = dict(x)  # _gpu_data keeps one live entry: hold our own reference
+        BA._live.clear()
+        launches.append((f"attention {dtype}", x["launch"], x))
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4096, 4096), dtype=np.float32)
+    xin = torch.randn((1, 4096), device="cuda", dtype=torch.float16)
+    for kind in ("int8", "fp8"):
+        qw = quant.quantize_weight(w, kind).to("cuda")
+        launches.append((f"linear {kind}", lambda qw=qw: ops.linear(xin, qw, backend="cuda"), qw))
+    from infercore.quant import QuantizedWeight
+
+    w16 = QuantizedWeight("f16", (4096, 4096), torch.from_numpy(w).cuda().half())
+    launches.append(("linear f16", lambda: ops.linear(xin, w16, backend="cuda"), w16))
+    for _, fn, _keep in launches:
+        fn()
+    torch.cuda.synchronize()
+    torch.cuda.cudart().cudaProfilerStart()
+    for name, fn, _keep in launches:
+        torch.cuda.nvtx.range_push(name)
+        fn()
+        torch.cuda.synchronize()
+        torch.cuda.nvtx.range_pop()
+    torch.cuda.cudart().cudaProfilerStop()
+    print("launched:", ", ".join(n for n, _, _ in launches))
+
+
+if __name__ == "__main__":
+    main()
