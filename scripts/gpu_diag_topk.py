@@ -65,9 +65,9 @@ def main() -> None:
             print(f"   q{qi} {DEV}: " + " ".join(f"{int(x) & (2**64 - 1):#018x}" for x in top_gpu[qi]))
             if not (top_gpu[qi] == top_cpu[qi]).all():
                 print(f"   q{qi} cpu: " + " ".join(f"{int(x) & (2**64 - 1):#018x}" for x in top_cpu[qi]))
-        s, i = T.decode_keys(top_gpu.to(DEV))
+        _, i = T.decode_keys(top_gpu.to(DEV))
         print(f" fill {fill:#x} decoded ids: {i.cpu().tolist()}")
-    s, i = T.topk(q, c, k, allowed=mask)
+    _, i = T.topk(q, c, k, allowed=mask)
     print(f"topk(): ids {i.cpu().tolist()}")
 
 

@@ -17,8 +17,9 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
 
-from infercore import ops, quant  # noqa: E402
-from infercore.benchmarks import bench_attention as BA  # noqa: E402
+from infercore.benchmarks import bench_attention as BA
+
+from infercore import ops, quant
 
 
 def main() -> None:
