@@ -111,3 +111,51 @@ def test_ops_backend_triton_matches_cpu_backend():
     assert (i_tr[:, 3:] == -1).all()
     with pytest.raises(ValueError, match="k <= 256"):
         ops.topk_inner_product(q, c, 300, backend="triton")
+
+
+# --- the kernel's own (hi, lo) int32 pair sort (max/min exchange; the xor_sum exchange gave garbage on a GPU) ---
+
+
+@pytest.mark.parametrize("n", [2, 4, 32, 64, 512])
+def test_pair_sort_matches_torch_sort_on_int64_keys(n):
+    g = torch.Generator().manual_seed(n)
+    keys = torch.randint(-(2**63), 2**63 - 1, (n,), dtype=torch.int64, generator=g)
+    hi, low = keys >> 32, keys & 0xFFFFFFFF
+    hi[: max(2, n // 2)] = hi[0]  # half the keys share one high half: the low halves decide alone
+    low[: min(4, n)] = torch.tensor([0, 0xFFFFFFFF, 0x7FFFFFFF, 0x80000000])[: min(4, n)]  # int32 sign edges
+    keys = (hi << 32) | low
+    keys[n // 2 : n // 2 + n // 8] = keys[: n // 8].clone()  # exact duplicates
+    keys[torch.arange(n) % 4 == 3] = T._EXCLUDED  # INT64_MIN, the excluded key
+    if n >= 8:
+        keys[n - 2 :] = torch.tensor([0xFFFFFFFF, 1 << 32])  # neighbours across the halves' boundary
+    keys = keys[torch.randperm(n, generator=g)]  # interleave everything
+    got = T._sort_keys_desc(keys.to(DEVICE)).cpu()
+    want = torch.sort(keys, descending=True).values
+    bad = (got != want).nonzero().flatten().tolist()
+    assert not bad, f"first mismatch at {bad[0]}: want {int(want[bad[0]]):#x}, got {int(got[bad[0]]):#x}"
+
+
+@pytest.mark.parametrize(("k", "splits"), [(1, 1), (1, 8), (5, 3), (16, 1), (17, 3), (100, 1), (100, 2)])
+def test_excluded_rows_ties_and_signs_through_the_pair_sort(k, splits):
+    """Integer-valued vectors make every score exact in float32, so ties (duplicate rows placed in
+    different tiles and splits) and the id tie-break are checked exactly, for positive and negative
+    scores, with excluded rows interleaved and with fewer allowed rows than k (padding -1 / -inf)."""
+    g = torch.Generator().manual_seed(k * 10 + splits)
+    n, d = 200, 6
+    c = torch.randint(-3, 4, (n, d), generator=g).float()
+    c[130:160] = c[0:30]  # duplicates of the first tile's rows in later tiles / splits
+    c[190:200] = c[5:15]
+    q = torch.randint(-2, 3, (2, d), generator=g).float()
+    q[1] = -q[0]  # the same magnitudes with the sign flipped
+    # each query's best possible row, over 20 times in every tile and split (rows allowed by the
+    # interleaved mask): more ties than a program keeps (K_PAD = 16 for k <= 16)
+    c[0::9] = 3 * q[0].sign()
+    c[3::9] = 3 * q[1].sign()
+    scores = q.double().numpy() @ c.double().numpy().T
+    sparse = torch.zeros(n, dtype=torch.bool)
+    sparse[[3, 40, 133, 199]] = True  # 4 allowed rows, scattered over tiles
+    for m in (torch.arange(n) % 3 != 1, sparse):  # (no mask: test_float32_matches_brute_force)
+        s, i = T.topk(q.to(DEVICE), c.to(DEVICE), k, allowed=m.to(DEVICE), splits=splits)
+        want_s, want_i = _brute(scores, k, m.numpy())
+        np.testing.assert_array_equal(i.cpu().numpy(), want_i)
+        np.testing.assert_array_equal(s.cpu().numpy(), want_s)
