@@ -118,6 +118,25 @@ def test_decode_matches_reference(dt, bs, hq, hkv, d):
         assert np.abs(g[long_rows] - exact[long_rows]).max() <= E2E[dt]
 
 
+@pytest.mark.parametrize("d", [40, 72, 192, 256])
+@pytest.mark.parametrize("dt", DTYPES)
+def test_decode_odd_and_wide_head_dims(dt, d):
+    """Head sizes whose per-thread chunks the 64/128 cases never produce: 8-byte chunks (fp8/int8
+    with D % 16 != 0), inactive lanes in a key group (D / VEC not a power of two), and 32-byte
+    float32 chunks (D > 128), each through the kernel's shared-memory ring and every split count."""
+    lens = [1, 15, 16, 17, 300, 1025]
+    rng = np.random.default_rng(d * 7 + len(dt))
+    c = DevPaged(rng, lens, 16, 2, d, dt)
+    q = rng.standard_normal((len(lens), 6, d)).astype(np.float32)
+    ks, vs = c.stored()
+    hks, hvs = c.host_scales()
+    want = ref.paged_attention_decode(q, ks, vs, c.bt, c.lens, None, hks, hvs)
+    for splits in (None, 1, 3):
+        got = ops.paged_attention_decode(torch.from_numpy(q).cuda(), c.kc, c.vc, torch.from_numpy(c.bt).cuda(),
+                                         torch.from_numpy(c.lens).cuda(), num_splits=splits, **c.args())
+        np.testing.assert_allclose(got.cpu().numpy(), want, rtol=0, atol=STORED, err_msg=f"D={d} splits={splits}")
+
+
 @pytest.mark.parametrize("dt", DTYPES)
 def test_decode_equals_cpu_backend_on_the_same_cache(dt):
     rng = np.random.default_rng(7)
