@@ -15,9 +15,9 @@ Triton's sort fetches each element's partner with `xor_sum`, and inside this ker
 (Triton 3.6) that xor came back non-zero for two equal excluded keys, so a padding slot returned
 as a key with a garbage high half and a zero low half (id 4294967295). tl.sort alone on loaded
 vectors sorted correctly there (scripts/gpu_diag_sort.py); the garbage showed only in this kernel
-(scripts/gpu_diag_topk.py). The host packs a pair into the int64 key (hi << 32) | (lo + 2^31) (same order, the
-low half is 2^32 - 1 - id; excluded = INT64_MIN), so `decode_keys` and the final top-k work on
-int64 keys as before.
+(scripts/gpu_diag_topk.py). The host packs a pair into the int64 key (hi << 32) | (lo + 2^31)
+(same order, the low half is 2^32 - 1 - id; excluded = INT64_MIN), so `decode_keys` and the final
+top-k work on int64 keys as before.
 
 Napkin math per query: N*D*b bytes of corpus, 2*N*D flops: bound by memory bandwidth for small
 Q (each program re-reads its corpus share per query; large Q on a GPU is better served by the

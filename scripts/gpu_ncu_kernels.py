@@ -20,37 +20,34 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from infercore.benchmarks import bench_attention as BA
 
 from infercore import ops, quant
+from infercore.quant import QuantizedWeight
 
 
 def main() -> None:
+    # Each launcher's closure holds its own data (the attention case dict, the weight).
     launches = []
     for dtype in ("float16", "fp8"):
         x = BA._gpu_data(f"ncu/{dtype}", 16, 4096, 32, 8, 128, dtype, "infercore")
-        x = dict(x)  # _gpu_data keeps one live entry: hold our own reference
-        BA._live.clear()
-        launches.append((f"attention {dtype}", x["launch"], x))
+        launches.append((f"attention {dtype}", x["launch"]))
     rng = np.random.default_rng(0)
     w = rng.standard_normal((4096, 4096), dtype=np.float32)
     xin = torch.randn((1, 4096), device="cuda", dtype=torch.float16)
     for kind in ("int8", "fp8"):
         qw = quant.quantize_weight(w, kind).to("cuda")
-        launches.append((f"linear {kind}", lambda qw=qw: ops.linear(xin, qw, backend="cuda"), qw))
-    from infercore.quant import QuantizedWeight
-
+        launches.append((f"linear {kind}", lambda qw=qw: ops.linear(xin, qw, backend="cuda")))
     w16 = QuantizedWeight("f16", (4096, 4096), torch.from_numpy(w).cuda().half())
-    launches.append(("linear f16", lambda: ops.linear(xin, w16, backend="cuda"), w16))
-    for _, fn, _keep in launches:
+    launches.append(("linear f16", lambda: ops.linear(xin, w16, backend="cuda")))
+    for _, fn in launches:
         fn()
     torch.cuda.synchronize()
     torch.cuda.cudart().cudaProfilerStart()
-    for name, fn, _keep in launches:
+    for name, fn in launches:
         torch.cuda.nvtx.range_push(name)
         fn()
         torch.cuda.synchronize()
         torch.cuda.nvtx.range_pop()
     torch.cuda.cudart().cudaProfilerStop()
-    print("launched:", ", ".join(n for n, _, _ in launches))
-
+    print("launched:", ", ".join(n for n, _ in launches))
 
 if __name__ == "__main__":
     main()

@@ -42,12 +42,6 @@ __device__ __forceinline__ void load_raw(const void* p, Raw<DT, VEC>& r) {
   }
 }
 
-template <int DT, int VEC>
-__device__ __forceinline__ void zero_raw(Raw<DT, VEC>& r) {
-#pragma unroll
-  for (int i = 0; i < Raw<DT, VEC>::kWords; ++i) r.w[i] = 0u;
-}
-
 // Raw words -> float32. fp8 E4M3 comes back divided by 256 (its 7 low bits moved under a
 // binary16 exponent whose bias is 8 larger: exact, subnormals included; callers fold the 256
 // into the scales, as the CPU kernels do); int8 comes back exact via the 2^23 magic number.
