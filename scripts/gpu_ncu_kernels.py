@@ -49,5 +49,6 @@ def main() -> None:
     torch.cuda.cudart().cudaProfilerStop()
     print("launched:", ", ".join(n for n, _ in launches))
 
+
 if __name__ == "__main__":
     main()

@@ -1,9 +1,10 @@
 // Fused CUDA top-k inner-product / cosine search: scores and selection in one pass over the
 // corpus, never materialising the Q x N score matrix. Launched on the caller's stream.
 //
-// STATUS: compiled for sm_80 / sm_90 (no spills, no warnings), NOT yet run on a GPU: the tests in
-// tests/gpu/test_topk_cuda.py and the GPU cases of benchmarks/bench_topk.py are written for the
-// first session that gets a device.
+// STATUS: tests/gpu/test_topk_cuda.py passes on an H200 (sm_90); no spills for sm_80/89/90.
+// Measured there (2026-11-26, N = 1M, d = 384, Q = 1, k = 10, scripts/gpu_diag_topk_phases.py):
+// the stream scan reads float32 at 4.29 TB/s (torch.mv over the same corpus: 4.25), float16 at
+// 3.69 TB/s, int8 at 1.6 TB/s; the whole float32 call's kernels take 375 us.
 //
 // Napkin math (H100 SXM: ~3.35 TB/s HBM, ~60 TFLOP/s float32 FMA on the CUDA cores):
 //   Q = 1, N = 1M, d = 384, float32: 1.54 GB read, 0.77 GFLOP -> 0.5 flop/byte: bandwidth-bound,
@@ -41,8 +42,11 @@
 //     128 x 128 (8x8 per thread, 254 registers, 1 block/SM: the FMA-bound case). S is chosen to
 //     give ~2 waves of blocks: for Q = 1 the corpus is split over all SMs. Register budgets were
 //     tuned against ptxas -v (full unrolls made it hoist every shared load and spill).
-//   Phase 2: each split's list (kk keys, 0-padded) lands in R[q][S*kk]; a cub radix sort
-//     orders each query's S*kk keys and the first k are decoded (padding: -inf / -1). int8
+//   Q = 1 with rows of whole 16-byte vectors: the stream kernel instead (no staging, see there),
+//     one wave of 3 blocks per SM; the tiled kernel ran at ~40% of HBM on this case.
+//   Phase 2: each split's list (kk keys, 0-padded) lands in R[q][S*kk]; per query one block
+//     radix-selects the best kk and sorts them (bitonic, in shared memory) when kk <= 2048, else
+//     a cub radix sort orders all S*kk keys; the first k are decoded (padding: -inf / -1). int8
 //     corpora: phase 1 scores with float32 queries against widened rows and keeps a shortlist
 //     of k + min(k + 16, N) (as the CPU kernel), which is re-scored in float64 (same formula and
 //     order as csrc/cpu/topk.cpp), re-sorted, and the first k returned.
@@ -149,7 +153,7 @@ struct ScanArgs {
   const void* corpus;
   const float* scale;    // [N] or null
   const uint8_t* mask;   // [N] or null
-  const float* qm;       // the group's per-query factors (1/|q| for cosine, else 1)
+  const float* qm;       // the group's per-query factors (1/|q| for cosine), null: all 1
   int64_t qn, d, N, rows_per_split, cap, kk_s, L, S;
   uint64_t* buf;         // [qn][S][cap]
   uint64_t* R;           // [qn][L], L = S * kk_s
@@ -270,7 +274,7 @@ __global__ void __launch_bounds__(kThreads, C::MINB) topk_scan_kernel(const Scan
   for (int i = tid; i < BQ; i += kThreads) {
     sm.cnt[i] = 0;
     sm.thr[i] = 0;
-    sm.qms[i] = i < nq ? a.qm[qbase + i] : 0.f;
+    sm.qms[i] = i >= nq ? 0.f : a.qm != nullptr ? a.qm[qbase + i] : 1.f;
   }
   auto list_of = [&](int ql) { return a.buf + ((qbase + ql) * a.S + split) * a.cap; };
 
@@ -402,13 +406,185 @@ __global__ void __launch_bounds__(kThreads, C::MINB) topk_scan_kernel(const Scan
   }
 }
 
+// ---------------------------------------------------------------------------- Q = 1 stream
+// One query: nothing to reuse across rows, so no shared-memory staging of the corpus. Each row
+// is read straight from HBM by a group of G lanes (16 bytes per lane per load, consecutive
+// lanes on consecutive bytes), the dot product summed per lane in element order and then over
+// the group by xor shuffles (every lane of a group ends with the same sum, and a row's score
+// does not depend on where it sits, so duplicated rows tie exactly). G = 8/16/32 is picked so
+// that a row is <= 4 loads per lane; each lane keeps 2 rows x 4 loads in flight (128 bytes), i.e.
+// 32 KB per block, with 3 blocks per SM ~96 KB per SM: far more than the ~20 KB per SM that
+// Little's law asks for at ~3.3 TB/s (H100) and ~700 ns of latency. int8 is widened with a
+// byte-permute + one float subtract (exact for -128..127), not I2F (16/clk/SM would bind).
+// An L2 prefetch of each warp's next rows made float32 8% slower and int8 no faster (H200).
+// Selection as in the tiled kernel, per window of kStreamWindow rows: the threshold is read once
+// per window, survivors are appended, and the list is compacted at the window's barrier.
+constexpr int kStreamTPL = 4;     // loads per lane per row chunk
+constexpr int kStreamU = 2;       // rows per group in flight
+constexpr int kStreamWindow = 256;  // rows per block between barriers (== CfgS::BR)
+
+__device__ __forceinline__ float i8_to_f(uint32_t xb, uint32_t sel) {
+  // xb: 4 int8 with their sign bits flipped (x + 128 as unsigned bytes); the float 2^23 + u
+  // minus 2^23 + 128 is exactly x.
+  return __uint_as_float(__byte_perm(xb, 0x4B000000u, sel)) - 8388736.f;
+}
+
+template <typename T>
+__device__ __forceinline__ void dot16(const uint4& x, const float* q, float& acc, float& ss, bool cosine) {
+  float c[16 / sizeof(T) < 4 ? 4 : 16 / sizeof(T)];
+  if constexpr (sizeof(T) == 4) {
+    c[0] = __uint_as_float(x.x), c[1] = __uint_as_float(x.y), c[2] = __uint_as_float(x.z), c[3] = __uint_as_float(x.w);
+  } else if constexpr (sizeof(T) == 2) {
+    const uint32_t w[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = h2f(w[i]);
+      c[2 * i] = f.x, c[2 * i + 1] = f.y;
+    }
+  } else {
+    const uint32_t w[4] = {x.x ^ 0x80808080u, x.y ^ 0x80808080u, x.z ^ 0x80808080u, x.w ^ 0x80808080u};
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int b = 0; b < 4; ++b) c[4 * i + b] = i8_to_f(w[i], 0x7540u + b);
+  }
+  constexpr int VE = 16 / static_cast<int>(sizeof(T));
+#pragma unroll
+  for (int e = 0; e < VE; e += 4) {
+    const float4 qv = *reinterpret_cast<const float4*>(q + e);
+    acc = fmaf(c[e], qv.x, acc);
+    acc = fmaf(c[e + 1], qv.y, acc);
+    acc = fmaf(c[e + 2], qv.z, acc);
+    acc = fmaf(c[e + 3], qv.w, acc);
+    if (cosine) {
+      ss = fmaf(c[e], c[e], ss);
+      ss = fmaf(c[e + 1], c[e + 1], ss);
+      ss = fmaf(c[e + 2], c[e + 2], ss);
+      ss = fmaf(c[e + 3], c[e + 3], ss);
+    }
+  }
+}
+
+// Lanes per row for rows of nvec 16-byte vectors: the fewest (8, 16 or 32) that cover a row in
+// kStreamTPL loads each; 8 at least so that a warp step (32 / G rows x kStreamU) fits in a window.
+int stream_group(int64_t nvec) {
+  int g = 8;
+  while (g < 32 && g * kStreamTPL < nvec) g *= 2;
+  return g;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 3) topk_stream_kernel(const ScanArgs a, int G) {
+  extern __shared__ __align__(16) float qs[];  // the query, d floats
+  __shared__ ScanSmem<1> sm;
+  constexpr int VE = 16 / static_cast<int>(sizeof(T));
+  constexpr int kWarps = kThreads / 32;
+  constexpr int kWarpRows = kStreamWindow / kWarps;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int gl = lane & (G - 1), grp = lane / G, rpw = 32 / G;
+  const int64_t d = a.d;
+  const int nv = static_cast<int>(d / VE);  // 16-byte vectors per row (d <= 8192)
+  const int64_t split = blockIdx.y;
+  const int64_t row_begin = split * a.rows_per_split;
+  const int64_t row_end = a.N < row_begin + a.rows_per_split ? a.N : row_begin + a.rows_per_split;
+  const T* corpus = static_cast<const T*>(a.corpus);
+  uint64_t* list = a.buf + split * a.cap;
+  const int trigger = static_cast<int>(a.cap - kStreamWindow);
+
+  for (int64_t j = tid; j < d; j += kThreads) qs[j] = a.queries[j];
+  if (tid == 0) {
+    sm.cnt[0] = 0;
+    sm.thr[0] = 0;
+    sm.qms[0] = a.qm != nullptr ? a.qm[0] : 1.f;
+  }
+  __syncthreads();
+  const float qm = sm.qms[0];
+
+  for (int64_t win = row_begin; win < row_end; win += kStreamWindow) {
+    const uint64_t th = sm.thr[0];
+    for (int r0 = 0; r0 < kWarpRows; r0 += rpw * kStreamU) {
+      int64_t row[kStreamU];
+      float acc[kStreamU], ss[kStreamU];
+#pragma unroll
+      for (int u = 0; u < kStreamU; ++u) {
+        row[u] = win + warp * kWarpRows + r0 + u * rpw + grp;
+        acc[u] = 0.f;
+        ss[u] = 0.f;
+      }
+      const uint4* rp[kStreamU];
+      float rs[kStreamU];  // the row's scale (int8) and mask: loaded with the row, not after it
+      bool ok[kStreamU];
+#pragma unroll
+      for (int u = 0; u < kStreamU; ++u) {
+        const bool in = row[u] < row_end;
+        rp[u] = in ? reinterpret_cast<const uint4*>(corpus + row[u] * d) : nullptr;
+        rs[u] = in && a.scale != nullptr && gl == 0 ? __ldg(a.scale + row[u]) : 1.f;
+        ok[u] = in && (a.mask == nullptr || gl != 0 || __ldg(a.mask + row[u]) != 0);
+      }
+      for (int c0 = gl; c0 < nv; c0 += G * kStreamTPL) {
+        uint4 x[kStreamU][kStreamTPL];
+#pragma unroll
+        for (int u = 0; u < kStreamU; ++u)
+#pragma unroll
+          for (int t = 0; t < kStreamTPL; ++t) {
+            const int v = c0 + t * G;
+            x[u][t] = rp[u] != nullptr && v < nv ? __ldg(rp[u] + v) : make_uint4(0, 0, 0, 0);
+          }
+#pragma unroll
+        for (int u = 0; u < kStreamU; ++u)
+#pragma unroll
+          for (int t = 0; t < kStreamTPL; ++t) {
+            const int v = c0 + t * G;
+            if (v < nv) dot16<T>(x[u][t], qs + v * VE, acc[u], ss[u], a.cosine);
+          }
+      }
+#pragma unroll
+      for (int u = 0; u < kStreamU; ++u)
+        for (int o = G >> 1; o > 0; o >>= 1) {
+          acc[u] += __shfl_xor_sync(0xffffffffu, acc[u], o);
+          if (a.cosine) ss[u] += __shfl_xor_sync(0xffffffffu, ss[u], o);
+        }
+      if (gl == 0) {
+#pragma unroll
+        for (int u = 0; u < kStreamU; ++u) {
+          const int64_t r = row[u];
+          if (!ok[u]) continue;
+          float rm = rs[u];
+          if (a.cosine) rm = ss[u] > 0.f ? __fdiv_rn(1.f, __fsqrt_rn(ss[u])) : 0.f;
+          const float s = __fmul_rn(__fmul_rn(acc[u], qm), rm);  // as the CPU: (dot * qmul) * rowmul
+          if (s != s) continue;                                    // NaN scores are never returned
+          const uint64_t key = pack_key(s, static_cast<uint32_t>(r));
+          if (key > th) list[atomicAdd(&sm.cnt[0], 1)] = key;
+        }
+      }
+    }
+    __syncthreads();
+    const int cnt = sm.cnt[0];
+    __syncthreads();  // everyone has read cnt before the first appends of the next window
+    if (cnt > trigger) compact<1>(list, cnt, static_cast<int>(a.kk_s), 0, sm);
+  }
+  __syncthreads();
+  if (sm.cnt[0] > a.kk_s) compact<1>(list, sm.cnt[0], static_cast<int>(a.kk_s), 0, sm);
+  const int n = sm.cnt[0];
+  uint64_t* out = a.R + split * a.kk_s;
+  for (int64_t i = tid; i < a.kk_s; i += kThreads) out[i] = i < n ? list[i] : 0;
+}
+
 // Per query: qm = 1/|q| (cosine, float64 sum in order as on the CPU) or 1; qq = |q|^2 (float64).
 __global__ void topk_prep_kernel(const float* q, int64_t Q, int64_t d, bool cosine, float* qm, double* qq) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= Q) return;
   const float* p = q + i * d;
   double s = 0.0;
-  for (int64_t j = 0; j < d; ++j) s = __dadd_rn(s, __dmul_rn(p[j], p[j]));
+  int64_t j = 0;
+  for (; j + 8 <= d; j += 8) {  // the loads of 8 elements first: the add chain is the only serial part
+    float x[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) x[e] = p[j + e];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) s = __dadd_rn(s, __dmul_rn(x[e], x[e]));
+  }
+  for (; j < d; ++j) s = __dadd_rn(s, __dmul_rn(p[j], p[j]));
   qq[i] = s;
   qm[i] = cosine ? (s > 0.0 ? static_cast<float>(__ddiv_rn(1.0, __dsqrt_rn(s))) : 0.f) : 1.f;
 }
@@ -448,6 +624,45 @@ __global__ void topk_rescore_kernel(const uint64_t* in, int64_t L, uint64_t* out
   out[t] = s != s ? 0 : pack_key(s, static_cast<uint32_t>(id));
 }
 
+// Phase 2 when the keys wanted per segment fit one block (m <= kSelectMax): the best m keys of
+// in[seg * len, + len) sorted descending into out[seg * len, + m), 0-padded; `in` is compacted in
+// place first when len > m (the same radix select as the scan). One block per segment and one
+// launch, where cub's segmented radix sort takes a launch per 64-bit key pass (~10): for Q = 1,
+// k = 10 that is ~4K keys, a few microseconds of work behind tens of microseconds of launches.
+constexpr int kSelectMax = 2048;
+
+__global__ void __launch_bounds__(kThreads) topk_select_sorted_kernel(uint64_t* in, int64_t len, int m,
+                                                                       uint64_t* out) {
+  __shared__ ScanSmem<1> sm;
+  __shared__ uint64_t keys[kSelectMax];
+  const int tid = threadIdx.x;
+  uint64_t* seg = in + static_cast<int64_t>(blockIdx.x) * len;
+  int n = static_cast<int>(len);
+  if (len > m) {
+    compact<1>(seg, n, m, 0, sm);
+    n = sm.cnt[0];
+  }
+  int P = 1;
+  while (P < m) P <<= 1;
+  for (int i = tid; i < P; i += kThreads) keys[i] = i < n ? seg[i] : 0;
+  __syncthreads();
+  for (int size = 2; size <= P; size <<= 1) {  // bitonic network, descending
+    for (int stride = size >> 1; stride > 0; stride >>= 1) {
+      for (int i = tid; i < P / 2; i += kThreads) {
+        const int lo = 2 * i - (i & (stride - 1)), hi = lo + stride;
+        const uint64_t x = keys[lo], y = keys[hi];
+        if ((x < y) == ((lo & size) == 0)) {
+          keys[lo] = y;
+          keys[hi] = x;
+        }
+      }
+      __syncthreads();
+    }
+  }
+  uint64_t* o = out + static_cast<int64_t>(blockIdx.x) * len;
+  for (int i = tid; i < m; i += kThreads) o[i] = keys[i];
+}
+
 __global__ void topk_decode_kernel(const uint64_t* keys, int64_t seglen, int64_t qn, int64_t k, float* scores,
                                    int64_t* ids) {
   const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -458,7 +673,7 @@ __global__ void topk_decode_kernel(const uint64_t* keys, int64_t seglen, int64_t
 
 // ---------------------------------------------------------------------------- plan
 struct Plan {
-  int cfg = 0;  // 0 S, 1 M, 2 L
+  int cfg = 0;  // 0 S, 1 M, 2 L, 3 the Q = 1 stream kernel (0 when the corpus is misaligned)
   int64_t BQ = 0, BR = 0, S = 0, rows_per_split = 0, kk = 0, kk_s = 0, kk2 = 0, cap = 0, L = 0, QG = 0;
   size_t off_qm = 0, off_qq = 0, off_offs = 0, off_buf = 0, off_r = 0, off_r2 = 0, off_temp = 0, temp = 0;
   size_t total = 0;
@@ -512,14 +727,20 @@ void check_sizes(int64_t Q, int64_t N, int64_t d, int64_t k, int ctype) {
   if (ctype == 2 && d > 131072) throw std::invalid_argument("corpus: int8 rows longer than 131072");
 }
 
+// The stream kernel reads whole 16-byte vectors of each row and keeps the query in shared memory.
+bool stream_fits(int64_t d, int ctype) {
+  const int64_t esize = ctype == 0 ? 4 : ctype == 1 ? 2 : 1;
+  return (d * esize) % 16 == 0 && d <= 8192;
+}
+
 Plan make_plan(int64_t Q, int64_t N, int64_t d, int64_t k, int ctype, int64_t max_ws) {
   check_sizes(Q, N, d, k, ctype);
-  (void)d;
   Plan p;
-  p.cfg = Q <= CfgS::BQ ? 0 : Q <= CfgM::BQ ? 1 : 2;
-  p.BQ = p.cfg == 0 ? CfgS::BQ : p.cfg == 1 ? CfgM::BQ : CfgL::BQ;
-  p.BR = p.cfg == 0 ? CfgS::BR : p.cfg == 1 ? CfgM::BR : CfgL::BR;
-  const int64_t bps = p.cfg == 0 ? 2 : 1;  // resident blocks per SM (registers)
+  p.cfg = Q == 1 && stream_fits(d, ctype) ? 3 : Q <= CfgS::BQ ? 0 : Q <= CfgM::BQ ? 1 : 2;
+  p.BQ = p.cfg == 3 ? 1 : p.cfg == 0 ? CfgS::BQ : p.cfg == 1 ? CfgM::BQ : CfgL::BQ;
+  p.BR = p.cfg == 3 ? kStreamWindow : p.cfg == 0 ? CfgS::BR : p.cfg == 1 ? CfgM::BR : CfgL::BR;
+  const int64_t bps = p.cfg == 3 ? 3 : p.cfg == 0 ? 2 : 1;  // resident blocks per SM (registers)
+  const int64_t waves = p.cfg == 3 ? 1 : 2;  // equal splits of a stream all finish together
   p.kk = ctype == 2 ? k + std::min<int64_t>(k + 16, N) : k;
   p.off_qm = 0;
   p.off_qq = align256(p.off_qm + sizeof(float) * std::max<int64_t>(Q, 1));
@@ -541,7 +762,7 @@ Plan make_plan(int64_t Q, int64_t N, int64_t d, int64_t k, int ctype, int64_t ma
   // ~2 waves of blocks, but splits of at least 2 kk rows once there is one block per SM (a split
   // shorter than kk keeps every row it sees).
   const int64_t smc = sm_count();
-  int64_t s0 = std::max<int64_t>(1, cdiv(2 * smc * bps, qtiles));
+  int64_t s0 = std::max<int64_t>(1, cdiv(waves * smc * bps, qtiles));
   s0 = std::min(s0, std::max(smc, N / (2 * p.kk)));
   set_split(std::max<int64_t>(1, std::min(cdiv(N, p.BR), s0)));
   while (p.S > 1 && qpad * per_query() > static_cast<double>(max_ws)) set_split(cdiv(p.S, 2));
@@ -580,6 +801,20 @@ void launch_scan_typed(int ctype, const ScanArgs& a, cudaStream_t s) {
   }
 }
 
+template <typename T>
+void launch_stream_typed(const ScanArgs& a, cudaStream_t s) {
+  const int G = stream_group(a.d / (16 / static_cast<int64_t>(sizeof(T))));
+  topk_stream_kernel<T><<<dim3(1, static_cast<unsigned>(a.S)), kThreads, a.d * sizeof(float), s>>>(a, G);
+}
+
+void launch_stream(int ctype, const ScanArgs& a, cudaStream_t s) {
+  switch (ctype) {
+    case 0: launch_stream_typed<float>(a, s); break;
+    case 1: launch_stream_typed<uint16_t>(a, s); break;
+    default: launch_stream_typed<int8_t>(a, s); break;
+  }
+}
+
 // Sorts qn segments of `len` keys each (descending) from `in` to `out`.
 void sort_segments(void* temp, size_t temp_bytes, const uint64_t* in, uint64_t* out, int64_t len, int64_t segs,
                    const int* off, cudaStream_t s) {
@@ -595,7 +830,22 @@ void sort_segments(void* temp, size_t temp_bytes, const uint64_t* in, uint64_t* 
   if (e != cudaSuccess) throw std::runtime_error(std::string("topk: segment sort failed: ") + cudaGetErrorString(e));
 }
 
+// The first m keys of each of segs segments of `len` keys, sorted descending, from `in` to `out`
+// (same layout); `in` may be overwritten.
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::max<int64_t>(1, cdiv(n, kThreads))); }
+
+void top_sorted(void* temp, size_t temp_bytes, uint64_t* in, uint64_t* out, int64_t len, int64_t segs, int64_t m,
+                int* off, cudaStream_t s) {
+  if (m <= kSelectMax) {
+    topk_select_sorted_kernel<<<static_cast<unsigned>(segs), kThreads, 0, s>>>(in, len, static_cast<int>(m), out);
+    check_launch("topk_select_sorted");
+    return;
+  }
+  topk_offsets_kernel<<<blocks_for(segs + 1), kThreads, 0, s>>>(off, segs, len);
+  check_launch("topk_offsets");
+  sort_segments(temp, temp_bytes, in, out, len, segs, off, s);
+}
+
 
 }  // namespace
 
@@ -626,8 +876,11 @@ void topk_launch(uintptr_t queries, int64_t Q, int64_t d, uintptr_t corpus, int6
     check_launch("topk_decode");
     return;
   }
-  topk_prep_kernel<<<blocks_for(Q), kThreads, 0, s>>>(qp, Q, d, cosine, qm, qq);
-  check_launch("topk_prep");
+  const bool prep = cosine || ctype == 2;  // 1/|q| for cosine, |q|^2 for the int8 re-scoring
+  if (prep) {
+    topk_prep_kernel<<<blocks_for(Q), kThreads, 0, s>>>(qp, Q, d, cosine, qm, qq);
+    check_launch("topk_prep");
+  }
   int* off = reinterpret_cast<int*>(ws + p.off_offs);
   uint64_t* R = reinterpret_cast<uint64_t*>(ws + p.off_r);
   uint64_t* R2 = reinterpret_cast<uint64_t*>(ws + p.off_r2);
@@ -652,17 +905,21 @@ void topk_launch(uintptr_t queries, int64_t Q, int64_t d, uintptr_t corpus, int6
   for (int64_t q0 = 0; q0 < Q; q0 += p.QG) {
     const int64_t qn = std::min(p.QG, Q - q0);
     a.queries = qp + q0 * d;
-    a.qm = qm + q0;
+    a.qm = prep ? qm + q0 : nullptr;
     a.qn = qn;
     switch (p.cfg) {
+      case 3:
+        if (corpus % 16 == 0) {
+          launch_stream(ctype, a, s);
+          break;
+        }
+        [[fallthrough]];  // same plan (BR, splits), the tiled kernel loads any alignment
       case 0: launch_scan_typed<CfgS>(ctype, a, s); break;
       case 1: launch_scan_typed<CfgM>(ctype, a, s); break;
       default: launch_scan_typed<CfgL>(ctype, a, s); break;
     }
     check_launch("topk_scan");
-    topk_offsets_kernel<<<blocks_for(qn + 1), kThreads, 0, s>>>(off, qn, p.L);
-    check_launch("topk_offsets");
-    sort_segments(temp, p.temp, R, R2, p.L, qn, off, s);
+    top_sorted(temp, p.temp, R, R2, p.L, qn, ctype == 2 ? p.kk2 : std::min(k, p.L), off, s);
     const uint64_t* keys = R2;
     int64_t seglen = p.L;
     if (ctype == 2) {
@@ -670,9 +927,7 @@ void topk_launch(uintptr_t queries, int64_t Q, int64_t d, uintptr_t corpus, int6
           R2, p.L, R, p.kk2, qn, a.queries, qq + q0, reinterpret_cast<const int8_t*>(corpus),
           reinterpret_cast<const float*>(scale), d, cosine);
       check_launch("topk_rescore");
-      topk_offsets_kernel<<<blocks_for(qn + 1), kThreads, 0, s>>>(off, qn, p.kk2);
-      check_launch("topk_offsets");
-      sort_segments(temp, p.temp, R, R2, p.kk2, qn, off, s);
+      top_sorted(temp, p.temp, R, R2, p.kk2, qn, p.kk2, off, s);
       seglen = p.kk2;
     }
     topk_decode_kernel<<<blocks_for(qn * k), kThreads, 0, s>>>(keys, seglen, qn, k, os + q0 * k, oi + q0 * k);

@@ -156,6 +156,50 @@ def test_all_equal_scores_give_the_lowest_ids(dtype):
         assert np.all(s == s[0, 0])
 
 
+# Q = 1 runs the stream kernel when a row is whole 16-byte vectors (d * itemsize % 16 == 0, d <=
+# 8192): 1 vector per row (8 lanes per row, 7 idle), 24/48/96 (the 384 benchmark rows), 250
+# (two load chunks, the second partial), 2048 (16 chunks); 8200 falls back to the tiled kernel.
+STREAM_D = {"float32": (4, 384, 1000, 8192, 8200), "float16": (8, 384, 2000, 8192), "int8": (16, 384, 4096, 8192)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cosine", [False, True], ids=["ip", "cos"])
+def test_q1_stream_rows_of_every_width(dtype, cosine):
+    rng = np.random.default_rng(11)
+    for d in STREAM_D[dtype]:
+        n = 3001 if d < 1000 else 700  # a partial last window and a partial last warp step
+        q, c, scale = int_data(rng, n, d, 1, dtype)
+        c[17] = c[1]  # more exact ties inside one warp step
+        mask = rng.random(n) < 0.7
+        for k, allowed in ((1, None), (40, None), (n + 3, None), (25, mask)):
+            s, i = gpu(cosine, q, c, k, scale, allowed=allowed)
+            cs, ci = run(cosine, q, c, k, scale, backend="cpu", allowed=allowed)
+            np.testing.assert_array_equal(s, cs)
+            if dtype != "int8":  # see test_equals_cpu_kernel_and_reference_on_exact_data
+                np.testing.assert_array_equal(i, ci)
+            else:
+                exact = c.astype(np.float64) * (1.0 if cosine else scale[:, None])
+                ref = reference.topk_cosine if cosine else reference.topk_inner_product
+                rs, ri = ref(q, exact, k, allowed=allowed)
+                np.testing.assert_array_equal(i == -1, ri == -1)
+                np.testing.assert_allclose(s, rs.astype(np.float32), rtol=2e-6, atol=1e-12)
+
+
+def test_q1_stream_misaligned_corpus_falls_back_with_the_same_result():
+    rng = np.random.default_rng(12)
+    n, d = 2000, 96
+    q, c, _ = int_data(rng, n, d, 1, "float32")
+    flat = torch.zeros(n * d + 1, dtype=torch.float32, device="cuda")
+    flat[1:] = cu(c.reshape(-1))
+    shifted = flat[1:].view(n, d)  # 4 bytes past a 16-byte boundary
+    assert shifted.data_ptr() % 16 == 4
+    for cosine in (False, True):
+        want = run(cosine, q, c, 33, backend="cpu")
+        got = run(cosine, cu(q), shifted, 33, backend="cuda")
+        np.testing.assert_array_equal(got[1].cpu().numpy(), want[1])
+        np.testing.assert_array_equal(got[0].cpu().numpy(), want[0])
+
+
 def test_allowed_mask_ids_and_empty():
     rng = np.random.default_rng(5)
     n, d = 3000, 33
@@ -284,6 +328,8 @@ def test_bad_inputs():
         (ValueError, "corpus_scale", lambda: ops.topk_inner_product(q, c, 1, corpus_scale=s8)),
         (ValueError, "corpus_scale", lambda: ops.topk_inner_product(q, c8, 1, corpus_scale=s8[:5])),
         (ValueError, "corpus_scale", lambda: ops.topk_inner_product(q, c8, 1, corpus_scale=s8 * np.nan)),
+        (ValueError, "queries", lambda: ops.topk_inner_product(q * np.nan, c8, 1, corpus_scale=s8 * np.inf)),
+        (ValueError, "queries", lambda: ops.topk_inner_product(q[:1] * np.nan, c8, 1, corpus_scale=s8)),
         (TypeError, "corpus_scale", lambda: ops.topk_inner_product(q, c8, 1, corpus_scale=s8.long())),
         (ValueError, "k", lambda: ops.topk_inner_product(q, c, 1 << 25, backend="cuda")),
     ]  # fmt: skip
