@@ -52,9 +52,9 @@ if [ "${GPU_CHECK_NCU:-0}" = 1 ]; then
 fi
 
 if [ "${GPU_CHECK_TESTS:-1}" = 1 ]; then
-step "GPU tests (tests/gpu, tests/kernels)"
+step "GPU tests (tests/gpu, tests/kernels, tests/search/test_index_device.py)"
 # 8 workers (one CUDA context each); each failure is printed as it happens (scripts/pytest_instafail.py)
-PYTHONPATH=$PYTHONPATH:$PWD/scripts timeout "$(left 200)" $PY -m pytest tests/gpu tests/kernels -q -rfE --tb=short \
+PYTHONPATH=$PYTHONPATH:$PWD/scripts timeout "$(left 200)" $PY -m pytest tests/gpu tests/kernels tests/search/test_index_device.py -q -rfE --tb=short \
   -n "${GPU_CHECK_WORKERS:-8}" -p pytest_instafail -p no:cacheprovider --durations=15 >"$OUT/tests.log" 2>&1
 echo "pytest exit $?" | tee -a "$OUT/summary.txt"
 grep -E "passed|failed|error" "$OUT/tests.log" | tail -3
