@@ -31,7 +31,7 @@
 //     exactly). Cosine: the row norms come from the same pass (sum of squares in registers).
 //     Selection: every (query, row) score is tested against the query's threshold key in shared
 //     memory; survivors are appended (shared atomic counter) to the query's candidate list in
-//     global memory (L2-resident: cap = kk + max(kk, BR) keys). When a list could overflow on the
+//     global memory (L2-resident: cap = kk + max(kk, BR) + BR keys). When a list could overflow on the
 //     next tile it is compacted to its kk best by a block-wide MSB radix select (8-bit digits,
 //     stops as soon as a digit bucket holds exactly the missing count) and the threshold rises
 //     to the select's prefix. After the first few tiles almost every score fails the threshold
@@ -755,7 +755,11 @@ Plan make_plan(int64_t Q, int64_t N, int64_t d, int64_t k, int ctype, int64_t ma
     p.rows_per_split = cdiv(cdiv(N, s), p.BR) * p.BR;
     p.S = cdiv(N, p.rows_per_split);
     p.kk_s = std::min(p.kk, p.rows_per_split);
-    p.cap = p.kk_s + std::max(p.kk_s, p.BR);
+    // Room for max(kk, BR) survivors past the kk kept, plus the tile (window) in flight: a list
+    // is compacted once more than kk + max(kk, BR) keys are in it (trigger = cap - BR). Without
+    // the extra BR, k < BR compacted after every tile with a single survivor (Q = 256, k = 100:
+    // up to a block-wide radix select per query per 128-row tile).
+    p.cap = p.kk_s + std::max(p.kk_s, p.BR) + p.BR;
     p.L = p.S * p.kk_s;
   };
   auto per_query = [&]() { return static_cast<double>(p.S) * (p.cap + 2 * p.kk_s) * 8.0; };
