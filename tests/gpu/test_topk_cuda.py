@@ -314,6 +314,9 @@ def test_bad_inputs():
         (ValueError, "corpus", lambda: ops.topk_inner_product(q, np.ones((10, 4), np.float32), 1, backend="cuda")),
         (ValueError, "queries", lambda: ops.topk_inner_product(q * np.nan, c, 1, backend="cuda")),
         (ValueError, "queries", lambda: ops.topk_cosine(q * np.inf, c, 1, backend="cuda")),
+        (ValueError, "queries", lambda: ops.topk_inner_product(np.full((2, 4), np.nan, np.float32), c, 1,
+                                                               backend="cuda")),  # host queries, checked there
+        (ValueError, "queries", lambda: ops.topk_cosine(np.full((1, 4), -np.inf, np.float16), c, 1)),
         (ValueError, "queries", lambda: ops.topk_inner_product(torch.ones((2, 3), device="cuda"), c, 1)),
         (TypeError, "queries", lambda: ops.topk_inner_product(q.double(), c, 1, backend="cuda")),
         (TypeError, "corpus", lambda: ops.topk_inner_product(q, c.int(), 1, backend="cuda")),

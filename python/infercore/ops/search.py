@@ -262,10 +262,15 @@ def _topk_cuda(cosine: bool, queries: Any, corpus: Any, k: int, corpus_scale: An
     n, d = int(ct.shape[0]), int(ct.shape[1])
     on_stream = torch.cuda.stream(stream_ctx) if stream_ctx is not None else contextlib.nullcontext()
     with torch.cuda.device(dev), on_stream:
+        # Host queries (an embedder's output, the usual RAG case) are checked on the host before
+        # the upload; device queries on the device, with a host sync that costs ~60 us of idle
+        # GPU per call on an H200 VM (scripts/gpu_diag_topk_host.py: 15% of a 1M-row Q=1 scan;
+        # reading the flag after the launch instead did not help).
+        on_host = qt.device.type == "cpu"
+        if on_host and not bool(torch.isfinite(qt).all()):
+            raise ValueError("queries: contains NaN or Inf")
         qt = qt.to(device=dev, dtype=torch.float32).contiguous()
-        # A host sync: ~60 us of idle GPU per call on an H200 VM (scripts/gpu_diag_topk_host.py),
-        # 15% of a 1M-row Q=1 scan. Reading the flag after the launch instead did not help.
-        if not bool(torch.isfinite(qt).all()):
+        if not on_host and not bool(torch.isfinite(qt).all()):
             raise ValueError("queries: contains NaN or Inf")
         scale = None
         if not cosine and cdt == "int8":
