@@ -42,7 +42,7 @@ $PY -c "import infercore; print(infercore.system_info()['cuda'])" | tee -a "$OUT
 
 if [ "${GPU_CHECK_NCU:-0}" = 1 ]; then
   # Hardware counters of the kernels under study (ncu works on Firecracker machines, not on gVisor)
-  step "ncu: attention decode and M = 1 GEMV (scripts/gpu_ncu_kernels.py)"
+  step "ncu: attention decode, M = 1 GEMV, tiled top-k (scripts/gpu_ncu_kernels.py)"
   timeout "$(left 150)" ncu --profile-from-start off --clock-control none \
     --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
     --section SchedulerStats --section MemoryWorkloadAnalysis --section InstructionStats \

@@ -1,8 +1,9 @@
 """Launches the GPU kernels under study once each between cudaProfilerStart/Stop, for
 `ncu --profile-from-start off` (scripts/gpu_check.sh GPU_CHECK_NCU=1): paged attention decode
-(7B geometry, S = 16, ctx 4096, float16 and fp8 caches) and the M = 1 GEMV (4096 x 4096 int8,
-fp8 and f16, with their activation-prep kernels). Every op runs once before the profiled region
-so compilation and allocation stay outside it.
+(7B geometry, S = 16, ctx 4096, float16 and fp8 caches), the M = 1 GEMV (4096 x 4096 int8,
+fp8 and f16, with their activation-prep kernels) and the tiled top-k scan (200k x 384 float32,
+Q = 256 k = 100 and Q = 4096 k = 1024: the cases 5x and 1.6x slower than torch at 1M rows). Every
+op runs once before the profiled region so compilation and allocation stay outside it.
 
     ncu --profile-from-start off --section SpeedOfLight ... python scripts/gpu_ncu_kernels.py
 """
@@ -37,6 +38,11 @@ def main() -> None:
         launches.append((f"linear {kind}", lambda qw=qw: ops.linear(xin, qw, backend="cuda")))
     w16 = QuantizedWeight("f16", (4096, 4096), torch.from_numpy(w).cuda().half())
     launches.append(("linear f16", lambda: ops.linear(xin, w16, backend="cuda")))
+    g = torch.Generator(device="cuda").manual_seed(0)
+    corpus = torch.randn((200_000, 384), generator=g, device="cuda")
+    queries = torch.randn((4096, 384), generator=g, device="cuda")
+    for nq, k in ((256, 100), (4096, 1024)):
+        launches.append((f"topk Q{nq} k{k}", lambda nq=nq, k=k: ops.topk_inner_product(queries[:nq], corpus, k)))
     for _, fn in launches:
         fn()
     torch.cuda.synchronize()
