@@ -14,10 +14,10 @@ come back as id -1 / score -inf. The kernel sorts the two halves with its own bi
 Triton's sort fetches each element's partner with `xor_sum`, and inside this kernel on an H200
 (Triton 3.6) that xor came back non-zero for two equal excluded keys, so a padding slot returned
 as a key with a garbage high half and a zero low half (id 4294967295). tl.sort alone on loaded
-vectors sorted correctly there (scripts/gpu_diag_sort.py); the garbage showed only in this kernel
-(scripts/gpu_diag_topk.py). The host packs a pair into the int64 key (hi << 32) | (lo + 2^31)
-(same order, the low half is 2^32 - 1 - id; excluded = INT64_MIN), so `decode_keys` and the final
-top-k work on int64 keys as before.
+vectors sorted correctly there; the garbage showed only in this kernel (the diagnostics that
+dumped each stage are in git history: 7bacf19, scripts/gpu_diag_{sort,topk}.py). The host packs
+a pair into the int64 key (hi << 32) | (lo + 2^31) (same order, the low half is 2^32 - 1 - id;
+excluded = INT64_MIN), so `decode_keys` and the final top-k work on int64 keys as before.
 
 Napkin math per query: N*D*b bytes of corpus, 2*N*D flops: bound by memory bandwidth for small
 Q (each program re-reads its corpus share per query; large Q on a GPU is better served by the
@@ -52,10 +52,7 @@ def _pair_compare_swap(hi, lo, pos, flip, axis_bit: tl.constexpr, n_dims: tl.con
     both signed); the element whose position wants the larger one (`flip` ^ its bit: 1 = larger)
     takes (max hi, the largest lo among those holding it), the other (min hi, smallest such lo).
     Only max/min reductions are used: they are idempotent, so they stay right however a layout
-    replicates elements across threads. The partner-by-xor_sum formulation (Triton's own sort)
-    returned garbage inside this kernel on an H200 (Triton 3.6): an excluded candidate whose
-    partner was also excluded came back as hi = INT32_MIN ^ 0x1f, i.e. the xor of two equal
-    values was not 0 (scripts/gpu_diag_topk.py).
+    replicates elements across threads (Triton's xor_sum exchange did not: module docstring).
     """
     axis: tl.constexpr = n_dims - 1 - axis_bit
     hi_max = tl.max(hi, axis=axis, keep_dims=True)
@@ -170,7 +167,7 @@ def _join_keys(hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
 
 def _sort_keys_desc(keys: torch.Tensor) -> torch.Tensor:
     """Sorts a 1-D int64 key vector (power-of-two length >= 2) descending with the kernel's pair
-    sort; for tests and scripts/gpu_diag_sort.py."""
+    sort; for the tests."""
     n = keys.numel()
     if keys.ndim != 1 or n < 2 or n & (n - 1):
         raise ValueError(f"keys: expected a 1-D tensor of power-of-two length >= 2, got {tuple(keys.shape)}")

@@ -18,8 +18,8 @@
 // 8.4 MB + 0.5 MB scales -> 2.7 us, fp16 33.5 MB -> 10 us; flops 2*M*N*K = 33.5 MFLOP per row
 // of x (M=8: 268 MFLOP, still ~8 flop/byte for int8 vs ~300 the SM ALUs sustain): bandwidth
 // bound for every kind up to M = 8. In flight per lane at M = 1: 2 rows x 8 chunks of 16 B
-// (gemv_unroll); with 512 blocks of 128 threads for N = 4096, ~16 warps per SM x 8 KB in flight
-// per SM, well above the ~25 KB latency x bandwidth product per SM.
+// (gemv_unroll), 8 KB per warp; with 512 blocks of 128 threads for N = 4096, ~16 warps per SM,
+// i.e. ~128 KB in flight per SM, well above the ~25 KB latency x bandwidth product per SM.
 //
 // Status: ran on an H200 (stop 16: 21-87% of HBM at M = 1, 2 chunks per lane); the deeper
 // unroll at M = 1 is checked by tests/gpu/test_linear_cuda.py and bench_linear --gpu-only.

@@ -31,8 +31,8 @@
 //     exactly). Cosine: the row norms come from the same pass (sum of squares in registers).
 //     Selection: every (query, row) score is tested against the query's threshold key in shared
 //     memory; survivors are appended (shared atomic counter) to the query's candidate list in
-//     global memory (L2-resident: cap = kk + max(kk, BR) + BR keys). When a list could overflow on the
-//     next tile it is compacted to its kk best by a block-wide MSB radix select (8-bit digits,
+//     global memory (L2-resident: cap = kk + max(kk, BR) + BR keys). When a list could overflow
+//     on the next tile it is compacted to its kk best by a block-wide MSB radix select (8-bit digits,
 //     stops as soon as a digit bucket holds exactly the missing count) and the threshold rises
 //     to the select's prefix. After the first few tiles almost every score fails the threshold
 //     test, so selection costs one compare per score; an adversarial (ascending) corpus costs at
@@ -243,6 +243,27 @@ __device__ void compact(uint64_t* list, int n, int keep, int ql, ScanSmem<BQ>& s
   __syncthreads();
 }
 
+// Row factor: 1 / |row| for cosine (0 for a zero row), else the row's scale (int8) or 1.
+__device__ __forceinline__ float cosine_row_factor(float ss) { return ss > 0.f ? __fdiv_rn(1.f, __fsqrt_rn(ss)) : 0.f; }
+
+// Scores a (query, row) pair as the CPU does, (dot * qmul) * rowmul, and appends its key to the
+// query's list when it beats the threshold key `th`. NaN scores are never returned.
+__device__ __forceinline__ void offer(float dot, float qmul, float rowmul, int64_t row, uint64_t th, uint64_t* list,
+                                      int* cnt) {
+  const float s = __fmul_rn(__fmul_rn(dot, qmul), rowmul);
+  if (s != s) return;
+  const uint64_t key = pack_key(s, static_cast<uint32_t>(row));
+  if (key > th) list[atomicAdd(cnt, 1)] = key;
+}
+
+// The end of a split: the list's best kk_s keys (compacted first if needed), 0-padded, to out.
+template <int BQ>
+__device__ void flush_list(uint64_t* list, int ql, int64_t kk_s, uint64_t* out, ScanSmem<BQ>& sm) {
+  if (sm.cnt[ql] > kk_s) compact<BQ>(list, sm.cnt[ql], static_cast<int>(kk_s), ql, sm);
+  const int n = sm.cnt[ql];
+  for (int64_t i = threadIdx.x; i < kk_s; i += kThreads) out[i] = i < n ? list[i] : 0;
+}
+
 template <class C, typename T>
 __global__ void __launch_bounds__(kThreads, C::MINB) topk_scan_kernel(const ScanArgs a) {
   constexpr int BQ = C::BQ, TQ = C::TQ, BR = C::BR, TR = C::TR;
@@ -326,16 +347,12 @@ __global__ void __launch_bounds__(kThreads, C::MINB) topk_scan_kernel(const Scan
       const int64_t row = r0 + tr + i * NTR;
       const bool rv = row < row_end && (a.mask == nullptr || a.mask[row] != 0);
       float rm = 1.f;
-      if (a.cosine) rm = ss[i] > 0.f ? __fdiv_rn(1.f, __fsqrt_rn(ss[i])) : 0.f;
+      if (a.cosine) rm = cosine_row_factor(ss[i]);
       else if (a.scale != nullptr && rv) rm = a.scale[row];
 #pragma unroll
       for (int j = 0; j < TQ; ++j) {
         const int ql = tq + j * NTQ;
-        if (!rv || ql >= nq) continue;
-        const float s = __fmul_rn(__fmul_rn(acc[j][i], sm.qms[ql]), rm);  // as the CPU: (dot * qmul) * rowmul
-        if (s != s) continue;                                              // NaN scores are never returned
-        const uint64_t u = pack_key(s, static_cast<uint32_t>(row));
-        if (u > th[j]) list_of(ql)[atomicAdd(&sm.cnt[ql], 1)] = u;
+        if (rv && ql < nq) offer(acc[j][i], sm.qms[ql], rm, row, th[j], list_of(ql), &sm.cnt[ql]);
       }
     }
     __syncthreads();
@@ -397,13 +414,7 @@ __global__ void __launch_bounds__(kThreads, C::MINB) topk_scan_kernel(const Scan
 
   // ---- this split's best kk_s per query, 0-padded, into R
   __syncthreads();
-  for (int ql = 0; ql < nq; ++ql) {
-    uint64_t* list = list_of(ql);
-    if (sm.cnt[ql] > a.kk_s) compact<BQ>(list, sm.cnt[ql], static_cast<int>(a.kk_s), ql, sm);
-    const int n = sm.cnt[ql];
-    uint64_t* out = a.R + (qbase + ql) * a.L + split * a.kk_s;
-    for (int64_t i = tid; i < a.kk_s; i += kThreads) out[i] = i < n ? list[i] : 0;
-  }
+  for (int ql = 0; ql < nq; ++ql) flush_list<BQ>(list_of(ql), ql, a.kk_s, a.R + (qbase + ql) * a.L + split * a.kk_s, sm);
 }
 
 // ---------------------------------------------------------------------------- Q = 1 stream
@@ -546,16 +557,8 @@ __global__ void __launch_bounds__(kThreads, 3) topk_stream_kernel(const ScanArgs
         }
       if (gl == 0) {
 #pragma unroll
-        for (int u = 0; u < kStreamU; ++u) {
-          const int64_t r = row[u];
-          if (!ok[u]) continue;
-          float rm = rs[u];
-          if (a.cosine) rm = ss[u] > 0.f ? __fdiv_rn(1.f, __fsqrt_rn(ss[u])) : 0.f;
-          const float s = __fmul_rn(__fmul_rn(acc[u], qm), rm);  // as the CPU: (dot * qmul) * rowmul
-          if (s != s) continue;                                    // NaN scores are never returned
-          const uint64_t key = pack_key(s, static_cast<uint32_t>(r));
-          if (key > th) list[atomicAdd(&sm.cnt[0], 1)] = key;
-        }
+        for (int u = 0; u < kStreamU; ++u)
+          if (ok[u]) offer(acc[u], qm, a.cosine ? cosine_row_factor(ss[u]) : rs[u], row[u], th, list, &sm.cnt[0]);
       }
     }
     __syncthreads();
@@ -564,10 +567,7 @@ __global__ void __launch_bounds__(kThreads, 3) topk_stream_kernel(const ScanArgs
     if (cnt > trigger) compact<1>(list, cnt, static_cast<int>(a.kk_s), 0, sm);
   }
   __syncthreads();
-  if (sm.cnt[0] > a.kk_s) compact<1>(list, sm.cnt[0], static_cast<int>(a.kk_s), 0, sm);
-  const int n = sm.cnt[0];
-  uint64_t* out = a.R + split * a.kk_s;
-  for (int64_t i = tid; i < a.kk_s; i += kThreads) out[i] = i < n ? list[i] : 0;
+  flush_list<1>(list, 0, a.kk_s, a.R + split * a.kk_s, sm);
 }
 
 // Per query: qm = 1/|q| (cosine, float64 sum in order as on the CPU) or 1; qq = |q|^2 (float64).
@@ -834,10 +834,10 @@ void sort_segments(void* temp, size_t temp_bytes, const uint64_t* in, uint64_t* 
   if (e != cudaSuccess) throw std::runtime_error(std::string("topk: segment sort failed: ") + cudaGetErrorString(e));
 }
 
-// The first m keys of each of segs segments of `len` keys, sorted descending, from `in` to `out`
-// (same layout); `in` may be overwritten.
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::max<int64_t>(1, cdiv(n, kThreads))); }
 
+// The first m keys of each of segs segments of `len` keys, sorted descending, from `in` to `out`
+// (same layout); `in` may be overwritten.
 void top_sorted(void* temp, size_t temp_bytes, uint64_t* in, uint64_t* out, int64_t len, int64_t segs, int64_t m,
                 int* off, cudaStream_t s) {
   if (m <= kSelectMax) {
@@ -849,7 +849,6 @@ void top_sorted(void* temp, size_t temp_bytes, uint64_t* in, uint64_t* out, int6
   check_launch("topk_offsets");
   sort_segments(temp, temp_bytes, in, out, len, segs, off, s);
 }
-
 
 }  // namespace
 
