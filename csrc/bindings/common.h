@@ -22,6 +22,7 @@ void register_attention(py::module_& m);
 void register_topk(py::module_& m);
 void register_rope(py::module_& m);
 void register_silu_and_mul(py::module_& m);
+void register_sample(py::module_& m);
 
 inline DType parse_dtype(const std::string& name, const char* arg) {
   if (name == "float32") return DType::kFloat32;

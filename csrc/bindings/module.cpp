@@ -23,4 +23,5 @@ PYBIND11_MODULE(_C, m) {
   infercore::register_topk(m);
   infercore::register_rope(m);
   infercore::register_silu_and_mul(m);
+  infercore::register_sample(m);
 }

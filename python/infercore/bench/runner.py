@@ -15,7 +15,7 @@ from .._system import get_isa, get_num_threads
 from .case import Case, Result
 
 SUITES = ("norm", "gelu", "topk", "linear", "attention", "guardrails", "embed", "rag", "generate", "chains", "serve",
-          "structured", "activation")
+          "structured", "activation", "sample")
 
 
 def load_suite(name: str, quick: bool) -> list[Case]:
