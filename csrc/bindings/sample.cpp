@@ -2,6 +2,9 @@
 // and draws u from the request's own generator; these checks make the native entry safe alone.
 #include "../cpu/sample.h"
 
+#include <limits>
+#include <string>
+
 #include "common.h"
 
 namespace infercore {
@@ -29,6 +32,29 @@ void register_sample(py::module_& m) {
       "logits row for the uniform draw u in [0, 1): the first token, in (logit desc, id asc) order "
       "over the kept set, whose cumulative probability exceeds u. -inf logits are masked out; NaN, "
       "+inf or an all -inf row raise ValueError.");
+  m.def(
+      "sample_logprobs",
+      [](const py::array& logits, int64_t n) {
+        check_array(logits, "logits", 1, 4, false);
+        IC_CHECK_TYPE(logits.dtype().kind() == 'f', "logits: expected float32");
+        const int64_t vocab = logits.shape(0);
+        IC_CHECK_VALUE(n >= 0 && n <= vocab, "n: expected 0 <= n <= " + std::to_string(vocab) + ", got " +
+                                                 std::to_string(n));
+        py::array_t<int32_t> top(n);
+        float mx = 0.f;
+        double log_total = std::numeric_limits<double>::quiet_NaN();
+        bool finite;
+        {
+          py::gil_scoped_release nogil;
+          finite = sample_logprobs(static_cast<const float*>(logits.data()), vocab, n, &mx, &log_total,
+                                   top.mutable_data());
+        }
+        if (!finite) top = py::array_t<int32_t>(0);
+        return py::make_tuple(mx, log_total, top);
+      },
+      py::arg("logits"), py::arg("n"),
+      "(max, log_total, top) of one float32 logits row: log_total = log(sum exp(x - max)), top = the "
+      "n largest logits' ids (logit desc, id asc). When max is +-inf, log_total is NaN and top empty.");
 }
 
 }  // namespace infercore

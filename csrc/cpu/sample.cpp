@@ -186,6 +186,18 @@ struct Buffers {
   std::vector<double> p;
 };
 
+struct Passes {
+  SampleScanFn scan;
+  SampleTotalFn total;
+  SampleCollectFn collect;
+};
+
+// AVX-512 machines run the AVX2 passes too: passes over one cache-resident row gain little.
+Passes pick_passes() {
+  if (isa_level() != IsaLevel::kScalar) return {sample_scan_avx2, sample_total_avx2, sample_collect_avx2};
+  return {sample_scan_scalar, sample_total_scalar, sample_collect_scalar};
+}
+
 }  // namespace
 
 SampleScan sample_scan_scalar(const float* x, int64_t n) { return sample_scan<SampleScalarOps>(x, n); }
@@ -210,10 +222,10 @@ int64_t sample_token(const SampleArgs& a) {
   IC_CHECK_VALUE(a.min_p >= 0.0 && a.min_p <= 1.0,
                  "min_p: expected a number in [0, 1], got " + std::to_string(a.min_p));
   IC_CHECK_VALUE(a.u >= 0.0 && a.u < 1.0, "u: expected a uniform draw in [0, 1), got " + std::to_string(a.u));
-  const bool simd = isa_level() != IsaLevel::kScalar;
-  const SampleScanFn scan = simd ? sample_scan_avx2 : sample_scan_scalar;
-  const SampleTotalFn total_fn = simd ? sample_total_avx2 : sample_total_scalar;
-  const SampleCollectFn collect = simd ? sample_collect_avx2 : sample_collect_scalar;
+  const Passes pass = pick_passes();
+  const SampleScanFn scan = pass.scan;
+  const SampleTotalFn total_fn = pass.total;
+  const SampleCollectFn collect = pass.collect;
   const SampleScan s = scan(a.logits, a.vocab);
   IC_CHECK_VALUE(!s.nan, "logits: the model produced NaN");
   IC_CHECK_VALUE(s.max != std::numeric_limits<float>::infinity(), "logits: +inf logit; expected finite values or -inf");
@@ -240,6 +252,37 @@ int64_t sample_token(const SampleArgs& a) {
     if (token >= 0) return token;
   }
   fail_value("logits: sampling did not resolve (internal error)");  // the last tier keeps every token
+}
+
+}  // namespace infercore
+
+namespace infercore {
+
+bool sample_logprobs(const float* logits, int64_t vocab, int64_t n, float* max, double* log_total, int32_t* top) {
+  IC_CHECK_VALUE(vocab >= 1 && logits != nullptr, "logits: expected at least one token, got an empty row");
+  IC_CHECK_VALUE(n >= 0 && n <= vocab, "n: expected 0 <= n <= the vocabulary size");
+  const Passes pass = pick_passes();
+  const SampleScan s = pass.scan(logits, vocab);
+  IC_CHECK_VALUE(!s.nan, "logits: the model produced NaN");
+  *max = s.max;
+  if (std::isinf(s.max)) return false;
+  *log_total = std::log(pass.total(logits, vocab, s.max, 1.f));
+  if (n == 0) return true;
+  thread_local Buffers buf;
+  buf.ids.resize(static_cast<size_t>(vocab));
+  buf.keys.resize(static_cast<size_t>(vocab));
+  // the narrowest band x >= max - C holding n tokens (the last band holds them all)
+  for (const float c : {4.f, 8.f, 16.f, 32.f, 64.f, std::numeric_limits<float>::infinity()}) {
+    const int64_t count = pass.collect(logits, vocab, s.max - c, buf.ids.data());
+    if (count < n) continue;
+    for (int64_t i = 0; i < count; ++i) buf.keys[i] = order_key(logits[buf.ids[i]], buf.ids[i]);
+    uint64_t* k = buf.keys.data();
+    if (n < count) std::nth_element(k, k + n, k + count);
+    std::sort(k, k + n);
+    for (int64_t i = 0; i < n; ++i) top[i] = key_id(k[i]);
+    return true;
+  }
+  return true;  // unreachable: the last band keeps every token
 }
 
 }  // namespace infercore

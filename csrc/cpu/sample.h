@@ -19,6 +19,12 @@ struct SampleArgs {
 // The sampled token id. Validates every argument first (ValueError naming it).
 int64_t sample_token(const SampleArgs& args);
 
+// For log-probabilities: *max = the largest logit; when it is finite, *log_total = log(sum over
+// the row of exp(x - max)) (float32 exponentials added in float64) and top[0, n) = the n largest
+// logits' ids in (logit desc, id asc) order (n <= vocab). Returns false, touching nothing else,
+// when the max is +-inf (the caller's own conventions apply). NaN raises ValueError.
+bool sample_logprobs(const float* logits, int64_t vocab, int64_t n, float* max, double* log_total, int32_t* top);
+
 // One ISA's whole-vocabulary passes (sample_impl.h), used by sample_token.
 struct SampleScan {
   float max = 0.f;   // largest logit (meaningless when nan)

@@ -203,3 +203,45 @@ def test_sample_row_reports_nan_and_needs_a_generator():
         sample_row(np.zeros(16, np.float32), SamplingParams(temperature=1.0), None)
     strided = np.zeros((4, 16), np.float32)[:, 3]  # a non-contiguous row is copied, not refused
     assert 0 <= sample_row(strided, SamplingParams(temperature=1.0), make_generator(0)).token_id < 4
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 20])
+def test_logprobs_match_float64(isa, n):
+    rng = np.random.default_rng(n)
+    for vocab, scale in [(49152, 3.6), (33, 0.01), (1000, 8.0), (20, 1.0)]:
+        raw = (rng.standard_normal(vocab) * scale).astype(np.float32)
+        raw[rng.integers(0, vocab, 6)] = raw.max()  # ties at the top
+        raw[rng.integers(0, vocab, 3)] = -np.inf
+        nn = min(n, vocab)
+        m, log_total, top = _C.sample_logprobs(raw, nn)
+        x = raw.astype(np.float64)
+        want_top = np.lexsort((np.arange(vocab), -x))[:nn]  # (logit desc, id asc)
+        np.testing.assert_array_equal(top, want_top)
+        ref = x.max() + np.log(np.exp(x - x.max()).sum())
+        assert m == x.max() and abs((m + log_total) - ref) < 1e-6 * max(1.0, abs(ref))
+        r = sample_row(raw, SamplingParams(temperature=0.0, logprobs=nn), None)
+        assert list(r.top_logprobs or {}) == ([] if nn == 0 else want_top.tolist())
+        assert abs(r.logprob - (x[r.token_id] - ref)) < 1e-6
+
+
+def test_logprobs_ties_at_the_cut_keep_the_lower_ids():
+    raw = np.zeros(5000, np.float32)
+    raw[[4000, 17, 2500, 99]] = 3.0  # four tied best, two asked for
+    _, _, top = _C.sample_logprobs(raw, 2)
+    assert top.tolist() == [17, 99]
+    _, _, top = _C.sample_logprobs(raw, 6)
+    assert top.tolist() == [17, 99, 2500, 4000, 0, 1]
+
+
+def test_logprobs_inf_rows_and_bad_inputs():
+    m, log_total, top = _C.sample_logprobs(np.full(8, -np.inf, np.float32), 3)
+    assert m == -np.inf and np.isnan(log_total) and len(top) == 0  # the caller's numpy conventions
+    inf_row = np.zeros(8, np.float32)
+    inf_row[2] = np.inf
+    r = sample_row(inf_row, SamplingParams(temperature=0.0, logprobs=2), None)
+    assert r.token_id == 2 and next(iter(r.top_logprobs)) == 2
+    for args, exc in [((np.zeros(4, np.float32), 5), ValueError), ((np.zeros(4, np.float32), -1), ValueError),
+                      ((np.zeros(4, np.float64), 1), TypeError), ((np.array([0, np.nan], np.float32), 1), ValueError),
+                      ((np.zeros(0, np.float32), 0), ValueError)]:
+        with pytest.raises(exc):
+            _C.sample_logprobs(*args)
