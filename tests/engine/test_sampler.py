@@ -137,3 +137,35 @@ def test_bad_params(kwargs, exc):
 def test_stop_normalization():
     assert SamplingParams(stop="\n").stop_strings == ["\n"]
     assert SamplingParams(stop=["a", "b"]).stop_strings == ["a", "b"]
+
+
+def test_penalty_history_matches_the_id_lists():
+    # the engine's incremental history must penalize exactly as the prompt/output lists do,
+    # across growth, a fork (a copied list with its own history) and a list that shrank
+    from infercore.engine.sampler import PenaltyHistory, apply_penalties
+
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal(300).astype(np.float32)
+    params = SamplingParams(temperature=1.0, repetition_penalty=1.3, presence_penalty=0.4, frequency_penalty=0.2)
+    prompt = rng.integers(0, 300, 40).tolist()
+    tokens = list(prompt)
+    hist = PenaltyHistory(len(prompt))
+    fork = None
+    for step in range(120):
+        tokens.append(int(rng.integers(0, 300)) if step % 3 else int(tokens[-1]))  # repeats too
+        want = apply_penalties(base.copy(), params, tokens[: len(prompt)], tokens[len(prompt):])
+        got = apply_penalties(base.copy(), params, (), (), hist.update(tokens))
+        np.testing.assert_array_equal(got, want)
+        if step == 50:
+            fork_tokens = list(tokens)
+            fork = PenaltyHistory(len(prompt))
+        if fork is not None:
+            fork_tokens.append(int(rng.integers(0, 300)))
+            want = apply_penalties(base.copy(), params, fork_tokens[: len(prompt)], fork_tokens[len(prompt):])
+            np.testing.assert_array_equal(apply_penalties(base.copy(), params, (), (), fork.update(fork_tokens)), want)
+    short = tokens[: len(prompt) + 5]  # not a growing history: rebuilt from scratch
+    want = apply_penalties(base.copy(), params, short[: len(prompt)], short[len(prompt):])
+    np.testing.assert_array_equal(apply_penalties(base.copy(), params, (), (), hist.update(short)), want)
+    r = sample_row(base, params, make_generator(0), history=PenaltyHistory(len(prompt)).update(tokens))
+    listed = sample_row(base, params, make_generator(0), tokens[: len(prompt)], tokens[len(prompt):])
+    assert r.token_id == listed.token_id

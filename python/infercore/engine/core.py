@@ -14,7 +14,7 @@ from ..structured import Guide, GuideCache
 from .batch import ModelRunner, build_batch
 from .detokenizer import IncrementalDetokenizer
 from .outputs import CompletionOutput, RequestMetrics, RequestOutput
-from .sampler import sample_row
+from .sampler import PenaltyHistory, sample_row
 from .sampling_params import SamplingParams
 from .scheduler import Scheduler
 from .sequence import SeqStatus
@@ -169,9 +169,14 @@ class LLMEngine:
                 req.deltas[seq.seq_id] = req.deltas.get(seq.seq_id, "") + req.detoks[seq.seq_id].flush()
                 self.scheduler.finish(seq, "stop")
                 return
-        # The token history is only read by the penalties: no copies of it per step otherwise.
-        prompt_ids, output_ids = (seq.token_ids[: seq.prompt_len], seq.output_ids) if p.penalized else ((), ())
-        res = sample_row(logits, p, seq.rng, prompt_ids, output_ids, suppress, allowed)
+        # The token history is only read by the penalties, through an incremental PenaltyHistory
+        # (O(new tokens) per step; a fork builds its own from its copied token list).
+        history = None
+        if p.penalized:
+            if seq.penalty_history is None:
+                seq.penalty_history = PenaltyHistory(seq.prompt_len)
+            history = seq.penalty_history.update(seq.token_ids)
+        res = sample_row(logits, p, seq.rng, (), (), suppress, allowed, history)
         tok = res.token_id
         if req.guide is not None:
             seq.guide_state = req.guide.advance(seq.guide_state, tok)

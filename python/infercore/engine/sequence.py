@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,7 @@ class Sequence:
     first_token_time: float | None = None
     token_times: list[float] = field(default_factory=list)
     guide_state: int = 0  # DFA state of a structured-output request (infercore.structured)
+    penalty_history: Any = None  # engine.sampler.PenaltyHistory, built on the first penalized step
 
     @property
     def output_ids(self) -> list[int]:
