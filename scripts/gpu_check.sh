@@ -10,6 +10,7 @@
 #   tests only:  GPU_CHECK_BENCH=0 GPU_CHECK_PROFILE=0 bash scripts/gpu_check.sh
 #   some benches: GPU_CHECK_BENCHES="generate:90 topk:70" bash scripts/gpu_check.sh  (name:seconds)
 #   counters:     GPU_CHECK_NCU=1 GPU_CHECK_TESTS=0 GPU_CHECK_BENCH=0 bash scripts/gpu_check.sh
+#   diagnostics:  GPU_CHECK_DIAG=0 (none) | 1 (all, default) | NAME (scripts/gpu_diag_*NAME*.py)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu_out}
@@ -61,9 +62,13 @@ grep -E "passed|failed|error" "$OUT/tests.log" | tail -3
 grep -E "^(FAILED|ERROR)" "$OUT/tests.log" | head -40
 fi
 
-# Standalone diagnostics of toolchain behaviour (printed into summary.txt: $OUT returns at most 8 files)
+# Standalone diagnostics of toolchain behaviour (printed into summary.txt: $OUT returns at most 8 files).
+# ~15 s of device time for all of them: GPU_CHECK_DIAG=0 skips them, GPU_CHECK_DIAG=topk runs only
+# the scripts whose name contains "topk".
 for f in scripts/gpu_diag_*.py; do
   [ -f "$f" ] || continue
+  [ "${GPU_CHECK_DIAG:-1}" = 0 ] && continue
+  case "${GPU_CHECK_DIAG:-1}" in 1) ;; *) [[ "$f" == *"${GPU_CHECK_DIAG}"* ]] || continue ;; esac
   step "diagnostic $f"
   timeout "$(left 40)" $PY "$f" 2>&1 | tee -a "$OUT/summary.txt"
 done
