@@ -61,7 +61,8 @@ int32_t key_id(uint64_t k) { return static_cast<int32_t>(k & 0xffffffffu); }
 
 // Sorts k[0, n) ascending: LSD radix on the high (logit) half, 11/11/10-bit digits (a digit every
 // key shares is skipped: keys near the max share their exponent bits), then equal high halves,
-// rare and short, sorted by id. tmp: room for n. ~10 ns per key against ~50 for std::sort.
+// rare and short, sorted by id. tmp: room for n. A flat 49152-token row sorts in a few passes
+// over the keys instead of a comparison sort's ~16 levels.
 void radix_sort_keys(uint64_t* k, int64_t n, uint64_t* tmp) {
   static constexpr int kShift[3] = {32, 43, 54};
   static constexpr uint64_t kMask[3] = {2047, 2047, 1023};
@@ -126,7 +127,7 @@ struct Walk {
 };
 
 // One band: the ordering keys of its tokens (every logit >= tau) and bound_tail = the largest p a
-// token outside it can have; total() gives the row's mass (computed once, on first use). Returns
+// token outside it can have; total_mass() gives the row's mass (computed once, on first use). Returns
 // the token, or -1 when a token outside the band might be it.
 template <class Total>
 int64_t resolve(const SampleArgs& a, float m, uint64_t* keys, int64_t count, double bound_tail, Total total_mass,
