@@ -187,6 +187,15 @@ struct Buffers {
   std::vector<double> p;
 };
 
+// One set per thread, shared by sample_token and sample_logprobs, grown to the vocabulary.
+Buffers& buffers(int64_t vocab) {
+  thread_local Buffers buf;
+  buf.ids.resize(static_cast<size_t>(vocab));
+  buf.keys.resize(static_cast<size_t>(vocab));
+  buf.tmp.resize(static_cast<size_t>(vocab));
+  return buf;
+}
+
 struct Passes {
   SampleScanFn scan;
   SampleTotalFn total;
@@ -197,6 +206,23 @@ struct Passes {
 Passes pick_passes() {
   if (isa_level() != IsaLevel::kScalar) return {sample_scan_avx2, sample_total_avx2, sample_collect_avx2};
   return {sample_scan_scalar, sample_total_scalar, sample_collect_scalar};
+}
+
+// The band x >= tau of the row as ordering keys in buf.keys; returns how many.
+int64_t band_keys(const Passes& pass, const float* logits, int64_t vocab, float tau, Buffers& buf) {
+  const int64_t count = pass.collect(logits, vocab, tau, buf.ids.data());
+  for (int64_t i = 0; i < count; ++i) buf.keys[i] = order_key(logits[buf.ids[i]], buf.ids[i]);
+  return count;
+}
+
+// The row checks both entry points share, then its max (NaN raises).
+SampleScan scan_row(const Passes& pass, const float* logits, int64_t vocab) {
+  IC_CHECK_VALUE(vocab >= 1, "logits: expected at least one token, got an empty row");
+  IC_CHECK_VALUE(vocab <= std::numeric_limits<int32_t>::max(), "logits: vocabulary too large (over 2^31 - 1)");
+  IC_CHECK_VALUE(logits != nullptr, "logits: null data pointer");
+  const SampleScan s = pass.scan(logits, vocab);
+  IC_CHECK_VALUE(!s.nan, "logits: the model produced NaN");
+  return s;
 }
 
 }  // namespace
@@ -212,9 +238,6 @@ int64_t sample_collect_scalar(const float* x, int64_t n, float tau, int32_t* ids
 }
 
 int64_t sample_token(const SampleArgs& a) {
-  IC_CHECK_VALUE(a.vocab >= 1, "logits: expected at least one token, got an empty row");
-  IC_CHECK_VALUE(a.vocab <= std::numeric_limits<int32_t>::max(), "logits: vocabulary too large (over 2^31 - 1)");
-  IC_CHECK_VALUE(a.logits != nullptr, "logits: null data pointer");
   IC_CHECK_VALUE(std::isfinite(a.temperature) && a.temperature > 0.0,
                  "temperature: expected a finite number > 0, got " + std::to_string(a.temperature));
   IC_CHECK_VALUE(a.top_k >= 0, "top_k: expected >= 0 (0 = off), got " + std::to_string(a.top_k));
@@ -224,29 +247,21 @@ int64_t sample_token(const SampleArgs& a) {
                  "min_p: expected a number in [0, 1], got " + std::to_string(a.min_p));
   IC_CHECK_VALUE(a.u >= 0.0 && a.u < 1.0, "u: expected a uniform draw in [0, 1), got " + std::to_string(a.u));
   const Passes pass = pick_passes();
-  const SampleScanFn scan = pass.scan;
-  const SampleTotalFn total_fn = pass.total;
-  const SampleCollectFn collect = pass.collect;
-  const SampleScan s = scan(a.logits, a.vocab);
-  IC_CHECK_VALUE(!s.nan, "logits: the model produced NaN");
+  const SampleScan s = scan_row(pass, a.logits, a.vocab);
   IC_CHECK_VALUE(s.max != std::numeric_limits<float>::infinity(), "logits: +inf logit; expected finite values or -inf");
   IC_CHECK_VALUE(s.max != -std::numeric_limits<float>::infinity(),
                  "logits: every token is -inf (masked out); nothing can be sampled");
   const double t = a.temperature;
   double total = -1.0;
   auto total_mass = [&] {
-    if (total < 0.0) total = total_fn(a.logits, a.vocab, s.max, static_cast<float>(1.0 / t));
+    if (total < 0.0) total = pass.total(a.logits, a.vocab, s.max, static_cast<float>(1.0 / t));
     return total;
   };
-  thread_local Buffers buf;
-  buf.ids.resize(static_cast<size_t>(a.vocab));
-  buf.keys.resize(static_cast<size_t>(a.vocab));
-  buf.tmp.resize(static_cast<size_t>(a.vocab));
+  Buffers& buf = buffers(a.vocab);
   for (const double c : {4.0, 8.0, 12.0, 16.0, 24.0, 32.0, std::numeric_limits<double>::infinity()}) {
     const float tau = std::isinf(c) ? -std::numeric_limits<float>::infinity() : static_cast<float>(s.max - c * t);
-    const int64_t count = collect(a.logits, a.vocab, tau, buf.ids.data());
+    const int64_t count = band_keys(pass, a.logits, a.vocab, tau, buf);
     if (a.top_k > 0 && a.top_k < a.vocab && count < a.top_k) continue;  // the top-k set reaches below tau
-    for (int64_t i = 0; i < count; ++i) buf.keys[i] = order_key(a.logits[buf.ids[i]], buf.ids[i]);
     // every logit below tau has p = exp(x / t - m / t) < exp((tau - m) / t)
     const double bound_tail = std::exp((static_cast<double>(tau) - s.max) / t);
     const int64_t token = resolve(a, s.max, buf.keys.data(), count, bound_tail, total_mass, buf.p, buf.tmp.data());
@@ -255,28 +270,19 @@ int64_t sample_token(const SampleArgs& a) {
   fail_value("logits: sampling did not resolve (internal error)");  // the last tier keeps every token
 }
 
-}  // namespace infercore
-
-namespace infercore {
-
 bool sample_logprobs(const float* logits, int64_t vocab, int64_t n, float* max, double* log_total, int32_t* top) {
-  IC_CHECK_VALUE(vocab >= 1 && logits != nullptr, "logits: expected at least one token, got an empty row");
-  IC_CHECK_VALUE(n >= 0 && n <= vocab, "n: expected 0 <= n <= the vocabulary size");
   const Passes pass = pick_passes();
-  const SampleScan s = pass.scan(logits, vocab);
-  IC_CHECK_VALUE(!s.nan, "logits: the model produced NaN");
+  const SampleScan s = scan_row(pass, logits, vocab);
+  IC_CHECK_VALUE(n >= 0 && n <= vocab, "n: expected 0 <= n <= the vocabulary size");
   *max = s.max;
   if (std::isinf(s.max)) return false;
   *log_total = std::log(pass.total(logits, vocab, s.max, 1.f));
   if (n == 0) return true;
-  thread_local Buffers buf;
-  buf.ids.resize(static_cast<size_t>(vocab));
-  buf.keys.resize(static_cast<size_t>(vocab));
+  Buffers& buf = buffers(vocab);
   // the narrowest band x >= max - C holding n tokens (the last band holds them all)
   for (const float c : {4.f, 8.f, 16.f, 32.f, 64.f, std::numeric_limits<float>::infinity()}) {
-    const int64_t count = pass.collect(logits, vocab, s.max - c, buf.ids.data());
+    const int64_t count = band_keys(pass, logits, vocab, s.max - c, buf);
     if (count < n) continue;
-    for (int64_t i = 0; i < count; ++i) buf.keys[i] = order_key(logits[buf.ids[i]], buf.ids[i]);
     uint64_t* k = buf.keys.data();
     if (n < count) std::nth_element(k, k + n, k + count);
     std::sort(k, k + n);

@@ -176,7 +176,7 @@ class LLMEngine:
             if seq.penalty_history is None:
                 seq.penalty_history = PenaltyHistory(seq.prompt_len)
             history = seq.penalty_history.update(seq.token_ids)
-        res = sample_row(logits, p, seq.rng, (), (), suppress, allowed, history)
+        res = sample_row(logits, p, seq.rng, suppress=suppress, allowed=allowed, history=history)
         tok = res.token_id
         if req.guide is not None:
             seq.guide_state = req.guide.advance(seq.guide_state, tok)

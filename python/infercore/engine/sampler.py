@@ -36,6 +36,9 @@ class PenaltyHistory:
 
     def __init__(self, prompt_len: int) -> None:
         self.prompt_len = prompt_len
+        self._reset()
+
+    def _reset(self) -> None:
         self._absorbed = 0
         self._seen_set: set[int] = set()
         self._seen = np.empty(64, np.int64)
@@ -53,7 +56,7 @@ class PenaltyHistory:
 
     def update(self, token_ids: Sequence[int]) -> PenaltyHistory:
         if len(token_ids) < self._absorbed:
-            self.__init__(self.prompt_len)
+            self._reset()
         for i in range(self._absorbed, len(token_ids)):
             t = int(token_ids[i])
             if t not in self._seen_set:
@@ -187,35 +190,20 @@ def _with_logprobs(result: SampleResult, raw: np.ndarray, params: SamplingParams
     Only the requested entries are formed: lp[t] = (x[t] - m) - log(sum exp(x - m)), the sum of
     float32 exponentials taken in float64 (`_C.sample_logprobs`, one native pass, ~1e-7 from the
     all-float64 value), and the top ids in (logit desc, id asc) order from the native band
-    select. A row whose max is +-inf keeps numpy's conventions (_with_logprobs_numpy)."""
+    select. A row whose max is +-inf keeps numpy's conventions (m taken as 0, a full stable sort)."""
     if params.logprobs is None:
         return result
     m, log_total, top = _C.sample_logprobs(np.ascontiguousarray(raw), params.logprobs)
     if not np.isfinite(m):
-        return _with_logprobs_numpy(result, raw, params)
-
-    def lp(t: int) -> float:
-        return (float(raw[t]) - m) - log_total
-
-    result.logprob = lp(result.token_id)
-    if params.logprobs > 0:
-        result.top_logprobs = {int(t): lp(int(t)) for t in top}
-    return result
-
-
-def _with_logprobs_numpy(result: SampleResult, raw: np.ndarray, params: SamplingParams) -> SampleResult:
-    m = float(np.max(raw))
-    if not np.isfinite(m):
         m = 0.0
-    log_total = float(np.log(np.exp(raw - np.float32(m)).sum(dtype=np.float64)))
+        log_total = float(np.log(np.exp(raw - np.float32(m)).sum(dtype=np.float64)))
+        top = np.lexsort((np.arange(raw.shape[0]), -raw))[: params.logprobs]
 
     def lp(t: int) -> float:
         return (float(raw[t]) - m) - log_total
 
     result.logprob = lp(result.token_id)
     if params.logprobs > 0:
-        # float32 -> float64 is exact and monotone: the float32 order is the log-prob order
-        top = np.lexsort((np.arange(raw.shape[0]), -raw))[: params.logprobs]
         result.top_logprobs = {int(t): lp(int(t)) for t in top}
     return result
 
