@@ -1,5 +1,6 @@
 // Bindings for CPU feature detection, ISA selection, threads and the bandwidth probe.
 #include "../core/cpu_features.h"
+#include "../cpu/linear.h"
 #include "../core/thread_pool.h"
 #include "../cpu/membw.h"
 #include "common.h"
@@ -20,9 +21,9 @@ void register_system(py::module_& m) {
     d["avx512_bf16"] = f.avx512_bf16;
     d["avx512_fp16"] = f.avx512_fp16;
     d["amx"] = f.amx;
+    d["amx_int8_gemm"] = amx_int8_usable();  // the int8 GEMM runs on AMX tiles at the avx512 level
     d["max_isa"] = isa_name(max_isa_level());
     d["hardware_isa"] = isa_name(hardware_isa_level());
-    d["avx512_gated"] = hardware_isa_level() == IsaLevel::kAvx512 && !avx512_opted_in();
     return d;
   });
   m.def("get_isa", [] { return std::string(isa_name(isa_level())); });

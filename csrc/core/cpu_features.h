@@ -1,8 +1,7 @@
 // CPU feature detection (cpuid + xgetbv) and the ISA level the kernels dispatch on.
 // The level is chosen once at import: the best the CPU and OS support, lowered by
 // INFERCORE_ISA=scalar|avx2, and adjustable later with set_isa_level (never above
-// max_isa_level()). AVX-512 is used only with INFERCORE_ISA=avx512 until its kernels have been
-// validated on an AVX-512 machine.
+// max_isa_level()).
 #pragma once
 #include <string>
 
@@ -23,8 +22,7 @@ struct CpuFeatures {
 
 const CpuFeatures& cpu_features();
 IsaLevel hardware_isa_level();  // best level this CPU and OS support
-bool avx512_opted_in();          // INFERCORE_ISA=avx512 (the AVX-512 kernels are opt-in for now)
-IsaLevel max_isa_level();        // best level the kernels may use: hardware, AVX-512 only opted in
+IsaLevel max_isa_level();        // best level the kernels may use (= hardware_isa_level())
 IsaLevel isa_level();        // level kernels use now
 void set_isa_level(IsaLevel level);  // throws std::invalid_argument above max_isa_level()
 const char* isa_name(IsaLevel level);

@@ -7,7 +7,8 @@
 // vpmaddubsw sign trick needs sign + maddubs + madd + add per 32 MACs); vpmaddwd multiplies int16
 // pairs into int32 exactly, so one madd + add does 16 MACs with no saturation step, and int16
 // codes carry ~1e-5 relative activation error instead of int8's ~1e-2: as fast as W8A8 here
-// and about as accurate as float activations. (AVX-512 VNNI: one vpdpwssd per 32 MACs.)
+// and about as accurate as float activations. (AVX-512 VNNI: one vpdpwssd per 32 MACs; AMX:
+// gemm_int16_amx.cpp computes the same block sums on int8 tiles.)
 //
 // Packing (linear.cpp gemm_pack_int16): K blocks of kGemmKc values; in block b (kc values,
 // pc = ceil(kc / 2) pairs) each group of kGemmIntNr weight rows is [pc][kGemmIntNr][2] int16,

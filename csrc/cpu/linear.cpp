@@ -267,8 +267,17 @@ void linear_forward(const LinearArgs& a) {
   QuantActs qa = int16_gemm ? quantize_acts16(a, buf)
                  : quantized_acts(a.kind) && !float_gemm ? quantize_acts(a, buf) : QuantActs{};
   if (float_gemm) qa.wpack = gemm_pack_weights(a);
-  if (int16_gemm) qa.wpack16 = gemm_pack_int16(a);
-  const LinearTileFn fn = pick(isa_level());
+  // AMX machines run the int16 GEMM on int8 tiles (same bits, gemm_int16_amx.cpp); set_isa
+  // below avx512 turns it off with the rest of AVX-512.
+  const bool amx = int16_gemm && isa_level() == IsaLevel::kAvx512 && amx_int8_usable();
+  AmxOperands amx_ops;
+  if (amx) {
+    amx_ops = amx_prepare(a, qa);
+    qa.amx = &amx_ops;
+  } else if (int16_gemm) {
+    qa.wpack16 = gemm_pack_int16(a);
+  }
+  const LinearTileFn fn = amx ? linear_tile_amx : pick(isa_level());
   const int64_t rb = std::max<int64_t>(1, linear_row_bytes(a.kind, a.K));
   int64_t panel = std::max<int64_t>(1, kPanelBytes / rb);
   // Enough tasks to balance the pool when N is small (GEMV on narrow layers).

@@ -29,6 +29,8 @@ struct LinearArgs {
   WKind kind = WKind::kF32;
 };
 
+struct AmxOperands;
+
 // Activations after per-token / per-block quantization (built once per call, shared by threads).
 struct QuantActs {
   const int8_t* q = nullptr;   // [M, Kp], Kp = K rounded up to 32, zero padded
@@ -41,7 +43,19 @@ struct QuantActs {
   const int16_t* q16 = nullptr;
   int64_t kp2 = 0;
   const int16_t* wpack16 = nullptr;
+  const AmxOperands* amx = nullptr;  // the same GEMM on AMX tiles (gemm_int16_amx.cpp)
 };
+
+// The int16 GEMM's operands for AMX int8 tiles (gemm_int16_amx.cpp): W packed as 1 KiB B tiles
+// (per 16 weight rows x 64 K values), and each int16 code split as 256 * hi + lo.
+struct AmxOperands {
+  const int8_t* w = nullptr;
+  const int8_t* hi = nullptr;   // [mpad, kp64]
+  const uint8_t* lo = nullptr;  // [mpad, kp64]
+  int64_t kp64 = 0, mpad = 0;
+};
+bool amx_int8_usable();  // AMX-INT8 present, tile state granted by the OS, INFERCORE_AMX != "0"
+AmxOperands amx_prepare(const LinearArgs& a, const QuantActs& qa);  // pool-parallel, per call
 
 int64_t linear_row_bytes(WKind kind, int64_t K);
 
@@ -52,7 +66,8 @@ int64_t linear_row_bytes(WKind kind, int64_t K);
 //    maddubs per 32 MACs (q8_0: plus a madd), no per-block horizontal sums. AVX2, 2 cores: ~1.8x
 //    the dot tiles at 16 rows, ~1.9x (4-bit) / ~1.2-1.7x (q8_0) the float GEMM at 512 rows.
 //  - int8 weights from kGemmMinRowsQuant rows: the integer GEMM of gemm_int16_impl.h (int16
-//    activation codes per row, W8A16, vpmaddwd), ~1.5x the float kernel's multiply-adds per cycle.
+//    activation codes per row, W8A16, vpmaddwd), ~1.5x the float kernel's multiply-adds per cycle;
+//    on AMX machines (avx512 level) the same sums on int8 tiles (gemm_int16_amx.cpp), same bits.
 //  - float32/16/bf16 from kGemmMinRows rows, fp8 from kGemmMinRowsQuant rows: weights decoded
 //    into the float GEMM's packed panels (gemm_float_impl.h) and multiplied with float32
 //    activations.
@@ -85,6 +100,7 @@ void linear_tile_scalar(const LinearArgs&, const QuantActs&, int64_t, int64_t, i
 void linear_tile_avx2(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
 void linear_tile_avx512(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
 void linear_tile_avx512vnni(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
+void linear_tile_amx(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);  // int16 GEMM only
 
 // Rows [m0, m1) of x [M, K] to int16 codes q [M, kp2] and scales d [M] (gemm_int16_impl.h).
 using QuantRows16Fn = void (*)(const float* x, int64_t K, int64_t kp2, int64_t m0, int64_t m1, int16_t* q, float* d);

@@ -3,6 +3,8 @@ dequantize-then-matmul reference of each format (1e-5), odd shapes, specials, ba
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -339,3 +341,30 @@ def test_linear_quantized_prefill_path(isa, kind):
     y1, y2 = _on_1_and_2_threads(lambda: ops.linear(x, qw, b))
     np.testing.assert_array_equal(y1, y2)
     assert np.isnan(y1[7]).all() and np.isfinite(np.delete(y1, 7, axis=0)).all()
+
+
+def test_linear_int8_gemm_amx_switch_keeps_the_bits():
+    # On AMX machines the int8 GEMM runs on int8 tiles (each int16 code split as 256 * hi + lo);
+    # INFERCORE_AMX=0 turns that off. Both must give the same bits (and match the reference).
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, sys, infercore as ic\n"
+        "from infercore import ops, quant\n"
+        "rng = np.random.default_rng(5)\n"
+        "x = (rng.standard_normal((300, 700)) * rng.uniform(0.01, 100, size=(300, 1))).astype(np.float32)\n"
+        "x[7, 3] = np.nan\n"
+        "qw = quant.quantize_weight(rng.standard_normal((77, 700)).astype(np.float32), 'int8')\n"
+        "sys.stdout.buffer.write(ops.linear(x, qw, np.arange(77, dtype=np.float32)).tobytes())\n"
+    )
+    outs = {}
+    for flag in ("1", "0"):
+        env = {**os.environ, "INFERCORE_AMX": flag}
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, env=env)
+        assert run.returncode == 0, run.stderr.decode()
+        outs[flag] = np.frombuffer(run.stdout, np.float32).reshape(300, 77)
+    np.testing.assert_array_equal(outs["1"], outs["0"])
+    assert np.isnan(outs["1"][7]).all() and np.isfinite(np.delete(outs["1"], 7, axis=0)).all()
+    info = ic.system_info()["cpu"]
+    assert info["amx"] or not info["amx_int8_gemm"]  # tiles are used only where the CPU has them

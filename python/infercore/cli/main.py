@@ -18,8 +18,7 @@ def _info_lines(info: dict[str, Any]) -> list[str]:
         ("platform", info["platform"]),
         ("cpu", f"{cpu['brand']} ({cpu['vendor']})"),
         ("cpu features", " ".join(flags) or "none beyond x86-64"),
-        ("isa in use", f"{cpu['isa']} (available: {', '.join(cpu['available_isas'])})"
-         + (" - AVX-512 present, its kernels are opt-in: INFERCORE_ISA=avx512" if cpu.get("avx512_gated") else "")),
+        ("isa in use", f"{cpu['isa']} (available: {', '.join(cpu['available_isas'])})"),
         ("threads", str(info["threads"])),
         ("cuda compiled", str(cuda["compiled"])),
         ("cuda available", str(cuda["available"]) + (f" ({cuda['error']})" if cuda.get("error") else "")),
