@@ -2,18 +2,23 @@
 // (Sapphire Rapids and later), with bit-identical results.
 //
 // AMX multiplies int8 by int8 only, so each int16 code is split exactly: q = 256 * hi + lo with
-// hi = q >> 8 (signed, -128..127) and lo = q & 255 (unsigned). Per kGemmKc block of K, one pass
-// of tdpbssd (hi x w) and one of tdpbusd (lo x w) give two exact int32 sums, and
-// 256 * sum_hi + sum_lo is the very block sum the vpmaddwd kernel computes (it fits int32: see
-// gemm_int16_impl.h). The float epilogue is the same fma per block in the same order, so every
-// output equals the AVX2/AVX-512 kernels' bit for bit, whatever the tile split.
+// hi = q >> 8 (signed, -128..127) and lo = q & 255 (unsigned). Over the whole of K, one pass of
+// tdpbssd (hi x w) and one of tdpbusd (lo x w) give two exact int32 sums (|hi w| <= 16256 and
+// |lo w| <= 32385 per K value: exact up to K = 65536, checked by the driver), and
+// S = 256 * sum_hi + sum_lo (int64) is the exact integer dot product the vpmaddwd kernel also
+// computes. The epilogue is the same out = fma(float(S), d * s_w, bias), so every output equals
+// the AVX2/AVX-512 kernels' bit for bit.
 //
 // Tiles (palette 1, all 16 rows x 64 bytes): C0..C3 = tmm0-3 (a 32 x 32 int32 output tile as
 // 2 x 2 tiles), A = tmm4-5 (16 activation rows x 64 K bytes each), B = tmm6-7 (16 K quads x
-// 16 weight rows x 4 bytes, the VNNI layout amx_prepare packs). Per 64 K values a 32 x 32 tile
-// takes 4 tile loads and 4 tdp* per pass.
-// Napkin (embedder FFN, M 4032, N 1536, K 384): 2 passes x 2.4 G int8 MACs at 1024 MACs per
-// cycle per core -> ~1 ms on 2 cores at 2.5 GHz, against ~15 ms for vpdpwssd (64 MACs/cycle).
+// 16 weight rows x 4 bytes, the VNNI layout). amx_prepare stores both operands as contiguous
+// 1 KiB tiles, so every tile load is one 1 KiB stream. Per 64 K values a 32 x 32 tile takes
+// 4 tile loads and 4 tdp* per pass; the sums are read out once per output tile (a tile store
+// followed by vector loads costs ~2000 cycles: per 256-K block, as a first version did, that
+// took most of the time).
+// Napkin (embedder FFN, M 4032, N 1536, K 384): 2 passes x 2.4 G int8 MACs at ~2.6 T int8
+// MACs/s per core with L1-resident tiles (measured) -> ~0.9 ms on 2 cores, against ~13 ms for
+// the vpdpwssd kernel.
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -106,20 +111,23 @@ AmxOperands amx_prepare(const LinearArgs& a, const QuantActs& qa) {
   // Activation codes: q = 256 * hi + lo, rows padded to 32 and K to 64 with zeros.
   int8_t* hi = scratch<1>(op.mpad * op.kp64);
   uint8_t* lo = reinterpret_cast<uint8_t*>(scratch<2>(op.mpad * op.kp64));
+  // [m / 16][k / 64] tiles of [16 rows][64 bytes]: row m's 64-value step s sits at
+  // ((m / 16) * steps + s) * 1 KiB + (m % 16) * 64.
   parallel_for(0, op.mpad, std::max<int64_t>(1, 16384 / op.kp64), [&](int64_t r0, int64_t r1) {
     for (int64_t m = r0; m < r1; ++m) {
-      int8_t* h = hi + m * op.kp64;
-      uint8_t* l = lo + m * op.kp64;
-      int64_t k = 0;
-      if (m < a.M) {
-        const int16_t* q = qa.q16 + m * qa.kp2;
-        for (; k < a.K; ++k) {
-          h[k] = static_cast<int8_t>(q[k] >> 8);
-          l[k] = static_cast<uint8_t>(q[k] & 0xFF);
+      const int16_t* q = m < a.M ? qa.q16 + m * qa.kp2 : nullptr;
+      for (int64_t s = 0; s < steps; ++s) {
+        const int64_t at = ((m / 16) * steps + s) * kTileBytes + (m % 16) * kStep;
+        int8_t* h = hi + at;
+        uint8_t* l = lo + at;
+        const int64_t k0 = s * kStep, n = q == nullptr ? 0 : std::max<int64_t>(0, std::min(kStep, a.K - k0));
+        for (int64_t k = 0; k < n; ++k) {
+          h[k] = static_cast<int8_t>(q[k0 + k] >> 8);
+          l[k] = static_cast<uint8_t>(q[k0 + k] & 0xFF);
         }
+        std::memset(h + n, 0, static_cast<size_t>(kStep - n));
+        std::memset(l + n, 0, static_cast<size_t>(kStep - n));
       }
-      std::memset(h + k, 0, static_cast<size_t>(op.kp64 - k));
-      std::memset(l + k, 0, static_cast<size_t>(op.kp64 - k));
     }
   });
   op.w = w;
@@ -130,72 +138,76 @@ AmxOperands amx_prepare(const LinearArgs& a, const QuantActs& qa) {
 
 void linear_tile_amx(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const AmxOperands& op = *qa.amx;
-  const int64_t steps_all = op.kp64 / kStep;
+  const int64_t steps = op.kp64 / kStep, tiles = steps * kTileBytes;  // bytes of one 16-row strip
   load_tile_config();
   alignas(64) int32_t shi[32 * 32], slo[32 * 32];
-  for (int64_t k0 = 0; k0 < a.K; k0 += kGemmKc) {
-    const int64_t s0 = k0 / kStep, steps = (std::min(kGemmKc, a.K - k0) + kStep - 1) / kStep;
-    for (int64_t n = n0; n < n1; n += 32) {  // n0 is a multiple of kGemmIntNr = 32 (driver)
-      const int8_t* b0 = op.w + ((n / 16) * steps_all + s0) * kTileBytes;
-      const int8_t* b1 = b0 + steps_all * kTileBytes;
-      const int nr = static_cast<int>(std::min<int64_t>(32, n1 - n));
-      for (int64_t m = m0; m < m1; m += 32) {
-        const int8_t* ah = op.hi + m * op.kp64 + k0;
-        const uint8_t* al = op.lo + m * op.kp64 + k0;
-        const int64_t stride = op.kp64;
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        for (int64_t s = 0; s < steps; ++s) {
-          _tile_loadd(6, b0 + s * kTileBytes, 64);
-          _tile_loadd(7, b1 + s * kTileBytes, 64);
-          _tile_loadd(4, ah + s * kStep, stride);
-          _tile_loadd(5, ah + 16 * stride + s * kStep, stride);
-          _tile_dpbssd(0, 4, 6);
-          _tile_dpbssd(1, 4, 7);
-          _tile_dpbssd(2, 5, 6);
-          _tile_dpbssd(3, 5, 7);
-        }
-        _tile_stored(0, shi, 128);
-        _tile_stored(1, shi + 16, 128);
-        _tile_stored(2, shi + 16 * 32, 128);
-        _tile_stored(3, shi + 16 * 32 + 16, 128);
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        for (int64_t s = 0; s < steps; ++s) {
-          _tile_loadd(6, b0 + s * kTileBytes, 64);
-          _tile_loadd(7, b1 + s * kTileBytes, 64);
-          _tile_loadd(4, al + s * kStep, stride);
-          _tile_loadd(5, al + 16 * stride + s * kStep, stride);
-          _tile_dpbusd(0, 4, 6);
-          _tile_dpbusd(1, 4, 7);
-          _tile_dpbusd(2, 5, 6);
-          _tile_dpbusd(3, 5, 7);
-        }
-        _tile_stored(0, slo, 128);
-        _tile_stored(1, slo + 16, 128);
-        _tile_stored(2, slo + 16 * 32, 128);
-        _tile_stored(3, slo + 16 * 32 + 16, 128);
-        // Epilogue on 16-lane vectors: sum = 256 * hi + lo, o = fma(float(sum), dx * s_w, prev)
-        // (one rounding, as the int16 kernels' std::fma).
-        const int mr = static_cast<int>(std::min<int64_t>(32, m1 - m));
-        for (int r = 0; r < mr; ++r) {
-          float* o = a.out + (m + r) * a.N + n;
-          const __m512 dx = _mm512_set1_ps(qa.d[m + r]);
-          for (int h = 0; h < 2; ++h) {
-            const int left = nr - 16 * h;
-            if (left <= 0) break;
-            const __mmask16 mk = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-            const __m512i sh = _mm512_load_si512(shi + r * 32 + 16 * h), sl = _mm512_load_si512(slo + r * 32 + 16 * h);
-            const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_slli_epi32(sh, 8), sl));
-            const __m512 scale = _mm512_mul_ps(dx, _mm512_maskz_loadu_ps(mk, a.wscale + n + 16 * h));
-            const __m512 prev = k0 != 0 ? _mm512_maskz_loadu_ps(mk, o + 16 * h)
-                                : a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + n + 16 * h) : _mm512_setzero_ps();
-            _mm512_mask_storeu_ps(o + 16 * h, mk, _mm512_fmadd_ps(sum, scale, prev));
+  for (int64_t n = n0; n < n1; n += 32) {  // n0 is a multiple of kGemmIntNr = 32 (driver)
+    const int8_t* b0 = op.w + (n / 16) * tiles;
+    const int8_t* b1 = b0 + tiles;
+    const int nr = static_cast<int>(std::min<int64_t>(32, n1 - n));
+    for (int64_t m = m0; m < m1; m += 32) {  // m0 is a multiple of 32 (driver row blocks)
+      const int8_t* h0 = op.hi + (m / 16) * tiles;
+      const uint8_t* l0 = op.lo + (m / 16) * tiles;
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int64_t s = 0; s < steps; ++s) {
+        const int64_t at = s * kTileBytes;
+        _tile_loadd(6, b0 + at, 64);
+        _tile_loadd(7, b1 + at, 64);
+        _tile_loadd(4, h0 + at, 64);
+        _tile_loadd(5, h0 + tiles + at, 64);
+        _tile_dpbssd(0, 4, 6);
+        _tile_dpbssd(1, 4, 7);
+        _tile_dpbssd(2, 5, 6);
+        _tile_dpbssd(3, 5, 7);
+      }
+      _tile_stored(0, shi, 128);
+      _tile_stored(1, shi + 16, 128);
+      _tile_stored(2, shi + 16 * 32, 128);
+      _tile_stored(3, shi + 16 * 32 + 16, 128);
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int64_t s = 0; s < steps; ++s) {
+        const int64_t at = s * kTileBytes;
+        _tile_loadd(6, b0 + at, 64);
+        _tile_loadd(7, b1 + at, 64);
+        _tile_loadd(4, l0 + at, 64);
+        _tile_loadd(5, l0 + tiles + at, 64);
+        _tile_dpbusd(0, 4, 6);
+        _tile_dpbusd(1, 4, 7);
+        _tile_dpbusd(2, 5, 6);
+        _tile_dpbusd(3, 5, 7);
+      }
+      _tile_stored(0, slo, 128);
+      _tile_stored(1, slo + 16, 128);
+      _tile_stored(2, slo + 16 * 32, 128);
+      _tile_stored(3, slo + 16 * 32 + 16, 128);
+      // Epilogue, 8 lanes of int64 at a time: S = 256 * hi + lo exactly, float(S) rounded once
+      // (vcvtqq2ps, as static_cast<float>(int64_t)), then o = fma(float(S), dx * s_w, bias).
+      const int mr = static_cast<int>(std::min<int64_t>(32, m1 - m));
+      for (int r = 0; r < mr; ++r) {
+        float* o = a.out + (m + r) * a.N + n;
+        const __m512 dx = _mm512_set1_ps(qa.d[m + r]);
+        for (int h = 0; h < 2; ++h) {
+          const int left = nr - 16 * h;
+          if (left <= 0) break;
+          const __mmask16 mk = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+          const int32_t* ph = shi + r * 32 + 16 * h;
+          const int32_t* pl = slo + r * 32 + 16 * h;
+          __m256 half[2];
+          for (int q = 0; q < 2; ++q) {
+            const __m512i sh = _mm512_cvtepi32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(ph + 8 * q)));
+            const __m512i sl = _mm512_cvtepi32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(pl + 8 * q)));
+            half[q] = _mm512_cvtepi64_ps(_mm512_add_epi64(_mm512_slli_epi64(sh, 8), sl));
           }
+          const __m512 sum = _mm512_insertf32x8(_mm512_castps256_ps512(half[0]), half[1], 1);
+          const __m512 scale = _mm512_mul_ps(dx, _mm512_maskz_loadu_ps(mk, a.wscale + n + 16 * h));
+          const __m512 bias = a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + n + 16 * h) : _mm512_setzero_ps();
+          _mm512_mask_storeu_ps(o + 16 * h, mk, _mm512_fmadd_ps(sum, scale, bias));
         }
       }
     }

@@ -26,9 +26,11 @@
 // K=384): 4.75 GMAC -> ~32 ms at 2 cores x 3.1 GHz x 24, against ~48 ms at float32 peak.
 //
 // Exactness: |q| <= 32767 and |w| <= 127, so a pair sum is <= 8.33e6 in magnitude and a block's
-// 128 pairs <= 1.07e9 < 2^31: every block sum is an exact int32. Each is converted to float and
-// scaled once, out = fma(float(acc_b), d[m] * s_w[n], out) starting from out = bias, blocks in
-// increasing order, whatever the tile, task split or thread count.
+// 128 pairs <= 1.07e9 < 2^31: every block sum is an exact int32, and their int64 total is the
+// exact integer dot product S. It is rounded once: out = fma(float(S), d[m] * s_w[n], bias), so
+// the result depends only on S, whatever the tile, task split, thread count or kernel (the AMX
+// kernel computes the same S, gemm_int16_amx.cpp). Loop order: per 32-column group and MR rows
+// every K block (the group's packed panels, 2 * 32 * K bytes, stay in L2 across the row tiles).
 static_assert(kGemmKc % 2 == 0 && kGemmKc <= 256, "int16 GEMM: block sums must stay exact in int32");
 
 template <class Q>
@@ -67,26 +69,28 @@ void gemm_int16(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1
   constexpr int MR = igemm_mr<Q>();
   const int64_t npad = (a.N + kGemmIntNr - 1) / kGemmIntNr * kGemmIntNr;
   alignas(64) int32_t acc[MR * kGemmIntNr];
-  for (int64_t k0 = 0; k0 < a.K; k0 += kGemmKc) {
-    const int64_t kc = std::min(kGemmKc, a.K - k0), pc = (kc + 1) / 2;
-    const int16_t* block = qa.wpack16 + k0 * npad;
-    for (int64_t n = n0; n < n1; n += kGemmIntNr) {  // n0 is a multiple of kGemmIntNr (driver)
-      const int16_t* panel = block + n * 2 * pc;
-      const int nr = static_cast<int>(std::min<int64_t>(kGemmIntNr, n1 - n));
-      for (int64_t m = m0; m < m1; m += MR) {
-        const int mr = static_cast<int>(std::min<int64_t>(MR, m1 - m));
-        const int16_t* x[MR];
-        for (int r = 0; r < mr; ++r) x[r] = qa.q16 + (m + r) * qa.kp2;
+  int64_t total[MR * kGemmIntNr];
+  for (int64_t n = n0; n < n1; n += kGemmIntNr) {  // n0 is a multiple of kGemmIntNr (driver)
+    const int nr = static_cast<int>(std::min<int64_t>(kGemmIntNr, n1 - n));
+    for (int64_t m = m0; m < m1; m += MR) {
+      const int mr = static_cast<int>(std::min<int64_t>(MR, m1 - m));
+      const int16_t* x[MR];
+      for (int r = 0; r < mr; ++r) x[r] = qa.q16 + (m + r) * qa.kp2;
+      std::fill(total, total + MR * kGemmIntNr, int64_t{0});
+      // Each K block's int32 sums are exact; their int64 total is the exact dot product.
+      for (int64_t k0 = 0; k0 < a.K; k0 += kGemmKc) {
+        const int64_t kc = std::min(kGemmKc, a.K - k0), pc = (kc + 1) / 2;
+        const int16_t* panel = qa.wpack16 + k0 * npad + n * 2 * pc;
         igemm_micro_rows<Q, MR>(mr, x, k0 / 2, pc, panel, acc);
-        for (int r = 0; r < mr; ++r) {
-          float* o = a.out + (m + r) * a.N + n;
-          const int32_t* s = acc + r * kGemmIntNr;
-          const float dx = qa.d[m + r];
-          // explicit fma: the same single rounding on every ISA, whatever the compiler contracts
-          for (int j = 0; j < nr; ++j)
-            o[j] = std::fma(static_cast<float>(s[j]), dx * a.wscale[n + j],
-                            k0 == 0 ? (a.bias ? a.bias[n + j] : 0.0f) : o[j]);
-        }
+        for (int i = 0; i < mr * kGemmIntNr; ++i) total[i] += acc[i];
+      }
+      for (int r = 0; r < mr; ++r) {
+        float* o = a.out + (m + r) * a.N + n;
+        const int64_t* t = total + r * kGemmIntNr;
+        const float dx = qa.d[m + r];
+        // explicit fma: the same single rounding on every ISA, whatever the compiler contracts
+        for (int j = 0; j < nr; ++j)
+          o[j] = std::fma(static_cast<float>(t[j]), dx * a.wscale[n + j], a.bias ? a.bias[n + j] : 0.0f);
       }
     }
   }

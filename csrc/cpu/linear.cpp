@@ -269,7 +269,8 @@ void linear_forward(const LinearArgs& a) {
   if (float_gemm) qa.wpack = gemm_pack_weights(a);
   // AMX machines run the int16 GEMM on int8 tiles (same bits, gemm_int16_amx.cpp); set_isa
   // below avx512 turns it off with the rest of AVX-512.
-  const bool amx = int16_gemm && isa_level() == IsaLevel::kAvx512 && amx_int8_usable();
+  // (the tiles' int32 hi/lo sums are exact up to K = 65536)
+  const bool amx = int16_gemm && a.K <= 65536 && isa_level() == IsaLevel::kAvx512 && amx_int8_usable();
   AmxOperands amx_ops;
   if (amx) {
     amx_ops = amx_prepare(a, qa);

@@ -50,8 +50,8 @@ struct QuantActs {
 // (per 16 weight rows x 64 K values), and each int16 code split as 256 * hi + lo.
 struct AmxOperands {
   const int8_t* w = nullptr;
-  const int8_t* hi = nullptr;   // [mpad, kp64]
-  const uint8_t* lo = nullptr;  // [mpad, kp64]
+  const int8_t* hi = nullptr;   // mpad x kp64 codes as [mpad / 16][kp64 / 64] tiles of 16 x 64
+  const uint8_t* lo = nullptr;  // the same layout
   int64_t kp64 = 0, mpad = 0;
 };
 bool amx_int8_usable();  // AMX-INT8 present, tile state granted by the OS, INFERCORE_AMX != "0"
