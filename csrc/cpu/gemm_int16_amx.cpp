@@ -77,6 +77,30 @@ void load_tile_config() {
   _tile_loadconfig(&cfg);
 }
 
+// max |x| over a row and whether every value is finite (what QAvx512::absmax computes): on the
+// magnitude bits as integers (ordered like the floats; >= 0x7F800000 is inf/NaN), four
+// independent max chains (one chain was latency-bound at 4 cycles per vector).
+float row_absmax(const float* x, int64_t n, bool* finite) {
+  const __m512i mag = _mm512_set1_epi32(0x7FFFFFFF);
+  __m512i m0 = _mm512_setzero_si512(), m1 = m0, m2 = m0, m3 = m0;
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_loadu_si512(x + i), mag));
+    m1 = _mm512_max_epu32(m1, _mm512_and_si512(_mm512_loadu_si512(x + i + 16), mag));
+    m2 = _mm512_max_epu32(m2, _mm512_and_si512(_mm512_loadu_si512(x + i + 32), mag));
+    m3 = _mm512_max_epu32(m3, _mm512_and_si512(_mm512_loadu_si512(x + i + 48), mag));
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 mk = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+    m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_maskz_loadu_epi32(mk, x + i), mag));
+  }
+  const uint32_t bits = _mm512_reduce_max_epu32(_mm512_max_epu32(_mm512_max_epu32(m0, m1), _mm512_max_epu32(m2, m3)));
+  *finite = bits < 0x7F800000u;
+  float r;
+  std::memcpy(&r, &bits, sizeof(r));
+  return r;
+}
+
 }  // namespace
 
 bool amx_int8_usable() {
@@ -88,7 +112,7 @@ bool amx_int8_usable() {
   return usable;
 }
 
-AmxOperands amx_prepare(const LinearArgs& a, const QuantActs& qa) {
+AmxOperands amx_prepare(const LinearArgs& a) {
   AmxOperands op;
   op.kp64 = (a.K + kStep - 1) / kStep * kStep;
   op.mpad = (a.M + 31) / 32 * 32;
@@ -108,28 +132,42 @@ AmxOperands amx_prepare(const LinearArgs& a, const QuantActs& qa) {
       }
     }
   });
-  // Activation codes: q = 256 * hi + lo, rows padded to 32 and K to 64 with zeros.
+  // Activation codes straight from x (no int16 array): per row d = absmax / 32767 and
+  // q = clamp(rint(x / d)) exactly as quant_rows16 (QAvx512::absmax / quant16), stored split as
+  // q = 256 * hi + lo in [m / 16][k / 64] tiles of [16 rows][64 bytes] (row m's step s at
+  // ((m / 16) * steps + s) * 1 KiB + (m % 16) * 64); rows past M and values past K are zero.
   int8_t* hi = scratch<1>(op.mpad * op.kp64);
   uint8_t* lo = reinterpret_cast<uint8_t*>(scratch<2>(op.mpad * op.kp64));
-  // [m / 16][k / 64] tiles of [16 rows][64 bytes]: row m's 64-value step s sits at
-  // ((m / 16) * steps + s) * 1 KiB + (m % 16) * 64.
+  float* d = reinterpret_cast<float*>(scratch<3>(op.mpad * static_cast<int64_t>(sizeof(float))));
   parallel_for(0, op.mpad, std::max<int64_t>(1, 16384 / op.kp64), [&](int64_t r0, int64_t r1) {
     for (int64_t m = r0; m < r1; ++m) {
-      const int16_t* q = m < a.M ? qa.q16 + m * qa.kp2 : nullptr;
-      for (int64_t s = 0; s < steps; ++s) {
-        const int64_t at = ((m / 16) * steps + s) * kTileBytes + (m % 16) * kStep;
-        int8_t* h = hi + at;
-        uint8_t* l = lo + at;
-        const int64_t k0 = s * kStep, n = q == nullptr ? 0 : std::max<int64_t>(0, std::min(kStep, a.K - k0));
-        for (int64_t k = 0; k < n; ++k) {
-          h[k] = static_cast<int8_t>(q[k0 + k] >> 8);
-          l[k] = static_cast<uint8_t>(q[k0 + k] & 0xFF);
+      const float* x = m < a.M ? a.x + m * a.K : nullptr;
+      float inv = 0.f;
+      if (x != nullptr) {
+        bool finite = true;
+        const float dm = row_absmax(x, a.K, &finite) / 32767.0f;
+        d[m] = finite ? dm : std::nanf("");
+        if (finite && dm > 0.f) inv = 1.0f / dm;
+        else x = nullptr;  // zero codes (a NaN/inf row gives NaN outputs through d)
+      }
+      const __m512 s = _mm512_set1_ps(inv), top = _mm512_set1_ps(32767.f), bottom = _mm512_set1_ps(-32767.f);
+      for (int64_t st = 0; st < steps; ++st) {
+        const int64_t at = ((m / 16) * steps + st) * kTileBytes + (m % 16) * kStep, k0 = st * kStep;
+        for (int v = 0; v < kStep; v += 16) {  // codes kept in int32 lanes, never stored as int16
+          const int64_t left = x == nullptr ? 0 : std::max<int64_t>(0, std::min<int64_t>(16, a.K - k0 - v));
+          const __mmask16 mk = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+          const __m512 xv = _mm512_maskz_loadu_ps(mk, x == nullptr ? nullptr : x + k0 + v);
+          __m512 c = _mm512_roundscale_ps(_mm512_mul_ps(xv, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+          c = _mm512_min_ps(top, _mm512_max_ps(bottom, c));  // as QAvx512::quant16
+          const __m512i q = _mm512_cvtps_epi32(c);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(hi + at + v), _mm512_cvtepi32_epi8(_mm512_srai_epi32(q, 8)));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(lo + at + v),
+                           _mm512_cvtepi32_epi8(_mm512_and_si512(q, _mm512_set1_epi32(0xFF))));
         }
-        std::memset(h + n, 0, static_cast<size_t>(kStep - n));
-        std::memset(l + n, 0, static_cast<size_t>(kStep - n));
       }
     }
   });
+  op.d = d;
   op.w = w;
   op.hi = hi;
   op.lo = lo;
@@ -141,13 +179,15 @@ void linear_tile_amx(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64
   const int64_t steps = op.kp64 / kStep, tiles = steps * kTileBytes;  // bytes of one 16-row strip
   load_tile_config();
   alignas(64) int32_t shi[32 * 32], slo[32 * 32];
-  for (int64_t n = n0; n < n1; n += 32) {  // n0 is a multiple of kGemmIntNr = 32 (driver)
-    const int8_t* b0 = op.w + (n / 16) * tiles;
-    const int8_t* b1 = b0 + tiles;
-    const int nr = static_cast<int>(std::min<int64_t>(32, n1 - n));
-    for (int64_t m = m0; m < m1; m += 32) {  // m0 is a multiple of 32 (driver row blocks)
-      const int8_t* h0 = op.hi + (m / 16) * tiles;
-      const uint8_t* l0 = op.lo + (m / 16) * tiles;
+  // 32 rows at a time against every 32-column pair of the task (the other order, pairs outside,
+  // measured the same on the embedder).
+  for (int64_t m = m0; m < m1; m += 32) {  // m0 is a multiple of 32 (driver row blocks)
+    const int8_t* h0 = op.hi + (m / 16) * tiles;
+    const uint8_t* l0 = op.lo + (m / 16) * tiles;
+    for (int64_t n = n0; n < n1; n += 32) {  // n0 is a multiple of kGemmIntNr = 32 (driver)
+      const int8_t* b0 = op.w + (n / 16) * tiles;
+      const int8_t* b1 = b0 + tiles;
+      const int nr = static_cast<int>(std::min<int64_t>(32, n1 - n));
       _tile_zero(0);
       _tile_zero(1);
       _tile_zero(2);

@@ -264,17 +264,19 @@ void linear_forward(const LinearArgs& a) {
   }
   ActBuffers buf;
   const bool float_gemm = uses_float_gemm(a.kind, a.M), int16_gemm = uses_int16_gemm(a.kind, a.M);
-  QuantActs qa = int16_gemm ? quantize_acts16(a, buf)
+  // AMX machines run the int16 GEMM on int8 tiles (same bits, gemm_int16_amx.cpp), which
+  // quantize x themselves; set_isa below avx512 turns that off with the rest of AVX-512. (The
+  // tiles' int32 hi/lo sums are exact up to K = 65536.)
+  const bool amx = int16_gemm && a.K <= 65536 && isa_level() == IsaLevel::kAvx512 && amx_int8_usable();
+  QuantActs qa = amx          ? QuantActs{}
+                 : int16_gemm ? quantize_acts16(a, buf)
                  : quantized_acts(a.kind) && !float_gemm ? quantize_acts(a, buf) : QuantActs{};
   if (float_gemm) qa.wpack = gemm_pack_weights(a);
-  // AMX machines run the int16 GEMM on int8 tiles (same bits, gemm_int16_amx.cpp); set_isa
-  // below avx512 turns it off with the rest of AVX-512.
-  // (the tiles' int32 hi/lo sums are exact up to K = 65536)
-  const bool amx = int16_gemm && a.K <= 65536 && isa_level() == IsaLevel::kAvx512 && amx_int8_usable();
   AmxOperands amx_ops;
   if (amx) {
-    amx_ops = amx_prepare(a, qa);
+    amx_ops = amx_prepare(a);
     qa.amx = &amx_ops;
+    qa.d = amx_ops.d;
   } else if (int16_gemm) {
     qa.wpack16 = gemm_pack_int16(a);
   }

@@ -52,10 +52,11 @@ struct AmxOperands {
   const int8_t* w = nullptr;
   const int8_t* hi = nullptr;   // mpad x kp64 codes as [mpad / 16][kp64 / 64] tiles of 16 x 64
   const uint8_t* lo = nullptr;  // the same layout
+  const float* d = nullptr;     // [mpad] row scales (quant_rows16's)
   int64_t kp64 = 0, mpad = 0;
 };
 bool amx_int8_usable();  // AMX-INT8 present, tile state granted by the OS, INFERCORE_AMX != "0"
-AmxOperands amx_prepare(const LinearArgs& a, const QuantActs& qa);  // pool-parallel, per call
+AmxOperands amx_prepare(const LinearArgs& a);  // quantizes x and packs W (pool-parallel, per call)
 
 int64_t linear_row_bytes(WKind kind, int64_t K);
 
