@@ -79,6 +79,12 @@ def test_plot_draws_throughput_vs_concurrency(tmp_path):
                    1.0, 1.0, 3, None, None, None)  # fmt: skip
         r.extra["tok/s"] = rate
         rows.append(r)
+    # the sampled row of the same concurrency (the generate suite's last case) is not a point; its
+    # name once crashed --plot ("16 sampled" is no int)
+    sampled = Result("gs", "generate", "decode x16 sampled", "s", "q4_1", "infercore", "cpu", "avx2", 2,
+                     1.0, 1.0, 3, None, None, None)  # fmt: skip
+    sampled.extra["tok/s"] = 250.0
+    rows.append(sampled)
     path = tmp_path / "bench.png"
     report.plot(rows, str(path))
     conc = tmp_path / "bench-concurrency.png"

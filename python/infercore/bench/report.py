@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -120,8 +121,9 @@ def plot(results: list[Result], path: str) -> None:
 def _plot_concurrency(plt, results: list[Result], path: str) -> str | None:
     """Aggregate tokens/s vs concurrent streams (the generate suite's "decode xN" cases), saved
     beside the bar chart as <path>-concurrency.png; None when the run has no such cases."""
-    points = sorted((int(r.op.split("x", 1)[1]), float(r.extra["tok/s"])) for r in results
-                    if r.suite == "generate" and r.op.startswith("decode x") and r.extra.get("tok/s"))  # fmt: skip
+    # "decode xN" rows only ("decode x16 sampled" is the same concurrency with sampling, not a point)
+    matches = [(re.fullmatch(r"decode x(\d+)", r.op), r) for r in results if r.suite == "generate"]
+    points = sorted((int(m.group(1)), float(r.extra["tok/s"])) for m, r in matches if m and r.extra.get("tok/s"))
     if not points:
         return None
     out = (path[:-4] if path.endswith(".png") else path) + "-concurrency.png"
