@@ -28,7 +28,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "../core/cpu_features.h"
@@ -56,7 +55,8 @@ bool request_tile_permission() {
   return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
-// Per-calling-thread scratch that only grows (thread_buffer.h's, one per Slot: two int8 arrays).
+// Per-calling-thread scratch that only grows, as thread_buffer.h's, one per Slot (packed W,
+// hi codes, lo codes, row scales).
 template <int Slot>
 int8_t* scratch(int64_t n) {
   thread_local std::unique_ptr<int8_t[]> store;
@@ -133,7 +133,7 @@ AmxOperands amx_prepare(const LinearArgs& a) {
     }
   });
   // Activation codes straight from x (no int16 array): per row d = absmax / 32767 and
-  // q = clamp(rint(x / d)) exactly as quant_rows16 (QAvx512::absmax / quant16), stored split as
+  // q = clamp(rint(x * (1 / d))) exactly as quant_rows16 (QAvx512::absmax / quant16), split as
   // q = 256 * hi + lo in [m / 16][k / 64] tiles of [16 rows][64 bytes] (row m's step s at
   // ((m / 16) * steps + s) * 1 KiB + (m % 16) * 64); rows past M and values past K are zero.
   int8_t* hi = scratch<1>(op.mpad * op.kp64);
