@@ -33,6 +33,7 @@
 #include "../core/cpu_features.h"
 #include "../core/thread_pool.h"
 #include "linear.h"
+#include "thread_buffer.h"
 
 namespace infercore {
 namespace {
@@ -55,19 +56,6 @@ bool request_tile_permission() {
   return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
-// Per-calling-thread scratch that only grows, as thread_buffer.h's, one per Slot (packed W,
-// hi codes, lo codes, row scales).
-template <int Slot>
-int8_t* scratch(int64_t n) {
-  thread_local std::unique_ptr<int8_t[]> store;
-  thread_local int64_t capacity = 0;
-  if (n > capacity) {
-    store.reset(new int8_t[static_cast<size_t>(n)]);
-    capacity = n;
-  }
-  return store.get();
-}
-
 void load_tile_config() {
   TileConfig cfg;
   for (int t = 0; t < 8; ++t) {
@@ -75,6 +63,39 @@ void load_tile_config() {
     cfg.rows[t] = 16;
   }
   _tile_loadconfig(&cfg);
+}
+
+// One pass over K for a 32 x 32 output tile: sums[32][32] = A (rows a, a + tiles: 2 x 16 rows)
+// x B (16-row groups b0, b1), signed (hi codes, tdpbssd) or unsigned (lo codes, tdpbusd) A.
+template <bool kUnsignedA>
+void tile_pass(const int8_t* b0, const int8_t* b1, const void* a, int64_t tiles, int64_t steps, int32_t* sums) {
+  const int8_t* a0 = static_cast<const int8_t*>(a);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t s = 0; s < steps; ++s) {
+    const int64_t at = s * kTileBytes;
+    _tile_loadd(6, b0 + at, 64);
+    _tile_loadd(7, b1 + at, 64);
+    _tile_loadd(4, a0 + at, 64);
+    _tile_loadd(5, a0 + tiles + at, 64);
+    if constexpr (kUnsignedA) {
+      _tile_dpbusd(0, 4, 6);
+      _tile_dpbusd(1, 4, 7);
+      _tile_dpbusd(2, 5, 6);
+      _tile_dpbusd(3, 5, 7);
+    } else {
+      _tile_dpbssd(0, 4, 6);
+      _tile_dpbssd(1, 4, 7);
+      _tile_dpbssd(2, 5, 6);
+      _tile_dpbssd(3, 5, 7);
+    }
+  }
+  _tile_stored(0, sums, 128);
+  _tile_stored(1, sums + 16, 128);
+  _tile_stored(2, sums + 16 * 32, 128);
+  _tile_stored(3, sums + 16 * 32 + 16, 128);
 }
 
 // max |x| over a row and whether every value is finite (what QAvx512::absmax computes): on the
@@ -118,7 +139,7 @@ AmxOperands amx_prepare(const LinearArgs& a) {
   op.mpad = (a.M + 31) / 32 * 32;
   const int64_t npad = (a.N + 31) / 32 * 32, groups = npad / 16, steps = op.kp64 / kStep;
   // Weights: per group of 16 rows and 64 K values one 1 KiB B tile, [quad][row][4], zero past N and K.
-  int8_t* w = scratch<0>(groups * steps * kTileBytes);
+  int8_t* w = thread_pack_buffer<int8_t, 0>(groups * steps * kTileBytes);
   const int8_t* src = static_cast<const int8_t*>(a.w);
   parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g) {
@@ -136,9 +157,9 @@ AmxOperands amx_prepare(const LinearArgs& a) {
   // q = clamp(rint(x * (1 / d))) exactly as quant_rows16 (QAvx512::absmax / quant16), split as
   // q = 256 * hi + lo in [m / 16][k / 64] tiles of [16 rows][64 bytes] (row m's step s at
   // ((m / 16) * steps + s) * 1 KiB + (m % 16) * 64); rows past M and values past K are zero.
-  int8_t* hi = scratch<1>(op.mpad * op.kp64);
-  uint8_t* lo = reinterpret_cast<uint8_t*>(scratch<2>(op.mpad * op.kp64));
-  float* d = reinterpret_cast<float*>(scratch<3>(op.mpad * static_cast<int64_t>(sizeof(float))));
+  int8_t* hi = thread_pack_buffer<int8_t, 1>(op.mpad * op.kp64);
+  uint8_t* lo = thread_pack_buffer<uint8_t>(op.mpad * op.kp64);
+  float* d = thread_pack_buffer<float>(op.mpad);
   parallel_for(0, op.mpad, std::max<int64_t>(1, 16384 / op.kp64), [&](int64_t r0, int64_t r1) {
     for (int64_t m = r0; m < r1; ++m) {
       const float* x = m < a.M ? a.x + m * a.K : nullptr;
@@ -188,44 +209,8 @@ void linear_tile_amx(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64
       const int8_t* b0 = op.w + (n / 16) * tiles;
       const int8_t* b1 = b0 + tiles;
       const int nr = static_cast<int>(std::min<int64_t>(32, n1 - n));
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
-      for (int64_t s = 0; s < steps; ++s) {
-        const int64_t at = s * kTileBytes;
-        _tile_loadd(6, b0 + at, 64);
-        _tile_loadd(7, b1 + at, 64);
-        _tile_loadd(4, h0 + at, 64);
-        _tile_loadd(5, h0 + tiles + at, 64);
-        _tile_dpbssd(0, 4, 6);
-        _tile_dpbssd(1, 4, 7);
-        _tile_dpbssd(2, 5, 6);
-        _tile_dpbssd(3, 5, 7);
-      }
-      _tile_stored(0, shi, 128);
-      _tile_stored(1, shi + 16, 128);
-      _tile_stored(2, shi + 16 * 32, 128);
-      _tile_stored(3, shi + 16 * 32 + 16, 128);
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
-      for (int64_t s = 0; s < steps; ++s) {
-        const int64_t at = s * kTileBytes;
-        _tile_loadd(6, b0 + at, 64);
-        _tile_loadd(7, b1 + at, 64);
-        _tile_loadd(4, l0 + at, 64);
-        _tile_loadd(5, l0 + tiles + at, 64);
-        _tile_dpbusd(0, 4, 6);
-        _tile_dpbusd(1, 4, 7);
-        _tile_dpbusd(2, 5, 6);
-        _tile_dpbusd(3, 5, 7);
-      }
-      _tile_stored(0, slo, 128);
-      _tile_stored(1, slo + 16, 128);
-      _tile_stored(2, slo + 16 * 32, 128);
-      _tile_stored(3, slo + 16 * 32 + 16, 128);
+      tile_pass<false>(b0, b1, h0, tiles, steps, shi);
+      tile_pass<true>(b0, b1, l0, tiles, steps, slo);
       // Epilogue, 8 lanes of int64 at a time: S = 256 * hi + lo exactly, float(S) rounded once
       // (vcvtqq2ps, as static_cast<float>(int64_t)), then o = fma(float(S), dx * s_w, bias).
       const int mr = static_cast<int>(std::min<int64_t>(32, m1 - m));

@@ -10,8 +10,9 @@ namespace {
 
 // A per-calling-thread buffer of at least n T that only grows, uninitialized (the packers write
 // every value). A fresh allocation (and its page faults) per call cost as much as the GEMM
-// itself for M ~ 128 on 4096 x 4096. Each T has its own buffer.
-template <class T>
+// itself for M ~ 128 on 4096 x 4096. Each (T, Slot) has its own buffer (Slot: several arrays of
+// one type in one call, as the AMX GEMM's packed weights and activation codes).
+template <class T, int Slot = 0>
 T* thread_pack_buffer(int64_t n) {
   thread_local std::unique_ptr<T[]> store;
   thread_local int64_t capacity = 0;
