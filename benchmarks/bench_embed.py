@@ -3,9 +3,11 @@ all-MiniLM-L6-v2, 512 texts of ~60 tokens (64 with --quick).
 
 Napkin math: ~10.6M GEMM weights -> 21.2 MFLOP per token (2 per weight), plus attention
 4*L*H FLOP per token per layer; at ~60 tokens a text costs ~1.3 GFLOP. Targets (issue 8):
-fp32 >= 1.3x and int8 >= 3x sentence-transformers' texts/s. On the 2-core AVX2 dev machine the
-GEMMs are ~90% of the time (fp32 ~170 GFLOP/s, the int8 W8A16 integer GEMM ~200-240 GOP/s);
-attention (csrc/cpu/encoder_attention_impl.h), add & LayerNorm and GELU are native kernels.
+fp32 >= 1.3x and int8 >= 3x sentence-transformers' texts/s. On the 2-core AVX2 dev machine (AMD
+Zen 3) the GEMMs were ~90% of the time (fp32 ~170 GFLOP/s, the int8 W8A16 integer GEMM ~200-240
+GOP/s). On a 2-core AVX-512/AMX Xeon (stop 23) the int8 pass takes ~1.4 s: the AMX GEMM ~43%,
+attention (csrc/cpu/encoder_attention_impl.h) ~11%, GELU ~11%, quantizing activations into AMX
+tiles ~9%, LayerNorm ~4%; fp32 runs its GEMMs at ~65% of the 452 GFLOP/s AVX-512 peak.
 Run directly for a texts/s table: python benchmarks/bench_embed.py [--quick]
 """
 
