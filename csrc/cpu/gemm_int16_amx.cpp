@@ -33,6 +33,7 @@
 #include "../core/cpu_features.h"
 #include "../core/thread_pool.h"
 #include "linear.h"
+#include "quant_simd_avx512.h"
 #include "thread_buffer.h"
 
 namespace infercore {
@@ -98,30 +99,6 @@ void tile_pass(const int8_t* b0, const int8_t* b1, const void* a, int64_t tiles,
   _tile_stored(3, sums + 16 * 32 + 16, 128);
 }
 
-// max |x| over a row and whether every value is finite (what QAvx512::absmax computes): on the
-// magnitude bits as integers (ordered like the floats; >= 0x7F800000 is inf/NaN), four
-// independent max chains (one chain was latency-bound at 4 cycles per vector).
-float row_absmax(const float* x, int64_t n, bool* finite) {
-  const __m512i mag = _mm512_set1_epi32(0x7FFFFFFF);
-  __m512i m0 = _mm512_setzero_si512(), m1 = m0, m2 = m0, m3 = m0;
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_loadu_si512(x + i), mag));
-    m1 = _mm512_max_epu32(m1, _mm512_and_si512(_mm512_loadu_si512(x + i + 16), mag));
-    m2 = _mm512_max_epu32(m2, _mm512_and_si512(_mm512_loadu_si512(x + i + 32), mag));
-    m3 = _mm512_max_epu32(m3, _mm512_and_si512(_mm512_loadu_si512(x + i + 48), mag));
-  }
-  for (; i < n; i += 16) {
-    const __mmask16 mk = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
-    m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_maskz_loadu_epi32(mk, x + i), mag));
-  }
-  const uint32_t bits = _mm512_reduce_max_epu32(_mm512_max_epu32(_mm512_max_epu32(m0, m1), _mm512_max_epu32(m2, m3)));
-  *finite = bits < 0x7F800000u;
-  float r;
-  std::memcpy(&r, &bits, sizeof(r));
-  return r;
-}
-
 }  // namespace
 
 bool amx_int8_usable() {
@@ -154,7 +131,7 @@ AmxOperands amx_prepare(const LinearArgs& a) {
     }
   });
   // Activation codes straight from x (no int16 array): per row d = absmax / 32767 and
-  // q = clamp(rint(x * (1 / d))) exactly as quant_rows16 (QAvx512::absmax / quant16), split as
+  // q = clamp(rint(x * (1 / d))) as quant_rows16 (QAvx512::absmax / codes16), split as
   // q = 256 * hi + lo in [m / 16][k / 64] tiles of [16 rows][64 bytes] (row m's step s at
   // ((m / 16) * steps + s) * 1 KiB + (m % 16) * 64); rows past M and values past K are zero.
   int8_t* hi = thread_pack_buffer<int8_t, 1>(op.mpad * op.kp64);
@@ -166,21 +143,19 @@ AmxOperands amx_prepare(const LinearArgs& a) {
       float inv = 0.f;
       if (x != nullptr) {
         bool finite = true;
-        const float dm = row_absmax(x, a.K, &finite) / 32767.0f;
+        const float dm = QAvx512::absmax(x, a.K, &finite) / 32767.0f;
         d[m] = finite ? dm : std::nanf("");
         if (finite && dm > 0.f) inv = 1.0f / dm;
         else x = nullptr;  // zero codes (a NaN/inf row gives NaN outputs through d)
       }
-      const __m512 s = _mm512_set1_ps(inv), top = _mm512_set1_ps(32767.f), bottom = _mm512_set1_ps(-32767.f);
+      const __m512 s = _mm512_set1_ps(inv);
       for (int64_t st = 0; st < steps; ++st) {
         const int64_t at = ((m / 16) * steps + st) * kTileBytes + (m % 16) * kStep, k0 = st * kStep;
         for (int v = 0; v < kStep; v += 16) {  // codes kept in int32 lanes, never stored as int16
           const int64_t left = x == nullptr ? 0 : std::max<int64_t>(0, std::min<int64_t>(16, a.K - k0 - v));
           const __mmask16 mk = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
           const __m512 xv = _mm512_maskz_loadu_ps(mk, x == nullptr ? nullptr : x + k0 + v);
-          __m512 c = _mm512_roundscale_ps(_mm512_mul_ps(xv, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-          c = _mm512_min_ps(top, _mm512_max_ps(bottom, c));  // as QAvx512::quant16
-          const __m512i q = _mm512_cvtps_epi32(c);
+          const __m512i q = QAvx512::codes16(xv, s);
           _mm_storeu_si128(reinterpret_cast<__m128i*>(hi + at + v), _mm512_cvtepi32_epi8(_mm512_srai_epi32(q, 8)));
           _mm_storeu_si128(reinterpret_cast<__m128i*>(lo + at + v),
                            _mm512_cvtepi32_epi8(_mm512_and_si512(q, _mm512_set1_epi32(0xFF))));

@@ -97,19 +97,37 @@ struct QAvx2 : R4X86, R8X86 {
   static P pmadd(P acc, P a, P b) { return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)); }
   static void pstore(int32_t* o, P v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), v); }
   // Row quantization to int16 codes, bit-identical to QScalar's (see there).
+  // max |x| and whether every value is finite, on the magnitude bits as integers (ordered like
+  // the floats; >= 0x7F800000 is inf/NaN), four independent max chains (as QAvx512::absmax; the
+  // float max + NaN-probe chain was latency-bound). The maximum is meaningful only when *finite.
   static float absmax(const float* x, int64_t n, bool* finite) {
-    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-    __m256 m = _mm256_setzero_ps(), z = _mm256_setzero_ps();
+    const __m256i mag = _mm256_set1_epi32(0x7FFFFFFF);
+    __m256i m0 = _mm256_setzero_si256(), m1 = m0, m2 = m0, m3 = m0;
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      const __m256 v = _mm256_loadu_ps(x + i);
-      m = _mm256_max_ps(m, _mm256_and_ps(v, absmask));
-      z = _mm256_add_ps(z, _mm256_mul_ps(v, _mm256_setzero_ps()));  // inf * 0 and NaN stay NaN
+    auto bits_at = [&](int64_t j) {
+      return _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + j)), mag);
+    };
+    for (; i + 32 <= n; i += 32) {
+      m0 = _mm256_max_epu32(m0, bits_at(i));
+      m1 = _mm256_max_epu32(m1, bits_at(i + 8));
+      m2 = _mm256_max_epu32(m2, bits_at(i + 16));
+      m3 = _mm256_max_epu32(m3, bits_at(i + 24));
     }
-    alignas(32) float mm[8], zz[8];
-    _mm256_store_ps(mm, m);
-    _mm256_store_ps(zz, z);
-    return absmax_finish(mm, zz, 8, x, i, n, finite);
+    for (; i + 8 <= n; i += 8) m0 = _mm256_max_epu32(m0, bits_at(i));
+    alignas(32) uint32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes),
+                       _mm256_max_epu32(_mm256_max_epu32(m0, m1), _mm256_max_epu32(m2, m3)));
+    uint32_t bits = 0;
+    for (uint32_t v : lanes) bits = std::max(bits, v);
+    for (; i < n; ++i) {
+      uint32_t v;
+      std::memcpy(&v, x + i, sizeof(v));
+      bits = std::max(bits, v & 0x7FFFFFFFu);
+    }
+    *finite = bits < 0x7F800000u;
+    float r;
+    std::memcpy(&r, &bits, sizeof(r));
+    return r;
   }
   static void quant16(const float* x, int64_t n, float inv, int16_t* q) {
     const __m256 s = _mm256_set1_ps(inv), hi = _mm256_set1_ps(32767.f), lo = _mm256_set1_ps(-32767.f);
