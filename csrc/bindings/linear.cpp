@@ -15,7 +15,7 @@ void register_linear(py::module_& m) {
       "linear",
       [](const py::array& x, const py::array& w, int kind, const std::optional<py::array>& wscale,
          const std::optional<py::array>& gscale, int64_t group, const std::optional<py::array>& bias,
-         py::array& out) {
+         py::array& out, bool bf16x3, bool gelu) {
         IC_CHECK_VALUE(kind >= 0 && kind <= static_cast<int>(WKind::kQ4_1), "kind: unknown weight kind");
         const WKind k = static_cast<WKind>(kind);
         check_array(x, "x", 2, 4, false);
@@ -61,11 +61,13 @@ void register_linear(py::module_& m) {
         a.x = static_cast<const float*>(x.data());
         a.w = w.data();
         a.out = static_cast<float*>(out.mutable_data());
+        a.bf16x3 = bf16x3;
+        a.gelu = gelu;
         py::gil_scoped_release nogil;
         linear_forward(a);
       },
       py::arg("x"), py::arg("w"), py::arg("kind"), py::arg("wscale"), py::arg("gscale"), py::arg("group"),
-      py::arg("bias"), py::arg("out"),
+      py::arg("bias"), py::arg("out"), py::arg("bf16x3") = false, py::arg("gelu") = false,
       "out = x @ W.T (+ bias) for a packed weight of the given kind (see csrc/cpu/linear.h).");
 }
 

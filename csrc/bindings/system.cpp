@@ -21,7 +21,9 @@ void register_system(py::module_& m) {
     d["avx512_bf16"] = f.avx512_bf16;
     d["avx512_fp16"] = f.avx512_fp16;
     d["amx"] = f.amx;
+    d["amx_bf16"] = f.amx_bf16;
     d["amx_int8_gemm"] = amx_int8_usable();  // the int8 GEMM runs on AMX tiles at the avx512 level
+    d["amx_bf16x3_gemm"] = amx_bf16_usable();  // float32 GEMMs at precision "high" run as bf16x3 tiles
     d["max_isa"] = isa_name(max_isa_level());
     d["hardware_isa"] = isa_name(hardware_isa_level());
     return d;

@@ -60,6 +60,7 @@ CpuFeatures detect() {
   f.avx512_vnni = f.avx512 && (c7 & (1u << 11));
   f.avx512_fp16 = f.avx512 && (d7 & (1u << 23));
   f.amx = os_amx && (d7 & (1u << 24)) && (d7 & (1u << 25));
+  f.amx_bf16 = f.amx && (d7 & (1u << 22));
   cpuid(7, 1, r);
   f.avx512_bf16 = f.avx512 && (r[0] & (1u << 5));
   return f;

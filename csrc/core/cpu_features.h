@@ -15,7 +15,8 @@ struct CpuFeatures {
   bool avx512_vnni = false;
   bool avx512_bf16 = false;
   bool avx512_fp16 = false;
-  bool amx = false;
+  bool amx = false;       // AMX-TILE + AMX-INT8, with OS support for the tile state
+  bool amx_bf16 = false;  // AMX-BF16 as well
   std::string vendor;
   std::string brand;
 };

@@ -51,4 +51,14 @@ void gelu_forward(const GeluArgs& in) {
   });
 }
 
+void gelu_rows_f32(float* y, int64_t ld, int64_t rows, int64_t cols) {
+  const GeluRangeFn fn = pick(isa_level());
+  for (int64_t r = 0; r < rows; ++r) {
+    GeluArgs a;
+    a.x = a.out = y + r * ld;
+    a.n = cols;
+    fn(a, 0, cols);
+  }
+}
+
 }  // namespace infercore

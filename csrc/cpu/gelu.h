@@ -26,4 +26,10 @@ void gelu_range_avx512(const GeluArgs&, int64_t, int64_t);
 // Validates, picks the ISA variant and splits the array over the thread pool. Call without the GIL.
 void gelu_forward(const GeluArgs& args);
 
+// Exact (erf) GELU in place on a float32 block of `rows` rows x `cols` values, rows `ld` apart,
+// on the calling thread at the current ISA level: the fused epilogue of ops.linear(activation=
+// "gelu") (linear.cpp runs it on each task's output block while it is still in L2). Same bits
+// as gelu_forward on each value.
+void gelu_rows_f32(float* y, int64_t ld, int64_t rows, int64_t cols);
+
 }  // namespace infercore

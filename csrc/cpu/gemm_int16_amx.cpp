@@ -19,10 +19,6 @@
 // Napkin (embedder FFN, M 4032, N 1536, K 384): 2 passes x 2.4 G int8 MACs at ~2.6 T int8
 // MACs/s per core with L1-resident tiles (measured) -> ~0.9 ms on 2 cores, against ~13 ms for
 // the vpdpwssd kernel.
-#include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -32,6 +28,9 @@
 
 #include "../core/cpu_features.h"
 #include "../core/thread_pool.h"
+#include "amx_tiles.h"
+#include "gelu.h"
+#include "gelu_simd_avx512.h"
 #include "linear.h"
 #include "quant_simd_avx512.h"
 #include "thread_buffer.h"
@@ -42,29 +41,7 @@ namespace {
 constexpr int64_t kStep = 64;      // K bytes per A tile row / 4 x 16 per B tile
 constexpr int64_t kTileBytes = 1024;
 
-struct alignas(64) TileConfig {
-  uint8_t palette_id = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-bool request_tile_permission() {
-  // Linux gates the 8 KiB tile state per process (arch_prctl ARCH_REQ_XCOMP_PERM, XTILEDATA).
-  constexpr long kArchReqXcompPerm = 0x1023;
-  constexpr long kXfeatureXtiledata = 18;
-  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
-}
-
-void load_tile_config() {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) {
-    cfg.colsb[t] = 64;
-    cfg.rows[t] = 16;
-  }
-  _tile_loadconfig(&cfg);
-}
+#include "gelu_impl.h"  // gelu_v: the fused GELU epilogue, the same vector code as ops.gelu
 
 // One pass over K for a 32 x 32 output tile: sums[32][32] = A (rows a, a + tiles: 2 x 16 rows)
 // x B (16-row groups b0, b1), signed (hi codes, tdpbssd) or unsigned (lo codes, tdpbusd) A.
@@ -103,9 +80,7 @@ void tile_pass(const int8_t* b0, const int8_t* b1, const void* a, int64_t tiles,
 
 bool amx_int8_usable() {
   static const bool usable = [] {
-    const char* env = std::getenv("INFERCORE_AMX");
-    if (env != nullptr && std::string(env) == "0") return false;
-    return cpu_features().amx && cpu_features().avx512 && request_tile_permission();
+    return !amx_disabled_by_env() && cpu_features().amx && cpu_features().avx512 && request_tile_permission();
   }();
   return usable;
 }
@@ -170,11 +145,59 @@ AmxOperands amx_prepare(const LinearArgs& a) {
   return op;
 }
 
-void linear_tile_amx(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+namespace {
+
+// One finished 32 x 32 output tile waiting for its epilogue: its hi/lo sums and where it goes.
+struct PendingTile {
+  const int32_t* shi = nullptr;
+  const int32_t* slo = nullptr;
+  int64_t m = 0, n = 0;
+  int mr = 0, nr = 0;
+};
+
+// Epilogue rows [r0, r1) of a tile, 8 lanes of int64 at a time: S = 256 * hi + lo exactly,
+// float(S) rounded once (vcvtqq2ps, as static_cast<float>(int64_t)), then
+// o = fma(float(S), dx * s_w, bias), and GELU on it when fused (ops.linear(activation="gelu")).
+template <bool kGelu>
+void tile_epilogue(const LinearArgs& a, const QuantActs& qa, const PendingTile& t, int r0, int r1) {
+  for (int r = r0; r < std::min(r1, t.mr); ++r) {
+    float* o = a.out + (t.m + r) * a.N + t.n;
+    const __m512 dx = _mm512_set1_ps(qa.d[t.m + r]);
+    for (int h = 0; h < 2; ++h) {
+      const int left = t.nr - 16 * h;
+      if (left <= 0) break;
+      const __mmask16 mk = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+      const int32_t* ph = t.shi + r * 32 + 16 * h;
+      const int32_t* pl = t.slo + r * 32 + 16 * h;
+      __m256 half[2];
+      for (int q = 0; q < 2; ++q) {
+        const __m512i sh = _mm512_cvtepi32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(ph + 8 * q)));
+        const __m512i sl = _mm512_cvtepi32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(pl + 8 * q)));
+        half[q] = _mm512_cvtepi64_ps(_mm512_add_epi64(_mm512_slli_epi64(sh, 8), sl));
+      }
+      const __m512 sum = _mm512_insertf32x8(_mm512_castps256_ps512(half[0]), half[1], 1);
+      const __m512 scale = _mm512_mul_ps(dx, _mm512_maskz_loadu_ps(mk, a.wscale + t.n + 16 * h));
+      const __m512 bias = a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + t.n + 16 * h) : _mm512_setzero_ps();
+      __m512 v = _mm512_fmadd_ps(sum, scale, bias);
+      if constexpr (kGelu) v = gelu_v<GeluAvx512, false>(v);
+      _mm512_mask_storeu_ps(o + 16 * h, mk, v);
+    }
+  }
+}
+
+// The tiles' work is software-pipelined against the vector epilogue: tile t's hi and lo passes
+// are issued, and between them (and after) the epilogue of tile t - 1 runs, half its rows each
+// time, on sums stored one tile earlier (two sum buffers alternate). The AMX unit works through
+// the queued tile multiplies while the vector ports run the epilogue: done after each tile, the
+// epilogue waited for the last multiply and took ~1/3 of the time (stop 24).
+template <bool kGelu>
+void tiles_amx(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const AmxOperands& op = *qa.amx;
   const int64_t steps = op.kp64 / kStep, tiles = steps * kTileBytes;  // bytes of one 16-row strip
   load_tile_config();
-  alignas(64) int32_t shi[32 * 32], slo[32 * 32];
+  alignas(64) int32_t sums[2][2][32 * 32];
+  PendingTile prev;
+  int buf = 0;
   // 32 rows at a time against every 32-column pair of the task (the other order, pairs outside,
   // measured the same on the embedder).
   for (int64_t m = m0; m < m1; m += 32) {  // m0 is a multiple of 32 (driver row blocks)
@@ -183,36 +206,26 @@ void linear_tile_amx(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64
     for (int64_t n = n0; n < n1; n += 32) {  // n0 is a multiple of kGemmIntNr = 32 (driver)
       const int8_t* b0 = op.w + (n / 16) * tiles;
       const int8_t* b1 = b0 + tiles;
-      const int nr = static_cast<int>(std::min<int64_t>(32, n1 - n));
+      int32_t* shi = sums[buf][0];
+      int32_t* slo = sums[buf][1];
       tile_pass<false>(b0, b1, h0, tiles, steps, shi);
+      if (prev.shi != nullptr) tile_epilogue<kGelu>(a, qa, prev, 0, 16);
       tile_pass<true>(b0, b1, l0, tiles, steps, slo);
-      // Epilogue, 8 lanes of int64 at a time: S = 256 * hi + lo exactly, float(S) rounded once
-      // (vcvtqq2ps, as static_cast<float>(int64_t)), then o = fma(float(S), dx * s_w, bias).
-      const int mr = static_cast<int>(std::min<int64_t>(32, m1 - m));
-      for (int r = 0; r < mr; ++r) {
-        float* o = a.out + (m + r) * a.N + n;
-        const __m512 dx = _mm512_set1_ps(qa.d[m + r]);
-        for (int h = 0; h < 2; ++h) {
-          const int left = nr - 16 * h;
-          if (left <= 0) break;
-          const __mmask16 mk = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-          const int32_t* ph = shi + r * 32 + 16 * h;
-          const int32_t* pl = slo + r * 32 + 16 * h;
-          __m256 half[2];
-          for (int q = 0; q < 2; ++q) {
-            const __m512i sh = _mm512_cvtepi32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(ph + 8 * q)));
-            const __m512i sl = _mm512_cvtepi32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(pl + 8 * q)));
-            half[q] = _mm512_cvtepi64_ps(_mm512_add_epi64(_mm512_slli_epi64(sh, 8), sl));
-          }
-          const __m512 sum = _mm512_insertf32x8(_mm512_castps256_ps512(half[0]), half[1], 1);
-          const __m512 scale = _mm512_mul_ps(dx, _mm512_maskz_loadu_ps(mk, a.wscale + n + 16 * h));
-          const __m512 bias = a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + n + 16 * h) : _mm512_setzero_ps();
-          _mm512_mask_storeu_ps(o + 16 * h, mk, _mm512_fmadd_ps(sum, scale, bias));
-        }
-      }
+      if (prev.shi != nullptr) tile_epilogue<kGelu>(a, qa, prev, 16, 32);
+      prev = PendingTile{shi, slo, m, n, static_cast<int>(std::min<int64_t>(32, m1 - m)),
+                         static_cast<int>(std::min<int64_t>(32, n1 - n))};
+      buf ^= 1;
     }
   }
+  if (prev.shi != nullptr) tile_epilogue<kGelu>(a, qa, prev, 0, 32);
   _tile_release();
+}
+
+}  // namespace
+
+void linear_tile_amx(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (a.gelu) tiles_amx<true>(a, qa, m0, m1, n0, n1);
+  else tiles_amx<false>(a, qa, m0, m1, n0, n1);
 }
 
 }  // namespace infercore

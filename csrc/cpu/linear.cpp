@@ -14,6 +14,7 @@
 #include "../core/errors.h"
 #include "../core/thread_pool.h"
 #include "fp8.h"
+#include "gelu.h"
 #include "quant_simd_scalar.h"
 #include "thread_buffer.h"
 
@@ -260,6 +261,7 @@ void linear_forward(const LinearArgs& a) {
   if (a.K == 0) {  // empty sum: bias only
     for (int64_t m = 0; m < a.M; ++m)
       for (int64_t n = 0; n < a.N; ++n) a.out[m * a.N + n] = a.bias ? a.bias[n] : 0.0f;
+    if (a.gelu) gelu_rows_f32(a.out, a.N, a.M, a.N);
     return;
   }
   ActBuffers buf;
@@ -271,7 +273,18 @@ void linear_forward(const LinearArgs& a) {
   QuantActs qa = amx          ? QuantActs{}
                  : int16_gemm ? quantize_acts16(a, buf)
                  : quantized_acts(a.kind) && !float_gemm ? quantize_acts(a, buf) : QuantActs{};
-  if (float_gemm) qa.wpack = gemm_pack_weights(a);
+  // precision "high": float32 weights on AMX-BF16 tiles as three bf16 products (gemm_bf16x3_amx.cpp)
+  bool bf16x3 = a.bf16x3 && float_gemm && a.kind == WKind::kF32 && isa_level() == IsaLevel::kAvx512 &&
+                      amx_bf16_usable();
+  Bf16x3Operands bf16_ops;
+  if (bf16x3) {
+    bf16_ops = bf16x3_prepare(a);
+    qa.bf16x3 = &bf16_ops;
+    bf16x3 = bf16_ops.ok;
+  }
+  if (float_gemm && !bf16x3) {
+    qa.wpack = gemm_pack_weights(a);
+  }
   AmxOperands amx_ops;
   if (amx) {
     amx_ops = amx_prepare(a);
@@ -280,7 +293,7 @@ void linear_forward(const LinearArgs& a) {
   } else if (int16_gemm) {
     qa.wpack16 = gemm_pack_int16(a);
   }
-  const LinearTileFn fn = amx ? linear_tile_amx : pick(isa_level());
+  const LinearTileFn fn = amx ? linear_tile_amx : bf16x3 ? linear_tile_bf16x3 : pick(isa_level());
   const int64_t rb = std::max<int64_t>(1, linear_row_bytes(a.kind, a.K));
   int64_t panel = std::max<int64_t>(1, kPanelBytes / rb);
   // Enough tasks to balance the pool when N is small (GEMV on narrow layers).
@@ -291,15 +304,19 @@ void linear_forward(const LinearArgs& a) {
     // the packed GEMMs want whole register tiles: 128 weight rows (8 float / 4 int16 column
     // groups) x 192 rows of x; narrower panels (multiples of the group) only when there are too
     // few tasks for the pool
-    const int64_t group = int16_gemm ? kGemmIntNr : kGemmNr;
+    const int64_t group = int16_gemm || bf16x3 ? kGemmIntNr : kGemmNr;  // bf16x3 also takes 32-column tiles
     row_block = kGemmRowBlock;
     panel = kGemmPanel;
     const int64_t m_tasks = (a.M + row_block - 1) / row_block;
     while (panel > group && m_tasks * ((a.N + panel - 1) / panel) < 2 * num_threads()) panel /= 2;
   }
   // Below ~0.5M multiply-adds (a few microseconds) waking the pool costs more than it saves.
+  // GELU (activation="gelu"): the AMX kernels apply it in their epilogues, every other kernel
+  // leaves it to gelu_rows_f32 on the task's output block (still in L2)
+  const bool gelu_after = a.gelu && !amx && !bf16x3;
   if (a.M * a.N * a.K < kInlineMacs) {
     fn(a, qa, 0, a.M, 0, a.N);
+    if (gelu_after) gelu_rows_f32(a.out, a.N, a.M, a.N);
     return;
   }
   const int64_t n_tasks = (a.N + panel - 1) / panel;
@@ -309,6 +326,7 @@ void linear_forward(const LinearArgs& a) {
     const int64_t n0 = nt * panel, n1 = std::min(a.N, n0 + panel);
     const int64_t m0 = mt * row_block, m1 = std::min(a.M, m0 + row_block);
     fn(a, qa, m0, m1, n0, n1);
+    if (gelu_after) gelu_rows_f32(a.out + m0 * a.N + n0, a.N, m1 - m0, n1 - n0);
   });
 }
 

@@ -27,9 +27,16 @@ struct LinearArgs {
   int64_t M = 0, N = 0, K = 0;
   int64_t group = 0;               // kInt4 group size (32, 64 or 128)
   WKind kind = WKind::kF32;
+  // float32 weights in the GEMM (M >= kGemmMinRows) may run as three bf16 products on AMX-BF16
+  // tiles (gemm_bf16x3_amx.cpp; matmul precision "high"): ~16-bit products, float32 sums
+  bool bf16x3 = false;
+  // exact (erf) GELU on every output after the bias: each task's output block, still in L2
+  // (gelu_rows_f32), same bits as a separate ops.gelu pass
+  bool gelu = false;
 };
 
 struct AmxOperands;
+struct Bf16x3Operands;
 
 // Activations after per-token / per-block quantization (built once per call, shared by threads).
 struct QuantActs {
@@ -44,6 +51,7 @@ struct QuantActs {
   int64_t kp2 = 0;
   const int16_t* wpack16 = nullptr;
   const AmxOperands* amx = nullptr;  // the same GEMM on AMX tiles (gemm_int16_amx.cpp)
+  const Bf16x3Operands* bf16x3 = nullptr;  // float32 weights on AMX-BF16 tiles (gemm_bf16x3_amx.cpp)
 };
 
 // The int16 GEMM's operands for AMX int8 tiles (gemm_int16_amx.cpp): W packed as 1 KiB B tiles
@@ -57,6 +65,21 @@ struct AmxOperands {
 };
 bool amx_int8_usable();  // AMX-INT8 present, tile state granted by the OS, INFERCORE_AMX != "0"
 AmxOperands amx_prepare(const LinearArgs& a);  // quantizes x and packs W (pool-parallel, per call)
+
+// The float32 GEMM's operands as bf16 hi/lo tiles (gemm_bf16x3_amx.cpp): W as B tiles [16 K
+// pairs][16 weight rows][2] per 16 rows x 32 K values, x as A tiles [16 rows][32] per 16 rows x
+// 32 K values, each in [group][step] order; the bias padded to npad.
+struct Bf16x3Operands {
+  const uint16_t* whi = nullptr;
+  const uint16_t* wlo = nullptr;
+  const uint16_t* ahi = nullptr;
+  const uint16_t* alo = nullptr;
+  const float* bias = nullptr;
+  int64_t steps = 0, mpad = 0, npad = 0;
+  bool ok = true;  // false: an inf/NaN in x or W, or a value beyond bf16's range: run the float32 GEMM
+};
+bool amx_bf16_usable();  // AMX-BF16 and AVX512-BF16 present, tile state granted, INFERCORE_AMX != "0"
+Bf16x3Operands bf16x3_prepare(const LinearArgs& a);  // splits x and W into bf16 hi/lo tiles (pool-parallel)
 
 int64_t linear_row_bytes(WKind kind, int64_t K);
 
@@ -102,6 +125,7 @@ void linear_tile_avx2(const LinearArgs&, const QuantActs&, int64_t, int64_t, int
 void linear_tile_avx512(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
 void linear_tile_avx512vnni(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
 void linear_tile_amx(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);  // int16 GEMM only
+void linear_tile_bf16x3(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);  // float32 GEMM only
 
 // Rows [m0, m1) of x [M, K] to int16 codes q [M, kp2] and scales d [M] (gemm_int16_impl.h).
 using QuantRows16Fn = void (*)(const float* x, int64_t K, int64_t kp2, int64_t m0, int64_t m1, int16_t* q, float* d);

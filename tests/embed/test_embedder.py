@@ -50,14 +50,25 @@ def test_erf_and_gelu_match_math():
     assert np.max(np.abs(gelu(x) - g)) < 2e-6
 
 
-def test_fp32_matches_sentence_transformers(emb, st_model):
+@pytest.mark.parametrize("precision", ["high", "highest"])
+def test_fp32_matches_sentence_transformers(emb, st_model, precision):
+    # "high" (the default) runs bf16x3 GEMMs on AMX-BF16 CPUs, float32 FMAs elsewhere
     texts = varied_texts()
-    ours = emb.encode(texts, batch_size=5)
+    model = emb if precision == "high" else Embedder("minilm", precision="highest")
+    ours = model.encode(texts, batch_size=5)
     ref = st_model.encode(texts, batch_size=5, normalize_embeddings=True, convert_to_numpy=True)
     cos = np.sum(ours * ref, axis=1) / np.linalg.norm(ref, axis=1)
     assert ours.dtype == np.float32 and ours.shape == (len(texts), 384)
     assert cos.min() >= 0.9999, (cos.min(), texts[int(cos.argmin())][:40])
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+
+
+def test_precision_high_agrees_with_highest(emb):
+    texts = varied_texts()
+    a = emb.encode(texts, batch_size=64)  # packed batches of >= 16 tokens: the GEMM paths
+    b = Embedder("minilm", precision="highest").encode(texts, batch_size=64)
+    assert np.sum(a * b, axis=1).min() >= 0.999999
+    assert emb.precision == "high" and "precision='high'" in repr(emb)
 
 
 def test_int8_close_to_sentence_transformers(st_model):
@@ -107,6 +118,10 @@ def test_bad_inputs(emb, tmp_path):
         Embedder(tmp_path)
     with pytest.raises(TypeError, match="model"):
         Embedder(3.5)
+    with pytest.raises(ValueError, match="precision"):
+        Embedder("minilm", precision="medium")
+    with pytest.raises(TypeError, match="precision"):
+        Embedder("minilm", precision=None)
 
 
 def test_lazy_export():

@@ -161,4 +161,6 @@ def test_batcher_merges_waiting_requests(embedder):
 
     out = asyncio.run(main())
     assert b.passes == 2  # 8 + 2 inputs
-    np.testing.assert_allclose(np.concatenate(out), embedder.encode([f"text {i}" for i in range(10)]), atol=1e-6)
+    # 8 + 2 inputs against one pass of 10: with precision "high" (bf16x3 on AMX CPUs) a pass of
+    # fewer than 16 tokens runs full float32, so embeddings may differ by a few 1e-6
+    np.testing.assert_allclose(np.concatenate(out), embedder.encode([f"text {i}" for i in range(10)]), atol=1e-5)

@@ -154,8 +154,9 @@ class BertWeights:
 class BertEncoder:
     """Forward pass: token id lists -> last hidden states packed [T, H] plus cu_seqlens."""
 
-    def __init__(self, weights: BertWeights) -> None:
+    def __init__(self, weights: BertWeights, precision: str = "highest") -> None:
         self.w = weights
+        self.precision = precision  # ops.linear's float32 matmul precision for float32 weights
         self.calibration: list[dict[str, np.ndarray]] | None = None  # per-layer input absmax when set
         self.hidden = int(weights.word.shape[1])
         self.max_positions = int(weights.position.shape[0])
@@ -202,21 +203,22 @@ class BertEncoder:
         calib = self.calibration is not None
         if calib:
             self._observe(L, "qkv", x)
-        qkv = ops.linear(x if L.qkv_in is None else x * L.qkv_in, L.qkv, L.qkv_b)
+        qkv = ops.linear(x if L.qkv_in is None else x * L.qkv_in, L.qkv, L.qkv_b, precision=self.precision)
         ctx = self._attention(qkv, cu)
         if calib:
             self._observe(L, "o", ctx)
-        attn = ops.linear(ctx, L.o, L.o_b)
+        attn = ops.linear(ctx, L.o, L.o_b, precision=self.precision)
         x = layer_norm(attn, L.ln1_w, L.ln1_b, eps, residual=x)
         if calib:
             self._observe(L, "up", x)
-        hmid = ops.linear(x if L.up_in is None else x * L.up_in, L.up, L.up_b)
-        ops.gelu(hmid, out=hmid)  # in place: the [T, FFN] activation stays in the caches for the next GEMM
+        # GELU fused into the GEMM: each task's output block gets it while still in L2
+        hmid = ops.linear(x if L.up_in is None else x * L.up_in, L.up, L.up_b, precision=self.precision,
+                          activation="gelu")
         if calib:
             self._observe(L, "down", hmid)
         if L.down_in is not None:
             hmid *= L.down_in
-        y = ops.linear(hmid, L.down, L.down_b)
+        y = ops.linear(hmid, L.down, L.down_b, precision=self.precision)
         return layer_norm(y, L.ln2_w, L.ln2_b, eps, residual=x)
 
 

@@ -9,12 +9,15 @@ from typing import Any
 
 @functools.lru_cache(maxsize=4)
 def shared_embedder(name: str = "minilm") -> Any:
-    """An `infercore.Embedder(name)`, loaded on first use and reused. Raises ValueError naming the
-    model when it is not available (run `infercore models pull minilm`)."""
+    """An `infercore.Embedder(name, precision="highest")`, loaded on first use and reused. Raises
+    ValueError naming the model when it is not available (run `infercore models pull minilm`).
+    Full float32 GEMMs (not the bf16x3 of AMX CPUs): the rails' thresholds were calibrated on
+    those embeddings, which are the same bits on every CPU, so a decision at a threshold does not
+    depend on the machine."""
     from ..embed.embedder import Embedder
 
     try:
-        return Embedder(name)
+        return Embedder(name, precision="highest")
     except (OSError, ValueError) as e:
         raise ValueError(f"embedder {name!r} is not available ({e}); run `infercore models pull {name}` "
                          f"or pass embedder=") from e

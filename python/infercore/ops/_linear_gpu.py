@@ -6,6 +6,7 @@ for every M. Host arrays reach here only with backend="triton" (under TRITON_INT
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .._native import cuda_module
@@ -38,7 +39,7 @@ def linear_gpu(x: Any, w: Any, bias: Any, backend: str) -> Any:
         raise ValueError(f"x: last dimension {int(t.shape[-1])} does not match w's K={k} (w {qw.shape})")
     b = _device_bias(bias, t.device, n)
     lead = tuple(int(s) for s in t.shape[:-1])
-    x2 = t.reshape(-1, k)
+    x2 = t.reshape(math.prod(lead), k)  # not -1: K may be 0
     if backend == "cuda" and x2.shape[0] <= GEMV_MAX_ROWS:
         y = gemv_cuda(x2, qw, b)
     else:

@@ -1,0 +1,238 @@
+// float32 GEMM as three bfloat16 products on AMX-BF16 tiles ("bf16x3"), for calls that ask for
+// float32 matmul precision "high" (LinearArgs::bf16x3; ops.linear(precision="high")).
+//
+// Each float32 value is split exactly as x = hi + lo + r: hi = bf16(x) (round to nearest even),
+// lo = bf16(x - hi) (x - hi is exact in float32), |r| <= 2^-17 |x|. Then
+//   x . w ~= hi_x . hi_w + lo_x . hi_w + hi_x . lo_w
+// drops lo_x * lo_w and the r terms (each <= 2^-17 relative per product): ~16 significant bits
+// per product instead of float32's 24, accumulated in float32 by tdpbf16ps (bf16 x bf16
+// products are exact in float32). This is PyTorch's float32 matmul precision "high" on CPUs
+// (bf16x3) and the CPU cousin of CUTLASS's 3xTF32: relative error ~3e-6 on random data, ~1e-5
+// worst case, against ~1e-7 for the float32 FMA GEMM (gemm_float_impl.h).
+// Non-finite values: the split cannot carry them (inf - inf in lo, and inf * lo_w of either
+// sign or 0 would turn an inf into NaN), so a call with any inf/NaN in x or W, or a finite value
+// beyond bf16's range (|v| > ~3.39e38, where hi rounds to inf), falls back to the float32 GEMM
+// (Bf16x3Operands::ok false): inf/NaN then propagate exactly as in float32 arithmetic.
+//
+// Tiles (palette 1, 16 rows x 64 bytes): C0..C3 = tmm0-3, a 32 x 32 float32 output tile as
+// 2 x 2 tiles; A = tmm4-5 (16 activation rows x 32 K values); B = tmm6-7 (16 K pairs x 16
+// weight rows x 2, the VNNI layout). Per 32 K values: load A_hi, B_hi -> 4 tdp; load A_lo
+// (B_hi stays) -> 4 tdp; load A_hi, B_lo -> 4 tdp: 10 tile loads per 12 tdpbf16ps.
+// Every operand is stored as contiguous 1 KiB tiles (bf16x3_prepare); the accumulators start
+// from the bias (a row-stride-0 tile load). A finished tile goes to a scratch buffer and is
+// copied out (GELU applied when fused) while the next tile's multiplies run, as in
+// gemm_int16_amx.cpp: stored straight into out, the tile stores waited on their read-for-
+// ownership misses and took ~20% of the kernel.
+// Napkin (embedder FFN, M 4032, N 1536, K 384): 3 x 2.4 G bf16 MACs; at 1024 bf16 MACs per
+// 16 cycles per core (the TMUL peak) ~1.1 ms on 2 cores, against ~8 ms for the float32 FMA
+// GEMM at ~290 GFLOP/s.
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "../core/cpu_features.h"
+#include "../core/thread_pool.h"
+#include "amx_tiles.h"
+#include "gelu.h"
+#include "gelu_simd_avx512.h"
+#include "linear.h"
+#include "thread_buffer.h"
+
+namespace infercore {
+namespace {
+
+constexpr int64_t kStep = 32;       // K values per tile step (64 bytes of bf16)
+constexpr int64_t kTileElems = 512;  // bf16 values per 1 KiB tile
+
+#include "gelu_impl.h"  // gelu_v: the fused GELU epilogue, the same vector code as ops.gelu
+
+// x (16 floats) -> bf16 hi and lo. Returns the lanes where hi is not finite (x inf/NaN, or
+// beyond bf16's range): the call then falls back to the float32 GEMM.
+inline __mmask16 split16(__m512 x, __m256bh* hi, __m256bh* lo) {
+  const __m256bh h = _mm512_cvtneps_pbh(x);
+  const __m512 hf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)h), 16));
+  *hi = h;
+  *lo = _mm512_cvtneps_pbh(_mm512_sub_ps(x, hf));
+  return _mm512_fpclass_ps_mask(hf, 0x99);  // QNaN/SNaN/+inf/-inf
+}
+
+inline __m512 load_masked(const float* p, int64_t left) {
+  if (left >= 16) return _mm512_loadu_ps(p);
+  if (left <= 0) return _mm512_setzero_ps();
+  return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << left) - 1), p);
+}
+
+}  // namespace
+
+bool amx_bf16_usable() {
+  static const bool usable = [] {
+    const CpuFeatures& f = cpu_features();
+    return !amx_disabled_by_env() && f.amx_bf16 && f.avx512_bf16 && request_tile_permission();
+  }();
+  return usable;
+}
+
+Bf16x3Operands bf16x3_prepare(const LinearArgs& a) {
+  Bf16x3Operands op;
+  op.steps = (a.K + kStep - 1) / kStep;
+  op.mpad = (a.M + 31) / 32 * 32;
+  op.npad = (a.N + 31) / 32 * 32;
+  const int64_t steps = op.steps, groups = op.npad / 16;
+  // Weights: per 16 weight rows and 32 K values one B tile [pair p][row c][2]: one row's 32
+  // values are 16 pairs (one uint32 each), 64 bytes apart in the tile.
+  uint16_t* whi = thread_pack_buffer<uint16_t, 0>(groups * steps * kTileElems);
+  uint16_t* wlo = thread_pack_buffer<uint16_t, 1>(groups * steps * kTileElems);
+  const float* w = static_cast<const float*>(a.w);
+  std::atomic<bool> ok{true};
+  parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
+    __mmask16 bad = 0;
+    const __m512i pair_offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                    _mm512_set1_epi32(16));
+    for (int64_t g = g0; g < g1; ++g) {
+      for (int64_t c = 0; c < 16; ++c) {
+        const int64_t n = g * 16 + c;
+        const float* row = n < a.N ? w + n * a.K : nullptr;
+        for (int64_t s = 0; s < steps; ++s) {
+          const int64_t k0 = s * kStep, left = row == nullptr ? 0 : a.K - k0;
+          __m256bh h0, l0, h1, l1;
+          bad |= split16(load_masked(row == nullptr ? nullptr : row + k0, left), &h0, &l0);
+          bad |= split16(load_masked(row == nullptr ? nullptr : row + k0 + 16, left - 16), &h1, &l1);
+          const __m512i hp = _mm512_inserti64x4(_mm512_castsi256_si512((__m256i)h0), (__m256i)h1, 1);
+          const __m512i lp = _mm512_inserti64x4(_mm512_castsi256_si512((__m256i)l0), (__m256i)l1, 1);
+          const int64_t at = (g * steps + s) * kTileElems + c * 2;  // pair p of row c at p * 32 + c * 2
+          _mm512_i32scatter_epi32(whi + at, pair_offsets, hp, 4);
+          _mm512_i32scatter_epi32(wlo + at, pair_offsets, lp, 4);
+        }
+      }
+    }
+    if (bad) ok = false;
+  });
+  // Activations: row m's 32 values of step s are row m % 16 of tile (m / 16, s); rows past M
+  // and values past K are zero.
+  uint16_t* ahi = thread_pack_buffer<uint16_t, 2>(op.mpad * steps * kStep);
+  uint16_t* alo = thread_pack_buffer<uint16_t, 3>(op.mpad * steps * kStep);
+  parallel_for(0, op.mpad, std::max<int64_t>(1, 16384 / (steps * kStep)), [&](int64_t r0, int64_t r1) {
+    __mmask16 bad = 0;
+    for (int64_t m = r0; m < r1; ++m) {
+      const float* x = m < a.M ? a.x + m * a.K : nullptr;
+      for (int64_t s = 0; s < steps; ++s) {
+        const int64_t k0 = s * kStep, left = x == nullptr ? 0 : a.K - k0;
+        __m256bh h0, l0, h1, l1;
+        bad |= split16(load_masked(x == nullptr ? nullptr : x + k0, left), &h0, &l0);
+        bad |= split16(load_masked(x == nullptr ? nullptr : x + k0 + 16, left - 16), &h1, &l1);
+        const int64_t at = ((m / 16) * steps + s) * kTileElems + (m % 16) * kStep;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(ahi + at), (__m256i)h0);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(ahi + at + 16), (__m256i)h1);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(alo + at), (__m256i)l0);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(alo + at + 16), (__m256i)l1);
+      }
+    }
+    if (bad) ok = false;
+  });
+  // The bias padded to npad (zeros when there is none): loaded into the accumulators with row
+  // stride 0, so every output row starts from it.
+  float* bias = thread_pack_buffer<float, 4>(op.npad);
+  for (int64_t n = 0; n < op.npad; ++n) bias[n] = a.bias != nullptr && n < a.N ? a.bias[n] : 0.0f;
+  op.whi = whi;
+  op.wlo = wlo;
+  op.ahi = ahi;
+  op.alo = alo;
+  op.bias = bias;
+  op.ok = ok;
+  return op;
+}
+
+namespace {
+
+// A finished 32 x 32 tile in scratch, waiting to be copied to out.
+struct PendingTile {
+  const float* sums = nullptr;
+  int64_t m = 0, n = 0;
+  int mr = 0, nr = 0;
+};
+
+template <bool kGelu>
+void tile_epilogue(const LinearArgs& a, const PendingTile& t, int r0, int r1) {
+  const __mmask16 lo = t.nr >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << t.nr) - 1);
+  const __mmask16 hi = t.nr >= 32 ? __mmask16(0xFFFF) : t.nr <= 16 ? __mmask16(0) : __mmask16((1u << (t.nr - 16)) - 1);
+  for (int r = r0; r < std::min(r1, t.mr); ++r) {
+    float* o = a.out + (t.m + r) * a.N + t.n;
+    __m512 v0 = _mm512_load_ps(t.sums + r * 32), v1 = _mm512_load_ps(t.sums + r * 32 + 16);
+    if constexpr (kGelu) {
+      v0 = gelu_v<GeluAvx512, false>(v0);
+      v1 = gelu_v<GeluAvx512, false>(v1);
+    }
+    _mm512_mask_storeu_ps(o, lo, v0);
+    _mm512_mask_storeu_ps(o + 16, hi, v1);
+  }
+}
+
+template <bool kGelu>
+void tiles_bf16x3(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const Bf16x3Operands& op = *qa.bf16x3;
+  const int64_t steps = op.steps, strip = steps * kTileElems;  // bf16 values of one 16-row strip
+  const int64_t half = steps / 2;
+  load_tile_config();
+  alignas(64) float sums[2][32 * 32];
+  PendingTile prev;
+  int buf = 0;
+  for (int64_t m = m0; m < m1; m += 32) {  // m0 is a multiple of 32 (driver row blocks)
+    const uint16_t* ah = op.ahi + (m / 16) * strip;
+    const uint16_t* al = op.alo + (m / 16) * strip;
+    for (int64_t n = n0; n < n1; n += 32) {  // n0 is a multiple of 32 (driver panels)
+      const uint16_t* bh = op.whi + (n / 16) * strip;
+      const uint16_t* bl = op.wlo + (n / 16) * strip;
+      _tile_loadd(0, op.bias + n, 0);
+      _tile_loadd(1, op.bias + n + 16, 0);
+      _tile_loadd(2, op.bias + n, 0);
+      _tile_loadd(3, op.bias + n + 16, 0);
+      for (int64_t s = 0; s < steps; ++s) {
+        // the previous tile's epilogue in two halves, while these multiplies queue
+        if (s == half && prev.sums != nullptr) tile_epilogue<kGelu>(a, prev, 0, 16);
+        const int64_t at = s * kTileElems;
+        _tile_loadd(4, ah + at, 64);
+        _tile_loadd(5, ah + strip + at, 64);
+        _tile_loadd(6, bh + at, 64);
+        _tile_loadd(7, bh + strip + at, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        _tile_loadd(4, al + at, 64);
+        _tile_loadd(5, al + strip + at, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        _tile_loadd(4, ah + at, 64);
+        _tile_loadd(5, ah + strip + at, 64);
+        _tile_loadd(6, bl + at, 64);
+        _tile_loadd(7, bl + strip + at, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+      if (prev.sums != nullptr) tile_epilogue<kGelu>(a, prev, half == 0 ? 0 : 16, 32);
+      float* out = sums[buf];
+      _tile_stored(0, out, 128);
+      _tile_stored(1, out + 16, 128);
+      _tile_stored(2, out + 16 * 32, 128);
+      _tile_stored(3, out + 16 * 32 + 16, 128);
+      prev = PendingTile{out, m, n, static_cast<int>(std::min<int64_t>(32, m1 - m)),
+                         static_cast<int>(std::min<int64_t>(32, n1 - n))};
+      buf ^= 1;
+    }
+  }
+  if (prev.sums != nullptr) tile_epilogue<kGelu>(a, prev, 0, 32);
+  _tile_release();
+}
+
+}  // namespace
+
+void linear_tile_bf16x3(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (a.gelu) tiles_bf16x3<true>(a, qa, m0, m1, n0, n1);
+  else tiles_bf16x3<false>(a, qa, m0, m1, n0, n1);
+}
+
+}  // namespace infercore
