@@ -24,6 +24,10 @@ import numpy as np
 from infercore.bench.case import Case
 
 KINDS = ("int8", "q8_0", "q4_0", "q4_1", "int4", "fp8", "f32")
+# precision="high" rows (impl "infercore-high") at the GEMM size: on AMX CPUs int8 W8A8 on
+# int8 tiles, fp8 as bf16x2 and float32 as bf16x3 on bf16 tiles; elsewhere the same as the default
+HIGH_KINDS = ("int8", "fp8", "f32")
+PEERS = ("numpy_f32", "torch_f32")
 SHAPES_QUICK = ((576, 576), (1536, 576), (576, 1536), (49152, 576))
 SHAPES_FULL = (*SHAPES_QUICK, (4096, 4096), (11008, 4096))
 
@@ -76,6 +80,10 @@ def cases(quick: bool) -> list[Case]:
                         extra={"weight_bytes": qw.nbytes},
                     )
                 )
+                if m == m_gemm and kind in HIGH_KINDS:
+                    out.append(Case("linear", "linear", shape, kind, "infercore-high",
+                                    (lambda x=x, qw=qw: ops.linear(x, qw, precision="high")), flops=flops,
+                                    extra={"weight_bytes": qw.nbytes}))
             # Peers once per shape, in the f32 group; main() relates every kind to them.
             peer_bytes = float(w.nbytes) if m == 1 else 0.0
             out.append(
@@ -246,18 +254,18 @@ def main() -> None:
         f"threads={infercore.get_num_threads()}  read probe {bw:.1f} GB/s"
     )
     results = run_cases(cases(args.quick), bw, args.quick)
-    hdr = f"{'shape':<22}{'kind':<6}{'impl':<11}{'ms':>9}{'GB/s':>8}{'%bw':>6}{'GFLOP/s':>9}  vs peers"
+    hdr = f"{'shape':<22}{'kind':<6}{'impl':<15}{'ms':>9}{'GB/s':>8}{'%bw':>6}{'GFLOP/s':>9}  vs peers"
     print(hdr)
-    peers = {(r.shape, r.impl): r.median_s for r in results if r.impl != "infercore"}
+    peers = {(r.shape, r.impl): r.median_s for r in results if r.impl in PEERS}
     for r in results:
-        if r.impl == "infercore":
-            for p in ("numpy_f32", "torch_f32"):
+        if r.impl not in PEERS:
+            for p in PEERS:
                 if (r.shape, p) in peers:
                     r.speedup_vs[p] = peers[(r.shape, p)] / r.median_s
         gb = f"{r.gbps:8.1f}" if r.gbps else f"{'':8}"
         pct = f"{r.pct_bandwidth:6.0f}" if r.pct_bandwidth else f"{'':6}"
         sp = " ".join(f"{p}={v:.2f}x" for p, v in r.speedup_vs.items())
-        print(f"{r.shape:<22}{r.dtype:<6}{r.impl:<11}{r.median_s * 1e3:9.3f}{gb}{pct}{r.gflops:9.1f}  {sp}")
+        print(f"{r.shape:<22}{r.dtype:<6}{r.impl:<15}{r.median_s * 1e3:9.3f}{gb}{pct}{r.gflops:9.1f}  {sp}")
     if args.gpu:
         gpu_main(args.quick)
 

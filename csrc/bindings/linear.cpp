@@ -15,7 +15,8 @@ void register_linear(py::module_& m) {
       "linear",
       [](const py::array& x, const py::array& w, int kind, const std::optional<py::array>& wscale,
          const std::optional<py::array>& gscale, int64_t group, const std::optional<py::array>& bias,
-         py::array& out, bool bf16x3, bool gelu) {
+         py::array& out, bool high, bool gelu,
+         const std::optional<py::array>& act_scale) {
         IC_CHECK_VALUE(kind >= 0 && kind <= static_cast<int>(WKind::kQ4_1), "kind: unknown weight kind");
         const WKind k = static_cast<WKind>(kind);
         check_array(x, "x", 2, 4, false);
@@ -58,17 +59,30 @@ void register_linear(py::module_& m) {
           IC_CHECK_VALUE(bias->shape(0) == a.N, "bias: expected shape (N,)");
           a.bias = static_cast<const float*>(bias->data());
         }
+        if (act_scale.has_value()) {
+          IC_CHECK_VALUE(k == WKind::kInt8, "act_scale: only for int8 weights");
+          check_array(*act_scale, "act_scale", 1, 4, false);
+          IC_CHECK_TYPE(act_scale->dtype().kind() == 'f', "act_scale: expected float32");
+          IC_CHECK_VALUE(act_scale->shape(0) == a.K, "act_scale: expected shape (K,)");
+          a.act_scale = static_cast<const float*>(act_scale->data());
+        }
         a.x = static_cast<const float*>(x.data());
         a.w = w.data();
         a.out = static_cast<float*>(out.mutable_data());
-        a.bf16x3 = bf16x3;
+        a.high = high;
         a.gelu = gelu;
         py::gil_scoped_release nogil;
         linear_forward(a);
       },
       py::arg("x"), py::arg("w"), py::arg("kind"), py::arg("wscale"), py::arg("gscale"), py::arg("group"),
-      py::arg("bias"), py::arg("out"), py::arg("bf16x3") = false, py::arg("gelu") = false,
-      "out = x @ W.T (+ bias) for a packed weight of the given kind (see csrc/cpu/linear.h).");
+      py::arg("bias"), py::arg("out"), py::arg("high") = false, py::arg("gelu") = false,
+      py::arg("act_scale") = py::none(),
+      "out = x @ W.T (+ bias) for a packed weight of the given kind (see csrc/cpu/linear.h); high: "
+      "matmul precision \"high\"; gelu: exact GELU on the outputs.");
+  m.def(
+      "linear_int8_activation_bits",
+      [](int64_t M, int64_t K, bool high) { return int8_activation_bits(M, K, high); }, py::arg("M"), py::arg("K"),
+      py::arg("high"), "8 or 16: the activation codes an int8-weight linear of M rows runs with.");
 }
 
 }  // namespace infercore

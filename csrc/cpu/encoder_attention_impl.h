@@ -4,9 +4,12 @@
 //
 // A sequence of an embedding batch is short (tens to a few hundred tokens), so its whole L x L
 // score matrix for one head fits in L1/L2 and needs no online softmax: gather Q (pre-scaled), K
-// transposed and V into dense scratch, then S = Q K^T as a register-tiled GEMM (4 query rows x
-// 2 key vectors: per d, 2 loads + 4 broadcasts + 8 FMAs), exact softmax per row, O = P V (2 rows
-// x 32 output columns: per key, 32/W loads + 2 broadcasts + 2 * 32/W FMAs).
+// transposed and V into dense scratch, then S = Q K^T as a register-tiled GEMM (R query rows x
+// 2 key vectors: per d, 2 loads + R broadcasts + 2R FMAs), exact softmax per row, O = P V (R/2
+// rows x 32 output columns: per key, 32/W loads + R/2 broadcasts + R/2 * 32/W FMAs). R = 8
+// with AVX-512 (32 registers; 16 accumulators), 4 with AVX2 (16 registers). The scratch is
+// 64-byte aligned: 16 bytes off, as std::vector's large blocks are, every zmm load split a cache
+// line (R = 4 with split loads: ~28% of one core's FMA peak on MiniLM, stop 24).
 // Napkin math, all-MiniLM-L6-v2 (H 12, D 32) at L = 63: 4 L^2 D = 0.51 MFLOP per (sequence,
 // head) plus L^2 exps; ~4 us at half the FMA peak of one core, where the paged kernel's tile
 // loop (built for long contexts in scattered blocks) took ~20 us.
@@ -14,6 +17,11 @@
 // Every row is computed on its own in a fixed order, so results do not depend on the thread
 // count or on the other sequences of the batch.
 constexpr int64_t kEncCols = 32;  // output columns per P V register tile (D is padded to it)
+
+template <class A>
+constexpr int enc_rows() {  // query rows per block (scores tile); P V takes half of them at a time
+  return A::W >= 16 ? 8 : 4;
+}
 
 inline int64_t enc_round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -38,6 +46,14 @@ inline void enc_scores(const float* q, int64_t dp, const float* kt, int64_t lp, 
       A::storew(s + r * lp + j + W, acc[r][1]);
     }
   }
+}
+
+template <class A, int R>
+inline void enc_scores_rows(int rb, const float* q, int64_t dp, const float* kt, int64_t lp, int64_t D, float* s) {
+  if constexpr (R > 1) {
+    if (rb < R) return enc_scores_rows<A, R - 1>(rb, q, dp, kt, lp, D, s);
+  }
+  enc_scores<A, R>(q, dp, kt, lp, D, s);
 }
 
 // acc[r] = sum_j p_r[j] * v[j][c0 .. c0 + kEncCols) for R rows, scaled by inv[r], into out rows
@@ -65,23 +81,28 @@ inline void enc_pv(const float* p, int64_t lp, const float* v, int64_t dp, int64
   }
 }
 
+template <class A, int R>
+inline void enc_pv_rows(int rows, const float* p, int64_t lp, const float* v, int64_t dp, int64_t L, int64_t c0,
+                        const float* inv, float* const* orow, int64_t ncols) {
+  if constexpr (R > 1) {
+    if (rows < R) return enc_pv_rows<A, R - 1>(rows, p, lp, v, dp, L, c0, inv, orow, ncols);
+  }
+  enc_pv<A, R>(p, lp, v, dp, L, c0, inv, orow, ncols);
+}
+
 // Attention of one head whose Q (scaled), K^T and V sit in dense scratch; writes its out rows.
 template <class A>
 void encoder_head(const float* q, const float* kt, const float* v, int64_t dp, int64_t lp, int64_t D, int64_t L,
                   int64_t H, int64_t h, int64_t first, float* out, float* s) {
   using F = typename A::F;
   constexpr int W = A::W;
-  for (int64_t i0 = 0; i0 < L; i0 += 4) {
-    const int rb = static_cast<int>(std::min<int64_t>(4, L - i0));
+  constexpr int RB = enc_rows<A>();
+  for (int64_t i0 = 0; i0 < L; i0 += RB) {
+    const int rb = static_cast<int>(std::min<int64_t>(RB, L - i0));
     // scores of rows i0 .. i0 + rb against all keys, two key vectors at a time
-    switch (rb) {
-      case 4: enc_scores<A, 4>(q + i0 * dp, dp, kt, lp, D, s); break;
-      case 3: enc_scores<A, 3>(q + i0 * dp, dp, kt, lp, D, s); break;
-      case 2: enc_scores<A, 2>(q + i0 * dp, dp, kt, lp, D, s); break;
-      default: enc_scores<A, 1>(q + i0 * dp, dp, kt, lp, D, s); break;
-    }
+    enc_scores_rows<A, RB>(rb, q + i0 * dp, dp, kt, lp, D, s);
     // exact softmax per row over the L real keys (padding keys get probability 0)
-    float inv[4];
+    float inv[RB];
     for (int r = 0; r < rb; ++r) {
       float* sr = s + r * lp;
       for (int64_t j = L; j < lp; ++j) sr[j] = -std::numeric_limits<float>::infinity();
@@ -101,14 +122,15 @@ void encoder_head(const float* q, const float* kt, const float* v, int64_t dp, i
       }
       inv[r] = 1.f / total;
     }
-    // O = P V for the block's rows, two rows at a time, kEncCols output columns per tile
-    for (int r0 = 0; r0 < rb; r0 += 2) {
+    // O = P V for the block's rows, RB / 2 rows at a time, kEncCols output columns per tile
+    constexpr int PR = RB / 2;
+    for (int r0 = 0; r0 < rb; r0 += PR) {
+      const int rows = std::min(PR, rb - r0);
       for (int64_t c0 = 0; c0 < dp; c0 += kEncCols) {
-        float* orow[2];
-        for (int r = 0; r < 2 && r0 + r < rb; ++r) orow[r] = out + ((first + i0 + r0 + r) * H + h) * D + c0;
+        float* orow[PR];
+        for (int r = 0; r < rows; ++r) orow[r] = out + ((first + i0 + r0 + r) * H + h) * D + c0;
         const int64_t ncols = std::min(D, c0 + kEncCols) - c0;
-        if (rb - r0 >= 2) enc_pv<A, 2>(s + r0 * lp, lp, v, dp, L, c0, inv + r0, orow, ncols);
-        else enc_pv<A, 1>(s + r0 * lp, lp, v, dp, L, c0, inv + r0, orow, ncols);
+        enc_pv_rows<A, PR>(rows, s + r0 * lp, lp, v, dp, L, c0, inv + r0, orow, ncols);
       }
     }
   }
@@ -125,11 +147,11 @@ void encoder_attend(const float* qkv, int64_t H, int64_t D, int64_t first, int64
   constexpr int W = A::W;
   const int64_t dp = enc_round_up(D, kEncCols), lp = enc_round_up(L, 2 * W), row = 3 * H * D;
   const int64_t per_head = 3 * L * dp;  // q [L][dp] (scaled), k [L][dp], v [L][dp], zero padded
-  const int64_t need = (h1 - h0) * per_head + dp * lp + 4 * lp;
+  const int64_t need = (h1 - h0) * per_head + dp * lp + enc_rows<A>() * lp + 16;  // + 16: alignment
   if (static_cast<int64_t>(scratch.size()) < need) scratch.resize(static_cast<size_t>(need));
-  float* buf = scratch.data();
+  float* buf = scratch.data() + (16 - (reinterpret_cast<uintptr_t>(scratch.data()) / sizeof(float)) % 16) % 16;
   float* kt = buf + (h1 - h0) * per_head;  // [dp][lp] K of the current head, transposed
-  float* s = kt + dp * lp;                 // [4][lp] scores of a block of 4 rows
+  float* s = kt + dp * lp;                 // [RB][lp] scores of a block of rows
   for (int64_t i = 0; i < L; ++i) {
     const float* src = qkv + (first + i) * row;
     for (int64_t h = h0; h < h1; ++h) {
@@ -137,9 +159,11 @@ void encoder_attend(const float* qkv, int64_t H, int64_t D, int64_t first, int64
       float* __restrict k = q + L * dp;
       float* __restrict v = k + L * dp;
       const float* __restrict sq = src + h * D;
+      const float* __restrict sk = src + (H + h) * D;
+      const float* __restrict sv = src + (2 * H + h) * D;
       for (int64_t d = 0; d < D; ++d) q[d] = sq[d] * scale;
-      std::memcpy(k, src + (H + h) * D, static_cast<size_t>(D) * sizeof(float));
-      std::memcpy(v, src + (2 * H + h) * D, static_cast<size_t>(D) * sizeof(float));
+      std::memcpy(k, sk, static_cast<size_t>(D) * sizeof(float));
+      std::memcpy(v, sv, static_cast<size_t>(D) * sizeof(float));
       for (int64_t d = D; d < dp; ++d) q[d] = k[d] = v[d] = 0.f;
     }
   }

@@ -62,6 +62,44 @@ inline __m512 load_masked(const float* p, int64_t left) {
   return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << left) - 1), p);
 }
 
+inline __mmask16 left_mask(int64_t left) {
+  return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+}
+
+// E4M3FN bytes (in int32 lanes) -> their exact bfloat16 bits: normals rebias the exponent
+// (e + 120) and keep the 3 mantissa bits, subnormals m * 2^-9 go through a float conversion,
+// S.1111.111 is NaN.
+inline __m512i fp8_to_bf16_bits(__m512i b) {
+  const __m512i em = _mm512_and_si512(b, _mm512_set1_epi32(0x7F));
+  const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x80)), 8);
+  __m512i v = _mm512_add_epi32(_mm512_slli_epi32(em, 4), _mm512_set1_epi32(120 << 7));
+  const __mmask16 sub = _mm512_cmplt_epi32_mask(em, _mm512_set1_epi32(8));
+  const __m512 subf = _mm512_mul_ps(_mm512_cvtepi32_ps(em), _mm512_set1_ps(1.0f / 512.0f));  // exact
+  v = _mm512_mask_mov_epi32(v, sub, _mm512_srli_epi32(_mm512_castps_si512(subf), 16));
+  v = _mm512_mask_mov_epi32(v, _mm512_cmpeq_epi32_mask(em, _mm512_set1_epi32(0x7F)), _mm512_set1_epi32(0x7FC0));
+  return _mm512_or_si512(v, sign);
+}
+
+// 16 weights of row `row` from k (zero past `left` values) as float32, exactly; fp8 unscaled
+// (its row scale is applied in the epilogue).
+inline __m512 load_weights16(WKind kind, const char* row, int64_t k, int64_t left) {
+  if (row == nullptr || left <= 0) return _mm512_setzero_ps();
+  const __mmask16 mk = left_mask(left);
+  switch (kind) {
+    case WKind::kF16:
+      return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, reinterpret_cast<const uint16_t*>(row) + k));
+    case WKind::kBF16:
+      return _mm512_castsi512_ps(_mm512_slli_epi32(
+          _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, reinterpret_cast<const uint16_t*>(row) + k)), 16));
+    case WKind::kFp8:
+      return _mm512_castsi512_ps(_mm512_slli_epi32(
+          fp8_to_bf16_bits(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, reinterpret_cast<const uint8_t*>(row) + k))),
+          16));
+    default:
+      return _mm512_maskz_loadu_ps(mk, reinterpret_cast<const float*>(row) + k);
+  }
+}
+
 }  // namespace
 
 bool amx_bf16_usable() {
@@ -79,10 +117,14 @@ Bf16x3Operands bf16x3_prepare(const LinearArgs& a) {
   op.npad = (a.N + 31) / 32 * 32;
   const int64_t steps = op.steps, groups = op.npad / 16;
   // Weights: per 16 weight rows and 32 K values one B tile [pair p][row c][2]: one row's 32
-  // values are 16 pairs (one uint32 each), 64 bytes apart in the tile.
+  // values are 16 pairs (one uint32 each), 64 bytes apart in the tile. bf16 and fp8 weights are
+  // exact in bf16 (lo = 0): they need no lo tiles and two products per multiply-add (bf16x2).
+  op.exact_w = a.kind == WKind::kBF16 || a.kind == WKind::kFp8;
+  op.wscale = a.kind == WKind::kFp8 ? a.wscale : nullptr;
   uint16_t* whi = thread_pack_buffer<uint16_t, 0>(groups * steps * kTileElems);
-  uint16_t* wlo = thread_pack_buffer<uint16_t, 1>(groups * steps * kTileElems);
-  const float* w = static_cast<const float*>(a.w);
+  uint16_t* wlo = op.exact_w ? nullptr : thread_pack_buffer<uint16_t, 1>(groups * steps * kTileElems);
+  const char* w = static_cast<const char*>(a.w);
+  const int64_t row_bytes = linear_row_bytes(a.kind, a.K);
   std::atomic<bool> ok{true};
   parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
     __mmask16 bad = 0;
@@ -91,17 +133,17 @@ Bf16x3Operands bf16x3_prepare(const LinearArgs& a) {
     for (int64_t g = g0; g < g1; ++g) {
       for (int64_t c = 0; c < 16; ++c) {
         const int64_t n = g * 16 + c;
-        const float* row = n < a.N ? w + n * a.K : nullptr;
+        const char* row = n < a.N ? w + n * row_bytes : nullptr;
         for (int64_t s = 0; s < steps; ++s) {
-          const int64_t k0 = s * kStep, left = row == nullptr ? 0 : a.K - k0;
+          const int64_t k0 = s * kStep, left = a.K - k0;
           __m256bh h0, l0, h1, l1;
-          bad |= split16(load_masked(row == nullptr ? nullptr : row + k0, left), &h0, &l0);
-          bad |= split16(load_masked(row == nullptr ? nullptr : row + k0 + 16, left - 16), &h1, &l1);
+          bad |= split16(load_weights16(a.kind, row, k0, left), &h0, &l0);
+          bad |= split16(load_weights16(a.kind, row, k0 + 16, left - 16), &h1, &l1);
           const __m512i hp = _mm512_inserti64x4(_mm512_castsi256_si512((__m256i)h0), (__m256i)h1, 1);
           const __m512i lp = _mm512_inserti64x4(_mm512_castsi256_si512((__m256i)l0), (__m256i)l1, 1);
           const int64_t at = (g * steps + s) * kTileElems + c * 2;  // pair p of row c at p * 32 + c * 2
           _mm512_i32scatter_epi32(whi + at, pair_offsets, hp, 4);
-          _mm512_i32scatter_epi32(wlo + at, pair_offsets, lp, 4);
+          if (wlo != nullptr) _mm512_i32scatter_epi32(wlo + at, pair_offsets, lp, 4);
         }
       }
     }
@@ -132,7 +174,8 @@ Bf16x3Operands bf16x3_prepare(const LinearArgs& a) {
   // The bias padded to npad (zeros when there is none): loaded into the accumulators with row
   // stride 0, so every output row starts from it.
   float* bias = thread_pack_buffer<float, 4>(op.npad);
-  for (int64_t n = 0; n < op.npad; ++n) bias[n] = a.bias != nullptr && n < a.N ? a.bias[n] : 0.0f;
+  // (fp8: zeros; its epilogue computes acc * scale + bias)
+  for (int64_t n = 0; n < op.npad; ++n) bias[n] = a.bias != nullptr && n < a.N && op.wscale == nullptr ? a.bias[n] : 0.0f;
   op.whi = whi;
   op.wlo = wlo;
   op.ahi = ahi;
@@ -151,13 +194,27 @@ struct PendingTile {
   int mr = 0, nr = 0;
 };
 
-template <bool kGelu>
+// Rows [r0, r1) of a finished tile to out: fp8 (kScaled) applies its row scales and the bias
+// here (fma(acc, s_w, bias)); the other kinds started from the bias. Then GELU when fused.
+template <bool kGelu, bool kScaled>
 void tile_epilogue(const LinearArgs& a, const PendingTile& t, int r0, int r1) {
-  const __mmask16 lo = t.nr >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << t.nr) - 1);
-  const __mmask16 hi = t.nr >= 32 ? __mmask16(0xFFFF) : t.nr <= 16 ? __mmask16(0) : __mmask16((1u << (t.nr - 16)) - 1);
+  const __mmask16 lo = left_mask(t.nr), hi = left_mask(t.nr - 16);
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, b0 = s0, b1 = s0;
+  if constexpr (kScaled) {
+    s0 = _mm512_maskz_loadu_ps(lo, a.wscale + t.n);
+    s1 = _mm512_maskz_loadu_ps(hi, a.wscale + t.n + 16);
+    if (a.bias != nullptr) {
+      b0 = _mm512_maskz_loadu_ps(lo, a.bias + t.n);
+      b1 = _mm512_maskz_loadu_ps(hi, a.bias + t.n + 16);
+    }
+  }
   for (int r = r0; r < std::min(r1, t.mr); ++r) {
     float* o = a.out + (t.m + r) * a.N + t.n;
     __m512 v0 = _mm512_load_ps(t.sums + r * 32), v1 = _mm512_load_ps(t.sums + r * 32 + 16);
+    if constexpr (kScaled) {
+      v0 = _mm512_fmadd_ps(v0, s0, b0);
+      v1 = _mm512_fmadd_ps(v1, s1, b1);
+    }
     if constexpr (kGelu) {
       v0 = gelu_v<GeluAvx512, false>(v0);
       v1 = gelu_v<GeluAvx512, false>(v1);
@@ -167,7 +224,8 @@ void tile_epilogue(const LinearArgs& a, const PendingTile& t, int r0, int r1) {
   }
 }
 
-template <bool kGelu>
+// kExactW: weights exact in bf16 (bf16, fp8): two products per multiply-add, no lo tiles.
+template <bool kGelu, bool kExactW, bool kScaled>
 void tiles_bf16x3(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const Bf16x3Operands& op = *qa.bf16x3;
   const int64_t steps = op.steps, strip = steps * kTileElems;  // bf16 values of one 16-row strip
@@ -181,14 +239,14 @@ void tiles_bf16x3(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t 
     const uint16_t* al = op.alo + (m / 16) * strip;
     for (int64_t n = n0; n < n1; n += 32) {  // n0 is a multiple of 32 (driver panels)
       const uint16_t* bh = op.whi + (n / 16) * strip;
-      const uint16_t* bl = op.wlo + (n / 16) * strip;
+      const uint16_t* bl = kExactW ? nullptr : op.wlo + (n / 16) * strip;
       _tile_loadd(0, op.bias + n, 0);
       _tile_loadd(1, op.bias + n + 16, 0);
       _tile_loadd(2, op.bias + n, 0);
       _tile_loadd(3, op.bias + n + 16, 0);
       for (int64_t s = 0; s < steps; ++s) {
         // the previous tile's epilogue in two halves, while these multiplies queue
-        if (s == half && prev.sums != nullptr) tile_epilogue<kGelu>(a, prev, 0, 16);
+        if (s == half && prev.sums != nullptr) tile_epilogue<kGelu, kScaled>(a, prev, 0, 16);
         const int64_t at = s * kTileElems;
         _tile_loadd(4, ah + at, 64);
         _tile_loadd(5, ah + strip + at, 64);
@@ -204,16 +262,18 @@ void tiles_bf16x3(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t 
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
-        _tile_loadd(4, ah + at, 64);
-        _tile_loadd(5, ah + strip + at, 64);
-        _tile_loadd(6, bl + at, 64);
-        _tile_loadd(7, bl + strip + at, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        if constexpr (!kExactW) {
+          _tile_loadd(4, ah + at, 64);
+          _tile_loadd(5, ah + strip + at, 64);
+          _tile_loadd(6, bl + at, 64);
+          _tile_loadd(7, bl + strip + at, 64);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
       }
-      if (prev.sums != nullptr) tile_epilogue<kGelu>(a, prev, half == 0 ? 0 : 16, 32);
+      if (prev.sums != nullptr) tile_epilogue<kGelu, kScaled>(a, prev, half == 0 ? 0 : 16, 32);
       float* out = sums[buf];
       _tile_stored(0, out, 128);
       _tile_stored(1, out + 16, 128);
@@ -224,15 +284,24 @@ void tiles_bf16x3(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t 
       buf ^= 1;
     }
   }
-  if (prev.sums != nullptr) tile_epilogue<kGelu>(a, prev, 0, 32);
+  if (prev.sums != nullptr) tile_epilogue<kGelu, kScaled>(a, prev, 0, 32);
   _tile_release();
 }
 
 }  // namespace
 
 void linear_tile_bf16x3(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if (a.gelu) tiles_bf16x3<true>(a, qa, m0, m1, n0, n1);
-  else tiles_bf16x3<false>(a, qa, m0, m1, n0, n1);
+  const Bf16x3Operands& op = *qa.bf16x3;
+  if (op.wscale != nullptr) {  // fp8: exact in bf16, row scales in the epilogue
+    if (a.gelu) tiles_bf16x3<true, true, true>(a, qa, m0, m1, n0, n1);
+    else tiles_bf16x3<false, true, true>(a, qa, m0, m1, n0, n1);
+  } else if (op.exact_w) {  // bf16
+    if (a.gelu) tiles_bf16x3<true, true, false>(a, qa, m0, m1, n0, n1);
+    else tiles_bf16x3<false, true, false>(a, qa, m0, m1, n0, n1);
+  } else {  // float32, float16
+    if (a.gelu) tiles_bf16x3<true, false, false>(a, qa, m0, m1, n0, n1);
+    else tiles_bf16x3<false, false, false>(a, qa, m0, m1, n0, n1);
+  }
 }
 
 }  // namespace infercore

@@ -43,10 +43,13 @@ constexpr int64_t kTileBytes = 1024;
 
 #include "gelu_impl.h"  // gelu_v: the fused GELU epilogue, the same vector code as ops.gelu
 
-// One pass over K for a 32 x 32 output tile: sums[32][32] = A (rows a, a + tiles: 2 x 16 rows)
-// x B (16-row groups b0, b1), signed (hi codes, tdpbssd) or unsigned (lo codes, tdpbusd) A.
+// One pass over K for a 32 x 32 output tile: sums[32][32] = A (2 x 16 rows) x B (16-row groups
+// b0, b1), signed (hi codes, tdpbssd) or unsigned (lo codes, tdpbusd) A. A's tile for step s and
+// rows 0-15 starts at a + s * a_step with rows a_stride bytes apart; rows 16-31 start a_second
+// bytes further (1 KiB tiles: a_step 1024, a_stride 64; row-major int8 codes: a_step 64).
 template <bool kUnsignedA>
-void tile_pass(const int8_t* b0, const int8_t* b1, const void* a, int64_t tiles, int64_t steps, int32_t* sums) {
+void tile_pass(const int8_t* b0, const int8_t* b1, const void* a, int64_t a_second, int64_t a_step, int64_t a_stride,
+               int64_t steps, int32_t* sums) {
   const int8_t* a0 = static_cast<const int8_t*>(a);
   _tile_zero(0);
   _tile_zero(1);
@@ -56,8 +59,8 @@ void tile_pass(const int8_t* b0, const int8_t* b1, const void* a, int64_t tiles,
     const int64_t at = s * kTileBytes;
     _tile_loadd(6, b0 + at, 64);
     _tile_loadd(7, b1 + at, 64);
-    _tile_loadd(4, a0 + at, 64);
-    _tile_loadd(5, a0 + tiles + at, 64);
+    _tile_loadd(4, a0 + s * a_step, a_stride);
+    _tile_loadd(5, a0 + a_second + s * a_step, a_stride);
     if constexpr (kUnsignedA) {
       _tile_dpbusd(0, 4, 6);
       _tile_dpbusd(1, 4, 7);
@@ -105,16 +108,41 @@ AmxOperands amx_prepare(const LinearArgs& a) {
       }
     }
   });
+  float* d = thread_pack_buffer<float>(op.mpad);
+  if (a.high) {
+    // precision "high": int8 codes per row (W8A8), exactly quant_rows8's (the codes of the
+    // dot-product tiles below kGemmMinRowsQuant rows), row-major [mpad][kp64], zero padded
+    int8_t* q8 = thread_pack_buffer<int8_t, 2>(op.mpad * op.kp64);
+    parallel_for(0, op.mpad, std::max<int64_t>(1, 16384 / op.kp64), [&](int64_t r0, int64_t r1) {
+      const int64_t real = std::min(r1, a.M);
+      if (a.act_scale == nullptr) {
+        if (r0 < real) quant_rows8_avx512(a.x, a.K, op.kp64, true, r0, real, q8, d, nullptr);
+      } else {
+        float* tmp = thread_pack_buffer<float, 1>(a.K);  // x * act_scale, a row at a time
+        for (int64_t m = r0; m < real; ++m)
+          quant_rows8_avx512(act_row(a, m, tmp), a.K, op.kp64, true, 0, 1, q8 + m * op.kp64, d + m, nullptr);
+      }
+      for (int64_t m = std::max(r0, a.M); m < r1; ++m) {
+        std::memset(q8 + m * op.kp64, 0, static_cast<size_t>(op.kp64));
+        d[m] = 0.0f;
+      }
+    });
+    op.q8 = q8;
+    op.a8 = true;
+    op.d = d;
+    op.w = w;
+    return op;
+  }
   // Activation codes straight from x (no int16 array): per row d = absmax / 32767 and
   // q = clamp(rint(x * (1 / d))) as quant_rows16 (QAvx512::absmax / codes16), split as
   // q = 256 * hi + lo in [m / 16][k / 64] tiles of [16 rows][64 bytes] (row m's step s at
   // ((m / 16) * steps + s) * 1 KiB + (m % 16) * 64); rows past M and values past K are zero.
   int8_t* hi = thread_pack_buffer<int8_t, 1>(op.mpad * op.kp64);
   uint8_t* lo = thread_pack_buffer<uint8_t>(op.mpad * op.kp64);
-  float* d = thread_pack_buffer<float>(op.mpad);
   parallel_for(0, op.mpad, std::max<int64_t>(1, 16384 / op.kp64), [&](int64_t r0, int64_t r1) {
+    float* tmp = a.act_scale != nullptr ? thread_pack_buffer<float, 1>(a.K) : nullptr;
     for (int64_t m = r0; m < r1; ++m) {
-      const float* x = m < a.M ? a.x + m * a.K : nullptr;
+      const float* x = m < a.M ? act_row(a, m, tmp) : nullptr;
       float inv = 0.f;
       if (x != nullptr) {
         bool finite = true;
@@ -157,8 +185,10 @@ struct PendingTile {
 
 // Epilogue rows [r0, r1) of a tile, 8 lanes of int64 at a time: S = 256 * hi + lo exactly,
 // float(S) rounded once (vcvtqq2ps, as static_cast<float>(int64_t)), then
-// o = fma(float(S), dx * s_w, bias), and GELU on it when fused (ops.linear(activation="gelu")).
-template <bool kGelu>
+// o = fma(float(S), dx * s_w, bias). W8A8 (kA8): S is the int32 sum, o = float(S) * (dx * s_w)
+// + bias rounded twice, as the dot-product tiles (linear_impl.h rows_int) compute it. Then GELU
+// when fused (ops.linear(activation="gelu")).
+template <bool kGelu, bool kA8>
 void tile_epilogue(const LinearArgs& a, const QuantActs& qa, const PendingTile& t, int r0, int r1) {
   for (int r = r0; r < std::min(r1, t.mr); ++r) {
     float* o = a.out + (t.m + r) * a.N + t.n;
@@ -168,17 +198,25 @@ void tile_epilogue(const LinearArgs& a, const QuantActs& qa, const PendingTile& 
       if (left <= 0) break;
       const __mmask16 mk = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
       const int32_t* ph = t.shi + r * 32 + 16 * h;
-      const int32_t* pl = t.slo + r * 32 + 16 * h;
-      __m256 half[2];
-      for (int q = 0; q < 2; ++q) {
-        const __m512i sh = _mm512_cvtepi32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(ph + 8 * q)));
-        const __m512i sl = _mm512_cvtepi32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(pl + 8 * q)));
-        half[q] = _mm512_cvtepi64_ps(_mm512_add_epi64(_mm512_slli_epi64(sh, 8), sl));
-      }
-      const __m512 sum = _mm512_insertf32x8(_mm512_castps256_ps512(half[0]), half[1], 1);
       const __m512 scale = _mm512_mul_ps(dx, _mm512_maskz_loadu_ps(mk, a.wscale + t.n + 16 * h));
       const __m512 bias = a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + t.n + 16 * h) : _mm512_setzero_ps();
-      __m512 v = _mm512_fmadd_ps(sum, scale, bias);
+      __m512 v;
+      if constexpr (kA8) {
+        // the rounding-mode form keeps GCC from contracting the multiply and add into an FMA
+        const __m512 prod = _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ph)), scale,
+                                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_add_ps(bias, prod);
+      } else {
+        const int32_t* pl = t.slo + r * 32 + 16 * h;
+        __m256 half[2];
+        for (int q = 0; q < 2; ++q) {
+          const __m512i sh = _mm512_cvtepi32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(ph + 8 * q)));
+          const __m512i sl = _mm512_cvtepi32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(pl + 8 * q)));
+          half[q] = _mm512_cvtepi64_ps(_mm512_add_epi64(_mm512_slli_epi64(sh, 8), sl));
+        }
+        const __m512 sum = _mm512_insertf32x8(_mm512_castps256_ps512(half[0]), half[1], 1);
+        v = _mm512_fmadd_ps(sum, scale, bias);
+      }
       if constexpr (kGelu) v = gelu_v<GeluAvx512, false>(v);
       _mm512_mask_storeu_ps(o + 16 * h, mk, v);
     }
@@ -189,8 +227,9 @@ void tile_epilogue(const LinearArgs& a, const QuantActs& qa, const PendingTile& 
 // are issued, and between them (and after) the epilogue of tile t - 1 runs, half its rows each
 // time, on sums stored one tile earlier (two sum buffers alternate). The AMX unit works through
 // the queued tile multiplies while the vector ports run the epilogue: done after each tile, the
-// epilogue waited for the last multiply and took ~1/3 of the time (stop 24).
-template <bool kGelu>
+// epilogue waited for the last multiply and took ~1/3 of the time (stop 24). W8A8 (kA8) has one
+// pass, on row-major int8 codes, and runs the whole previous epilogue after it.
+template <bool kGelu, bool kA8>
 void tiles_amx(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const AmxOperands& op = *qa.amx;
   const int64_t steps = op.kp64 / kStep, tiles = steps * kTileBytes;  // bytes of one 16-row strip
@@ -201,31 +240,35 @@ void tiles_amx(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1,
   // 32 rows at a time against every 32-column pair of the task (the other order, pairs outside,
   // measured the same on the embedder).
   for (int64_t m = m0; m < m1; m += 32) {  // m0 is a multiple of 32 (driver row blocks)
-    const int8_t* h0 = op.hi + (m / 16) * tiles;
-    const uint8_t* l0 = op.lo + (m / 16) * tiles;
     for (int64_t n = n0; n < n1; n += 32) {  // n0 is a multiple of kGemmIntNr = 32 (driver)
       const int8_t* b0 = op.w + (n / 16) * tiles;
       const int8_t* b1 = b0 + tiles;
       int32_t* shi = sums[buf][0];
       int32_t* slo = sums[buf][1];
-      tile_pass<false>(b0, b1, h0, tiles, steps, shi);
-      if (prev.shi != nullptr) tile_epilogue<kGelu>(a, qa, prev, 0, 16);
-      tile_pass<true>(b0, b1, l0, tiles, steps, slo);
-      if (prev.shi != nullptr) tile_epilogue<kGelu>(a, qa, prev, 16, 32);
+      if constexpr (kA8) {
+        tile_pass<false>(b0, b1, op.q8 + m * op.kp64, 16 * op.kp64, kStep, op.kp64, steps, shi);
+        if (prev.shi != nullptr) tile_epilogue<kGelu, kA8>(a, qa, prev, 0, 32);
+      } else {
+        tile_pass<false>(b0, b1, op.hi + (m / 16) * tiles, tiles, kTileBytes, 64, steps, shi);
+        if (prev.shi != nullptr) tile_epilogue<kGelu, kA8>(a, qa, prev, 0, 16);
+        tile_pass<true>(b0, b1, op.lo + (m / 16) * tiles, tiles, kTileBytes, 64, steps, slo);
+        if (prev.shi != nullptr) tile_epilogue<kGelu, kA8>(a, qa, prev, 16, 32);
+      }
       prev = PendingTile{shi, slo, m, n, static_cast<int>(std::min<int64_t>(32, m1 - m)),
                          static_cast<int>(std::min<int64_t>(32, n1 - n))};
       buf ^= 1;
     }
   }
-  if (prev.shi != nullptr) tile_epilogue<kGelu>(a, qa, prev, 0, 32);
+  if (prev.shi != nullptr) tile_epilogue<kGelu, kA8>(a, qa, prev, 0, 32);
   _tile_release();
 }
 
 }  // namespace
 
 void linear_tile_amx(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if (a.gelu) tiles_amx<true>(a, qa, m0, m1, n0, n1);
-  else tiles_amx<false>(a, qa, m0, m1, n0, n1);
+  const bool a8 = qa.amx->a8;
+  if (a.gelu) a8 ? tiles_amx<true, true>(a, qa, m0, m1, n0, n1) : tiles_amx<true, false>(a, qa, m0, m1, n0, n1);
+  else a8 ? tiles_amx<false, true>(a, qa, m0, m1, n0, n1) : tiles_amx<false, false>(a, qa, m0, m1, n0, n1);
 }
 
 }  // namespace infercore

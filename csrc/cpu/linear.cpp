@@ -67,7 +67,10 @@ QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
   const QuantRows8Fn fn = pick_quant8(isa_level());
   float* ds = buf.ds.empty() ? nullptr : buf.ds.data();
   parallel_for(0, a.M, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, a.K)), [&](int64_t r0, int64_t r1) {
-    fn(a.x, a.K, kp, per_row, r0, r1, buf.q.data(), buf.d.data(), ds);
+    if (a.act_scale == nullptr) return fn(a.x, a.K, kp, per_row, r0, r1, buf.q.data(), buf.d.data(), ds);
+    std::vector<float> tmp(static_cast<size_t>(a.K));  // x * act_scale, one row at a time (int8 only)
+    for (int64_t m = r0; m < r1; ++m)
+      fn(act_row(a, m, tmp.data()), a.K, kp, per_row, 0, 1, buf.q.data() + m * kp, buf.d.data() + m, nullptr);
   });
   qa.q = buf.q.data();
   qa.d = buf.d.data();
@@ -83,7 +86,10 @@ QuantActs quantize_acts16(const LinearArgs& a, ActBuffers& buf) {
   buf.d.resize(static_cast<size_t>(a.M));
   const QuantRows16Fn fn = pick_quant16(isa_level());
   parallel_for(0, a.M, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, a.K)), [&](int64_t r0, int64_t r1) {
-    fn(a.x, a.K, qa.kp2, r0, r1, buf.q16.data(), buf.d.data());
+    if (a.act_scale == nullptr) return fn(a.x, a.K, qa.kp2, r0, r1, buf.q16.data(), buf.d.data());
+    std::vector<float> tmp(static_cast<size_t>(a.K));
+    for (int64_t m = r0; m < r1; ++m)
+      fn(act_row(a, m, tmp.data()), a.K, qa.kp2, 0, 1, buf.q16.data() + m * qa.kp2, buf.d.data() + m);
   });
   qa.q16 = buf.q16.data();
   qa.d = buf.d.data();
@@ -214,12 +220,19 @@ float* gemm_pack_weights(const LinearArgs& a) {
   return buf;
 }
 
+// The int8 GEMM runs on AMX tiles (gemm_int16_amx.cpp) at the avx512 level where AMX-INT8 is usable.
+bool amx_int8_gemm(int64_t K) { return K <= 65536 && isa_level() == IsaLevel::kAvx512 && amx_int8_usable(); }
+
 constexpr int64_t kPanelBytes = 48 << 10;  // weight rows per task: stays in L2 while M rows pass
 constexpr int64_t kRowBlock = 128;         // activation rows per task (GEMM)
 constexpr int64_t kInlineMacs = 1 << 19;   // smaller calls run on the caller only
 constexpr int64_t kGemmPanel = 128;        // float GEMM: weight rows per task (L2-resident once packed)
 constexpr int64_t kGemmRowBlock = 192;     // float GEMM: activation rows per task (32 tiles of 6)
 }  // namespace
+
+int int8_activation_bits(int64_t M, int64_t K, bool high) {
+  return M < kGemmMinRowsQuant || (high && amx_int8_gemm(K)) ? 8 : 16;
+}
 
 int64_t linear_row_bytes(WKind kind, int64_t K) {
   switch (kind) {
@@ -258,6 +271,7 @@ void linear_forward(const LinearArgs& a) {
                    "w: int4 needs group 32/64/128 dividing K");
   if (a.M == 0 || a.N == 0) return;
   IC_CHECK_VALUE(a.x != nullptr && a.w != nullptr && a.out != nullptr, "x/w/out: null data pointer");
+  IC_CHECK_VALUE(a.act_scale == nullptr || a.kind == WKind::kInt8, "act_scale: only for int8 weights");
   if (a.K == 0) {  // empty sum: bias only
     for (int64_t m = 0; m < a.M; ++m)
       for (int64_t n = 0; n < a.N; ++n) a.out[m * a.N + n] = a.bias ? a.bias[n] : 0.0f;
@@ -268,14 +282,14 @@ void linear_forward(const LinearArgs& a) {
   const bool float_gemm = uses_float_gemm(a.kind, a.M), int16_gemm = uses_int16_gemm(a.kind, a.M);
   // AMX machines run the int16 GEMM on int8 tiles (same bits, gemm_int16_amx.cpp), which
   // quantize x themselves; set_isa below avx512 turns that off with the rest of AVX-512. (The
-  // tiles' int32 hi/lo sums are exact up to K = 65536.)
-  const bool amx = int16_gemm && a.K <= 65536 && isa_level() == IsaLevel::kAvx512 && amx_int8_usable();
+  // tiles' int32 hi/lo sums are exact up to K = 65536.) With precision "high" the tiles take
+  // 8-bit codes instead (W8A8, one pass).
+  const bool amx = int16_gemm && amx_int8_gemm(a.K);
   QuantActs qa = amx          ? QuantActs{}
                  : int16_gemm ? quantize_acts16(a, buf)
                  : quantized_acts(a.kind) && !float_gemm ? quantize_acts(a, buf) : QuantActs{};
-  // precision "high": float32 weights on AMX-BF16 tiles as three bf16 products (gemm_bf16x3_amx.cpp)
-  bool bf16x3 = a.bf16x3 && float_gemm && a.kind == WKind::kF32 && isa_level() == IsaLevel::kAvx512 &&
-                      amx_bf16_usable();
+  // precision "high": float weights on AMX-BF16 tiles as bf16 products (gemm_bf16x3_amx.cpp)
+  bool bf16x3 = a.high && float_gemm && isa_level() == IsaLevel::kAvx512 && amx_bf16_usable();
   Bf16x3Operands bf16_ops;
   if (bf16x3) {
     bf16_ops = bf16x3_prepare(a);

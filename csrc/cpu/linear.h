@@ -27,13 +27,28 @@ struct LinearArgs {
   int64_t M = 0, N = 0, K = 0;
   int64_t group = 0;               // kInt4 group size (32, 64 or 128)
   WKind kind = WKind::kF32;
-  // float32 weights in the GEMM (M >= kGemmMinRows) may run as three bf16 products on AMX-BF16
-  // tiles (gemm_bf16x3_amx.cpp; matmul precision "high"): ~16-bit products, float32 sums
-  bool bf16x3 = false;
+  // matmul precision "high" (ops.linear(precision="high")), where the CPU has AMX: float weights
+  // in the GEMM (float32/16 from kGemmMinRows rows: three bf16 products per multiply-add; bf16
+  // and fp8 weights, exact in bf16, two; fp8 from kGemmMinRowsQuant rows) run on AMX-BF16 tiles
+  // (gemm_bf16x3_amx.cpp: ~16-bit activations, float32 sums), and int8 weights keep 8-bit per-token
+  // activations (W8A8, as below kGemmMinRowsQuant rows) on AMX-INT8 tiles: one tile pass instead
+  // of the two of W8A16 (gemm_int16_amx.cpp)
+  bool high = false;
   // exact (erf) GELU on every output after the bias: each task's output block, still in L2
   // (gelu_rows_f32), same bits as a separate ops.gelu pass
   bool gelu = false;
+  // int8 weights only: the activations quantized are x * act_scale ([K], per input channel):
+  // SmoothQuant's 1/s folded into the quantizer, instead of a separate pass over x
+  const float* act_scale = nullptr;
 };
+
+// Row m of the activations the quantizers read: x's row, or x * act_scale into tmp (K floats).
+inline const float* act_row(const LinearArgs& a, int64_t m, float* tmp) {
+  const float* x = a.x + m * a.K;
+  if (a.act_scale == nullptr) return x;
+  for (int64_t k = 0; k < a.K; ++k) tmp[k] = x[k] * a.act_scale[k];
+  return tmp;
+}
 
 struct AmxOperands;
 struct Bf16x3Operands;
@@ -60,10 +75,15 @@ struct AmxOperands {
   const int8_t* w = nullptr;
   const int8_t* hi = nullptr;   // mpad x kp64 codes as [mpad / 16][kp64 / 64] tiles of 16 x 64
   const uint8_t* lo = nullptr;  // the same layout
-  const float* d = nullptr;     // [mpad] row scales (quant_rows16's)
+  const int8_t* q8 = nullptr;   // a8: int8 codes [mpad][kp64] row-major (quant_rows8's), no hi/lo
+  const float* d = nullptr;     // [mpad] row scales (quant_rows16's, or quant_rows8's with a8)
   int64_t kp64 = 0, mpad = 0;
+  bool a8 = false;
 };
 bool amx_int8_usable();  // AMX-INT8 present, tile state granted by the OS, INFERCORE_AMX != "0"
+// Activation bits of an int8-weight call of M rows: 8 below kGemmMinRowsQuant rows and, with
+// precision "high", on AMX tiles at every size; else 16 (W8A16). linear_forward decides by it.
+int int8_activation_bits(int64_t M, int64_t K, bool high);
 AmxOperands amx_prepare(const LinearArgs& a);  // quantizes x and packs W (pool-parallel, per call)
 
 // The float32 GEMM's operands as bf16 hi/lo tiles (gemm_bf16x3_amx.cpp): W as B tiles [16 K
@@ -75,7 +95,9 @@ struct Bf16x3Operands {
   const uint16_t* ahi = nullptr;
   const uint16_t* alo = nullptr;
   const float* bias = nullptr;
+  const float* wscale = nullptr;  // fp8: per-row scales, applied in the epilogue
   int64_t steps = 0, mpad = 0, npad = 0;
+  bool exact_w = false;  // bf16 / fp8 weights are exact in bf16: no wlo, two products (bf16x2)
   bool ok = true;  // false: an inf/NaN in x or W, or a value beyond bf16's range: run the float32 GEMM
 };
 bool amx_bf16_usable();  // AMX-BF16 and AVX512-BF16 present, tile state granted, INFERCORE_AMX != "0"

@@ -60,6 +60,11 @@ def test_compare_only_judges_our_cases():
     assert len(lines) == 1 and regressions == []
     _, regressions = report.compare([_result("a", "infercore", 1.2)], baseline, 0.10)
     assert len(regressions) == 1
+    # our variants ("infercore-high": another precision) are judged too; "infercore_x" is a peer name
+    baseline = {"results": [{"key": "h", "median_s": 1.0}, {"key": "q", "median_s": 1.0}]}
+    _, regressions = report.compare([_result("h", "infercore-high", 1.3), _result("q", "infercorex", 2.0)], baseline,
+                                    0.10)
+    assert len(regressions) == 1 and regressions[0].startswith("h:")
 
 
 def test_bench_bad_arguments(tmp_path):

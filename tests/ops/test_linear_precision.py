@@ -84,30 +84,102 @@ def test_linear_precision_high_specials_fall_back(isa):
         np.testing.assert_array_equal(ops.linear(x2, w2, precision="high"), ops.linear(x2, w2))
 
 
-def test_linear_precision_high_other_kinds_unchanged(isa):
+@pytest.mark.parametrize("kind", ["f16", "bf16", "fp8"])
+@pytest.mark.parametrize(("m", "n", "k"), [(64, 1, 1), (65, 33, 7), (300, 77, 700)])
+def test_linear_precision_high_float_kinds(isa, kind, m, n, k):
+    # float16 weights split like float32 (three products); bfloat16 and fp8 weights are exact in
+    # bf16 (two products; fp8's row scale in the epilogue). fp8 takes the GEMM from 64 rows.
+    rng = np.random.default_rng(m + n + k)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    qw = Q.quantize_weight(rng.standard_normal((n, k)).astype(np.float32), kind)
+    b = rng.standard_normal(n).astype(np.float32)
+    y1 = _threads(1, lambda: ops.linear(x, qw, b, precision="high"))
+    np.testing.assert_array_equal(_threads(2, lambda: ops.linear(x, qw, b, precision="high")), y1)
+    assert _rel(y1, ops.linear(x, qw, b, backend="reference")) <= HIGH_BUDGET
+    np.testing.assert_array_equal(ops.linear(x[-64:], qw, b, precision="high"), y1[-64:])
+    if not _bf16x3_active():
+        np.testing.assert_array_equal(y1, ops.linear(x, qw, b))
+    elif k > 1:
+        assert not np.array_equal(y1, ops.linear(x, qw, b))
+
+
+def test_linear_precision_high_block_kinds_unchanged(isa):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((70, 96)).astype(np.float32)
-    for kind in ("f16", "bf16", "int8", "fp8", "q4_1"):
+    for kind in ("q8_0", "q4_0", "q4_1", "int4"):
         qw = Q.quantize_weight(rng.standard_normal((40, 96)).astype(np.float32), kind)
         np.testing.assert_array_equal(ops.linear(x, qw, precision="high"), ops.linear(x, qw), err_msg=kind)
 
 
+def _int8_case(m, n, k, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((m, k)) * rng.uniform(0.1, 10, size=(m, 1))).astype(np.float32)
+    qw = Q.quantize_weight(rng.standard_normal((n, k)).astype(np.float32), "int8")
+    return x, qw, rng.standard_normal(n).astype(np.float32)
+
+
+@pytest.mark.parametrize(("m", "n", "k"), [(64, 1, 1), (65, 33, 7), (300, 77, 700), (385, 70, 513), (64, 32, 256)])
+def test_linear_int8_precision_high_is_w8a8_on_amx(isa, m, n, k):
+    from infercore.ops.linear import int8_activation_bits
+
+    x, qw, b = _int8_case(m, n, k, m + n)
+    x[m // 2, k // 2] = np.nan
+    bits = int8_activation_bits(m, k, "high")
+    assert int8_activation_bits(m, k) == 16 and int8_activation_bits(63, k, "high") == 8
+    assert bits == (8 if ic.system_info()["cpu"]["amx_int8_gemm"] and isa == "avx512" else 16)
+    y1 = _threads(1, lambda: ops.linear(x, qw, b, precision="high"))
+    y2 = _threads(2, lambda: ops.linear(x, qw, b, precision="high"))
+    np.testing.assert_array_equal(y1, y2)
+    assert np.isnan(y1[m // 2]).all() and np.isfinite(np.delete(y1, m // 2, axis=0)).all()
+    if bits == 8:
+        # W8A8 on the tiles: every row the same bits as the dot-product tiles give it below 64 rows
+        small = np.concatenate([ops.linear(x[i:i + 10], qw, b) for i in range(0, m, 10)])
+        np.testing.assert_array_equal(y1, small)
+    else:
+        np.testing.assert_array_equal(y1, ops.linear(x, qw, b))
+    ref = ops.linear(x, qw, b, backend="reference", precision="high")
+    keep = np.delete(np.arange(m), m // 2)
+    assert _rel(y1[keep], ref[keep]) <= 1e-6
+
+
+@pytest.mark.parametrize("m", [10, 64, 300])
+@pytest.mark.parametrize("high", [False, True])
+def test_linear_int8_act_scale_is_x_times_scale(isa, m, high):
+    # the native act_scale (SmoothQuant's 1/s inside the quantizer) gives the bits of quantizing x * s
+    from infercore._native import _C
+    from infercore.quant.weight import KIND_CODES
+
+    x, qw, b = _int8_case(m, 40, 96, m)
+    s = np.random.default_rng(1).uniform(0.05, 20, 96).astype(np.float32)
+    got, want = np.empty((m, 40), np.float32), np.empty((m, 40), np.float32)
+    _C.linear(x, qw.data, KIND_CODES["int8"], qw.scale, None, 0, b, got, high, False, s)
+    _C.linear(np.ascontiguousarray(x * s), qw.data, KIND_CODES["int8"], qw.scale, None, 0, b, want, high, False)
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="act_scale"):
+        _C.linear(x, qw.data, KIND_CODES["int8"], qw.scale, None, 0, b, got, high, False, s[:-1])
+    with pytest.raises(ValueError, match="act_scale"):
+        _C.linear(x, np.ones((40, 96), np.float32), KIND_CODES["f32"], None, None, 0, b, got, high, False, s)
+
+
 def test_linear_precision_high_amx_switch():
-    # INFERCORE_AMX=0 keeps "high" on the float32 GEMM: the same bits as "highest"
+    # INFERCORE_AMX=0 keeps "high" off the tiles: the same bits as "highest" (float32 and int8)
     code = (
         "import numpy as np, sys\n"
-        "from infercore import ops\n"
+        "from infercore import ops, quant\n"
         "rng = np.random.default_rng(5)\n"
         "x = rng.standard_normal((300, 200)).astype(np.float32)\n"
         "w = rng.standard_normal((77, 200)).astype(np.float32)\n"
-        "sys.stdout.buffer.write(ops.linear(x, w, precision='high').tobytes())\n"
-        "sys.stdout.buffer.write(ops.linear(x, w).tobytes())\n"
+        "qw = quant.quantize_weight(w, 'int8')\n"
+        "for ww in (w, qw):\n"
+        "    sys.stdout.buffer.write(ops.linear(x, ww, precision='high').tobytes())\n"
+        "    sys.stdout.buffer.write(ops.linear(x, ww).tobytes())\n"
     )
     env = {**os.environ, "INFERCORE_AMX": "0"}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, env=env)
     assert run.returncode == 0, run.stderr.decode()
-    y = np.frombuffer(run.stdout, np.float32).reshape(2, 300, 77)
+    y = np.frombuffer(run.stdout, np.float32).reshape(4, 300, 77)
     np.testing.assert_array_equal(y[0], y[1])
+    np.testing.assert_array_equal(y[2], y[3])
     info = ic.system_info()["cpu"]
     assert info["amx_bf16"] or not info["amx_bf16x3_gemm"]
 

@@ -7,10 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def is_ours(impl: str) -> bool:
+    """"infercore" and its variants ("infercore-high": another setting of ours) are our rows:
+    compared against the peers and guarded by `bench --compare`; every other impl is a peer."""
+    return impl == "infercore" or impl.startswith("infercore-")
+
+
 @dataclass
 class Case:
-    """One timed call. Cases with the same (suite, op, shape, dtype) form a group: the row whose
-    impl is "infercore" is compared against every other impl (the peers) of its group.
+    """One timed call. Cases with the same (suite, op, shape, dtype) form a group: the rows whose
+    impl is ours ("infercore", "infercore-<variant>": is_ours) are compared against every other
+    impl (the peers) of its group.
 
     fn is called with no arguments; setup (optional) runs once before timing and its return
     value is ignored. bytes / flops are per call and give GB/s and GFLOP/s; items (with its unit)

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .._fileio import atomic_write
-from .case import Result
+from .case import Result, is_ours
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -84,7 +84,7 @@ def compare(results: list[Result], baseline: dict[str, Any], tolerance: float) -
     base = {r["key"]: r for r in baseline["results"] if isinstance(r, dict) and "key" in r}
     lines, regressions = [], []
     for r in results:
-        if r.impl != "infercore" or r.key not in base:
+        if not is_ours(r.impl) or r.key not in base:
             continue
         old = float(base[r.key]["median_s"])
         change = r.median_s / old - 1.0 if old > 0 else 0.0
@@ -106,7 +106,7 @@ def plot(results: list[Result], path: str) -> None:
         raise RuntimeError("--plot needs matplotlib: pip install 'infercore[bench]'") from None
     labels = [f"{r.op} {r.shape} {r.dtype}\n{r.impl}:{r.backend}" for r in results]
     values = [r.gbps if r.gbps is not None else (r.gflops or 0.0) for r in results]
-    colors = ["tab:blue" if r.impl == "infercore" else "tab:gray" for r in results]
+    colors = ["tab:blue" if is_ours(r.impl) else "tab:gray" for r in results]
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(results)), 4.5))
     ax.bar(range(len(results)), values, color=colors)
     ax.set_xticks(range(len(results)), labels, rotation=90, fontsize=7)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 from .._native import _C
 from .._system import get_isa, get_num_threads
-from .case import Case, Result
+from .case import Case, Result, is_ours
 
 SUITES = ("norm", "gelu", "topk", "linear", "attention", "guardrails", "embed", "rag", "generate", "chains", "serve",
           "structured", "activation", "sample")
@@ -76,7 +76,7 @@ def run_cases(cases: Iterable[Case], bandwidth_gbps: float, quick: bool, progres
                 dtype=case.dtype,
                 impl=case.impl,
                 backend=case.backend,
-                isa=get_isa() if case.impl == "infercore" and case.backend == "cpu" else "-",
+                isa=get_isa() if is_ours(case.impl) and case.backend == "cpu" else "-",
                 threads=get_num_threads(),
                 median_s=med,
                 min_s=mn,
@@ -114,7 +114,7 @@ def _fill_ratios(results: list[Result]) -> None:
     for r in results:
         groups.setdefault((r.suite, r.op, r.shape, r.dtype), []).append(r)
     for rows in groups.values():
-        for ours in (r for r in rows if r.impl == "infercore"):
-            for peer in (r for r in rows if r.impl != "infercore"):
+        for ours in (r for r in rows if is_ours(r.impl)):
+            for peer in (r for r in rows if not is_ours(r.impl)):
                 name = peer.impl if peer.backend == ours.backend else f"{peer.impl}:{peer.backend}"
                 ours.speedup_vs[name] = peer.median_s / ours.median_s

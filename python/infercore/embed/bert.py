@@ -11,6 +11,7 @@ per token in GEMMs; attention adds 4*L*H FLOP per token per layer (small for L <
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,9 @@ import numpy as np
 
 from .. import ops
 from .._native import _C
-from ..ops.linear import GEMM_MIN_ROWS_QUANT
+from ..ops.linear import int8_activation_bits
 from ..quant import QuantizedWeight, quantize_weight
+from ..quant.weight import KIND_CODES
 
 # erfc(z) ~= t * (a1 + t*(a2 + ... + t*a5)) * exp(-z^2), t = 1 / (1 + p*z): Abramowitz & Stegun 7.1.26,
 # absolute error <= 1.5e-7, i.e. at float32 resolution for erf.
@@ -60,12 +62,12 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float,
-               residual: np.ndarray | None = None) -> np.ndarray:
+               residual: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """LayerNorm over the last axis of float32 [rows, cols] (of x + residual when given: BERT's
     add & norm in one pass), by the native kernel (csrc/cpu/norm_impl.h layer_norm_rows: mean and
-    two-pass variance in float32 lanes, like torch). Returns a new array."""
+    two-pass variance in float32 lanes, like torch). Into `out` when given, else a new array."""
     x = np.ascontiguousarray(x, np.float32)
-    out = np.empty_like(x)
+    out = np.empty_like(x) if out is None else out
     if residual is not None:
         residual = np.ascontiguousarray(residual, np.float32)
     _C.layer_norm(x, residual, np.ascontiguousarray(weight, np.float32), np.ascontiguousarray(bias, np.float32),
@@ -92,9 +94,10 @@ class _Layer:
     qkv_in: np.ndarray | None = None
     up_in: np.ndarray | None = None
     down_in: np.ndarray | None = None
-    # int8 only: the same layer quantized without smoothing, for batches of at least
-    # GEMM_MIN_ROWS_QUANT tokens, whose int8 GEMM keeps activations at 16 bits (ops.linear): there
-    # smoothing buys no accuracy and its activation rescaling costs a pass over every GEMM input
+    # int8 only: the same layer quantized without smoothing, for batches whose int8 GEMM keeps
+    # activations at 16 bits (ops.linear: from GEMM_MIN_ROWS_QUANT tokens unless precision "high"
+    # runs W8A8 on AMX tiles): there smoothing buys no accuracy and its activation rescaling costs
+    # a pass over every GEMM input
     plain: _Layer | None = None
 
 
@@ -151,12 +154,43 @@ class BertWeights:
                    get("embeddings.LayerNorm.bias"), layers, heads, float(config.get("layer_norm_eps", 1e-12)))
 
 
+class _Workspace(threading.local):
+    """Per-thread activation buffers of the forward pass, reused across layers and calls: fresh
+    [T, 1536] arrays per GEMM were ~5% of an int8 encode in page faults (stop 24)."""
+
+    def __init__(self) -> None:
+        self.flat: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        n = int(np.prod(shape))
+        buf = self.flat.get(name)
+        if buf is None or buf.size < n:
+            buf = self.flat[name] = np.empty(max(n, 1), np.float32)
+        return buf[:n].reshape(shape)
+
+
+def _linear_into(x: np.ndarray, w: Any, b: np.ndarray, out: np.ndarray, precision: str, gelu: bool = False,
+                 act_scale: np.ndarray | None = None) -> None:
+    """out = (x * act_scale) @ W.T + b (GELU fused when asked) straight through the native kernel:
+    x, b and out are the encoder's own C-contiguous float32 arrays, so ops.linear's argument
+    normalisation is skipped (the kernel still checks every shape). act_scale (int8 weights:
+    SmoothQuant's 1/s) is applied inside the activation quantizer, not as a pass over x."""
+    if not isinstance(w, QuantizedWeight):
+        _C.linear(x, w, KIND_CODES["f32"], None, None, 0, b, out, precision == "high", gelu)
+        return
+    wscale = w.scale if w.kind in ("int8", "fp8") else None
+    gscale = w.scale.view(np.uint16) if w.kind == "int4" else None
+    _C.linear(x, w.data, KIND_CODES[w.kind], wscale, gscale, int(w.group_size or 0), b, out, precision == "high",
+              gelu, act_scale)
+
+
 class BertEncoder:
     """Forward pass: token id lists -> last hidden states packed [T, H] plus cu_seqlens."""
 
     def __init__(self, weights: BertWeights, precision: str = "highest") -> None:
         self.w = weights
         self.precision = precision  # ops.linear's float32 matmul precision for float32 weights
+        self._ws = _Workspace()
         self.calibration: list[dict[str, np.ndarray]] | None = None  # per-layer input absmax when set
         self.hidden = int(weights.word.shape[1])
         self.max_positions = int(weights.position.shape[0])
@@ -175,9 +209,11 @@ class BertEncoder:
             raise ValueError(f"seqs: token ids must be in [0, {w.word.shape[0]})")
         pos = np.concatenate([np.arange(n) for n in lens.tolist()])
         x = w.word[ids] + w.position[pos] + w.token_type[0]
-        x = layer_norm(x, w.emb_ln_w, w.emb_ln_b, w.eps)
-        for layer in w.layers:
-            x = self._layer(x, layer, cu)
+        x = layer_norm(x, w.emb_ln_w, w.emb_ln_b, w.eps, out=self._ws.get("x0", x.shape))
+        for i, layer in enumerate(w.layers):
+            # layer outputs alternate between two buffers; the last one is a new array (returned)
+            last = i == len(w.layers) - 1
+            x = self._layer(x, layer, cu, None if last else self._ws.get("x1" if i % 2 == 0 else "x0", x.shape))
         return x, cu
 
     def _attention(self, qkv: np.ndarray, cu: np.ndarray) -> np.ndarray:
@@ -186,7 +222,7 @@ class BertEncoder:
         Q/K/V gathered into dense scratch, then QK^T, exact softmax and PV there)."""
         t = qkv.shape[0]
         nh, d = self.w.num_heads, self.head_dim
-        out = np.empty((t, nh, d), np.float32)
+        out = self._ws.get("ctx", (t, nh, d))
         qkv = np.ascontiguousarray(qkv, np.float32).reshape(t, 3, nh, d)
         _C.packed_attention(qkv, np.ascontiguousarray(cu, np.int64), out, float(1.0 / np.sqrt(d)))
         return out.reshape(t, nh * d)
@@ -196,30 +232,32 @@ class BertEncoder:
         m = np.abs(x).max(axis=0)
         stats[name] = m if name not in stats else np.maximum(stats[name], m)
 
-    def _layer(self, x: np.ndarray, L: _Layer, cu: np.ndarray) -> np.ndarray:
-        eps = self.w.eps
-        if L.plain is not None and x.shape[0] >= GEMM_MIN_ROWS_QUANT:
-            L = L.plain
+    def _layer(self, x: np.ndarray, L: _Layer, cu: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """One encoder layer on x [T, H] into `out` (a new array when None); x is left intact."""
+        eps, ws, t = self.w.eps, self._ws, x.shape[0]
+        if L.plain is not None and int8_activation_bits(t, x.shape[1], self.precision) == 16:
+            L = L.plain  # W8A16 (16-bit activation codes): no smoothing needed
         calib = self.calibration is not None
         if calib:
             self._observe(L, "qkv", x)
-        qkv = ops.linear(x if L.qkv_in is None else x * L.qkv_in, L.qkv, L.qkv_b, precision=self.precision)
+        qkv = ws.get("qkv", (t, L.qkv_b.shape[0]))
+        _linear_into(x, L.qkv, L.qkv_b, qkv, self.precision, act_scale=L.qkv_in)
         ctx = self._attention(qkv, cu)
         if calib:
             self._observe(L, "o", ctx)
-        attn = ops.linear(ctx, L.o, L.o_b, precision=self.precision)
-        x = layer_norm(attn, L.ln1_w, L.ln1_b, eps, residual=x)
+        attn = ws.get("proj", (t, L.o_b.shape[0]))
+        _linear_into(ctx, L.o, L.o_b, attn, self.precision)
+        x1 = layer_norm(attn, L.ln1_w, L.ln1_b, eps, residual=x, out=ws.get("x_mid", x.shape))
         if calib:
-            self._observe(L, "up", x)
-        # GELU fused into the GEMM: each task's output block gets it while still in L2
-        hmid = ops.linear(x if L.up_in is None else x * L.up_in, L.up, L.up_b, precision=self.precision,
-                          activation="gelu")
+            self._observe(L, "up", x1)
+        # GELU fused into the GEMM: applied to each output tile / task block while still in cache
+        hmid = ws.get("ffn", (t, L.up_b.shape[0]))
+        _linear_into(x1, L.up, L.up_b, hmid, self.precision, gelu=True, act_scale=L.up_in)
         if calib:
             self._observe(L, "down", hmid)
-        if L.down_in is not None:
-            hmid *= L.down_in
-        y = ops.linear(hmid, L.down, L.down_b, precision=self.precision)
-        return layer_norm(y, L.ln2_w, L.ln2_b, eps, residual=x)
+        y = ws.get("proj", (t, L.down_b.shape[0]))  # the attention projection's buffer: attn is used up
+        _linear_into(hmid, L.down, L.down_b, y, self.precision, act_scale=L.down_in)
+        return layer_norm(y, L.ln2_w, L.ln2_b, eps, residual=x1, out=out)
 
 
 def smooth_scales(act_absmax: np.ndarray, w: np.ndarray, alpha: float = 0.5) -> np.ndarray:

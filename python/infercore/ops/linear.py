@@ -43,12 +43,21 @@ _PRECISIONS = ("highest", "high")
 BLOCK_A8_KINDS = ("int4", "q8_0", "q4_0", "q4_1")
 
 
-def _reference(x2: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None) -> np.ndarray:
+def int8_activation_bits(rows: int, k: int, precision: str = "highest") -> int:
+    """8 or 16: the per-token activation codes an int8-weight ops.linear of `rows` rows runs with
+    on this CPU (8 below GEMM_MIN_ROWS_QUANT rows, and with precision="high" on AMX-INT8 tiles)."""
+    return int(_C.linear_int8_activation_bits(int(rows), int(k), precision == "high"))
+
+
+def _reference(x2: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None, high: bool = False) -> np.ndarray:
     """float64 result of exactly what the kernel computes (activation quantization included: per
-    block of 32 for the block kinds; per row for int8 below GEMM_MIN_ROWS_QUANT rows, int16 codes
-    from there on; none for fp8 from there on)."""
+    block of 32 for the block kinds; per row for int8, 8-bit codes below GEMM_MIN_ROWS_QUANT rows
+    (and with precision "high" on AMX), int16 codes from there on; none for fp8 from there on).
+    bf16x3 (float32 weights, precision "high") is not modelled: the float64 product is its target."""
     if qw.kind in BLOCK_A8_KINDS:
         y = qref.linear_qblock(x2, qw.dequantize())
+    elif qw.kind == "int8" and int8_activation_bits(x2.shape[0], x2.shape[1], "high" if high else "highest") == 8:
+        y = qref.linear_w8a8(x2, qw.data, qw.scale)
     elif x2.shape[0] >= GEMM_MIN_ROWS_QUANT and qw.kind == "int8":
         y = qref.linear_w8a16(x2, qw.data, qw.scale)
     elif x2.shape[0] >= GEMM_MIN_ROWS_QUANT:
@@ -82,13 +91,19 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto", precision
     computation), "triton" (kernels/linear.py: GEMV up to 8 rows, tensor-core GEMM above), or
     "cuda" (csrc/cuda/linear.cu GEMV for M <= 8 rows, the Triton GEMM above 8 rows).
 
-    precision: float32 matmul precision, as torch.set_float32_matmul_precision names it.
-    "highest" (default): float32 multiply-adds. "high": on CPUs with AMX-BF16 (Sapphire Rapids
-    and later; system_info()["cpu"]["amx_bf16x3_gemm"]) float32 weights from GEMM_MIN_ROWS (16)
-    rows run as three bfloat16 products per multiply-add ("bf16x3": hi_x hi_w + lo_x hi_w +
-    hi_x lo_w, float32 sums; csrc/cpu/gemm_bf16x3_amx.cpp): ~16-bit products, relative error
-    ~5e-6 instead of ~3e-7, about 2x the throughput. Everywhere else "high" is "highest" (the
-    GPU's float32 GEMM already runs tf32x3).
+    precision: matmul precision, as torch.set_float32_matmul_precision names it. "highest"
+    (default): the arithmetic above. "high" trades a little precision for the CPU's AMX tiles
+    (Sapphire Rapids and later), about 2x the throughput of the GEMM paths:
+      - float32/float16 weights from GEMM_MIN_ROWS (16) rows run as three bfloat16 products per
+        multiply-add ("bf16x3": hi_x hi_w + lo_x hi_w + hi_x lo_w, float32 sums;
+        csrc/cpu/gemm_bf16x3_amx.cpp; system_info()["cpu"]["amx_bf16x3_gemm"]): ~16-bit
+        products, relative error ~5e-6 instead of ~3e-7; bfloat16 weights (from 16 rows) and
+        fp8 weights (from 64 rows, the issue's "fp8 via BF16 dot"), exact in bf16, take two
+        (hi_x w + lo_x w; fp8's row scale applied to the sums), error ~3e-6. A call with an
+        inf/NaN in x or W runs the "highest" path (same bits);
+      - int8 weights keep 8-bit per-token activations (W8A8, as below 64 rows) at every size,
+        one AMX-INT8 tile pass instead of W8A16's two (int8_activation_bits tells which ran).
+    Everywhere else "high" is "highest" (the GPU's float32 GEMM already runs tf32x3).
     On a GPU the weight must be there too: `w.to(x.device)` (QuantizedWeight.to) once, or a
     float CUDA tensor. GPU compute: float32 accumulation; the quantized kinds use the same
     integer activation codes as the CPU (int8 below 64 rows, the block kinds at every size);
@@ -139,7 +154,7 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto", precision
     xf = A.to_numpy_f64(x).astype(np.float32) if A.dtype_name(x) != "float32" or A.is_torch(x) else x
     x2 = np.ascontiguousarray(np.asarray(xf, dtype=np.float32).reshape(_rows(lead), k))
     if backend == "reference":
-        y = _reference(x2, qw, b)
+        y = _reference(x2, qw, b, high)
         y = reference.gelu(y) if fuse_gelu else y
         return A.from_numpy_f64(y.reshape((*lead, n)), x)
     return _wrap(_run(x2, qw, b, high, fuse_gelu).reshape((*lead, n)), x)
@@ -180,22 +195,22 @@ def _linear_reference_any(x: Any, w: Any, bias: Any, fuse_gelu: bool = False) ->
     return A.from_numpy_f64(y.reshape((*lead, n)), x)
 
 
-def _run(x2: np.ndarray, qw: QuantizedWeight, b: np.ndarray | None, bf16x3: bool = False,
+def _run(x2: np.ndarray, qw: QuantizedWeight, b: np.ndarray | None, high: bool = False,
          gelu: bool = False) -> np.ndarray:
     n = qw.shape[0]
     out = np.empty((x2.shape[0], n), dtype=np.float32)
     wscale = qw.scale if qw.kind in ("int8", "fp8") else None
     gscale = qw.scale.view(np.uint16) if qw.kind == "int4" else None
-    _C.linear(x2, qw.data, KIND_CODES[qw.kind], wscale, gscale, int(qw.group_size or 0), b, out, bf16x3, gelu)
+    _C.linear(x2, qw.data, KIND_CODES[qw.kind], wscale, gscale, int(qw.group_size or 0), b, out, high, gelu)
     return out
 
 
-def _linear_cpu(x: np.ndarray, qw: QuantizedWeight, bias: Any, bf16x3: bool = False,
+def _linear_cpu(x: np.ndarray, qw: QuantizedWeight, bias: Any, high: bool = False,
                 gelu: bool = False) -> np.ndarray:
     n, k = qw.shape
     b = None if bias is None else A.host_float32_vector(bias, "bias", n)
     x2 = np.ascontiguousarray(x.reshape(_rows(x.shape[:-1]), k))
-    return _run(x2, qw, b, bf16x3, gelu).reshape((*x.shape[:-1], n))
+    return _run(x2, qw, b, high, gelu).reshape((*x.shape[:-1], n))
 
 
 def _wrap(y: np.ndarray, like: Any) -> Any:
