@@ -16,6 +16,10 @@
 // 4 tile loads and 4 tdp* per pass; the sums are read out once per output tile (a tile store
 // followed by vector loads costs ~2000 cycles: per 256-K block, as a first version did, that
 // took most of the time).
+// Precision "high" (LinearArgs::high) runs W8A8 instead: int8 codes per row exactly as the
+// dot-product tiles quantize below kGemmMinRowsQuant rows (quant_rows8), one tdpbssd pass on
+// row-major codes (strided A tile loads), o = float(S) * (dx * s_w) + bias with the tiles' two
+// roundings: every row gets the same bits at any batch size.
 // Napkin (embedder FFN, M 4032, N 1536, K 384): 2 passes x 2.4 G int8 MACs at ~2.6 T int8
 // MACs/s per core with L1-resident tiles (measured) -> ~0.9 ms on 2 cores, against ~13 ms for
 // the vpdpwssd kernel.

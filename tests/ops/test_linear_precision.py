@@ -20,14 +20,6 @@ from infercore import quant as Q
 HIGH_BUDGET = 2e-5
 
 
-@pytest.fixture(params=ic.available_isas())
-def isa(request):
-    before = ic.get_isa()
-    ic.set_isa(request.param)
-    yield request.param
-    ic.set_isa(before)
-
-
 def _bf16x3_active() -> bool:
     return bool(ic.system_info()["cpu"].get("amx_bf16x3_gemm")) and ic.get_isa() == "avx512"
 
