@@ -53,12 +53,12 @@ def test_stream_equals_generate(llm):
 
 # Issue targets: int8 within 2%, fp8 within 3% of the native (Q4_1/Q8_0) model. The native model
 # runs its block kinds on per-block int8 activations at every batch size (like ggml's q8_0/q8_1;
-# linear.h uses_r8_gemm), so a row's logits do not depend on the batch: perplexity 7.687 on this
-# paragraph (7.618 when prefill multiplied float32 activations). int8 measures 7.629 (-0.8%);
-# fp8's E4M3 rounding (3 mantissa bits, ~1.8% RMS per weight on top of the Q4_1 values) 7.901,
-# +2.8% of that baseline but +3.7% of the float-activation one: the 3% target stays open in the
-# issue notes. The fp8 budget here is 5% so the test still catches a real fp8 regression.
-@pytest.mark.parametrize(("quantization", "budget"), [("int8", 0.02), ("fp8", 0.05)])
+# linear.h uses_r8_gemm), so a row's logits do not depend on the batch. On this 90-token
+# paragraph (prefill: the GEMM paths, the same bits at every ISA level) the native model measures
+# 7.736, int8 7.623 (-1.5%), fp8 7.892 (+2.0%: E4M3 keeps 3 mantissa bits, ~1.8% RMS per weight
+# on top of the Q4_1 values). (Stop 19's 7.687 / 7.901 predate later kernel changes; its +3.7%
+# was against a float-activation baseline of 7.618 that the native model no longer runs.)
+@pytest.mark.parametrize(("quantization", "budget"), [("int8", 0.02), ("fp8", 0.03)])
 def test_quantized_perplexity_close_to_native(llm, quantization, budget):
     from infercore import LLM
 
