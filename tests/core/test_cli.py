@@ -22,9 +22,11 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def test_info_table_and_json():
     out = _cli("info")
     assert out.returncode == 0, out.stderr
-    assert "isa in use" in out.stdout and "cuda compiled" in out.stdout
+    assert "isa in use" in out.stdout and "cuda compiled" in out.stdout and "amx tiles" in out.stdout
     js = _cli("info", "--json")
-    assert json.loads(js.stdout)["cpu"]["isa"]
+    cpu = json.loads(js.stdout)["cpu"]
+    assert cpu["isa"]
+    assert cpu["amx_bf16"] or not cpu["amx_bf16x3_gemm"]  # the bf16 tiles only where the CPU has them
 
 
 def test_bench_json_and_compare(tmp_path):

@@ -10,7 +10,10 @@ from typing import Any
 
 def _info_lines(info: dict[str, Any]) -> list[str]:
     cpu = info["cpu"]
-    flags = [k for k in ("avx2", "avx512", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx") if cpu.get(k)]
+    names = ("avx2", "avx512", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx", "amx_bf16")
+    flags = [k for k in names if cpu.get(k)]
+    tiles = [name for key, name in (("amx_int8_gemm", "int8 GEMM"), ("amx_bf16x3_gemm", 'precision="high" float GEMMs'))
+             if cpu.get(key)]
     cuda = info["cuda"]
     rows = [
         ("infercore", info["version"]),
@@ -19,6 +22,7 @@ def _info_lines(info: dict[str, Any]) -> list[str]:
         ("cpu", f"{cpu['brand']} ({cpu['vendor']})"),
         ("cpu features", " ".join(flags) or "none beyond x86-64"),
         ("isa in use", f"{cpu['isa']} (available: {', '.join(cpu['available_isas'])})"),
+        ("amx tiles", ", ".join(tiles) if tiles else "not used"),
         ("threads", str(info["threads"])),
         ("cuda compiled", str(cuda["compiled"])),
         ("cuda available", str(cuda["available"]) + (f" ({cuda['error']})" if cuda.get("error") else "")),
