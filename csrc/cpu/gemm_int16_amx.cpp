@@ -51,20 +51,21 @@ constexpr int64_t kTileBytes = 1024;
 // b0, b1), signed (hi codes, tdpbssd) or unsigned (lo codes, tdpbusd) A. A's tile for step s and
 // rows 0-15 starts at a + s * a_step with rows a_stride bytes apart; rows 16-31 start a_second
 // bytes further (1 KiB tiles: a_step 1024, a_stride 64; row-major int8 codes: a_step 64).
+// tile_steps runs steps [s0, s1) on the accumulators tmm0-3, so a caller can put other work
+// between the halves of a pass.
+struct TileA {
+  const int8_t* a;
+  int64_t second, step, stride;
+};
+
 template <bool kUnsignedA>
-void tile_pass(const int8_t* b0, const int8_t* b1, const void* a, int64_t a_second, int64_t a_step, int64_t a_stride,
-               int64_t steps, int32_t* sums) {
-  const int8_t* a0 = static_cast<const int8_t*>(a);
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  for (int64_t s = 0; s < steps; ++s) {
+inline void tile_steps(const int8_t* b0, const int8_t* b1, const TileA& t, int64_t s0, int64_t s1) {
+  for (int64_t s = s0; s < s1; ++s) {
     const int64_t at = s * kTileBytes;
     _tile_loadd(6, b0 + at, 64);
     _tile_loadd(7, b1 + at, 64);
-    _tile_loadd(4, a0 + s * a_step, a_stride);
-    _tile_loadd(5, a0 + a_second + s * a_step, a_stride);
+    _tile_loadd(4, t.a + s * t.step, t.stride);
+    _tile_loadd(5, t.a + t.second + s * t.step, t.stride);
     if constexpr (kUnsignedA) {
       _tile_dpbusd(0, 4, 6);
       _tile_dpbusd(1, 4, 7);
@@ -77,6 +78,16 @@ void tile_pass(const int8_t* b0, const int8_t* b1, const void* a, int64_t a_seco
       _tile_dpbssd(3, 5, 7);
     }
   }
+}
+
+inline void zero_sums() {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+}
+
+inline void store_sums(int32_t* sums) {
   _tile_stored(0, sums, 128);
   _tile_stored(1, sums + 16, 128);
   _tile_stored(2, sums + 16 * 32, 128);
@@ -100,35 +111,47 @@ AmxOperands amx_prepare(const LinearArgs& a) {
   // Weights: per group of 16 rows and 64 K values one 1 KiB B tile, [quad][row][4], zero past N and K.
   int8_t* w = thread_pack_buffer<int8_t, 0>(groups * steps * kTileBytes);
   const int8_t* src = static_cast<const int8_t*>(a.w);
+  // Tile row q of step s holds quad q (K values s * 64 + 4q .. + 3) of the 16 weight rows: one
+  // 16-lane gather of 4-byte quads, rows K bytes apart (a memcpy per quad took ~30% of an
+  // M = 512 W8A8 call). The quad that crosses K is copied byte-wise (no read past a row).
+  const __m512i row_offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                 _mm512_set1_epi32(static_cast<int>(a.K)));
   parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g) {
       int8_t* dst = w + g * steps * kTileBytes;
-      std::memset(dst, 0, static_cast<size_t>(steps * kTileBytes));
-      for (int64_t c = 0; c < 16 && g * 16 + c < a.N; ++c) {
-        const int8_t* row = src + (g * 16 + c) * a.K;
-        for (int64_t k = 0; k < a.K; k += 4)  // one quad: 4 consecutive K values of row c
-          std::memcpy(dst + (k / kStep) * kTileBytes + (k % kStep) / 4 * 64 + c * 4, row + k,
-                      static_cast<size_t>(std::min<int64_t>(4, a.K - k)));
+      const int64_t rows = std::min<int64_t>(16, a.N - g * 16);
+      const __mmask16 live = rows >= 16 ? __mmask16(0xFFFF) : rows <= 0 ? __mmask16(0) : __mmask16((1u << rows) - 1);
+      const int8_t* base = src + g * 16 * a.K;
+      for (int64_t k = 0; k < op.kp64; k += 4) {
+        int8_t* t = dst + (k / kStep) * kTileBytes + (k % kStep) / 4 * 64;
+        if (k + 4 <= a.K) {
+          _mm512_storeu_si512(t, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, row_offsets, base + k, 1));
+          continue;
+        }
+        std::memset(t, 0, 64);
+        for (int64_t c = 0; c < rows && k < a.K; ++c)
+          std::memcpy(t + c * 4, base + c * a.K + k, static_cast<size_t>(a.K - k));
       }
     }
   });
   float* d = thread_pack_buffer<float>(op.mpad);
   if (a.high) {
     // precision "high": int8 codes per row (W8A8), exactly quant_rows8's (the codes of the
-    // dot-product tiles below kGemmMinRowsQuant rows), row-major [mpad][kp64], zero padded
+    // dot-product tiles below kGemmMinRowsQuant rows), laid out as 1 KiB tiles like hi/lo (a
+    // row-major layout with strided tile loads ran ~1.3x slower), zero padded
     int8_t* q8 = thread_pack_buffer<int8_t, 2>(op.mpad * op.kp64);
     parallel_for(0, op.mpad, std::max<int64_t>(1, 16384 / op.kp64), [&](int64_t r0, int64_t r1) {
-      const int64_t real = std::min(r1, a.M);
-      if (a.act_scale == nullptr) {
-        if (r0 < real) quant_rows8_avx512(a.x, a.K, op.kp64, true, r0, real, q8, d, nullptr);
-      } else {
-        float* tmp = thread_pack_buffer<float, 1>(a.K);  // x * act_scale, a row at a time
-        for (int64_t m = r0; m < real; ++m)
-          quant_rows8_avx512(act_row(a, m, tmp), a.K, op.kp64, true, 0, 1, q8 + m * op.kp64, d + m, nullptr);
-      }
-      for (int64_t m = std::max(r0, a.M); m < r1; ++m) {
-        std::memset(q8 + m * op.kp64, 0, static_cast<size_t>(op.kp64));
-        d[m] = 0.0f;
+      int8_t* row = thread_pack_buffer<int8_t, 3>(op.kp64);  // one row's codes, then scattered
+      float* tmp = a.act_scale != nullptr ? thread_pack_buffer<float, 1>(a.K) : nullptr;  // x * act_scale
+      for (int64_t m = r0; m < r1; ++m) {
+        if (m < a.M) {
+          quant_rows8_avx512(act_row(a, m, tmp), a.K, op.kp64, true, 0, 1, row, d + m, nullptr);
+        } else {
+          std::memset(row, 0, static_cast<size_t>(op.kp64));
+          d[m] = 0.0f;
+        }
+        for (int64_t st = 0; st < steps; ++st)
+          std::memcpy(q8 + ((m / 16) * steps + st) * kTileBytes + (m % 16) * kStep, row + st * kStep, kStep);
       }
     });
     op.q8 = q8;
@@ -249,14 +272,26 @@ void tiles_amx(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1,
       const int8_t* b1 = b0 + tiles;
       int32_t* shi = sums[buf][0];
       int32_t* slo = sums[buf][1];
-      if constexpr (kA8) {
-        tile_pass<false>(b0, b1, op.q8 + m * op.kp64, 16 * op.kp64, kStep, op.kp64, steps, shi);
-        if (prev.shi != nullptr) tile_epilogue<kGelu, kA8>(a, qa, prev, 0, 32);
-      } else {
-        tile_pass<false>(b0, b1, op.hi + (m / 16) * tiles, tiles, kTileBytes, 64, steps, shi);
-        if (prev.shi != nullptr) tile_epilogue<kGelu, kA8>(a, qa, prev, 0, 16);
-        tile_pass<true>(b0, b1, op.lo + (m / 16) * tiles, tiles, kTileBytes, 64, steps, slo);
-        if (prev.shi != nullptr) tile_epilogue<kGelu, kA8>(a, qa, prev, 16, 32);
+      const bool pending = prev.shi != nullptr;
+      if constexpr (kA8) {  // one pass, the previous tile's epilogue between and after its halves
+        const TileA codes{op.q8 + (m / 16) * tiles, tiles, kTileBytes, 64};
+        zero_sums();
+        tile_steps<false>(b0, b1, codes, 0, steps / 2);
+        if (pending) tile_epilogue<kGelu, kA8>(a, qa, prev, 0, 16);
+        tile_steps<false>(b0, b1, codes, steps / 2, steps);
+        if (pending) tile_epilogue<kGelu, kA8>(a, qa, prev, 16, 32);
+        store_sums(shi);
+      } else {  // the hi and lo passes, the previous epilogue after each
+        const TileA hi{op.hi + (m / 16) * tiles, tiles, kTileBytes, 64};
+        const TileA lo{reinterpret_cast<const int8_t*>(op.lo) + (m / 16) * tiles, tiles, kTileBytes, 64};
+        zero_sums();
+        tile_steps<false>(b0, b1, hi, 0, steps);
+        if (pending) tile_epilogue<kGelu, kA8>(a, qa, prev, 0, 16);
+        store_sums(shi);
+        zero_sums();
+        tile_steps<true>(b0, b1, lo, 0, steps);
+        if (pending) tile_epilogue<kGelu, kA8>(a, qa, prev, 16, 32);
+        store_sums(slo);
       }
       prev = PendingTile{shi, slo, m, n, static_cast<int>(std::min<int64_t>(32, m1 - m)),
                          static_cast<int>(std::min<int64_t>(32, n1 - n))};

@@ -75,7 +75,7 @@ struct AmxOperands {
   const int8_t* w = nullptr;
   const int8_t* hi = nullptr;   // mpad x kp64 codes as [mpad / 16][kp64 / 64] tiles of 16 x 64
   const uint8_t* lo = nullptr;  // the same layout
-  const int8_t* q8 = nullptr;   // a8: int8 codes [mpad][kp64] row-major (quant_rows8's), no hi/lo
+  const int8_t* q8 = nullptr;   // a8: int8 codes (quant_rows8's) in hi's tile layout, no hi/lo
   const float* d = nullptr;     // [mpad] row scales (quant_rows16's, or quant_rows8's with a8)
   int64_t kp64 = 0, mpad = 0;
   bool a8 = false;
