@@ -38,6 +38,7 @@
 #include "gelu.h"
 #include "gelu_simd_avx512.h"
 #include "linear.h"
+#include "quant_simd_avx512.h"
 #include "thread_buffer.h"
 
 namespace infercore {
@@ -58,47 +59,38 @@ inline __mmask16 split16(__m512 x, __m256bh* hi, __m256bh* lo) {
   return _mm512_fpclass_ps_mask(hf, 0x99);  // QNaN/SNaN/+inf/-inf
 }
 
-inline __m512 load_masked(const float* p, int64_t left) {
-  if (left >= 16) return _mm512_loadu_ps(p);
-  if (left <= 0) return _mm512_setzero_ps();
-  return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << left) - 1), p);
-}
-
 inline __mmask16 left_mask(int64_t left) {
   return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
 }
 
-// E4M3FN bytes (in int32 lanes) -> their exact bfloat16 bits: normals rebias the exponent
-// (e + 120) and keep the 3 mantissa bits, subnormals m * 2^-9 go through a float conversion,
-// S.1111.111 is NaN.
-inline __m512i fp8_to_bf16_bits(__m512i b) {
-  const __m512i em = _mm512_and_si512(b, _mm512_set1_epi32(0x7F));
-  const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x80)), 8);
-  __m512i v = _mm512_add_epi32(_mm512_slli_epi32(em, 4), _mm512_set1_epi32(120 << 7));
-  const __mmask16 sub = _mm512_cmplt_epi32_mask(em, _mm512_set1_epi32(8));
-  const __m512 subf = _mm512_mul_ps(_mm512_cvtepi32_ps(em), _mm512_set1_ps(1.0f / 512.0f));  // exact
-  v = _mm512_mask_mov_epi32(v, sub, _mm512_srli_epi32(_mm512_castps_si512(subf), 16));
-  v = _mm512_mask_mov_epi32(v, _mm512_cmpeq_epi32_mask(em, _mm512_set1_epi32(0x7F)), _mm512_set1_epi32(0x7FC0));
-  return _mm512_or_si512(v, sign);
+inline __m512 load_masked(const float* p, int64_t left) {
+  return left <= 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(left_mask(left), p);
 }
 
-// 16 weights of row `row` from k (zero past `left` values) as float32, exactly; fp8 unscaled
-// (its row scale is applied in the epilogue).
-inline __m512 load_weights16(WKind kind, const char* row, int64_t k, int64_t left) {
-  if (row == nullptr || left <= 0) return _mm512_setzero_ps();
-  const __mmask16 mk = left_mask(left);
-  switch (kind) {
-    case WKind::kF16:
-      return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, reinterpret_cast<const uint16_t*>(row) + k));
-    case WKind::kBF16:
-      return _mm512_castsi512_ps(_mm512_slli_epi32(
-          _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, reinterpret_cast<const uint16_t*>(row) + k)), 16));
+// Weight row `row`'s 32 values from k0 as exact floats, zero past K (o[0], o[1]), through the
+// linear kernels' own decoders (QAvx512::dec_*); fp8 unscaled (dec_fp8 gives value * 2^-8,
+// times 256 exactly), its row scale is applied in the epilogue.
+inline void load_weights32(const LinearArgs& a, const char* row, int64_t k0, __m512* o) {
+  const int64_t esz = linear_row_bytes(a.kind, 1), left = a.K - k0;
+  if (row == nullptr || left <= 0) {
+    o[0] = o[1] = _mm512_setzero_ps();
+    return;
+  }
+  alignas(64) char tail[32 * 4];  // the last, partial step, zero padded
+  const char* p = row + k0 * esz;
+  if (left < 32) {
+    std::memset(tail, 0, sizeof(tail));
+    p = static_cast<const char*>(std::memcpy(tail, p, static_cast<size_t>(left * esz)));
+  }
+  switch (a.kind) {
+    case WKind::kF16: QAvx512::dec_f16(reinterpret_cast<const uint16_t*>(p), o); break;
+    case WKind::kBF16: QAvx512::dec_bf16(reinterpret_cast<const uint16_t*>(p), o); break;
     case WKind::kFp8:
-      return _mm512_castsi512_ps(_mm512_slli_epi32(
-          fp8_to_bf16_bits(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, reinterpret_cast<const uint8_t*>(row) + k))),
-          16));
-    default:
-      return _mm512_maskz_loadu_ps(mk, reinterpret_cast<const float*>(row) + k);
+      QAvx512::dec_fp8(reinterpret_cast<const uint8_t*>(p), o);
+      o[0] = _mm512_mul_ps(o[0], _mm512_set1_ps(256.0f));
+      o[1] = _mm512_mul_ps(o[1], _mm512_set1_ps(256.0f));
+      break;
+    default: QAvx512::dec_f32(reinterpret_cast<const float*>(p), o); break;
   }
 }
 
@@ -137,10 +129,11 @@ Bf16x3Operands bf16x3_prepare(const LinearArgs& a) {
         const int64_t n = g * 16 + c;
         const char* row = n < a.N ? w + n * row_bytes : nullptr;
         for (int64_t s = 0; s < steps; ++s) {
-          const int64_t k0 = s * kStep, left = a.K - k0;
+          __m512 v[2];
+          load_weights32(a, row, s * kStep, v);
           __m256bh h0, l0, h1, l1;
-          bad |= split16(load_weights16(a.kind, row, k0, left), &h0, &l0);
-          bad |= split16(load_weights16(a.kind, row, k0 + 16, left - 16), &h1, &l1);
+          bad |= split16(v[0], &h0, &l0);
+          bad |= split16(v[1], &h1, &l1);
           const __m512i hp = _mm512_inserti64x4(_mm512_castsi256_si512((__m256i)h0), (__m256i)h1, 1);
           const __m512i lp = _mm512_inserti64x4(_mm512_castsi256_si512((__m256i)l0), (__m256i)l1, 1);
           const int64_t at = (g * steps + s) * kTileElems + c * 2;  // pair p of row c at p * 32 + c * 2
@@ -151,6 +144,10 @@ Bf16x3Operands bf16x3_prepare(const LinearArgs& a) {
     }
     if (bad) ok = false;
   });
+  if (!ok) {  // the float32 GEMM runs instead: no need to split x
+    op.ok = false;
+    return op;
+  }
   // Activations: row m's 32 values of step s are row m % 16 of tile (m / 16, s); rows past M
   // and values past K are zero.
   uint16_t* ahi = thread_pack_buffer<uint16_t, 2>(op.mpad * steps * kStep);

@@ -17,9 +17,9 @@
 // followed by vector loads costs ~2000 cycles: per 256-K block, as a first version did, that
 // took most of the time).
 // Precision "high" (LinearArgs::high) runs W8A8 instead: int8 codes per row exactly as the
-// dot-product tiles quantize below kGemmMinRowsQuant rows (quant_rows8), one tdpbssd pass on
-// row-major codes (strided A tile loads), o = float(S) * (dx * s_w) + bias with the tiles' two
-// roundings: every row gets the same bits at any batch size.
+// dot-product tiles quantize below kGemmMinRowsQuant rows (quant_rows8), in hi's tile layout,
+// one tdpbssd pass, o = float(S) * (dx * s_w) + bias with the tiles' two roundings: every row
+// gets the same bits at any batch size.
 // Napkin (embedder FFN, M 4032, N 1536, K 384): 2 passes x 2.4 G int8 MACs at ~2.6 T int8
 // MACs/s per core with L1-resident tiles (measured) -> ~0.9 ms on 2 cores, against ~13 ms for
 // the vpdpwssd kernel.
@@ -47,25 +47,19 @@ constexpr int64_t kTileBytes = 1024;
 
 #include "gelu_impl.h"  // gelu_v: the fused GELU epilogue, the same vector code as ops.gelu
 
-// One pass over K for a 32 x 32 output tile: sums[32][32] = A (2 x 16 rows) x B (16-row groups
-// b0, b1), signed (hi codes, tdpbssd) or unsigned (lo codes, tdpbusd) A. A's tile for step s and
-// rows 0-15 starts at a + s * a_step with rows a_stride bytes apart; rows 16-31 start a_second
-// bytes further (1 KiB tiles: a_step 1024, a_stride 64; row-major int8 codes: a_step 64).
-// tile_steps runs steps [s0, s1) on the accumulators tmm0-3, so a caller can put other work
-// between the halves of a pass.
-struct TileA {
-  const int8_t* a;
-  int64_t second, step, stride;
-};
-
+// Steps [s0, s1) of a pass over K for a 32 x 32 output tile, on the accumulators tmm0-3 (a
+// caller can put other work between the halves of a pass): A (rows 0-15 from the strip at a,
+// rows 16-31 from the next strip, `tiles` bytes on) x B (16-row groups b0, b1), all 1 KiB tiles;
+// signed A codes (hi, W8A8: tdpbssd) or unsigned (lo: tdpbusd).
 template <bool kUnsignedA>
-inline void tile_steps(const int8_t* b0, const int8_t* b1, const TileA& t, int64_t s0, int64_t s1) {
+inline void tile_steps(const int8_t* b0, const int8_t* b1, const void* a, int64_t tiles, int64_t s0, int64_t s1) {
+  const int8_t* a0 = static_cast<const int8_t*>(a);
   for (int64_t s = s0; s < s1; ++s) {
     const int64_t at = s * kTileBytes;
     _tile_loadd(6, b0 + at, 64);
     _tile_loadd(7, b1 + at, 64);
-    _tile_loadd(4, t.a + s * t.step, t.stride);
-    _tile_loadd(5, t.a + t.second + s * t.step, t.stride);
+    _tile_loadd(4, a0 + at, 64);
+    _tile_loadd(5, a0 + tiles + at, 64);
     if constexpr (kUnsignedA) {
       _tile_dpbusd(0, 4, 6);
       _tile_dpbusd(1, 4, 7);
@@ -255,7 +249,7 @@ void tile_epilogue(const LinearArgs& a, const QuantActs& qa, const PendingTile& 
 // time, on sums stored one tile earlier (two sum buffers alternate). The AMX unit works through
 // the queued tile multiplies while the vector ports run the epilogue: done after each tile, the
 // epilogue waited for the last multiply and took ~1/3 of the time (stop 24). W8A8 (kA8) has one
-// pass, on row-major int8 codes, and runs the whole previous epilogue after it.
+// pass and runs the previous epilogue between and after its halves.
 template <bool kGelu, bool kA8>
 void tiles_amx(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const AmxOperands& op = *qa.amx;
@@ -274,22 +268,20 @@ void tiles_amx(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1,
       int32_t* slo = sums[buf][1];
       const bool pending = prev.shi != nullptr;
       if constexpr (kA8) {  // one pass, the previous tile's epilogue between and after its halves
-        const TileA codes{op.q8 + (m / 16) * tiles, tiles, kTileBytes, 64};
+        const int8_t* codes = op.q8 + (m / 16) * tiles;
         zero_sums();
-        tile_steps<false>(b0, b1, codes, 0, steps / 2);
+        tile_steps<false>(b0, b1, codes, tiles, 0, steps / 2);
         if (pending) tile_epilogue<kGelu, kA8>(a, qa, prev, 0, 16);
-        tile_steps<false>(b0, b1, codes, steps / 2, steps);
+        tile_steps<false>(b0, b1, codes, tiles, steps / 2, steps);
         if (pending) tile_epilogue<kGelu, kA8>(a, qa, prev, 16, 32);
         store_sums(shi);
       } else {  // the hi and lo passes, the previous epilogue after each
-        const TileA hi{op.hi + (m / 16) * tiles, tiles, kTileBytes, 64};
-        const TileA lo{reinterpret_cast<const int8_t*>(op.lo) + (m / 16) * tiles, tiles, kTileBytes, 64};
         zero_sums();
-        tile_steps<false>(b0, b1, hi, 0, steps);
+        tile_steps<false>(b0, b1, op.hi + (m / 16) * tiles, tiles, 0, steps);
         if (pending) tile_epilogue<kGelu, kA8>(a, qa, prev, 0, 16);
         store_sums(shi);
         zero_sums();
-        tile_steps<true>(b0, b1, lo, 0, steps);
+        tile_steps<true>(b0, b1, op.lo + (m / 16) * tiles, tiles, 0, steps);
         if (pending) tile_epilogue<kGelu, kA8>(a, qa, prev, 16, 32);
         store_sums(slo);
       }

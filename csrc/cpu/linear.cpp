@@ -68,9 +68,9 @@ QuantActs quantize_acts(const LinearArgs& a, ActBuffers& buf) {
   float* ds = buf.ds.empty() ? nullptr : buf.ds.data();
   parallel_for(0, a.M, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, a.K)), [&](int64_t r0, int64_t r1) {
     if (a.act_scale == nullptr) return fn(a.x, a.K, kp, per_row, r0, r1, buf.q.data(), buf.d.data(), ds);
-    std::vector<float> tmp(static_cast<size_t>(a.K));  // x * act_scale, one row at a time (int8 only)
+    float* tmp = thread_pack_buffer<float, 1>(a.K);  // x * act_scale, one row at a time (int8 only)
     for (int64_t m = r0; m < r1; ++m)
-      fn(act_row(a, m, tmp.data()), a.K, kp, per_row, 0, 1, buf.q.data() + m * kp, buf.d.data() + m, nullptr);
+      fn(act_row(a, m, tmp), a.K, kp, per_row, 0, 1, buf.q.data() + m * kp, buf.d.data() + m, nullptr);
   });
   qa.q = buf.q.data();
   qa.d = buf.d.data();
@@ -87,9 +87,9 @@ QuantActs quantize_acts16(const LinearArgs& a, ActBuffers& buf) {
   const QuantRows16Fn fn = pick_quant16(isa_level());
   parallel_for(0, a.M, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, a.K)), [&](int64_t r0, int64_t r1) {
     if (a.act_scale == nullptr) return fn(a.x, a.K, qa.kp2, r0, r1, buf.q16.data(), buf.d.data());
-    std::vector<float> tmp(static_cast<size_t>(a.K));
+    float* tmp = thread_pack_buffer<float, 1>(a.K);
     for (int64_t m = r0; m < r1; ++m)
-      fn(act_row(a, m, tmp.data()), a.K, qa.kp2, 0, 1, buf.q16.data() + m * qa.kp2, buf.d.data() + m);
+      fn(act_row(a, m, tmp), a.K, qa.kp2, 0, 1, buf.q16.data() + m * qa.kp2, buf.d.data() + m);
   });
   qa.q16 = buf.q16.data();
   qa.d = buf.d.data();

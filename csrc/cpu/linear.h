@@ -66,7 +66,7 @@ struct QuantActs {
   int64_t kp2 = 0;
   const int16_t* wpack16 = nullptr;
   const AmxOperands* amx = nullptr;  // the same GEMM on AMX tiles (gemm_int16_amx.cpp)
-  const Bf16x3Operands* bf16x3 = nullptr;  // float32 weights on AMX-BF16 tiles (gemm_bf16x3_amx.cpp)
+  const Bf16x3Operands* bf16x3 = nullptr;  // float weights on AMX-BF16 tiles (gemm_bf16x3_amx.cpp)
 };
 
 // The int16 GEMM's operands for AMX int8 tiles (gemm_int16_amx.cpp): W packed as 1 KiB B tiles
@@ -82,11 +82,12 @@ struct AmxOperands {
 };
 bool amx_int8_usable();  // AMX-INT8 present, tile state granted by the OS, INFERCORE_AMX != "0"
 // Activation bits of an int8-weight call of M rows: 8 below kGemmMinRowsQuant rows and, with
-// precision "high", on AMX tiles at every size; else 16 (W8A16). linear_forward decides by it.
+// precision "high", on AMX tiles at every size; else 16 (W8A16). The same conditions as
+// linear_forward's choice (uses_int16_gemm and amx_int8_gemm, then a.high in amx_prepare).
 int int8_activation_bits(int64_t M, int64_t K, bool high);
 AmxOperands amx_prepare(const LinearArgs& a);  // quantizes x and packs W (pool-parallel, per call)
 
-// The float32 GEMM's operands as bf16 hi/lo tiles (gemm_bf16x3_amx.cpp): W as B tiles [16 K
+// The float GEMM's operands as bf16 hi/lo tiles (gemm_bf16x3_amx.cpp): W as B tiles [16 K
 // pairs][16 weight rows][2] per 16 rows x 32 K values, x as A tiles [16 rows][32] per 16 rows x
 // 32 K values, each in [group][step] order; the bias padded to npad.
 struct Bf16x3Operands {
@@ -116,7 +117,8 @@ int64_t linear_row_bytes(WKind kind, int64_t K);
 //    on AMX machines (avx512 level) the same sums on int8 tiles (gemm_int16_amx.cpp), same bits.
 //  - float32/16/bf16 from kGemmMinRows rows, fp8 from kGemmMinRowsQuant rows: weights decoded
 //    into the float GEMM's packed panels (gemm_float_impl.h) and multiplied with float32
-//    activations.
+//    activations; with precision "high" on AMX machines, bf16 products on AMX-BF16 tiles
+//    (gemm_bf16x3_amx.cpp), and int8 W8A8 on the int8 tiles.
 // Fewer rows (decode) take the dot-product tiles, which read the weights in their compact
 // format once and need no packing. Every path of a kind gives a row the same bits whatever the
 // other rows, the tile split or the thread count (the r8 GEMM repeats the tiles' arithmetic).
@@ -147,7 +149,7 @@ void linear_tile_avx2(const LinearArgs&, const QuantActs&, int64_t, int64_t, int
 void linear_tile_avx512(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
 void linear_tile_avx512vnni(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);
 void linear_tile_amx(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);  // int16 GEMM only
-void linear_tile_bf16x3(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);  // float32 GEMM only
+void linear_tile_bf16x3(const LinearArgs&, const QuantActs&, int64_t, int64_t, int64_t, int64_t);  // float GEMM, "high"
 
 // Rows [m0, m1) of x [M, K] to int16 codes q [M, kp2] and scales d [M] (gemm_int16_impl.h).
 using QuantRows16Fn = void (*)(const float* x, int64_t K, int64_t kp2, int64_t m0, int64_t m1, int16_t* q, float* d);

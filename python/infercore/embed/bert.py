@@ -19,9 +19,8 @@ import numpy as np
 
 from .. import ops
 from .._native import _C
-from ..ops.linear import int8_activation_bits
+from ..ops.linear import _run, int8_activation_bits
 from ..quant import QuantizedWeight, quantize_weight
-from ..quant.weight import KIND_CODES
 
 # erfc(z) ~= t * (a1 + t*(a2 + ... + t*a5)) * exp(-z^2), t = 1 / (1 + p*z): Abramowitz & Stegun 7.1.26,
 # absolute error <= 1.5e-7, i.e. at float32 resolution for erf.
@@ -171,17 +170,12 @@ class _Workspace(threading.local):
 
 def _linear_into(x: np.ndarray, w: Any, b: np.ndarray, out: np.ndarray, precision: str, gelu: bool = False,
                  act_scale: np.ndarray | None = None) -> None:
-    """out = (x * act_scale) @ W.T + b (GELU fused when asked) straight through the native kernel:
-    x, b and out are the encoder's own C-contiguous float32 arrays, so ops.linear's argument
-    normalisation is skipped (the kernel still checks every shape). act_scale (int8 weights:
-    SmoothQuant's 1/s) is applied inside the activation quantizer, not as a pass over x."""
-    if not isinstance(w, QuantizedWeight):
-        _C.linear(x, w, KIND_CODES["f32"], None, None, 0, b, out, precision == "high", gelu)
-        return
-    wscale = w.scale if w.kind in ("int8", "fp8") else None
-    gscale = w.scale.view(np.uint16) if w.kind == "int4" else None
-    _C.linear(x, w.data, KIND_CODES[w.kind], wscale, gscale, int(w.group_size or 0), b, out, precision == "high",
-              gelu, act_scale)
+    """out = (x * act_scale) @ W.T + b (GELU fused when asked): ops.linear's native call without
+    its argument normalisation (x, b and out are the encoder's own C-contiguous float32 arrays;
+    the kernel still checks every shape). act_scale (int8 weights: SmoothQuant's 1/s) is applied
+    inside the activation quantizer, not as a pass over x."""
+    qw = w if isinstance(w, QuantizedWeight) else QuantizedWeight("f32", (int(w.shape[0]), int(w.shape[1])), w)
+    _run(x, qw, b, precision == "high", gelu, out, act_scale)
 
 
 class BertEncoder:
@@ -189,7 +183,7 @@ class BertEncoder:
 
     def __init__(self, weights: BertWeights, precision: str = "highest") -> None:
         self.w = weights
-        self.precision = precision  # ops.linear's float32 matmul precision for float32 weights
+        self.precision = precision  # ops.linear's precision for every GEMM ("high": bf16x3 / W8A8 on AMX)
         self._ws = _Workspace()
         self.calibration: list[dict[str, np.ndarray]] | None = None  # per-layer input absmax when set
         self.hidden = int(weights.word.shape[1])

@@ -38,7 +38,6 @@ def _as_weight(w: Any) -> QuantizedWeight:
 # with float activations (no activation quantization). The block kinds (int4, q8_0, q4_0, q4_1)
 # quantize activations per block of 32 at every size (like ggml's q8_0/q8_1 activations).
 GEMM_MIN_ROWS_QUANT = 64
-GEMM_MIN_ROWS = 16  # float weights: the packed GEMM (and precision="high"'s bf16x3 tiles) from here
 _PRECISIONS = ("highest", "high")
 BLOCK_A8_KINDS = ("int4", "q8_0", "q4_0", "q4_1")
 
@@ -94,7 +93,7 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto", precision
     precision: matmul precision, as torch.set_float32_matmul_precision names it. "highest"
     (default): the arithmetic above. "high" trades a little precision for the CPU's AMX tiles
     (Sapphire Rapids and later), about 2x the throughput of the GEMM paths:
-      - float32/float16 weights from GEMM_MIN_ROWS (16) rows run as three bfloat16 products per
+      - float32/float16 weights from 16 rows (the packed GEMM) run as three bfloat16 products per
         multiply-add ("bf16x3": hi_x hi_w + lo_x hi_w + hi_x lo_w, float32 sums;
         csrc/cpu/gemm_bf16x3_amx.cpp; system_info()["cpu"]["amx_bf16x3_gemm"]): ~16-bit
         products, relative error ~5e-6 instead of ~3e-7; bfloat16 weights (from 16 rows) and
@@ -195,13 +194,16 @@ def _linear_reference_any(x: Any, w: Any, bias: Any, fuse_gelu: bool = False) ->
     return A.from_numpy_f64(y.reshape((*lead, n)), x)
 
 
-def _run(x2: np.ndarray, qw: QuantizedWeight, b: np.ndarray | None, high: bool = False,
-         gelu: bool = False) -> np.ndarray:
-    n = qw.shape[0]
-    out = np.empty((x2.shape[0], n), dtype=np.float32)
+def _run(x2: np.ndarray, qw: QuantizedWeight, b: np.ndarray | None, high: bool = False, gelu: bool = False,
+         out: np.ndarray | None = None, act_scale: np.ndarray | None = None) -> np.ndarray:
+    """The native call on C-contiguous float32 x2 [M, K] (into `out` [M, N] when given). act_scale
+    (int8 weights only, [K]): x2 * act_scale is what the kernel quantizes (SmoothQuant's 1/s)."""
+    if out is None:
+        out = np.empty((x2.shape[0], qw.shape[0]), dtype=np.float32)
     wscale = qw.scale if qw.kind in ("int8", "fp8") else None
     gscale = qw.scale.view(np.uint16) if qw.kind == "int4" else None
-    _C.linear(x2, qw.data, KIND_CODES[qw.kind], wscale, gscale, int(qw.group_size or 0), b, out, high, gelu)
+    _C.linear(x2, qw.data, KIND_CODES[qw.kind], wscale, gscale, int(qw.group_size or 0), b, out, high, gelu,
+              act_scale)
     return out
 
 
