@@ -41,7 +41,10 @@ inline void load_tile_config() {
     cfg.colsb[t] = 64;
     cfg.rows[t] = 16;
   }
-  _tile_loadconfig(&cfg);
+  // Not _tile_loadconfig(&cfg): GCC 12 does not see that builtin read the whole struct and has
+  // dropped the colsb/rows stores as dead (the attention kernel then faulted on its first tile
+  // instruction). An asm operand naming the object keeps every store.
+  __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
 }
 
 }  // namespace
