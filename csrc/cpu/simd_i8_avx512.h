@@ -25,8 +25,14 @@ struct I8Avx512 {
 };
 
 #ifdef __AVX512VNNI__
+// Also the biased form (TopkKernel::dots_i8): vpdpbusd takes the corpus bytes as they are and the
+// query as unsigned q + 128, and a second vpdpbusd of 128s against the same bytes takes the bias
+// out: 2 instructions per 64 bytes and query against 3 (abs, sign, dot), the same exact sums.
 struct I8Avx512Vnni : I8Avx512 {
+  static constexpr bool kBiased = true;
   static I dot(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
+  static I bias() { return _mm512_set1_epi8(static_cast<char>(0x80)); }
+  static I to_unsigned(I q) { return _mm512_xor_si512(q, bias()); }  // q + 128 as u8
 };
 #endif
 

@@ -70,6 +70,11 @@ struct TopkKernel {
       }
   }
 
+  template <class X, class = void>
+  struct Biased : std::false_type {};
+  template <class X>
+  struct Biased<X, std::void_t<decltype(X::kBiased)>> : std::bool_constant<X::kBiased> {};
+
   // out[r][q] = <row r, quantised query q> for int8 corpora (exact int32, then float).
   template <int NR, int NQ>
   static void dots_i8(const char* const* rows, const TopkWork& w, int64_t qt0, float (*out)[NQ]) {
@@ -80,6 +85,31 @@ struct TopkKernel {
     for (int r = 0; r < NR; ++r)
       for (int q = 0; q < NQ; ++q) acc[r][q] = I8::zero();
     int64_t j = 0;
+    if constexpr (Biased<I8>::value) {  // sum (q + 128) c - sum 128 c: int32 lanes wrap, the difference is exact
+      typename I8::I bias_sum[NR];
+      for (int r = 0; r < NR; ++r) bias_sum[r] = I8::zero();
+      for (; j + I8::W <= d; j += I8::W) {
+        typename I8::I c[NR];
+        for (int r = 0; r < NR; ++r) {
+          c[r] = I8::load(reinterpret_cast<const int8_t*>(rows[r]) + j);
+          bias_sum[r] = I8::dot(bias_sum[r], I8::bias(), c[r]);
+        }
+        for (int q = 0; q < NQ; ++q) {
+          const typename I8::I qu = I8::to_unsigned(I8::load(qs[q] + j));
+          for (int r = 0; r < NR; ++r) acc[r][q] = I8::dot(acc[r][q], qu, c[r]);
+        }
+      }
+      for (int r = 0; r < NR; ++r) {
+        const uint32_t bias = static_cast<uint32_t>(I8::hsum(bias_sum[r]));
+        for (int q = 0; q < NQ; ++q) {
+          int32_t s = static_cast<int32_t>(static_cast<uint32_t>(I8::hsum(acc[r][q])) - bias);
+          const int8_t* row = reinterpret_cast<const int8_t*>(rows[r]);
+          for (int64_t t = j; t < d; ++t) s += int32_t(row[t]) * int32_t(qs[q][t]);
+          out[r][q] = static_cast<float>(s);
+        }
+      }
+      return;
+    }
     for (; j + I8::W <= d; j += I8::W) {
       typename I8::I c[NR], u[NR];
       for (int r = 0; r < NR; ++r) {
@@ -225,7 +255,23 @@ struct TopkKernel {
   static void tile_rows(const TopkWork& w, const char* base, const int64_t* rows, const float* rowmul, int64_t nr,
                         int64_t qt0, TopkList* lists) {
     int64_t i = 0;
-    for (; i + R <= nr; i += R) tile<R, NQ>(w, base, rows, rowmul, i, qt0, lists);
+    if constexpr (T == CorpusType::kInt8) {
+      // int8 rows are consumed ~4x faster per byte than float32 rows, and the hardware
+      // prefetcher alone left a core at ~10.5 GB/s against ~15 for float32. An L2 prefetch of
+      // the corpus ~48 KiB past the current row (by position, so it runs across block ends):
+      // Q = 1, 1M x 384, 2 threads 19.2 -> 17.3-18.0 ms (24-192 KiB measured the same within
+      // noise, 384 KiB worse). float32 rows measured no gain from it, and L1 prefetches a few
+      // rows ahead cost float32 up to 20%, so only int8 does it.
+      const int64_t rb = w.a->d, N = w.a->N, ahead = (48 << 10) / std::max<int64_t>(rb, 1);
+      for (; i + R <= nr; i += R) {
+        const int64_t pf = rows[i] + ahead;
+        if (pf + R <= N)
+          for (const char *p = base + pf * rb, *e = p + R * rb; p < e; p += 64) __builtin_prefetch(p, 0, 1);
+        tile<R, NQ>(w, base, rows, rowmul, i, qt0, lists);
+      }
+    } else {
+      for (; i + R <= nr; i += R) tile<R, NQ>(w, base, rows, rowmul, i, qt0, lists);
+    }
     for (; i < nr; ++i) tile<1, NQ>(w, base, rows, rowmul, i, qt0, lists);
   }
 

@@ -228,6 +228,47 @@ def test_threads_do_not_change_results(threads):
     assert results[0][0][1][0].tolist() == [0, *range(1000, 1499)]  # 1001 exact ties, lowest ids win
 
 
+@pytest.mark.parametrize("d", [1, 63, 64, 65, 384, 1000])
+def test_int8_shortlists_are_the_same_at_every_isa(d):
+    # Every level sums int8 products exactly in int32 (VNNI as sum (q + 128) c - sum 128 c), so
+    # the full code range, -128 included, gives the same ids and scores everywhere; ties between
+    # duplicated rows stay ties.
+    rng = np.random.default_rng(d)
+    c = rng.integers(-128, 128, (3000, d), dtype=np.int8)
+    c[::7] = -128
+    c[1500:1520] = c[3]
+    scale = rng.uniform(0.5, 2.0, 3000).astype(np.float32)
+    scale[1500:1520] = scale[3]
+    q = rng.standard_normal((5, d)).astype(np.float32)
+    q[0] = c[3] * 0.01
+    before = ic.get_isa()
+    try:
+        got = {}
+        for level in ISAS:
+            ic.set_isa(level)
+            got[level] = [ops.topk_inner_product(q[:1], c, 40, corpus_scale=scale),
+                          ops.topk_inner_product(q, c, 40, corpus_scale=scale)]
+    finally:
+        ic.set_isa(before)
+    for level in ISAS[1:]:
+        for (s0, i0), (s1, i1) in zip(got[ISAS[0]], got[level], strict=True):
+            np.testing.assert_array_equal(i0, i1)
+            np.testing.assert_array_equal(s0, s1)
+
+
+def test_int8_long_rows_do_not_overflow():
+    # d = 70000: sum (q + 128) c wraps int32 on the VNNI level; the difference is still exact.
+    d = 70000
+    c = np.full((4, d), 127, np.int8)
+    c[1] = -128
+    c[2, ::2] = -128
+    q = np.ones((1, d), np.float32)
+    s, i = ops.topk_inner_product(q, c, 4, corpus_scale=np.ones(4, np.float32))
+    want = c.astype(np.float64).sum(1)
+    np.testing.assert_array_equal(i[0], np.argsort(-want, kind="stable"))
+    np.testing.assert_allclose(s[0], np.sort(want)[::-1], rtol=1e-6)
+
+
 def test_non_contiguous_and_torch_and_1d(isa):
     rng = np.random.default_rng(7)
     big = rng.standard_normal((400, 64)).astype(np.float32)
