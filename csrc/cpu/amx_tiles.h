@@ -42,8 +42,9 @@ inline void load_tile_config() {
     cfg.rows[t] = 16;
   }
   // Not _tile_loadconfig(&cfg): GCC 12 does not see that builtin read the whole struct and has
-  // dropped the colsb/rows stores as dead (the attention kernel then faulted on its first tile
-  // instruction). An asm operand naming the object keeps every store.
+  // dropped the colsb/rows stores as dead (an AMX attention kernel tried in stop 25, branch
+  // amx-attention, then faulted on its first tile instruction with SIGILL; the GEMMs kept the
+  // stores only by luck of their surrounding code). An asm operand naming the object keeps them.
   __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
 }
 
