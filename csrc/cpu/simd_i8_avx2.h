@@ -12,6 +12,7 @@ namespace {
 
 struct I8Avx2 {
   static constexpr int W = 32;
+  static constexpr bool kBiased = false;  // see I8Avx512Vnni
   using I = __m256i;
   static I zero() { return _mm256_setzero_si256(); }
   static I load(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }

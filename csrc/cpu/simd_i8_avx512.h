@@ -12,6 +12,7 @@ namespace {
 
 struct I8Avx512 {
   static constexpr int W = 64;
+  static constexpr bool kBiased = false;  // I8Avx512Vnni: the q + 128 form of TopkKernel::dots_i8
   using I = __m512i;
   static I zero() { return _mm512_setzero_si512(); }
   static I load(const int8_t* p) { return _mm512_loadu_si512(p); }

@@ -10,6 +10,7 @@ namespace {
 
 struct I8Scalar {
   static constexpr int W = 1;
+  static constexpr bool kBiased = false;  // see I8Avx512Vnni
   using I = int32_t;
   static I zero() { return 0; }
   static I load(const int8_t* p) { return *p; }

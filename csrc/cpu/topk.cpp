@@ -9,7 +9,6 @@
 #include <limits>
 #include <memory>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "../core/cpu_features.h"

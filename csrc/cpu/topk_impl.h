@@ -70,11 +70,6 @@ struct TopkKernel {
       }
   }
 
-  template <class X, class = void>
-  struct Biased : std::false_type {};
-  template <class X>
-  struct Biased<X, std::void_t<decltype(X::kBiased)>> : std::bool_constant<X::kBiased> {};
-
   // out[r][q] = <row r, quantised query q> for int8 corpora (exact int32, then float).
   template <int NR, int NQ>
   static void dots_i8(const char* const* rows, const TopkWork& w, int64_t qt0, float (*out)[NQ]) {
@@ -85,7 +80,7 @@ struct TopkKernel {
     for (int r = 0; r < NR; ++r)
       for (int q = 0; q < NQ; ++q) acc[r][q] = I8::zero();
     int64_t j = 0;
-    if constexpr (Biased<I8>::value) {  // sum (q + 128) c - sum 128 c: int32 lanes wrap, the difference is exact
+    if constexpr (I8::kBiased) {  // sum (q + 128) c - sum 128 c: int32 lanes wrap, the difference is exact
       typename I8::I bias_sum[NR];
       for (int r = 0; r < NR; ++r) bias_sum[r] = I8::zero();
       for (; j + I8::W <= d; j += I8::W) {
