@@ -12,7 +12,7 @@ namespace {
 
 struct I8Avx512 {
   static constexpr int W = 64;
-  static constexpr bool kBiased = false;  // I8Avx512Vnni: the q + 128 form of TopkKernel::dots_i8
+  static constexpr bool kBiased = false;  // I8Avx512Vnni: the c + 128 form of TopkKernel::dots_i8
   using I = __m512i;
   static I zero() { return _mm512_setzero_si512(); }
   static I load(const int8_t* p) { return _mm512_loadu_si512(p); }
@@ -26,14 +26,15 @@ struct I8Avx512 {
 };
 
 #ifdef __AVX512VNNI__
-// Also the biased form (TopkKernel::dots_i8): vpdpbusd takes the corpus bytes as they are and the
-// query as unsigned q + 128, and a second vpdpbusd of 128s against the same bytes takes the bias
-// out: 2 instructions per 64 bytes and query against 3 (abs, sign, dot), the same exact sums.
+// Also the biased form (TopkKernel::dots_i8): vpdpbusd takes the corpus bytes as unsigned c + 128
+// (one xor per 64 bytes, shared by every query of the tile) and the query bytes as they are; a
+// per-query constant takes the bias out. 1 dot per 64 bytes and query against 3 (abs, sign, dot)
+// and the same exact sums.
 struct I8Avx512Vnni : I8Avx512 {
   static constexpr bool kBiased = true;
   static I dot(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
   static I bias() { return _mm512_set1_epi8(static_cast<char>(0x80)); }
-  static I to_unsigned(I q) { return _mm512_xor_si512(q, bias()); }  // q + 128 as u8
+  static I to_unsigned(I c) { return _mm512_xor_si512(c, bias()); }  // c + 128 as u8
 };
 #endif
 

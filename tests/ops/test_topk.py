@@ -256,17 +256,24 @@ def test_int8_shortlists_are_the_same_at_every_isa(d):
             np.testing.assert_array_equal(s0, s1)
 
 
-def test_int8_long_rows_do_not_overflow():
-    # d = 70000: sum (q + 128) c wraps int32 on the VNNI level; the difference is still exact.
-    d = 70000
-    c = np.full((4, d), 127, np.int8)
-    c[1] = -128
-    c[2, ::2] = -128
+def test_int8_long_rows_do_not_overflow(isa):
+    # d = 70000: sum (c + 128) q wraps int32 on the VNNI level; the difference is still exact.
+    # 40 rows and k <= 3 keep the scan's shortlist (k + k + 16 rows) shorter than the corpus, so
+    # a wrapped scan score would drop a true top row before the exact re-score.
+    d, n = 70000, 40
+    c = np.full((n, d), 127, np.int8)
+    for i in range(n):
+        c[i, d - 1500 * i :] = -128  # row i: 1500 * i bytes of -128, sums strictly decreasing
+    c[n - 1, ::2] = -128
     q = np.ones((1, d), np.float32)
-    s, i = ops.topk_inner_product(q, c, 4, corpus_scale=np.ones(4, np.float32))
     want = c.astype(np.float64).sum(1)
-    np.testing.assert_array_equal(i[0], np.argsort(-want, kind="stable"))
-    np.testing.assert_allclose(s[0], np.sort(want)[::-1], rtol=1e-6)
+    order = np.argsort(-want, kind="stable")
+    for k in (1, 3):
+        s, i = ops.topk_inner_product(q, c, k, corpus_scale=np.ones(n, np.float32))
+        np.testing.assert_array_equal(i[0], order[:k])
+        np.testing.assert_allclose(s[0], want[order[:k]], rtol=1e-6)
+    s, i = ops.topk_inner_product(-q, c, 2, corpus_scale=np.ones(n, np.float32))
+    np.testing.assert_array_equal(i[0], order[::-1][:2])
 
 
 def test_non_contiguous_and_torch_and_1d(isa):
