@@ -2,6 +2,13 @@
 kernel on a contiguous cache (identity block table: the paging overhead), and torch
 scaled_dot_product_attention on dense float16 and float32 tensors (same threads, same run).
 
+Those rows repeat one call on one cache, which then stays in the last-level cache when it fits
+(a SmolLM2 S=16 x 4096 float16 cache is 50 MB). A served model runs its layers in turn, and each
+layer's KV has been evicted by the others' by the time the next step reads it: the
+"infercore-layers" row times the same call over LAYERS caches in turn (as many as a 32-layer
+model has, or as many as LAYERS_BYTES holds), so every call reads its KV from DRAM. Its ratio to
+the torch rows compares a cold cache with their warm one.
+
 Bytes per call = the K and V bytes read: S x context x Hkv x D x 2 x itemsize (+ int8's float32
 per-token scales). Decode reads every cached byte once with ~4 G flops per 2 bytes (float16), so
 the bound is the harness's streaming-read bandwidth; fp8/int8 caches halve the bytes.
@@ -21,6 +28,7 @@ from ._peers import torch_or_none
 BLOCK = 16
 GEOMETRIES = {"smollm2": (9, 3, 64), "7b": (32, 8, 128)}
 ITEMSIZE = {"float16": 2, "fp8": 1, "int8": 1}
+LAYERS, LAYERS_BYTES = 32, 2 << 30
 _live: dict[str, object] = {}  # the data of the case group being timed (one group in memory at a time)
 
 
@@ -35,12 +43,7 @@ def _fill(shape: tuple[int, ...], dtype: str, rng: np.random.Generator) -> np.nd
     return np.resize(pool.astype(npdt), n).reshape(shape)
 
 
-def _data(key: str, s: int, ctx: int, hq: int, hkv: int, d: int, dtype: str, paged: bool) -> dict:
-    """Build (once per key, dropping the previous group's arrays) the inputs of one case."""
-    if key in _live:
-        return _live[key]
-    _live.clear()
-    rng = np.random.default_rng(0)
+def _one_cache(s: int, ctx: int, hkv: int, d: int, dtype: str, paged: bool, rng: np.random.Generator) -> dict:
     nblk = (ctx + BLOCK - 1) // BLOCK
     nb = s * nblk
     kc = _fill((nb, BLOCK, hkv, d), dtype, rng)
@@ -53,7 +56,19 @@ def _data(key: str, s: int, ctx: int, hq: int, hkv: int, d: int, dtype: str, pag
         args["v_scale"] = np.full((nb, BLOCK, hkv), 0.02, np.float32)
     elif dtype == "fp8":
         args["k_scale"] = args["v_scale"] = 0.01
-    _live[key] = {"q": rng.standard_normal((s, hq, d)).astype(np.float32), "args": args}
+    return args
+
+
+def _data(key: str, s: int, ctx: int, hq: int, hkv: int, d: int, dtype: str, paged: bool,
+          layers: int = 1) -> dict:
+    """Build (once per key, dropping the previous group's arrays) the inputs of one case: the
+    query and `layers` caches, used in turn."""
+    if key in _live:
+        return _live[key]
+    _live.clear()
+    rng = np.random.default_rng(0)
+    caches = [_one_cache(s, ctx, hkv, d, dtype, paged, rng) for _ in range(layers)]
+    _live[key] = {"q": rng.standard_normal((s, hq, d)).astype(np.float32), "caches": caches, "next": 0}
     return _live[key]
 
 
@@ -76,16 +91,20 @@ def _cases_for(geo: str, s: int, ctx: int, dtype: str) -> list[Case]:
     hq, hkv, d = GEOMETRIES[geo]
     shape = f"{geo} S={s} ctx={ctx}"
     nbytes = s * ctx * hkv * 2 * (d * ITEMSIZE[dtype] + (4 if dtype == "int8" else 0))
+    layers = min(LAYERS, max(2, -(-LAYERS_BYTES // nbytes)))
     out = []
-    for impl, paged in (("infercore", True), ("contiguous", False)):
+    for impl, paged, nl in (("infercore", True, 1), ("contiguous", False, 1), ("infercore-layers", True, layers)):
         key = f"{shape}/{dtype}/{impl}"
 
-        def run(key=key, paged=paged) -> None:
-            x = _data(key, s, ctx, hq, hkv, d, dtype, paged)
-            infercore.ops.paged_attention_decode(x["q"], **x["args"])
+        def run(key=key, paged=paged, nl=nl) -> None:
+            x = _data(key, s, ctx, hq, hkv, d, dtype, paged, nl)
+            args = x["caches"][x["next"]]
+            x["next"] = (x["next"] + 1) % nl
+            infercore.ops.paged_attention_decode(x["q"], **args)
 
+        extra = {"block_size": BLOCK} if nl == 1 else {"block_size": BLOCK, "layers": nl}
         out.append(Case("attention", "paged_attention_decode", shape, dtype, impl, run, bytes=nbytes,
-                        setup=run, extra={"block_size": BLOCK}))
+                        setup=run, extra=extra))
     torch = torch_or_none()
     if torch is not None and dtype == "float16":
         import torch.nn.functional as F

@@ -131,12 +131,15 @@ struct RowBuffers {
 // that come next then hit L2. Without it each head's pass misses on its own D-wide slice of
 // every token (stride Hkv x D), and the 7B geometry read ~10 GB/s: S = 16 x 4096 keys, 2
 // threads, float16 25 -> 17 ms, fp8 15.5 -> 12.7, int8 16 -> 12.1 (SmolLM2's 3 x 64 slices
-// already streamed: unchanged). Touching the next chunk instead, or prefetching it, measured
-// the same or worse, and touching only a few lines per page gained nothing. When the cache
-// is still in L3 from the last call the extra pass costs (7B, S = 16 x 512 keys, 34 MB:
-// float16 1.45 -> 1.67 ms; fp8, S = 64 x 512, 67 MB: 5.4 -> 5.8), so decode touches only
-// calls that read >= kTouchBytes (7B float16 S = 64 x 512, 134 MB: 11.7 -> 8.1 ms). A served
-// model's layers evict each other's KV between steps; a benchmark's repeated call does not.
+// already streamed when the cache was still in L3). Touching the next chunk instead, or
+// prefetching it, measured the same or worse, and touching only a few lines per page gained
+// nothing. A served model's layers evict each other's KV between steps, and there the pass pays
+// from ~2 MB per call (2 threads, each call one of 32 layers' caches in turn, as in a model):
+// SmolLM2 16 x 4096 keys float16 4.70 -> 3.39 ms, fp8 3.50 -> 2.80; 16 x 512 float16 0.62 ->
+// 0.50; 4 x 512 (1.6 MB) 0.132 -> 0.101; 7B 1 x 4096 float16 1.82 -> 1.21. The engine's decode
+// at 16 x 2000 tokens: 82 -> 66 ms per step. Smaller calls gained nothing (fp8 4 x 512, 0.8
+// MB: 0.090 -> 0.097 ms) and skip it. A benchmark repeating one call on one L3-resident cache
+// sees the pass cost 5-15%; `bench attention` times both ways (its "layers" rows).
 void touch_keys(const KvCacheView& c, const int32_t* bt, int64_t p0, int64_t p1) {
   const int64_t bs = c.block_size, H = c.num_kv_heads, row = H * c.head_dim * kv_dtype_size(c.dtype);
   const bool scaled = c.dtype == KvDType::kInt8;
@@ -158,7 +161,7 @@ void touch_keys(const KvCacheView& c, const int32_t* bt, int64_t p0, int64_t p1)
   sink += sum;
 }
 
-constexpr int64_t kTouchBytes = 96 << 20;  // K+V bytes of a decode call from which touch_keys runs
+constexpr int64_t kTouchBytes = 2 << 20;  // K+V bytes of a decode call from which touch_keys runs
 constexpr int64_t kMinSplitKeys = 256;  // a split-K chunk below this costs more to merge than it saves
 constexpr int64_t kDecodeBytes = 128 << 10;  // K+V bytes of one head-by-head pass over a chunk of keys (L2-resident)
 }  // namespace

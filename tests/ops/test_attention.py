@@ -370,24 +370,32 @@ def test_decode_equals_prefill_of_one_token_bitwise(isa, dtype):
     np.testing.assert_array_equal(dec, pre)
 
 
-def test_decode_over_a_large_cache_gives_the_bits_of_smaller_calls():
-    # A decode call reading >= 96 MB of K+V first touches each chunk's rows front to back
+@pytest.mark.parametrize("dtype", ["int8", "float16"])
+def test_decode_over_a_large_cache_gives_the_bits_of_smaller_calls(dtype):
+    # A decode call reading >= 2 MB of K+V first touches each chunk's rows front to back
     # (csrc/cpu/attention.cpp touch_keys); that is reads only, so each sequence gets the same bits
-    # as a call of its own (50 MB, no touch) with the same splits. int8: the scales are touched too.
+    # as a call of its own (below 2 MB, no touch) with the same splits. int8: the scales are
+    # touched too.
     rng = np.random.default_rng(17)
     bs, hkv, d = 16, 8, 128
-    lens = np.array([25000, 24990], np.int32)
+    per_token = 2 * hkv * d * (1 if dtype == "int8" else 2)
+    n = (2 << 20) // per_token * 9 // 10  # one sequence: 90% of the threshold, both: 180%
+    lens = np.array([n, n - 10], np.int32)
     per = -(-int(lens.max()) // bs)
     nb = 2 * per + 3
-    kc = rng.integers(-128, 128, (nb, bs, hkv, d), dtype=np.int8)
-    vc = rng.integers(-128, 128, (nb, bs, hkv, d), dtype=np.int8)
-    ks = rng.uniform(0.005, 0.02, (nb, bs, hkv)).astype(np.float32)
-    vs = rng.uniform(0.005, 0.02, (nb, bs, hkv)).astype(np.float32)
+    kw = {}
+    if dtype == "int8":
+        kc = rng.integers(-128, 128, (nb, bs, hkv, d), dtype=np.int8)
+        vc = rng.integers(-128, 128, (nb, bs, hkv, d), dtype=np.int8)
+        kw["k_scale"] = rng.uniform(0.005, 0.02, (nb, bs, hkv)).astype(np.float32)
+        kw["v_scale"] = rng.uniform(0.005, 0.02, (nb, bs, hkv)).astype(np.float32)
+    else:
+        kc = rng.standard_normal((nb, bs, hkv, d)).astype(np.float16)
+        vc = rng.standard_normal((nb, bs, hkv, d)).astype(np.float16)
     bt = rng.permutation(nb)[: 2 * per].reshape(2, per).astype(np.int32)
     q = rng.standard_normal((2, 32, d)).astype(np.float32)
-    both = ops.paged_attention_decode(q, kc, vc, bt, lens, k_scale=ks, v_scale=vs, num_splits=3)
+    both = ops.paged_attention_decode(q, kc, vc, bt, lens, num_splits=3, **kw)
     assert np.isfinite(both).all()
     for s in range(2):
-        one = ops.paged_attention_decode(q[s:s + 1], kc, vc, bt[s:s + 1], lens[s:s + 1], k_scale=ks, v_scale=vs,
-                                         num_splits=3)
+        one = ops.paged_attention_decode(q[s:s + 1], kc, vc, bt[s:s + 1], lens[s:s + 1], num_splits=3, **kw)
         np.testing.assert_array_equal(both[s], one[0])
