@@ -44,13 +44,16 @@ struct TopkArgs {
 struct TopkWork {
   const TopkArgs* a = nullptr;
   const int8_t* q8 = nullptr;        // [Q, d] queries quantised per row (int8 corpus only)
+  const float* qf = nullptr;         // [Q, d] what the float panels read: the queries, or for an
+                                     // int8 corpus q8 as floats (exact sums, see topk.cpp)
   const float* qmul = nullptr;       // [Q] per-query score factor: int8 scale and/or 1/|q|
   int64_t block = 0;                 // corpus positions per L2 block
   bool packed = false;               // float corpora, many queries: the panel (GEMM-like) kernel
 };
 
 // Scratch one task owns: `block` row indices and row factors, and when packed the block as
-// float32 panels (kTopkMaxPanel rows interleaved: round_up(block, kTopkMaxPanel) * d floats).
+// float32 panels (kTopkMaxPanel rows interleaved: round_up(block, kTopkMaxPanel) * d floats; the
+// VNNI int8 kernel's byte panels take block * ceil(d / 4) floats of it).
 struct TopkScratch {
   int64_t* rows = nullptr;
   float* rowmul = nullptr;

@@ -230,7 +230,7 @@ def test_threads_do_not_change_results(threads):
 
 @pytest.mark.parametrize("d", [1, 63, 64, 65, 384, 1000])
 def test_int8_shortlists_are_the_same_at_every_isa(d):
-    # Every level sums int8 products exactly in int32 (VNNI as sum (q + 128) c - sum 128 c), so
+    # Every level sums int8 products exactly in int32 (VNNI as sum (c + 128) q - 128 sum q), so
     # the full code range, -128 included, gives the same ids and scores everywhere; ties between
     # duplicated rows stay ties.
     rng = np.random.default_rng(d)
@@ -254,6 +254,52 @@ def test_int8_shortlists_are_the_same_at_every_isa(d):
         for (s0, i0), (s1, i1) in zip(got[ISAS[0]], got[level], strict=True):
             np.testing.assert_array_equal(i0, i1)
             np.testing.assert_array_equal(s0, s1)
+
+
+@pytest.mark.parametrize("d", [1, 3, 7, 33, 64, 65, 385, 1100])
+@pytest.mark.parametrize("metric", ["ip", "cosine"])
+def test_int8_many_queries_give_each_query_its_own_result(d, metric):
+    # 8+ (VNNI) or 16+ queries take the packed kernels (VNNI: int8 panels of 16 rows; others: float
+    # panels over the quantised queries, exact up to d = 1032, the row-dot kernel beyond). All
+    # sum the same exact int32 products, so every query gets the bits of its own Q = 1 call, at
+    # every ISA level, with masks, ids, duplicated rows and k past the candidates.
+    rng = np.random.default_rng(d * 7 + len(metric))
+    n = 1037
+    c = rng.integers(-128, 128, (n, d), dtype=np.int8)
+    c[::9] = -128
+    c[500:520] = c[3]
+    scale = rng.uniform(0.5, 2.0, n).astype(np.float32)
+    scale[500:520] = scale[3]
+    q = rng.standard_normal((37, d)).astype(np.float32)
+    q[5] = c[3] * 0.01
+    q[6] = 0.0
+    mask = rng.random(n) < 0.6
+    ids = np.flatnonzero(rng.random(n) < 0.05)
+    before = ic.get_isa()
+    try:
+        for level in ISAS:
+            ic.set_isa(level)
+            for k, allowed in ((10, None), (1, mask), (70, ids), (n + 5, None)):
+
+                def call(qq, k=k, allowed=allowed):
+                    if metric == "ip":
+                        return ops.topk_inner_product(qq, c, k, corpus_scale=scale, allowed=allowed)
+                    return ops.topk_cosine(qq, c, k, allowed=allowed)
+
+                s_all, i_all = call(q)
+                s9, i9 = call(q[:9])  # VNNI packs from 8 queries, the other levels from 16
+                np.testing.assert_array_equal(i_all[:9], i9)
+                np.testing.assert_array_equal(s_all[:9], s9)
+                for j in (0, 5, 6, 17, 36):
+                    s1, i1 = call(q[j : j + 1])
+                    np.testing.assert_array_equal(i_all[j], i1[0], err_msg=f"{level} k={k} query {j}")
+                    np.testing.assert_array_equal(s_all[j], s1[0], err_msg=f"{level} k={k} query {j}")
+                if k == 10 and allowed is None:  # the exact answer, from the float64 reference
+                    want = reference.topk_inner_product(q, c.astype(np.float64) * scale[:, None], k) if metric == "ip" \
+                        else reference.topk_cosine(q, c.astype(np.float64), k)
+                    np.testing.assert_array_equal(i_all[[0, 17, 36]], want[1][[0, 17, 36]])
+    finally:
+        ic.set_isa(before)
 
 
 def test_int8_long_rows_do_not_overflow(isa):
