@@ -73,6 +73,14 @@ struct TopkKernel {
       }
   }
 
+  // 128 x the sum of n query bytes, modulo 2^32 like the int32 lanes it is taken from (the
+  // biased VNNI form: sum (c + 128) q - 128 sum q).
+  static uint32_t q8_bias(const int8_t* q, int64_t n) {
+    int32_t s = 0;  // |s| <= 127 x 131072
+    for (int64_t j = 0; j < n; ++j) s += q[j];
+    return 128u * static_cast<uint32_t>(s);
+  }
+
   // out[r][q] = <row r, quantised query q> for int8 corpora (exact int32, then float).
   // qbias[q] (biased form only): 128 * the sum of query q's first d / W * W bytes.
   template <int NR, int NQ>
@@ -235,7 +243,7 @@ struct TopkKernel {
   // (sum (c + 128) q - 128 sum q, the same float epilogue), so a query's shortlist does not
   // depend on how many queries came with it. Q = 256 x 384 dims: 256 x 96 dots per 16 rows.
   static constexpr int P8 = 16;   // rows per int8 panel: one vector of int32 lanes
-  static constexpr int MQ8 = 8;   // queries per int8 tile (x 2 panels: 16 accumulators; 6, 10, 12, 14 measured slower)
+  static constexpr int MQ8 = 8;   // queries per int8 tile (x 2 panels: 16 accumulators; 6-14 slower)
 
   // panels[(i / P8) * d4 * 64 + j * 64 + (i % P8) * 4 + b] = byte 4 j + b of rows[i] + 128 as u8
   // (d4 = ceil(d / 4); bytes past d and rows past nr are packed as zeros: the padded query
@@ -246,7 +254,8 @@ struct TopkKernel {
       uint8_t* pan = panels + (p0 / P8) * d4 * 64;
       const int8_t* rp[P8];
       const int nvalid = static_cast<int>(std::min<int64_t>(P8, nr - p0));
-      for (int r = 0; r < P8; ++r) rp[r] = reinterpret_cast<const int8_t*>(base + rows[p0 + std::min(r, nvalid - 1)] * d);
+      for (int r = 0; r < P8; ++r)
+        rp[r] = reinterpret_cast<const int8_t*>(base + rows[p0 + std::min(r, nvalid - 1)] * d);
       int64_t j = 0;
       if (nvalid == P8)
         for (; 4 * j + 64 <= d; j += 16) I8::pack16x64(rp, 4 * j, pan + j * 64);
@@ -341,15 +350,8 @@ struct TopkKernel {
                         int64_t qt0, TopkList* lists) {
     int64_t i = 0;
     uint32_t qbias[NQ] = {};
-    if constexpr (T == CorpusType::kInt8 && I8::kBiased) {
-      const int64_t jv = w.a->d / I8::W * I8::W;
-      for (int q = 0; q < NQ; ++q) {
-        const int8_t* qp = w.q8 + (qt0 + q) * w.a->d;
-        int32_t s = 0;
-        for (int64_t j = 0; j < jv; ++j) s += qp[j];
-        qbias[q] = 128u * static_cast<uint32_t>(s);  // modulo 2^32, like the lanes
-      }
-    }
+    if constexpr (T == CorpusType::kInt8 && I8::kBiased)  // over the vector part; dots_i8 adds the tail exactly
+      for (int q = 0; q < NQ; ++q) qbias[q] = q8_bias(w.q8 + (qt0 + q) * w.a->d, w.a->d / I8::W * I8::W);
     if constexpr (T == CorpusType::kInt8) {
       // int8 rows are consumed ~4x faster per byte than float32 rows, and the hardware
       // prefetcher alone left a core at ~10.5 GB/s against ~15 for float32. An L2 prefetch of
@@ -395,12 +397,8 @@ struct TopkKernel {
       qpad.assign((q1 - q0) * d4 * 4, 0);
       qbias.assign(q1 - q0, 0);
       for (int64_t q = q0; q < q1; ++q) {
-        int32_t sum = 0;
-        for (int64_t j = 0; j < a.d; ++j) {
-          qpad[(q - q0) * d4 * 4 + j] = w.q8[q * a.d + j];
-          sum += w.q8[q * a.d + j];
-        }
-        qbias[q - q0] = 128u * static_cast<uint32_t>(sum);
+        std::copy(w.q8 + q * a.d, w.q8 + (q + 1) * a.d, qpad.begin() + (q - q0) * d4 * 4);
+        qbias[q - q0] = q8_bias(w.q8 + q * a.d, a.d);
       }
     }
     for (int64_t b0 = p0; b0 < p1; b0 += w.block) {
