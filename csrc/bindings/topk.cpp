@@ -1,6 +1,7 @@
 // Binding for the fused top-k search (CPU). ops/search.py normalises arguments; these checks
 // make the native entry safe on its own (shapes, dtypes, contiguity, id bounds, finite queries).
 #include "../cpu/topk.h"
+#include "../cpu/topk_rescore.h"
 
 #include <limits>
 
@@ -70,9 +71,50 @@ py::tuple topk(const py::array& queries, const py::array& corpus, int64_t k, con
   return py::make_tuple(scores, out_ids);
 }
 
+py::tuple topk_rescore_py(const py::array& queries, const py::array& cand, const py::array& rows, int64_t k,
+                          bool cosine) {
+  check_array(queries, "queries", 2, 4, false);
+  IC_CHECK_TYPE(queries.dtype().kind() == 'f', "queries: expected float32");
+  check_array(cand, "cand", 2, 8, false);
+  IC_CHECK_TYPE(cand.dtype().kind() == 'i', "cand: expected int64 ids");
+  IC_CHECK_TYPE(rows.dtype().kind() == 'f' && (rows.itemsize() == 4 || rows.itemsize() == 2),
+                "refine: expected dtype float32 or float16, got " + std::string(py::str(rows.dtype())));
+  check_array(rows, "refine", 2, static_cast<int>(rows.itemsize()), false);
+  IC_CHECK_VALUE(cand.shape(0) == queries.shape(0), "cand: expected " + std::to_string(queries.shape(0)) +
+                                                        " rows (one per query), got shape " + shape_str(cand));
+  IC_CHECK_VALUE(rows.shape(1) == queries.shape(1), "refine: expected rows of length " +
+                                                        std::to_string(queries.shape(1)) + ", got shape " +
+                                                        shape_str(rows));
+  IC_CHECK_VALUE(k >= 1, "k: expected >= 1, got " + std::to_string(k));
+  RescoreArgs a;
+  a.queries = static_cast<const float*>(queries.data());
+  a.Q = queries.shape(0);
+  a.d = queries.shape(1);
+  a.rows = rows.data();
+  a.rows_f16 = rows.itemsize() == 2;
+  a.N = rows.shape(0);
+  a.cand = static_cast<const int64_t*>(cand.data());
+  a.m = cand.shape(1);
+  a.k = k;
+  a.cosine = cosine;
+  py::array_t<float> scores({a.Q, k});
+  py::array_t<int64_t> ids({a.Q, k});
+  a.out_scores = scores.mutable_data();
+  a.out_ids = ids.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    topk_rescore(a);
+  }
+  return py::make_tuple(scores, ids);
+}
+
 }  // namespace
 
 void register_topk(py::module_& m) {
+  m.def("topk_rescore", &topk_rescore_py, py::arg("queries"), py::arg("cand"), py::arg("refine"), py::arg("k"),
+        py::arg("cosine") = false,
+        "Re-rank each query's candidate ids (-1 = none) by their exact score on `refine` (float64 sums) -> "
+        "(scores float32 [Q,k], ids int64 [Q,k]).");
   m.def("topk", &topk, py::arg("queries"), py::arg("corpus"), py::arg("k"), py::arg("corpus_scale") = py::none(),
         py::arg("mask") = py::none(), py::arg("ids") = py::none(), py::arg("cosine") = false,
         "Fused top-k inner product / cosine search -> (scores float32 [Q,k], ids int64 [Q,k]).");

@@ -148,25 +148,13 @@ def _topk_refined(cosine: bool, queries: Any, corpus: Any, k: int, corpus_scale:
 
 def rescore(q: np.ndarray, cand: np.ndarray, r: np.ndarray, k: int, cosine: bool) -> tuple[np.ndarray, np.ndarray]:
     """The best k of each query's candidate rows `cand` (int64 [Q, m], -1 = none) by their exact
-    score on `r` (float64 accumulation), ties to the lower id; (scores float32, ids int64) [Q, k]."""
-    scores = np.full((q.shape[0], k), -np.inf, np.float32)
-    out = np.full((q.shape[0], k), -1, np.int64)
-    for row in range(q.shape[0]):
-        ids = cand[row][cand[row] >= 0]
-        if ids.size == 0:
-            continue
-        rows = r[ids].astype(np.float64)
-        qv = q[row].astype(np.float64)
-        sc = rows @ qv
-        if cosine:
-            norms = np.linalg.norm(rows, axis=1) * np.linalg.norm(qv)
-            sc = np.divide(sc, norms, out=np.zeros_like(sc), where=norms > 0)
-        keep = ~np.isnan(sc)
-        ids, sc = ids[keep], sc[keep]
-        order = np.lexsort((ids, -sc))[:k]  # score descending, ties to the lower id
-        scores[row, : order.size] = sc[order]
-        out[row, : order.size] = ids[order]
-    return scores, out
+    score on `r` (float64 accumulation), ties to the lower id; (scores float32, ids int64) [Q, k].
+    Native (csrc/cpu/topk_rescore.cpp), parallel over the queries; rows with NaN are dropped."""
+    q = np.ascontiguousarray(q, dtype=np.float32)
+    cand = np.ascontiguousarray(cand, dtype=np.int64)
+    if r.dtype not in (np.float32, np.float16):
+        raise TypeError(f"refine: expected dtype float32 or float16, got {r.dtype}")
+    return _C.topk_rescore(q, cand.reshape(q.shape[0], -1), np.ascontiguousarray(r), int(k), bool(cosine))
 
 
 def _topk_triton(cosine: bool, queries: Any, corpus: Any, k: int, corpus_scale: Any, allowed: Any):
