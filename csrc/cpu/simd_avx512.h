@@ -10,6 +10,32 @@
 namespace infercore {
 namespace {
 
+// In-place transpose of a 16 x 16 matrix of 4-byte words (v[r] = row r): unpack 32-bit, unpack
+// 64-bit, then the 128-bit lanes twice. 64 shuffles. Used by the top-k panel packing.
+inline void transpose16x16_epi32(__m512i* v) {
+  __m512i a[16], b[16];
+  for (int i = 0; i < 8; ++i) {
+    a[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+  }
+  // b[4 i + k], 128-bit lane L: rows 4 i .. 4 i + 3 of word 4 L + k
+  for (int i = 0; i < 4; ++i) {
+    b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
+    b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
+    b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
+    b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
+  }
+  for (int k = 0; k < 4; ++k) {
+    const __m512i y0 = _mm512_shuffle_i32x4(b[k], b[4 + k], 0x44), y1 = _mm512_shuffle_i32x4(b[k], b[4 + k], 0xEE);
+    const __m512i y2 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0x44);
+    const __m512i y3 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0xEE);
+    v[k] = _mm512_shuffle_i32x4(y0, y2, 0x88);
+    v[4 + k] = _mm512_shuffle_i32x4(y0, y2, 0xDD);
+    v[8 + k] = _mm512_shuffle_i32x4(y1, y3, 0x88);
+    v[12 + k] = _mm512_shuffle_i32x4(y1, y3, 0xDD);
+  }
+}
+
 struct VecAvx512 {
   static constexpr int W = 16;
   static constexpr int kAlign = 64;
@@ -29,6 +55,16 @@ struct VecAvx512 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
+
+  // dst[t * stride + r] = element t of load<T>(src[r]), for 16 rows r and t < 16 (the top-k
+  // panel packing: one transpose and 16 vector stores instead of 256 scalar stores).
+  template <DType T>
+  static void load_transpose16(const char* const* src, float* dst, int64_t stride) {
+    __m512i v[16];
+    for (int r = 0; r < 16; ++r) v[r] = _mm512_castps_si512(load<T>(src[r]));
+    transpose16x16_epi32(v);
+    for (int t = 0; t < 16; ++t) _mm512_storeu_si512(dst + t * stride, v[t]);
   }
 
   template <DType T>

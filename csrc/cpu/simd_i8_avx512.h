@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "simd_avx512.h"
+
 namespace infercore {
 namespace {
 
@@ -45,30 +47,12 @@ struct I8Avx512Vnni : I8Avx512 {
     return _mm512_set1_epi32(x);
   }
   // out[j * 64 + r * 4 + b] = (byte 4 j + b of rows[r] + off) + 128 as u8, for 16 rows and j < 16:
-  // a 16 x 16 transpose of 4-byte words (unpack 32, unpack 64, then 128-bit lanes) and the flip.
+  // a 16 x 16 transpose of 4-byte words, then the flip.
   static void pack16x64(const int8_t* const* rows, int64_t off, uint8_t* out) {
-    __m512i v[16], a[16], b[16];
+    __m512i v[16];
     for (int r = 0; r < 16; ++r) v[r] = _mm512_loadu_si512(rows[r] + off);
-    for (int i = 0; i < 8; ++i) {
-      a[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
-      a[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
-    }
-    // b[4 i + k], 128-bit lane L: rows 4 i .. 4 i + 3 of word 4 L + k
-    for (int i = 0; i < 4; ++i) {
-      b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
-      b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
-      b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
-      b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
-    }
-    for (int k = 0; k < 4; ++k) {
-      const __m512i y0 = _mm512_shuffle_i32x4(b[k], b[4 + k], 0x44), y1 = _mm512_shuffle_i32x4(b[k], b[4 + k], 0xEE);
-      const __m512i y2 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0x44);
-      const __m512i y3 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0xEE);
-      _mm512_storeu_si512(out + (k)*64, to_unsigned(_mm512_shuffle_i32x4(y0, y2, 0x88)));
-      _mm512_storeu_si512(out + (4 + k) * 64, to_unsigned(_mm512_shuffle_i32x4(y0, y2, 0xDD)));
-      _mm512_storeu_si512(out + (8 + k) * 64, to_unsigned(_mm512_shuffle_i32x4(y1, y3, 0x88)));
-      _mm512_storeu_si512(out + (12 + k) * 64, to_unsigned(_mm512_shuffle_i32x4(y1, y3, 0xDD)));
-    }
+    transpose16x16_epi32(v);
+    for (int j = 0; j < 16; ++j) _mm512_storeu_si512(out + j * 64, to_unsigned(v[j]));
   }
   // Scores of 16 rows for one query, as TopkKernel::tile computes them: float(int32(acc - bias))
   // * qm * rowmul[r] into out; returns the mask of the lanes >= thr.

@@ -167,14 +167,28 @@ struct TopkKernel {
     const int64_t rb = d * elem_bytes<T>();
     for (int64_t p0 = 0; p0 < nr; p0 += P) {
       float* pan = panels + (p0 / P) * d * P;
+      int64_t j0 = 0;  // dimensions [0, j0) of every row of the panel are packed
+      if constexpr (V::W == 16 && T != CorpusType::kInt8) {
+        // Whole panels, 16 x 16 at a time: a word transpose puts dimension j of 16 rows in one
+        // vector (one store) instead of 16 scalar stores per row vector: the scalar scatter
+        // below made a Q = 16 float32 scan over 1M x 384 take 204 ms, 132 with this.
+        if (p0 + P <= nr) {
+          for (; j0 + 16 <= d; j0 += 16)
+            for (int h = 0; h < P; h += 16) {
+              const char* src[16];
+              for (int r = 0; r < 16; ++r) src[r] = base + rows[p0 + h + r] * rb + j0 * elem_bytes<T>();
+              V::template load_transpose16<kVecType>(src, pan + j0 * P + h, P);
+            }
+        }
+      }
       for (int r = 0; r < P; ++r) {
         if (p0 + r >= nr) {
-          for (int64_t j = 0; j < d; ++j) pan[j * P + r] = 0.f;
+          for (int64_t j = j0; j < d; ++j) pan[j * P + r] = 0.f;
           continue;
         }
         const char* row = base + rows[p0 + r] * rb;
         float tmp[V::W];
-        int64_t j = 0;
+        int64_t j = j0;
         if constexpr (T != CorpusType::kInt8) {
           for (; j + V::W <= d; j += V::W) {
             V::template store<DType::kFloat32, false>(tmp, V::template load<kVecType>(row + j * elem_bytes<T>()));
