@@ -31,6 +31,29 @@ struct VecAvx2 {
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
   }
 
+  // dst[t * stride + r] = element t of load<T>(src[r]), for 8 rows r and t < 8 (the top-k
+  // panel packing, as VecAvx512::load_transpose16): unpack, shuffle, then 128-bit halves.
+  template <DType T>
+  static void load_transpose8(const char* const* src, float* dst, int64_t stride) {
+    F v[8], a[8], b[8];
+    for (int r = 0; r < 8; ++r) v[r] = load<T>(src[r]);
+    for (int i = 0; i < 4; ++i) {
+      a[2 * i] = _mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+      a[2 * i + 1] = _mm256_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+    }
+    // b[4 i + k], 128-bit half L: rows 4 i .. 4 i + 3 of element 4 L + k
+    for (int i = 0; i < 2; ++i) {
+      b[4 * i] = _mm256_shuffle_ps(a[4 * i], a[4 * i + 2], 0x44);
+      b[4 * i + 1] = _mm256_shuffle_ps(a[4 * i], a[4 * i + 2], 0xEE);
+      b[4 * i + 2] = _mm256_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0x44);
+      b[4 * i + 3] = _mm256_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; ++k) {
+      _mm256_storeu_ps(dst + k * stride, _mm256_permute2f128_ps(b[k], b[4 + k], 0x20));
+      _mm256_storeu_ps(dst + (4 + k) * stride, _mm256_permute2f128_ps(b[k], b[4 + k], 0x31));
+    }
+  }
+
   template <DType T>
   static F load(const void* p) {
     if constexpr (T == DType::kFloat32) {
