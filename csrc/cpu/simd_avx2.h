@@ -31,12 +31,10 @@ struct VecAvx2 {
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
   }
 
-  // dst[t * stride + r] = element t of load<T>(src[r]), for 8 rows r and t < 8 (the top-k
-  // panel packing, as VecAvx512::load_transpose16): unpack, shuffle, then 128-bit halves.
-  template <DType T>
-  static void load_transpose8(const char* const* src, float* dst, int64_t stride) {
-    F v[8], a[8], b[8];
-    for (int r = 0; r < 8; ++r) v[r] = load<T>(src[r]);
+  // dst[t * stride + r] = element t of rows[r], for W = 8 rows and t < 8 (the top-k panel
+  // packing, as VecAvx512::transpose_store): unpack, shuffle, then 128-bit halves.
+  static void transpose_store(const F* v, float* dst, int64_t stride) {
+    F a[8], b[8];
     for (int i = 0; i < 4; ++i) {
       a[2 * i] = _mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]);
       a[2 * i + 1] = _mm256_unpackhi_ps(v[2 * i], v[2 * i + 1]);
@@ -52,6 +50,9 @@ struct VecAvx2 {
       _mm256_storeu_ps(dst + k * stride, _mm256_permute2f128_ps(b[k], b[4 + k], 0x20));
       _mm256_storeu_ps(dst + (4 + k) * stride, _mm256_permute2f128_ps(b[k], b[4 + k], 0x31));
     }
+  }
+  static F load_i8(const int8_t* p) {  // 8 int8 -> float
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   }
 
   template <DType T>

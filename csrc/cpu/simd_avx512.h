@@ -57,14 +57,16 @@ struct VecAvx512 {
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
   }
 
-  // dst[t * stride + r] = element t of load<T>(src[r]), for 16 rows r and t < 16 (the top-k
-  // panel packing: one transpose and 16 vector stores instead of 256 scalar stores).
-  template <DType T>
-  static void load_transpose16(const char* const* src, float* dst, int64_t stride) {
+  // dst[t * stride + r] = element t of rows[r], for W = 16 rows and t < 16 (the top-k panel
+  // packing: one transpose and 16 vector stores instead of 256 scalar stores).
+  static void transpose_store(const F* rows, float* dst, int64_t stride) {
     __m512i v[16];
-    for (int r = 0; r < 16; ++r) v[r] = _mm512_castps_si512(load<T>(src[r]));
+    for (int r = 0; r < 16; ++r) v[r] = _mm512_castps_si512(rows[r]);
     transpose16x16_epi32(v);
     for (int t = 0; t < 16; ++t) _mm512_storeu_si512(dst + t * stride, v[t]);
+  }
+  static F load_i8(const int8_t* p) {  // 16 int8 -> float
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
   }
 
   template <DType T>
