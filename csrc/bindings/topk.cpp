@@ -18,10 +18,29 @@ CorpusType corpus_type(const py::array& c) {
   fail_type("corpus: expected dtype float32, float16 or int8, got " + std::string(py::str(c.dtype())));
 }
 
-py::tuple topk(const py::array& queries, const py::array& corpus, int64_t k, const py::object& corpus_scale,
-               const py::object& mask, const py::object& ids, bool cosine) {
+void check_queries(const py::array& queries) {
   check_array(queries, "queries", 2, 4, false);
   IC_CHECK_TYPE(queries.dtype().kind() == 'f', "queries: expected float32");
+}
+
+// Allocates the (scores float32, ids int64) [Q, k] outputs into a.out_scores / a.out_ids and runs
+// fn(a) without the GIL. Args: TopkArgs or RescoreArgs.
+template <class Args>
+py::tuple run_with_outputs(Args& a, int64_t Q, int64_t k, void (*fn)(const Args&)) {
+  py::array_t<float> scores({Q, k});
+  py::array_t<int64_t> ids({Q, k});
+  a.out_scores = scores.mutable_data();
+  a.out_ids = ids.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fn(a);
+  }
+  return py::make_tuple(scores, ids);
+}
+
+py::tuple topk(const py::array& queries, const py::array& corpus, int64_t k, const py::object& corpus_scale,
+               const py::object& mask, const py::object& ids, bool cosine) {
+  check_queries(queries);
   check_array(corpus, "corpus", 2, static_cast<int>(corpus.itemsize()), false);
   TopkArgs a;
   a.ctype = corpus_type(corpus);
@@ -60,21 +79,12 @@ py::tuple topk(const py::array& queries, const py::array& corpus, int64_t k, con
     a.ids = static_cast<const int64_t*>(ids_arr.data());
     a.n_ids = ids_arr.shape(0);
   }
-  py::array_t<float> scores({a.Q, k});
-  py::array_t<int64_t> out_ids({a.Q, k});
-  a.out_scores = scores.mutable_data();
-  a.out_ids = out_ids.mutable_data();
-  {
-    py::gil_scoped_release nogil;
-    topk_forward(a);
-  }
-  return py::make_tuple(scores, out_ids);
+  return run_with_outputs(a, a.Q, k, topk_forward);
 }
 
 py::tuple topk_rescore_py(const py::array& queries, const py::array& cand, const py::array& rows, int64_t k,
                           bool cosine) {
-  check_array(queries, "queries", 2, 4, false);
-  IC_CHECK_TYPE(queries.dtype().kind() == 'f', "queries: expected float32");
+  check_queries(queries);
   check_array(cand, "cand", 2, 8, false);
   IC_CHECK_TYPE(cand.dtype().kind() == 'i', "cand: expected int64 ids");
   IC_CHECK_TYPE(rows.dtype().kind() == 'f' && (rows.itemsize() == 4 || rows.itemsize() == 2),
@@ -97,15 +107,7 @@ py::tuple topk_rescore_py(const py::array& queries, const py::array& cand, const
   a.m = cand.shape(1);
   a.k = k;
   a.cosine = cosine;
-  py::array_t<float> scores({a.Q, k});
-  py::array_t<int64_t> ids({a.Q, k});
-  a.out_scores = scores.mutable_data();
-  a.out_ids = ids.mutable_data();
-  {
-    py::gil_scoped_release nogil;
-    topk_rescore(a);
-  }
-  return py::make_tuple(scores, ids);
+  return run_with_outputs(a, a.Q, k, topk_rescore);
 }
 
 }  // namespace

@@ -39,8 +39,7 @@ struct I8Avx512Vnni : I8Avx512 {
   static I bias() { return _mm512_set1_epi8(static_cast<char>(0x80)); }
   static I to_unsigned(I c) { return _mm512_xor_si512(c, bias()); }  // c + 128 as u8
 
-  // ---- the packed int8 kernel (TopkKernel::pack_i8 / panel_tile_i8)
-  static I load_panel(const uint8_t* p) { return _mm512_loadu_si512(p); }
+  // ---- the packed int8 kernel (TopkKernel::pack_i8 / panel_queries_i8)
   static I bcast4(const int8_t* p) {  // 4 query bytes into every int32 lane
     int32_t x;
     std::memcpy(&x, p, 4);

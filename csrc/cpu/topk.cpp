@@ -126,13 +126,17 @@ void topk_forward(const TopkArgs& a) {
   const bool packed =
       Q >= (int8 && vnni ? kPackedMinQInt8 : kPackedMinQ) && !(int8 && !vnni && d > kExactFloatD);
   const bool packed_i8 = packed && int8 && vnni;
+  const int64_t d4 = (d + 3) / 4;
+  const int64_t q8_stride = packed_i8 ? d4 * 4 : d;  // the int8 panels read whole 4-byte words
   std::vector<float> qmul(Q, 1.f);
-  std::vector<int8_t> q8(int8 ? Q * d : 0);
+  std::vector<int8_t> q8(int8 ? Q * q8_stride : 0);
+  std::vector<uint32_t> q8_bias(packed_i8 ? Q : 0);
   parallel_for(0, Q, 16, [&](int64_t lo, int64_t hi) {
     for (int64_t q = lo; q < hi; ++q) {
       const float* qp = a.queries + q * d;
       float m = 1.f;
-      if (int8) m = quantize_query(qp, d, q8.data() + q * d);
+      if (int8) m = quantize_query(qp, d, q8.data() + q * q8_stride);
+      if (packed_i8) q8_bias[q] = topk_q8_bias(q8.data() + q * q8_stride, d);
       if (a.cosine) m *= inv_norm(qp, d);
       qmul[q] = m;
     }
@@ -185,10 +189,11 @@ void topk_forward(const TopkArgs& a) {
   TopkWork w;
   w.a = &a;
   w.q8 = q8.empty() ? nullptr : q8.data();
+  w.q8_stride = q8_stride;
+  w.q8_bias = q8_bias.empty() ? nullptr : q8_bias.data();
   w.qf = qf.empty() ? a.queries : qf.data();
   w.qmul = qmul.data();
   w.packed = packed;
-  const int64_t d4 = (d + 3) / 4;
   if (packed_i8) {  // int8 panels: 4-byte words of 16 rows, in pairs (multiples of kTopkMaxPanel)
     w.block = std::max<int64_t>(1, kBlockBytes / (d4 * 4 * kTopkMaxPanel)) * kTopkMaxPanel;
   } else if (w.packed) {  // blocks of whole panels, sized by their float32 bytes

@@ -43,13 +43,24 @@ struct TopkArgs {
 // Everything a kernel task needs, prepared once by topk_forward (plain data, see TopkList).
 struct TopkWork {
   const TopkArgs* a = nullptr;
-  const int8_t* q8 = nullptr;        // [Q, d] queries quantised per row (int8 corpus only)
+  const int8_t* q8 = nullptr;        // [Q, q8_stride] queries quantised per row (int8 corpus only)
+  int64_t q8_stride = 0;             // d, or d rounded up to 4 bytes, zero padded (VNNI int8 panels)
+  const uint32_t* q8_bias = nullptr; // [Q] VNNI int8 panels only: topk_q8_bias of each q8 row
   const float* qf = nullptr;         // [Q, d] what the float panels read: the queries, or for an
                                      // int8 corpus q8 as floats (exact sums, see topk.cpp)
   const float* qmul = nullptr;       // [Q] per-query score factor: int8 scale and/or 1/|q|
   int64_t block = 0;                 // corpus positions per L2 block
   bool packed = false;               // float corpora, many queries: the panel (GEMM-like) kernel
 };
+
+// 128 x the sum of n int8 query bytes, modulo 2^32 like the int32 lanes it is subtracted from
+// (the VNNI form sum (c + 128) q - 128 sum q, topk_impl.h). static inline for the reason
+// TopkList has no member functions.
+static inline uint32_t topk_q8_bias(const int8_t* q, int64_t n) {
+  int32_t s = 0;  // |s| <= 127 x 131072
+  for (int64_t j = 0; j < n; ++j) s += q[j];
+  return 128u * static_cast<uint32_t>(s);
+}
 
 // Scratch one task owns: `block` row indices and row factors, and when packed the block as
 // float32 panels (kTopkMaxPanel rows interleaved: round_up(block, kTopkMaxPanel) * d floats; the

@@ -1,6 +1,6 @@
 // The top-k scan written once over a float vector type V (VecScalar / VecAvx2 / VecAvx512) and
 // an int8 primitive set I8 (I8Scalar / I8Avx2 / I8Avx512 / I8Avx512Vnni). Included inside an
-// anonymous namespace by each ISA translation unit, after <algorithm>, <cmath>, <vector>, topk.h,
+// anonymous namespace by each ISA translation unit, after <algorithm>, <cmath>, topk.h,
 // topk_buffer.h and the vector headers, so nothing here is shared between ISA levels.
 //
 // Napkin math, d = 384, N = 1M rows, 2 cores (Zen 3/4, ~30 GB/s DRAM read, 2 FMA ports/core):
@@ -73,14 +73,6 @@ struct TopkKernel {
       }
   }
 
-  // 128 x the sum of n query bytes, modulo 2^32 like the int32 lanes it is taken from (the
-  // biased VNNI form: sum (c + 128) q - 128 sum q).
-  static uint32_t q8_bias(const int8_t* q, int64_t n) {
-    int32_t s = 0;  // |s| <= 127 x 131072
-    for (int64_t j = 0; j < n; ++j) s += q[j];
-    return 128u * static_cast<uint32_t>(s);
-  }
-
   // out[r][q] = <row r, quantised query q> for int8 corpora (exact int32, then float).
   // qbias[q] (biased form only): 128 * the sum of query q's first d / W * W bytes.
   template <int NR, int NQ>
@@ -88,7 +80,7 @@ struct TopkKernel {
                       float (*out)[NQ]) {
     const int64_t d = w.a->d;
     const int8_t* qs[NQ];
-    for (int q = 0; q < NQ; ++q) qs[q] = w.q8 + (qt0 + q) * d;
+    for (int q = 0; q < NQ; ++q) qs[q] = w.q8 + (qt0 + q) * w.q8_stride;
     typename I8::I acc[NR][NQ];
     for (int r = 0; r < NR; ++r)
       for (int q = 0; q < NQ; ++q) acc[r][q] = I8::zero();
@@ -265,64 +257,59 @@ struct TopkKernel {
   static constexpr int MQ8 = 8;   // queries per int8 tile (x 2 panels: 16 accumulators; 6-14 slower)
 
   // panels[(i / P8) * d4 * 64 + j * 64 + (i % P8) * 4 + b] = byte 4 j + b of rows[i] + 128 as u8
-  // (d4 = ceil(d / 4); bytes past d and rows past nr are packed as zeros: the padded query
-  // bytes are zero, and those rows' scores are never read).
+  // (d4 = ceil(d / 4)), in whole pairs of panels: bytes past d and rows past nr are packed as
+  // zeros (the padded query bytes are zero, and those rows' scores are never read).
   static void pack_i8(const char* base, const int64_t* rows, int64_t nr, int64_t d, uint8_t* panels) {
     const int64_t d4 = (d + 3) / 4;
-    for (int64_t p0 = 0; p0 < nr; p0 += P8) {
-      uint8_t* pan = panels + (p0 / P8) * d4 * 64;
-      const int8_t* rp[P8];
-      const int nvalid = static_cast<int>(std::min<int64_t>(P8, nr - p0));
-      for (int r = 0; r < P8; ++r)
-        rp[r] = reinterpret_cast<const int8_t*>(base + rows[p0 + std::min(r, nvalid - 1)] * d);
-      int64_t j = 0;
-      if (nvalid == P8)
-        for (; 4 * j + 64 <= d; j += 16) I8::pack16x64(rp, 4 * j, pan + j * 64);
-      for (; j < d4; ++j)
+    for (int64_t p0 = 0; p0 < nr; p0 += 2 * P8)
+      for (int64_t h0 = p0; h0 < p0 + 2 * P8; h0 += P8) {
+        uint8_t* pan = panels + (h0 / P8) * d4 * 64;
+        const int nvalid = static_cast<int>(std::clamp<int64_t>(nr - h0, 0, P8));
+        const int8_t* rp[P8];
         for (int r = 0; r < P8; ++r)
-          for (int b = 0; b < 4; ++b) {
-            const int64_t t = 4 * j + b;
-            const int8_t c = r < nvalid && t < d ? rp[r][t] : 0;
-            pan[j * 64 + r * 4 + b] = static_cast<uint8_t>(c) ^ 0x80u;
-          }
-    }
+          rp[r] = r < nvalid ? reinterpret_cast<const int8_t*>(base + rows[h0 + r] * d) : nullptr;
+        int64_t j = 0;
+        if (nvalid == P8)
+          for (; 4 * j + 64 <= d; j += 16) I8::pack16x64(rp, 4 * j, pan + j * 64);
+        for (; j < d4; ++j)
+          for (int r = 0; r < P8; ++r)
+            for (int b = 0; b < 4; ++b) {
+              const int64_t t = 4 * j + b;
+              const int8_t c = r < nvalid && t < d ? rp[r][t] : 0;
+              pan[j * 64 + r * 4 + b] = static_cast<uint8_t>(c) ^ 0x80u;
+            }
+      }
   }
 
-  // Scores 2 panels (rows p0 .. p0 + 32 of the block) against NQ padded queries.
+  // Scores each pair of panels (rows p0 .. p0 + 32 of the block) against NQ queries.
   template <int NQ>
   static void panel_queries_i8(const TopkWork& w, const uint8_t* panels, const int64_t* rows, const float* rowmul,
-                               int64_t nr, int64_t qt0, const int8_t* qpad, const uint32_t* qbias,
-                               TopkList* lists) {
+                               int64_t nr, int64_t qt0, TopkList* lists) {
     const int64_t d4 = (w.a->d + 3) / 4;
+    const int8_t* qs[NQ];
+    for (int m = 0; m < NQ; ++m) qs[m] = w.q8 + (qt0 + m) * w.q8_stride;
     alignas(64) float sc[P8];
     for (int64_t p0 = 0; p0 < nr; p0 += 2 * P8) {
       const uint8_t* pan0 = panels + (p0 / P8) * d4 * 64;
-      const uint8_t* pan1 = pan0 + d4 * 64;  // past nr when nr - p0 <= 16: packed, never read below
-      const bool two = nr - p0 > P8;
+      const uint8_t* pan1 = pan0 + d4 * 64;
       typename I8::I acc[NQ][2];
       for (int m = 0; m < NQ; ++m) acc[m][0] = acc[m][1] = I8::zero();
-      if (two) {
-        for (int64_t j = 0; j < d4; ++j) {
-          const typename I8::I c0 = I8::load_panel(pan0 + j * 64), c1 = I8::load_panel(pan1 + j * 64);
-          for (int m = 0; m < NQ; ++m) {
-            const typename I8::I qb = I8::bcast4(qpad + m * d4 * 4 + 4 * j);
-            acc[m][0] = I8::dot(acc[m][0], c0, qb);
-            acc[m][1] = I8::dot(acc[m][1], c1, qb);
-          }
-        }
-      } else {
-        for (int64_t j = 0; j < d4; ++j) {
-          const typename I8::I c0 = I8::load_panel(pan0 + j * 64);
-          for (int m = 0; m < NQ; ++m) acc[m][0] = I8::dot(acc[m][0], c0, I8::bcast4(qpad + m * d4 * 4 + 4 * j));
+      for (int64_t j = 0; j < d4; ++j) {
+        const typename I8::I c0 = I8::load(reinterpret_cast<const int8_t*>(pan0 + j * 64));
+        const typename I8::I c1 = I8::load(reinterpret_cast<const int8_t*>(pan1 + j * 64));
+        for (int m = 0; m < NQ; ++m) {
+          const typename I8::I qb = I8::bcast4(qs[m] + 4 * j);
+          acc[m][0] = I8::dot(acc[m][0], c0, qb);
+          acc[m][1] = I8::dot(acc[m][1], c1, qb);
         }
       }
-      for (int h = 0; h < (two ? 2 : 1); ++h) {
+      for (int h = 0; h < 2 && p0 + h * P8 < nr; ++h) {
         const int64_t r0 = p0 + h * P8;
         const int np = static_cast<int>(std::min<int64_t>(P8, nr - r0));
         const uint32_t valid = np == P8 ? 0xFFFFu : (1u << np) - 1u;
         for (int m = 0; m < NQ; ++m) {
           TopkList& L = lists[m];
-          uint32_t hit = I8::scores16(acc[m][h], qbias[m], w.qmul[qt0 + m], rowmul + r0, L.thr, sc) & valid;
+          uint32_t hit = I8::scores16(acc[m][h], w.q8_bias[qt0 + m], w.qmul[qt0 + m], rowmul + r0, L.thr, sc) & valid;
           while (hit != 0) {
             const int r = __builtin_ctz(hit);
             hit &= hit - 1;
@@ -335,11 +322,10 @@ struct TopkKernel {
 
   template <int NQ = MQ8>
   static void panel_dispatch_i8(int64_t nq, const TopkWork& w, const uint8_t* panels, const int64_t* rows,
-                                const float* rowmul, int64_t nr, int64_t qt0, const int8_t* qpad,
-                                const uint32_t* qbias, TopkList* lists) {
+                                const float* rowmul, int64_t nr, int64_t qt0, TopkList* lists) {
     if constexpr (NQ >= 1) {
-      if (nq == NQ) panel_queries_i8<NQ>(w, panels, rows, rowmul, nr, qt0, qpad, qbias, lists);
-      else panel_dispatch_i8<NQ - 1>(nq, w, panels, rows, rowmul, nr, qt0, qpad, qbias, lists);
+      if (nq == NQ) panel_queries_i8<NQ>(w, panels, rows, rowmul, nr, qt0, lists);
+      else panel_dispatch_i8<NQ - 1>(nq, w, panels, rows, rowmul, nr, qt0, lists);
     }
   }
 
@@ -370,7 +356,7 @@ struct TopkKernel {
     int64_t i = 0;
     uint32_t qbias[NQ] = {};
     if constexpr (T == CorpusType::kInt8 && I8::kBiased)  // over the vector part; dots_i8 adds the tail exactly
-      for (int q = 0; q < NQ; ++q) qbias[q] = q8_bias(w.q8 + (qt0 + q) * w.a->d, w.a->d / I8::W * I8::W);
+      for (int q = 0; q < NQ; ++q) qbias[q] = topk_q8_bias(w.q8 + (qt0 + q) * w.q8_stride, w.a->d / I8::W * I8::W);
     if constexpr (T == CorpusType::kInt8) {
       // int8 rows are consumed ~4x faster per byte than float32 rows, and the hardware
       // prefetcher alone left a core at ~10.5 GB/s against ~15 for float32. An L2 prefetch of
@@ -406,20 +392,7 @@ struct TopkKernel {
     const TopkArgs& a = *w.a;
     const char* base = static_cast<const char*>(a.corpus);
     const int64_t rb = a.d * elem_bytes<T>();
-    // The packed int8 kernel reads each query's bytes zero-padded to whole words, and subtracts
-    // 128 x their sum (see pack_i8).
-    constexpr bool kPackedI8 = T == CorpusType::kInt8 && I8::kBiased;
-    const int64_t d4 = (a.d + 3) / 4;
-    std::vector<int8_t> qpad;
-    std::vector<uint32_t> qbias;
-    if (kPackedI8 && w.packed) {  // w.q8 is set whenever this kernel runs packed
-      qpad.assign((q1 - q0) * d4 * 4, 0);
-      qbias.assign(q1 - q0, 0);
-      for (int64_t q = q0; q < q1; ++q) {
-        std::copy(w.q8 + q * a.d, w.q8 + (q + 1) * a.d, qpad.begin() + (q - q0) * d4 * 4);
-        qbias[q - q0] = q8_bias(w.q8 + q * a.d, a.d);
-      }
-    }
+    constexpr bool kPackedI8 = T == CorpusType::kInt8 && I8::kBiased;  // packed: the int8 panels
     for (int64_t b0 = p0; b0 < p1; b0 += w.block) {
       const int64_t b1 = std::min(p1, b0 + w.block);
       int64_t nr = 0;  // the block's candidate rows, ascending
@@ -448,8 +421,7 @@ struct TopkKernel {
           pack_i8(base, sc.rows, nr, a.d, panels);
           for (int64_t qt0 = q0; qt0 < q1; qt0 += MQ8) {
             const int64_t nq = std::min<int64_t>(MQ8, q1 - qt0);
-            panel_dispatch_i8(nq, w, panels, sc.rows, sc.rowmul, nr, qt0, qpad.data() + (qt0 - q0) * d4 * 4,
-                              qbias.data() + (qt0 - q0), lists + (qt0 - q0));
+            panel_dispatch_i8(nq, w, panels, sc.rows, sc.rowmul, nr, qt0, lists + (qt0 - q0));
           }
           continue;
         }
