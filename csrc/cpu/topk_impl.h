@@ -1,6 +1,6 @@
 // The top-k scan written once over a float vector type V (VecScalar / VecAvx2 / VecAvx512) and
 // an int8 primitive set I8 (I8Scalar / I8Avx2 / I8Avx512 / I8Avx512Vnni). Included inside an
-// anonymous namespace by each ISA translation unit, after <algorithm>, <cmath>, topk.h,
+// anonymous namespace by each ISA translation unit, after <algorithm>, <cmath>, <type_traits>, topk.h,
 // topk_buffer.h and the vector headers, so nothing here is shared between ISA levels.
 //
 // Napkin math, d = 384, N = 1M rows, 2 cores (Zen 3/4, ~30 GB/s DRAM read, 2 FMA ports/core):
@@ -38,6 +38,16 @@ inline float corpus_elem(const char* row, int64_t j) {
   if constexpr (T == CorpusType::kFloat32) return reinterpret_cast<const float*>(row)[j];
   else if constexpr (T == CorpusType::kFloat16) return half_to_float(reinterpret_cast<const uint16_t*>(row)[j]);
   else return static_cast<float>(reinterpret_cast<const int8_t*>(row)[j]);
+}
+
+// f(std::integral_constant<int, nq>()) for a run-time 1 <= nq <= N: the kernels take the number
+// of queries of a tile as a template argument.
+template <int N, class F>
+inline void with_query_count(int64_t nq, F&& f) {
+  if constexpr (N >= 1) {
+    if (nq == N) f(std::integral_constant<int, N>());
+    else with_query_count<N - 1>(nq, f);
+  }
 }
 
 template <class V, class I8, CorpusType T>
@@ -236,15 +246,6 @@ struct TopkKernel {
     }
   }
 
-  template <int NQ = MQ>
-  static void panel_dispatch(int64_t nq, const TopkWork& w, const float* panels, const int64_t* rows,
-                             const float* rowmul, int64_t nr, int64_t qt0, TopkList* lists) {
-    if constexpr (NQ >= 1) {
-      if (nq == NQ) panel_queries<NQ>(w, panels, rows, rowmul, nr, qt0, lists);
-      else panel_dispatch<NQ - 1>(nq, w, panels, rows, rowmul, nr, qt0, lists);
-    }
-  }
-
   // ---- packed int8 kernel (VNNI only: I8::kBiased), many queries
   // The float panels above would widen every int8 byte and run at the FMA rate (16 products per
   // instruction); vpdpbusd does 64. A block is packed into panels of P8 = 16 rows whose int32
@@ -320,15 +321,6 @@ struct TopkKernel {
     }
   }
 
-  template <int NQ = MQ8>
-  static void panel_dispatch_i8(int64_t nq, const TopkWork& w, const uint8_t* panels, const int64_t* rows,
-                                const float* rowmul, int64_t nr, int64_t qt0, TopkList* lists) {
-    if constexpr (NQ >= 1) {
-      if (nq == NQ) panel_queries_i8<NQ>(w, panels, rows, rowmul, nr, qt0, lists);
-      else panel_dispatch_i8<NQ - 1>(nq, w, panels, rows, rowmul, nr, qt0, lists);
-    }
-  }
-
   // ---- row-dot kernel
   // Scores rows[i0 .. i0+NR) against NQ queries and offers them to the lists.
   template <int NR, int NQ>
@@ -378,15 +370,6 @@ struct TopkKernel {
     for (; i < nr; ++i) tile<1, NQ>(w, base, rows, rowmul, i, qt0, qbias, lists);
   }
 
-  template <int NQ = QT>
-  static void tile_queries(int64_t nq, const TopkWork& w, const char* base, const int64_t* rows,
-                           const float* rowmul, int64_t nr, int64_t qt0, TopkList* lists) {
-    if constexpr (NQ >= 1) {
-      if (nq == NQ) tile_rows<NQ>(w, base, rows, rowmul, nr, qt0, lists);
-      else tile_queries<NQ - 1>(nq, w, base, rows, rowmul, nr, qt0, lists);
-    }
-  }
-
   static void scan(const TopkWork& w, int64_t q0, int64_t q1, int64_t p0, int64_t p1, TopkList* lists,
                    const TopkScratch& sc) {
     const TopkArgs& a = *w.a;
@@ -421,7 +404,9 @@ struct TopkKernel {
           pack_i8(base, sc.rows, nr, a.d, panels);
           for (int64_t qt0 = q0; qt0 < q1; qt0 += MQ8) {
             const int64_t nq = std::min<int64_t>(MQ8, q1 - qt0);
-            panel_dispatch_i8(nq, w, panels, sc.rows, sc.rowmul, nr, qt0, lists + (qt0 - q0));
+            with_query_count<MQ8>(nq, [&](auto n) {
+              panel_queries_i8<decltype(n)::value>(w, panels, sc.rows, sc.rowmul, nr, qt0, lists + (qt0 - q0));
+            });
           }
           continue;
         }
@@ -430,13 +415,17 @@ struct TopkKernel {
         pack(base, sc.rows, nr, a.d, sc.panels);
         for (int64_t qt0 = q0; qt0 < q1; qt0 += MQ) {
           const int64_t nq = std::min<int64_t>(MQ, q1 - qt0);
-          panel_dispatch(nq, w, sc.panels, sc.rows, sc.rowmul, nr, qt0, lists + (qt0 - q0));
+          with_query_count<MQ>(nq, [&](auto n) {
+            panel_queries<decltype(n)::value>(w, sc.panels, sc.rows, sc.rowmul, nr, qt0, lists + (qt0 - q0));
+          });
         }
         continue;
       }
       for (int64_t qt0 = q0; qt0 < q1; qt0 += QT) {
         const int64_t nq = std::min<int64_t>(QT, q1 - qt0);
-        tile_queries(nq, w, base, sc.rows, sc.rowmul, nr, qt0, lists + (qt0 - q0));
+        with_query_count<QT>(nq, [&](auto n) {
+          tile_rows<decltype(n)::value>(w, base, sc.rows, sc.rowmul, nr, qt0, lists + (qt0 - q0));
+        });
       }
     }
   }
