@@ -29,9 +29,14 @@ StoreRowFn pick_store(IsaLevel level) {
   }
 }
 
-AttendFn pick(IsaLevel level) {
+// The level's kernel for a cache type: at AVX-512, int8 caches take integer dot products where
+// the CPU has VNNI.
+AttendFn pick(IsaLevel level, KvDType dt) {
+  const CpuFeatures& f = cpu_features();
   switch (level) {
-    case IsaLevel::kAvx512: return attend_rows_avx512;
+    case IsaLevel::kAvx512:
+      if (dt == KvDType::kInt8 && f.avx512_vnni) return attend_rows_avx512vnni;
+      return attend_rows_avx512;
     case IsaLevel::kAvx2: return attend_rows_avx2;
     default: return attend_rows_scalar;
   }
@@ -144,18 +149,35 @@ void touch_keys(const KvCacheView& c, const int32_t* bt, int64_t p0, int64_t p1)
   const int64_t bs = c.block_size, H = c.num_kv_heads, row = H * c.head_dim * kv_dtype_size(c.dtype);
   const bool scaled = c.dtype == KvDType::kInt8;
   uint32_t sum = 0;
+  // Two blocks' K and V runs at a time, line by line interleaved: four streams in flight instead
+  // of two measured 12-15% faster out of DRAM on SmolLM2's 3-6 KiB blocks (float16 and int8).
+  constexpr int kWays = 2;
+  struct Run {
+    const char *k, *v;
+    int64_t bytes, slot, n;
+  };
   for (int64_t pos = p0; pos < p1;) {
-    const int64_t off = pos % bs, n = std::min(p1 - pos, bs - off);
-    const int64_t slot = static_cast<int64_t>(bt[pos / bs]) * bs + off;
-    const char* k = static_cast<const char*>(c.k) + slot * row;
-    const char* v = static_cast<const char*>(c.v) + slot * row;
-    for (int64_t b = 0; b < n * row; b += 64)
-      sum += *reinterpret_cast<const volatile uint32_t*>(k + b) + *reinterpret_cast<const volatile uint32_t*>(v + b);
+    Run runs[kWays];
+    int nr = 0;
+    int64_t most = 0;
+    for (; nr < kWays && pos < p1; ++nr) {
+      const int64_t off = pos % bs, n = std::min(p1 - pos, bs - off);
+      const int64_t slot = static_cast<int64_t>(bt[pos / bs]) * bs + off;
+      runs[nr] = {static_cast<const char*>(c.k) + slot * row, static_cast<const char*>(c.v) + slot * row, n * row,
+                  slot, n};
+      most = std::max(most, n * row);
+      pos += n;
+    }
+    for (int64_t b = 0; b < most; b += 64)
+      for (int i = 0; i < nr; ++i)
+        if (b < runs[i].bytes)
+          sum += *reinterpret_cast<const volatile uint32_t*>(runs[i].k + b) +
+                 *reinterpret_cast<const volatile uint32_t*>(runs[i].v + b);
     if (scaled)
-      for (int64_t b = 0; b < n * H; b += 16)
-        sum += *reinterpret_cast<const volatile uint32_t*>(c.k_scales + slot * H + b) +
-               *reinterpret_cast<const volatile uint32_t*>(c.v_scales + slot * H + b);
-    pos += n;
+      for (int i = 0; i < nr; ++i)
+        for (int64_t b = 0; b < runs[i].n * H; b += 16)
+          sum += *reinterpret_cast<const volatile uint32_t*>(c.k_scales + runs[i].slot * H + b) +
+                 *reinterpret_cast<const volatile uint32_t*>(c.v_scales + runs[i].slot * H + b);
   }
   static thread_local uint32_t sink;
   sink += sum;
@@ -230,7 +252,7 @@ void paged_attention_decode(const PagedAttnArgs& a) {
   if (a.num_seqs == 0) return;
   const KvCacheView& c = a.cache;
   const int64_t S = a.num_seqs, Hq = a.num_heads, Hkv = c.num_kv_heads, D = c.head_dim, G = Hq / Hkv;
-  const AttendFn attend = pick(isa_level());
+  const AttendFn attend = pick(isa_level(), c.dtype);
   const float qmul = a.scale * k_fold(c), vmul = v_fold(c);
   auto key_begin = [&](int64_t len) { return a.sliding_window > 0 ? std::max<int64_t>(0, len - a.sliding_window) : 0; };
 
@@ -321,7 +343,7 @@ void paged_attention_prefill(const PagedAttnArgs& a) {
   if (a.num_tokens == 0) return;
   const KvCacheView& c = a.cache;
   const int64_t S = a.num_seqs, Hq = a.num_heads, Hkv = c.num_kv_heads, D = c.head_dim, G = Hq / Hkv;
-  const AttendFn attend = pick(isa_level());
+  const AttendFn attend = pick(isa_level(), c.dtype);
   const float qmul = a.scale * k_fold(c), vmul = v_fold(c);
   // Query tiles of Bq tokens x G heads share every K/V tile they read (kept in L1/L2).
   const int64_t Bq = std::max<int64_t>(1, std::min<int64_t>(16, 64 / G));

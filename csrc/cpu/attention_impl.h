@@ -24,7 +24,7 @@
 // the hardware prefetcher nor more software prefetch (tried: whole-row, spread, deeper, none;
 // also 2 MiB pages) brings closer. Larger blocks may help (block_size 64, one kv head: 17 GB/s
 // in one run, 10.6 in another under load).
-constexpr int kTile = 32;    // key positions per tile
+constexpr int kTile = kAttnTile;  // key positions per tile (32)
 constexpr int kGroup = 4;    // query rows per register group
 
 // s[g][t] = q_g . k_t for g < NG and TK keys t, ..., t + TK - 1 at once: TK x NG independent
@@ -119,10 +119,18 @@ inline void accumulate_group(float* acc, const float* alpha, int64_t D, const ch
   }
 }
 
+// int8 caches on a level with integer dot products (A::kInt8Dots: int16 q x int8 k, uint8 p x
+// int8 v): the level's own prepare_rows / scores_lowp / accumulate_lowp instead of widening every
+// cached value to float. (bfloat16 dots for fp8, vdpbf16ps on values converted through byte
+// tables, measured ~20% slower than the float kernel on the dev machine: vdpbf16ps issues at
+// ~0.7 of the FMA rate there.)
+template <class A, KvDType T>
+constexpr bool kLowpDots = A::kInt8Dots && T == KvDType::kInt8;
+
 // One group of NG rows against one tile of keys [tb, tb + n) (absolute positions).
 template <class A, KvDType T, int NG>
 inline void tile_group(const AttnRows& r, int64_t r0, int64_t D, int64_t tb, int n, const char* const* kp,
-                       const char* const* vp, const float* ks, const float* vs) {
+                       const char* const* vp, const float* ks, const float* vs, const LowpRows& qi) {
   int lo[NG], hi[NG];
   int t0 = n, t1 = 0;
   for (int g = 0; g < NG; ++g) {
@@ -137,7 +145,14 @@ inline void tile_group(const AttnRows& r, int64_t r0, int64_t D, int64_t tb, int
   float s[NG][kTile];
   // Partial tiles run the vector exp over the whole tile: zero what scores_group leaves unset.
   if (t0 != 0 || t1 != kTile) std::fill(&s[0][0], &s[0][0] + NG * kTile, 0.f);
-  scores_group<A, T, NG>(r.q + r0 * D, D, kp, t0, t1, s);
+  // The integer kernels work on whole halves of the tile: keys [T0, T1) (pointers past the
+  // tile's end repeat its last row; their weights are zeroed below).
+  const int T0 = t0 & ~15, T1 = (t1 + 15) & ~15;
+  if constexpr (kLowpDots<A, T>) {
+    A::template scores_lowp<NG>(qi, r0, D, kp, T0, T1, s);
+  } else {
+    scores_group<A, T, NG>(r.q + r0 * D, D, kp, t0, t1, s);
+  }
   float alpha[NG];
   for (int g = 0; g < NG; ++g) {
     float* sg = s[g];
@@ -159,7 +174,8 @@ inline void tile_group(const AttnRows& r, int64_t r0, int64_t D, int64_t tb, int
         mx = A::max(mx, v);
       }
       const float m_new = std::max(m, A::hmax(mx));
-      alpha[g] = std::exp(m - m_new);
+      // The running max rarely grows after the first tiles: skip the scalar exp (exp(0) = 1 exactly).
+      alpha[g] = m_new == m ? 1.f : std::exp(m - m_new);
       const typename A::F mv = A::set1(m_new);
       typename A::F sum = A::zero();
       for (int t = 0; t < kTile; t += A::W) {
@@ -191,7 +207,16 @@ inline void tile_group(const AttnRows& r, int64_t r0, int64_t D, int64_t tb, int
     l = l * alpha[g] + sum;
     m = m_new;
   }
-  accumulate_group<A, T, NG>(r.acc + r0 * D, alpha, D, vp, t0, t1, s);
+  if constexpr (kLowpDots<A, T>) {
+    for (int g = 0; g < NG; ++g) {
+      const int lo_g = std::max(lo[g], t0), hi_g = std::max(std::min(hi[g], t1), lo_g);
+      for (int t = T0; t < lo_g; ++t) s[g][t] = 0.f;
+      for (int t = hi_g; t < T1; ++t) s[g][t] = 0.f;
+    }
+    A::template accumulate_lowp<NG>(r.acc + r0 * D, alpha, D, vp, T0, T1, s);
+  } else {
+    accumulate_group<A, T, NG>(r.acc + r0 * D, alpha, D, vp, t0, t1, s);
+  }
 }
 
 template <class A, KvDType T>
@@ -213,41 +238,55 @@ void attend_rows_t(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t k
   auto resolve = [&](int64_t tb, int which) {
     const int n = static_cast<int>(std::min<int64_t>(kTile, ke - tb));
     int64_t blk = tb / bs, off = tb % bs;  // one division per tile, not per token
-    for (int t = 0; t < n; ++t, ++off) {
-      if (off == bs) {
-        off = 0;
-        ++blk;
-      }
+    // A run of consecutive slots per block: rows at a fixed stride (one table lookup per block).
+    for (int t = 0; t < n; ++blk, off = 0) {
+      const int run = static_cast<int>(std::min<int64_t>(n - t, bs - off));
       const int64_t slot = static_cast<int64_t>(bt[blk]) * bs + off;
       const char* k = kbase + slot * tok_stride;
       const char* v = vbase + slot * tok_stride;
-      kp_buf[which][t] = k;
-      vp_buf[which][t] = v;
+      for (int i = 0; i < run; ++i) {
+        kp_buf[which][t + i] = k + i * tok_stride;
+        vp_buf[which][t + i] = v + i * tok_stride;
+      }
       if (scaled) {
-        ks_buf[which][t] = c.k_scales[slot * c.num_kv_heads + h];
-        vs_buf[which][t] = c.v_scales[slot * c.num_kv_heads + h];
+        const float* ksrc = c.k_scales + slot * c.num_kv_heads + h;
+        const float* vsrc = c.v_scales + slot * c.num_kv_heads + h;
+        for (int i = 0; i < run; ++i) {
+          ks_buf[which][t + i] = ksrc[i * c.num_kv_heads];
+          vs_buf[which][t + i] = vsrc[i * c.num_kv_heads];
+        }
+      }
+      t += run;
+    }
+    if constexpr (kLowpDots<A, T>) {  // whole 16-key halves: valid rows with zero weight past the end
+      for (int t = n; t < kTile; ++t) {
+        kp_buf[which][t] = kp_buf[which][n - 1];
+        vp_buf[which][t] = vp_buf[which][n - 1];
+        ks_buf[which][t] = 0.f;
+        vs_buf[which][t] = 0.f;
       }
     }
   };
   auto prefetch_tile = [&](int64_t tb) {
-    const int64_t end = std::min<int64_t>(ke, tb + kTile);
+    const int n = static_cast<int>(std::min<int64_t>(kTile, ke - tb));
     int64_t blk = tb / bs, off = tb % bs;
-    for (int64_t pos = tb; pos < end; ++pos, ++off) {
-      if (off == bs) {
-        off = 0;
-        ++blk;
-      }
+    for (int t = 0; t < n; ++blk, off = 0) {
+      const int run = static_cast<int>(std::min<int64_t>(n - t, bs - off));
       const int64_t at = (static_cast<int64_t>(bt[blk]) * bs + off) * tok_stride;
-      for (int64_t b = 0; b < row_bytes; b += 64) {
-        __builtin_prefetch(kbase + at + b);
-        __builtin_prefetch(vbase + at + b);
-      }
+      for (int i = 0; i < run; ++i)
+        for (int64_t b = 0; b < row_bytes; b += 64) {
+          __builtin_prefetch(kbase + at + i * tok_stride + b);
+          __builtin_prefetch(vbase + at + i * tok_stride + b);
+        }
+      t += run;
     }
   };
   // Each tile's rows are prefetched once, two tiles ahead of their use (the first two here).
   if (kb < ke) prefetch_tile(kb);
   if (kb + kTile < ke) prefetch_tile(kb + kTile);
   if (kb < ke) resolve(kb, 0);
+  LowpRows qi;
+  if constexpr (kLowpDots<A, T>) qi = A::prepare_rows(r.q, r.rows, D);
   int cur = 0;
   for (int64_t tb = kb; tb < ke; tb += kTile, cur ^= 1) {
     const int n = static_cast<int>(std::min<int64_t>(kTile, ke - tb));
@@ -261,10 +300,10 @@ void attend_rows_t(const KvCacheView& c, const int32_t* bt, int64_t h, int64_t k
       const float* ksp = scaled ? ks : nullptr;
       const float* vsp = scaled ? vs : nullptr;
       switch (std::min<int64_t>(kGroup, r.rows - r0)) {
-        case 4: tile_group<A, T, 4>(r, r0, D, tb, n, kp, vp, ksp, vsp); break;
-        case 3: tile_group<A, T, 3>(r, r0, D, tb, n, kp, vp, ksp, vsp); break;
-        case 2: tile_group<A, T, 2>(r, r0, D, tb, n, kp, vp, ksp, vsp); break;
-        default: tile_group<A, T, 1>(r, r0, D, tb, n, kp, vp, ksp, vsp); break;
+        case 4: tile_group<A, T, 4>(r, r0, D, tb, n, kp, vp, ksp, vsp, qi); break;
+        case 3: tile_group<A, T, 3>(r, r0, D, tb, n, kp, vp, ksp, vsp, qi); break;
+        case 2: tile_group<A, T, 2>(r, r0, D, tb, n, kp, vp, ksp, vsp, qi); break;
+        default: tile_group<A, T, 1>(r, r0, D, tb, n, kp, vp, ksp, vsp, qi); break;
       }
     }
   }

@@ -10,6 +10,7 @@ namespace infercore {
 namespace {
 
 struct AttnScalar : VecScalar {
+  static constexpr bool kInt8Dots = false;  // int8 caches: float dots (attn_simd_avx512vnni.h: integer ones)
   static F zero() { return 0.f; }
   static F add(F a, F b) { return a + b; }
   static F sub(F a, F b) { return a - b; }

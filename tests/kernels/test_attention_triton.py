@@ -19,6 +19,7 @@ pytest.importorskip("triton")
 
 from infercore.kernels import attention as KA  # noqa: E402
 
+import infercore  # noqa: E402
 from infercore import ops  # noqa: E402
 from infercore.ops import reference as ref  # noqa: E402
 
@@ -36,6 +37,14 @@ E2E = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 1e-2, "float8_e4m3fn": 6e-2
 
 def _tol(dt: str) -> float:
     return BUDGET[dt] if DEVICE == "cuda" else TIGHT
+
+
+def _cpu_tol(dt: str) -> float:
+    """Against the CPU kernel: _tol, or the CPU's own rounding where it takes the int8-dot path
+    (int16 queries, uint8 weights: tests/ops/test_attention.py INT8_DOTS)."""
+    cpu = infercore.system_info()["cpu"]
+    int8_dots = dt == "int8" and infercore.get_isa() == "avx512" and cpu["avx512_vnni"]
+    return max(_tol(dt), 2e-2) if int8_dots else _tol(dt)
 
 
 def _torch(a, device=DEVICE):
@@ -129,7 +138,7 @@ def _decode_check(bs, hq, hkv, d, dt, lens, splits_list, window=None, seed=0):
         g = got.cpu().numpy()
         assert np.isfinite(g).all()
         np.testing.assert_allclose(g, want, rtol=0, atol=_tol(dt), err_msg=f"splits={splits} vs float64")
-        np.testing.assert_allclose(g, cpu, rtol=0, atol=_tol(dt), err_msg=f"splits={splits} vs cpu")
+        np.testing.assert_allclose(g, cpu, rtol=0, atol=_cpu_tol(dt), err_msg=f"splits={splits} vs cpu")
     long = c.lens >= 64
     if long.any() and window is None:
         exact = ref.paged_attention_decode(q[long], c.kd, c.vd, c.bt[long], c.lens[long])
@@ -187,7 +196,7 @@ def test_prefill_matches_reference_and_cpu(case):
     assert isinstance(got, torch.Tensor) and got.dtype == torch.float32 and tuple(got.shape) == q.shape
     g = got.cpu().numpy()
     np.testing.assert_allclose(g, want, rtol=0, atol=_tol(dt))
-    np.testing.assert_allclose(g, cpu, rtol=0, atol=_tol(dt))
+    np.testing.assert_allclose(g, cpu, rtol=0, atol=_cpu_tol(dt))
     # the last new token of each sequence is what decode computes for it
     has = np.asarray(new) > 0
     last = qsl[1:][has] - 1
@@ -309,7 +318,7 @@ def test_written_cache_feeds_attention():
     ops.reshape_and_cache(_torch(k), _torch(v), tkc, tvc, _torch(slots), k_scale=tks, v_scale=tvs, backend="triton")
     got = ops.paged_attention_decode(_torch(q), tkc, tvc, bt[None], np.array([90], np.int32), k_scale=tks,
                                      v_scale=tvs, backend="triton")
-    np.testing.assert_allclose(got.cpu().numpy(), cpu, rtol=0, atol=_tol("int8"))
+    np.testing.assert_allclose(got.cpu().numpy(), cpu, rtol=0, atol=_cpu_tol("int8"))
 
 
 # ------------------------------------------------------------------------------ bad inputs

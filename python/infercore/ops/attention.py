@@ -6,6 +6,11 @@ value dequantizes to stored * scale: k_scale/v_scale are numbers for float and f
 per layer) and float32 arrays [num_blocks, block_size, num_kv_heads] for int8 caches (one per
 token and head, written by reshape_and_cache). `infercore.kv.PagedKVCache.layer(i)` returns these
 arguments for one layer. Outputs are float32 [T, Hq, D], as numpy or torch like q.
+
+On a CPU with AVX-512 VNNI, int8 caches are attended with integer dot products: the scaled query
+rounded to int16 per row and the softmax weights to uint8 per 32-key tile (1.5-1.9x faster than
+widening to float; the added error, up to ~1e-2 on unit-variance data with few keys, is below
+what int8 storage costs). Other cache types and ISA levels compute in float32.
 """
 
 from __future__ import annotations
