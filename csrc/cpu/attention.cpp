@@ -30,12 +30,13 @@ StoreRowFn pick_store(IsaLevel level) {
 }
 
 // The level's kernel for a cache type: at AVX-512, int8 caches take integer dot products where
-// the CPU has VNNI.
+// the CPU has VNNI, fp8 caches float16 arithmetic where it has AVX512-FP16.
 AttendFn pick(IsaLevel level, KvDType dt) {
   const CpuFeatures& f = cpu_features();
   switch (level) {
     case IsaLevel::kAvx512:
       if (dt == KvDType::kInt8 && f.avx512_vnni) return attend_rows_avx512vnni;
+      if (dt == KvDType::kFp8E4m3 && f.avx512_fp16) return attend_rows_avx512fp16;
       return attend_rows_avx512;
     case IsaLevel::kAvx2: return attend_rows_avx2;
     default: return attend_rows_scalar;

@@ -83,11 +83,12 @@ struct AttnRows {
 };
 // Keys per tile of the inner kernel (attention_impl.h kTile).
 constexpr int kAttnTile = 32;
-// Query rows rounded to int16 for the integer-dot kernel of int8 caches on AVX-512 VNNI
-// (attn_simd_avx512vnni.h).
+// Query rows prepared for the low-precision kernels: int16 values for int8 caches on AVX-512
+// VNNI (attn_simd_avx512vnni.h), float16 bits for fp8 caches on AVX512-FP16
+// (attn_simd_avx512fp16.h); a score is (row . key) * qs.
 struct LowpRows {
   const int16_t* q = nullptr;      // [R, Dp], zero-padded to Dp = D rounded up to 64
-  const float* qs = nullptr;       // [R] dequantisation scale (NaN for a row with NaN/inf)
+  const float* qs = nullptr;       // [R] scale (NaN for a row with NaN/inf)
   int64_t Dp = 0;
 };
 using AttendFn = void (*)(const KvCacheView&, const int32_t* block_table, int64_t kv_head, int64_t key_begin,
@@ -96,6 +97,7 @@ void attend_rows_scalar(const KvCacheView&, const int32_t*, int64_t, int64_t, in
 void attend_rows_avx2(const KvCacheView&, const int32_t*, int64_t, int64_t, int64_t, const AttnRows&);
 void attend_rows_avx512(const KvCacheView&, const int32_t*, int64_t, int64_t, int64_t, const AttnRows&);
 void attend_rows_avx512vnni(const KvCacheView&, const int32_t*, int64_t, int64_t, int64_t, const AttnRows&);  // int8
+void attend_rows_avx512fp16(const KvCacheView&, const int32_t*, int64_t, int64_t, int64_t, const AttnRows&);  // fp8
 
 // One ISA's quantize-on-write of one cache row (kv_store_impl.h): x[D] * inv into dst in the
 // cache's format; returns the row's int8 scale (1 for the other formats). Same bytes at every ISA.

@@ -120,12 +120,12 @@ inline void accumulate_group(float* acc, const float* alpha, int64_t D, const ch
 }
 
 // int8 caches on a level with integer dot products (A::kInt8Dots: int16 q x int8 k, uint8 p x
-// int8 v): the level's own prepare_rows / scores_lowp / accumulate_lowp instead of widening every
-// cached value to float. (bfloat16 dots for fp8, vdpbf16ps on values converted through byte
-// tables, measured ~20% slower than the float kernel on the dev machine: vdpbf16ps issues at
-// ~0.7 of the FMA rate there.)
+// int8 v) and fp8 caches on one with float16 arithmetic (A::kFp8Dots): the level's own
+// prepare_rows / scores_lowp / accumulate_lowp instead of widening every cached value to float32.
+// (bfloat16 dots for fp8, vdpbf16ps on values converted through byte tables, measured ~20%
+// slower than the float kernel on the dev machine: vdpbf16ps issues at ~0.7 of the FMA rate.)
 template <class A, KvDType T>
-constexpr bool kLowpDots = A::kInt8Dots && T == KvDType::kInt8;
+constexpr bool kLowpDots = (A::kInt8Dots && T == KvDType::kInt8) || (A::kFp8Dots && T == KvDType::kFp8E4m3);
 
 // One group of NG rows against one tile of keys [tb, tb + n) (absolute positions).
 template <class A, KvDType T, int NG>

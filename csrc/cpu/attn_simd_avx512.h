@@ -7,7 +7,8 @@ namespace infercore {
 namespace {
 
 struct AttnAvx512 : VecAvx512 {
-  static constexpr bool kInt8Dots = false;  // int8 caches: float dots (attn_simd_avx512vnni.h: integer ones)
+  // int8 / fp8 caches: float32 dots here (attn_simd_avx512vnni.h: integer, attn_simd_avx512fp16.h: float16)
+  static constexpr bool kInt8Dots = false, kFp8Dots = false;
   static F zero() { return _mm512_setzero_ps(); }
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F sub(F a, F b) { return _mm512_sub_ps(a, b); }

@@ -10,7 +10,8 @@ namespace infercore {
 namespace {
 
 struct AttnScalar : VecScalar {
-  static constexpr bool kInt8Dots = false;  // int8 caches: float dots (attn_simd_avx512vnni.h: integer ones)
+  // int8 / fp8 caches: float32 dots here (attn_simd_avx512vnni.h: integer, attn_simd_avx512fp16.h: float16)
+  static constexpr bool kInt8Dots = false, kFp8Dots = false;
   static F zero() { return 0.f; }
   static F add(F a, F b) { return a + b; }
   static F sub(F a, F b) { return a - b; }

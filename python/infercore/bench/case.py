@@ -40,6 +40,9 @@ class Case:
     items: float = 0.0  # things done per call (tokens, texts...): reported as "<unit>/s"
     unit: str = "items"
     after: Callable[[], dict[str, Any]] | None = None  # extra numbers gathered while timing
+    # Also compare against the row of the same suite/op/shape/impl/backend in this dtype (e.g. an
+    # fp8 KV cache against float16): reported among the peers as "<dtype> Nx".
+    vs_dtype: str | None = None
 
     @property
     def group(self) -> tuple[str, str, str, str]:
@@ -69,3 +72,4 @@ class Result:
     pct_bandwidth: float | None
     speedup_vs: dict[str, float] = field(default_factory=dict)  # peer impl -> peer_time / our_time
     extra: dict[str, Any] = field(default_factory=dict)
+    vs_dtype: str | None = None  # Case.vs_dtype

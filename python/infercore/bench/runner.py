@@ -85,6 +85,7 @@ def run_cases(cases: Iterable[Case], bandwidth_gbps: float, quick: bool, progres
                 gflops=case.flops / med / 1e9 if case.flops else None,
                 pct_bandwidth=100.0 * gbps / bandwidth_gbps if gbps and bandwidth_gbps > 0 else None,
                 extra=extra,
+                vs_dtype=case.vs_dtype,
             )
         )
         if os.environ.get("INFERCORE_BENCH_STREAM") == "1":  # a run cut off by a time limit keeps its rows
@@ -118,3 +119,10 @@ def _fill_ratios(results: list[Result]) -> None:
             for peer in (r for r in rows if not is_ours(r.impl)):
                 name = peer.impl if peer.backend == ours.backend else f"{peer.impl}:{peer.backend}"
                 ours.speedup_vs[name] = peer.median_s / ours.median_s
+    # Cross-dtype rows (Case.vs_dtype): the same impl in another dtype, e.g. fp8 KV against float16.
+    by_dtype = {(r.suite, r.op, r.shape, r.impl, r.backend, r.dtype): r for r in results}
+    for r in results:
+        if r.vs_dtype and r.vs_dtype != r.dtype:
+            base = by_dtype.get((r.suite, r.op, r.shape, r.impl, r.backend, r.vs_dtype))
+            if base is not None:
+                r.speedup_vs[r.vs_dtype] = base.median_s / r.median_s
