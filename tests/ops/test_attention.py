@@ -450,6 +450,28 @@ def test_int8_dots_compute_the_documented_rounding(d):
 
 
 @pytest.mark.parametrize("dt", ["int8", "float8_e4m3fn"])
+@pytest.mark.parametrize("d", [1, 7, 33, 40, 80, 130])
+def test_quantized_caches_at_odd_head_sizes(isa, dt, d):
+    # Head sizes off the 32/64-dim steps of the low-precision paths (masked tails, zero-padded
+    # query rows), decode and prefill, against float64 on the stored values; 1..70 keys cover
+    # partial 16-key halves and whole tiles.
+    rng = np.random.default_rng(d)
+    lens = [1, 15, 17, 70]
+    c = Paged(rng, lens, 16, 2, d, dt)
+    q = rng.standard_normal((4, 6, d)).astype(np.float32)
+    ks, vs = c.stored()
+    want = ref.paged_attention_decode(q, ks, vs, c.bt, c.lens, None, c.ks, c.vs)
+    got = ops.paged_attention_decode(q, c.kc, c.vc, c.bt, c.lens, **c.args())
+    np.testing.assert_allclose(got, want, rtol=0, atol=stored_tol(dt))
+    new = [1, 5, 17, 30]
+    qsl = np.concatenate([[0], np.cumsum(new)]).astype(np.int32)
+    qp = rng.standard_normal((int(qsl[-1]), 6, d)).astype(np.float32)
+    want = ref.paged_attention_prefill(qp, ks, vs, c.bt, c.lens, qsl, None, c.ks, c.vs)
+    got = ops.paged_attention_prefill(qp, c.kc, c.vc, c.bt, c.lens, qsl, **c.args())
+    np.testing.assert_allclose(got, want, rtol=0, atol=stored_tol(dt))
+
+
+@pytest.mark.parametrize("dt", ["int8", "float8_e4m3fn"])
 @pytest.mark.parametrize("qscale", [1e-30, 1e-3, 1.0, 8.0, 1e30])
 def test_low_precision_paths_stay_below_the_storage_error(isa, dt, qscale):
     # The int8 (int16 q, uint8 p) and fp8 (float16) paths round q and p; at any query scale, from
