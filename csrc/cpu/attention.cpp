@@ -143,9 +143,13 @@ struct RowBuffers {
 // from ~2 MB per call (2 threads, each call one of 32 layers' caches in turn, as in a model):
 // SmolLM2 16 x 4096 keys float16 4.70 -> 3.39 ms, fp8 3.50 -> 2.80; 16 x 512 float16 0.62 ->
 // 0.50; 4 x 512 (1.6 MB) 0.132 -> 0.101; 7B 1 x 4096 float16 1.82 -> 1.21. The engine's decode
-// at 16 x 2000 tokens: 82 -> 66 ms per step. Smaller calls gained nothing (fp8 4 x 512, 0.8
-// MB: 0.090 -> 0.097 ms) and skip it. A benchmark repeating one call on one L3-resident cache
-// sees the pass cost 5-15%; `bench attention` times both ways (its "layers" rows).
+// at 16 x 2000 tokens: 82 -> 66 ms per step. Since the pass reads two blocks at a time (stop
+// 27) it pays from ~512 KB (it was 2 MB, when smaller calls gained nothing): cold, SmolLM2
+// fp8 / int8 4 x 512 keys (0.8 MB) 0.10 -> 0.073 ms, 1 x 1024 keys 25-40% more GB/s, fp8 1 x
+// 4096 (1.6 MB) 0.20-0.23 -> 0.13-0.19 ms; the engine at 1 sequence x 2500 tokens (1.9 MB of
+// float16 per layer): 12.8 -> 11.2 ms per step. Below ~512 KB it was a wash. A benchmark
+// repeating one call on one L3-resident cache sees the pass cost 5-25%; `bench attention` times
+// both ways (its "layers" rows).
 void touch_keys(const KvCacheView& c, const int32_t* bt, int64_t p0, int64_t p1) {
   const int64_t bs = c.block_size, H = c.num_kv_heads, row = H * c.head_dim * kv_dtype_size(c.dtype);
   const bool scaled = c.dtype == KvDType::kInt8;
@@ -184,7 +188,7 @@ void touch_keys(const KvCacheView& c, const int32_t* bt, int64_t p0, int64_t p1)
   sink += sum;
 }
 
-constexpr int64_t kTouchBytes = 2 << 20;  // K+V bytes of a decode call from which touch_keys runs
+constexpr int64_t kTouchBytes = 512 << 10;  // K+V bytes of a decode call from which touch_keys runs
 constexpr int64_t kMinSplitKeys = 256;  // a split-K chunk below this costs more to merge than it saves
 constexpr int64_t kDecodeBytes = 128 << 10;  // K+V bytes of one head-by-head pass over a chunk of keys (L2-resident)
 }  // namespace

@@ -494,14 +494,14 @@ def test_low_precision_paths_stay_below_the_storage_error(isa, dt, qscale):
 
 @pytest.mark.parametrize("dtype", ["int8", "float16"])
 def test_decode_over_a_large_cache_gives_the_bits_of_smaller_calls(dtype):
-    # A decode call reading >= 2 MB of K+V first touches each chunk's rows front to back
-    # (csrc/cpu/attention.cpp touch_keys); that is reads only, so each sequence gets the same bits
-    # as a call of its own (below 2 MB, no touch) with the same splits. int8: the scales are
-    # touched too.
+    # A decode call reading >= 512 KB of K+V first touches each chunk's rows front to back
+    # (csrc/cpu/attention.cpp touch_keys, kTouchBytes); that is reads only, so each sequence gets
+    # the same bits as a call of its own (below 512 KB, no touch) with the same splits. int8: the
+    # scales are touched too.
     rng = np.random.default_rng(17)
     bs, hkv, d = 16, 8, 128
     per_token = 2 * hkv * d * (1 if dtype == "int8" else 2)
-    n = (2 << 20) // per_token * 9 // 10  # one sequence: 90% of the threshold, both: 180%
+    n = (512 << 10) // per_token * 9 // 10  # one sequence: 90% of the threshold, both: 180%
     lens = np.array([n, n - 10], np.int32)
     per = -(-int(lens.max()) // bs)
     nb = 2 * per + 3
