@@ -82,8 +82,7 @@ struct AttnAvx512Vnni : AttnAvx512 {
   // first, as the top-k panels do, measured ~20% slower: the 64 shuffles per 16 keys are the bound.)
   template <int NG>
   static void scores_lowp(const LowpRows& qi, int64_t r0, int64_t D, const char* const* kp, int T0, int T1,
-                        float (*s)[kAttnTile]) {
-    const int64_t nv = qi.Dp / 32;  // 32-dim steps
+                          float (*s)[kAttnTile]) {
     const int64_t rem = D % 32;
     const __mmask32 last = rem ? static_cast<__mmask32>((1ull << rem) - 1) : ~0u;
     const int16_t* q16 = qi.q + r0 * qi.Dp;
@@ -103,7 +102,6 @@ struct AttnAvx512Vnni : AttnAvx512 {
       }
       for (int g = 0; g < NG; ++g) out[g] = reduce4(acc[0][g], acc[1][g], acc[2][g], acc[3][g]);
     };
-    (void)nv;
     // 128-bit lanes of two quads folded into one vector as soon as both exist, so few vectors
     // stay live (NG = 4 spilled otherwise); two folds and a last shuffle give 16 keys in order.
     auto fold2 = [](__m512i v0, __m512i v1) {
@@ -168,8 +166,10 @@ struct AttnAvx512Vnni : AttnAvx512 {
       }
       // Back to dimension order: out block L = [a0.L, a1.L, a2.L, a3.L] (a 4 x 4 transpose of lanes).
       for (int g = 0; g < NG; ++g) {
-        const __m512i t0 = _mm512_shuffle_i32x4(a[g][0], a[g][1], 0x44), t1 = _mm512_shuffle_i32x4(a[g][0], a[g][1], 0xEE);
-        const __m512i t2 = _mm512_shuffle_i32x4(a[g][2], a[g][3], 0x44), t3 = _mm512_shuffle_i32x4(a[g][2], a[g][3], 0xEE);
+        const __m512i t0 = _mm512_shuffle_i32x4(a[g][0], a[g][1], 0x44);
+        const __m512i t1 = _mm512_shuffle_i32x4(a[g][0], a[g][1], 0xEE);
+        const __m512i t2 = _mm512_shuffle_i32x4(a[g][2], a[g][3], 0x44);
+        const __m512i t3 = _mm512_shuffle_i32x4(a[g][2], a[g][3], 0xEE);
         const __m512i o[4] = {_mm512_shuffle_i32x4(t0, t2, 0x88), _mm512_shuffle_i32x4(t0, t2, 0xDD),
                               _mm512_shuffle_i32x4(t1, t3, 0x88), _mm512_shuffle_i32x4(t1, t3, 0xDD)};
         const __m512 al = _mm512_set1_ps(alpha[g]), dq = _mm512_set1_ps(deq[g]);
