@@ -22,9 +22,10 @@ def test_vs_dtype_compares_the_same_impl_across_dtypes():
     ]
     rows = {(r.shape, r.dtype, r.impl): r for r in run_cases(cases, bandwidth_gbps=10.0, quick=True)}
     f16, fp8 = rows[("shape", "float16", "infercore")], rows[("shape", "fp8", "infercore")]
-    assert set(f16.speedup_vs) == {"peer"} and 1.3 < f16.speedup_vs["peer"] < 3.0
-    assert set(fp8.speedup_vs) == {"float16"}
-    assert fp8.speedup_vs["float16"] == f16.median_s / fp8.median_s
-    assert 1.3 < fp8.speedup_vs["float16"] < 3.0
+    peer = rows[("shape", "float16", "peer")]
+    # the ratios are the measured medians' (no timing bound here: timings never decide a unit test)
+    assert f16.speedup_vs == {"peer": peer.median_s / f16.median_s}
+    assert fp8.speedup_vs == {"float16": f16.median_s / fp8.median_s}
+    assert fp8.vs_dtype == "float16" and f16.vs_dtype is None and peer.speedup_vs == {}
     assert rows[("shape", "fp8", "infercore-layers")].speedup_vs == {}
     assert rows[("other", "fp8", "infercore")].speedup_vs == {}
