@@ -78,3 +78,40 @@ def system_info() -> dict[str, Any]:
         "cuda": _cuda_info(),
         "triton": _triton_info(),
     }
+
+
+def available_memory_bytes() -> int | None:
+    """Bytes a new allocation can still take without swapping or meeting the OOM killer: Linux's
+    MemAvailable, capped by the cgroup (v2) limit where one is set; physical memory elsewhere;
+    None when unknown. Used to refuse results that cannot fit before they are allocated (numpy
+    over-commits, and touching such an array kills the process instead of raising)."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError):
+        pass
+    if avail is None:
+        avail = physical_memory_bytes()
+        if avail is None:
+            return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as f:
+                avail = min(avail, int(limit) - int(f.read().strip()))
+    except (OSError, ValueError):
+        pass
+    return max(avail, 0)
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's RAM in bytes (None when the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -369,6 +369,8 @@ def test_bad_inputs():
         (TypeError, "k", lambda: ops.topk_inner_product(q, c, 1.5)),
         (TypeError, "k", lambda: ops.topk_inner_product(q, c, True)),
         (ValueError, "k", lambda: ops.topk_inner_product(q, c, 0)),
+        (ValueError, "k", lambda: ops.topk_inner_product(q, c, 2**31)),
+        (ValueError, "k", lambda: ops.topk_cosine(q, c, 2**64, backend="reference")),
         (ValueError, "allowed", lambda: ops.topk_inner_product(q, c, 1, allowed=np.ones(9, bool))),
         (ValueError, "allowed", lambda: ops.topk_inner_product(q, c, 1, allowed=[0, 10])),
         (ValueError, "allowed", lambda: ops.topk_inner_product(q, c, 1, allowed=[-1])),
@@ -385,6 +387,28 @@ def test_bad_inputs():
     for exc, word, fn in cases:
         with pytest.raises(exc, match=word):
             fn()
+
+
+def test_k_whose_result_cannot_fit_is_refused_before_allocating(monkeypatch):
+    """A padded [Q, k] result larger than the memory left is a ValueError naming k, on every host
+    path, instead of numpy's MemoryError or (over-committed, then filled) the OOM killer."""
+    from infercore.ops import search
+
+    q, c = np.ones((3, 4), np.float32), np.ones((10, 4), np.float32)
+    monkeypatch.setattr(search, "available_memory_bytes", lambda: 1 << 20)  # 1 MiB left
+    for call in (lambda: ops.topk_inner_product(q, c, 100_000),
+                 lambda: ops.topk_cosine(q, c, 100_000, backend="reference"),
+                 lambda: ops.topk_inner_product(q, c, 100_000, refine=c)):
+        with pytest.raises(ValueError, match=r"k: the result \[3, 100000\].*only adds padding"):
+            call()
+    s, i = ops.topk_inner_product(q, c, 20_000)  # 0.7 MiB: fits
+    assert s.shape == (3, 20_000) and (i[:, 10:] == -1).all()
+
+    def out_of_memory():
+        raise MemoryError
+
+    with pytest.raises(ValueError, match="k: the result"):  # an allocation that fails anyway
+        search._result_fits(5, 3, 10, out_of_memory)
 
 
 def test_native_entry_validates():

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._native import _C, cuda_module
+from .._system import available_memory_bytes
 from . import _arrays as A
 from . import reference
 
@@ -110,11 +111,12 @@ def _topk(cosine: bool, queries: Any, corpus: Any, k: Any, corpus_scale: Any, al
     if backend == "reference":
         filt = mask if mask is not None else ids
         if cosine:
-            s, i = reference.topk_cosine(q, c, k, allowed=filt)
+            s, i = _result_fits(k, q.shape[0], c.shape[0], lambda: reference.topk_cosine(q, c, k, allowed=filt))
         else:
-            s, i = reference.topk_inner_product(q, c, k, corpus_scale=scale, allowed=filt)
+            s, i = _result_fits(k, q.shape[0], c.shape[0],
+                                lambda: reference.topk_inner_product(q, c, k, corpus_scale=scale, allowed=filt))
         return s.astype(np.float32), i
-    return _C.topk(q, c, k, scale, mask, ids, cosine)
+    return _result_fits(k, q.shape[0], c.shape[0], lambda: _C.topk(q, c, k, scale, mask, ids, cosine))
 
 
 def _topk_refined(cosine: bool, queries: Any, corpus: Any, k: int, corpus_scale: Any, allowed: Any, backend: str,
@@ -139,11 +141,11 @@ def _topk_refined(cosine: bool, queries: Any, corpus: Any, k: int, corpus_scale:
         mask, ids = _allowed(allowed, r.shape[0])
         filt = mask if mask is not None else ids
         ref = reference.topk_cosine if cosine else reference.topk_inner_product
-        s, i = ref(q, r, k, allowed=filt)
+        s, i = _result_fits(k, q.shape[0], r.shape[0], lambda: ref(q, r, k, allowed=filt))
         return s.astype(np.float32), i
     kk = int(min(k * int(refine_factor), max(r.shape[0], 1)))
     _, cand = _topk(cosine, q, corpus, kk, corpus_scale, allowed, "cpu")
-    return rescore(q, cand, r, k, cosine)
+    return _result_fits(k, q.shape[0], r.shape[0], lambda: rescore(q, cand, r, k, cosine))
 
 
 def rescore(q: np.ndarray, cand: np.ndarray, r: np.ndarray, k: int, cosine: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -324,12 +326,35 @@ def _cuda_mask(allowed: Any, n: int, dev: Any) -> Any:
     return torch.from_numpy(np.ascontiguousarray(host_mask).view(np.uint8)).to(dev)
 
 
+MAX_K = 2**31 - 1  # k per query (FAISS takes an int64 k too, but a result row past 2^31 is 24 GiB)
+
+
 def _check_k(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise TypeError(f"k: expected an int, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"k: expected >= 1, got {k}")
+    if k < 1 or k > MAX_K:
+        raise ValueError(f"k: expected 1 <= k <= {MAX_K}, got {k}")
     return int(k)
+
+
+def _result_fits(k: int, rows: int, n: int, search: Any) -> Any:
+    """search(), after checking that its [rows, k] result (float32 scores + int64 ids, padded past
+    the n candidates) fits in the memory left: a ValueError naming k instead of numpy's MemoryError,
+    or of the OOM killer when an over-committed result is filled."""
+    need = rows * k * 12
+
+    def too_big() -> ValueError:
+        pad = f"; the corpus has {n} rows, so k > {n} only adds padding" if k > n else ""
+        return ValueError(f"k: the result [{rows}, {k}] (float32 scores + int64 ids, {need / 2**30:.1f} GiB) does "
+                          f"not fit in the memory left{pad}")
+
+    avail = available_memory_bytes()
+    if avail is not None and need > avail:
+        raise too_big()
+    try:
+        return search()
+    except MemoryError as e:
+        raise too_big() from e
 
 
 def _host_numpy(x: Any) -> np.ndarray:
