@@ -137,9 +137,25 @@ def test_shared_prefix_workload_hit_rate():
     a.check_invariants()
 
 
+def test_free_list_is_lazy_and_keeps_its_order():
+    """Blocks never used come out in ascending order after the recycled ones (last freed first),
+    and nothing is built per block: the int32 maximum of blocks costs nothing up front."""
+    a = BlockAllocator(2**31 - 1, 4, enable_prefix_caching=False)
+    a.allocate("a", list(range(12)))
+    a.allocate("b", list(range(8)))
+    assert a.block_table("a") == [0, 1, 2] and a.block_table("b") == [3, 4]
+    a.free("a")
+    a.allocate("c", list(range(16)))
+    assert a.block_table("c") == [0, 1, 2, 5]  # freed tail-first, taken last-in first-out, then fresh
+    assert a.num_free_blocks == 2**31 - 1 - 6
+    assert a.stats().usage == 6 / (2**31 - 1)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="num_blocks"):
         BlockAllocator(0, 4)
+    with pytest.raises(ValueError, match=r"num_blocks.*int32"):
+        BlockAllocator(2**31, 4)
     with pytest.raises(TypeError, match="block_size"):
         BlockAllocator(4, 2.5)
     with pytest.raises(ValueError, match="watermark"):

@@ -31,11 +31,15 @@ def test_from_budget():
         PagedKVCache.from_budget(per - 1, 30, 16, 3, 64, "float16")
     with pytest.raises(TypeError, match="kv_cache_bytes"):
         PagedKVCache.from_budget(1.5e9, 30, 16, 3, 64, "float16")
+    with pytest.raises(ValueError, match=r"kv_cache_bytes: .*RAM"):  # 1 PiB
+        PagedKVCache.from_budget(2**50, 30, 16, 3, 64, "float16")
 
 
 @pytest.mark.parametrize("kwargs, err, word", [
     ({"num_layers": 0}, ValueError, "num_layers"),
     ({"num_blocks": -1}, ValueError, "num_blocks"),
+    ({"num_blocks": 2**31}, ValueError, "num_blocks.*int32"),
+    ({"num_blocks": 2**31 - 1}, ValueError, "num_blocks.*RAM"),  # 16 TiB
     ({"block_size": 2.0}, TypeError, "block_size"),
     ({"head_dim": True}, TypeError, "head_dim"),
     ({"dtype": "float64"}, TypeError, "dtype"),

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+MAX_BLOCKS = 2**31 - 1  # block ids go into int32 block tables
+
 
 class NoFreeBlocksError(RuntimeError):
     """Raised when an allocation needs more blocks than are free (the engine should preempt)."""
@@ -89,14 +91,19 @@ class BlockAllocator:
         self, num_blocks: int, block_size: int, enable_prefix_caching: bool = True, watermark: float = 0.01
     ) -> None:
         self.num_blocks = _check_int(num_blocks, "num_blocks", 1)
+        if self.num_blocks > MAX_BLOCKS:
+            raise ValueError(f"num_blocks: expected <= {MAX_BLOCKS} (block tables are int32), got {num_blocks}")
         self.block_size = _check_int(block_size, "block_size", 1)
         if isinstance(watermark, bool) or not isinstance(watermark, (int, float)) or not 0 <= watermark < 1:
             raise ValueError(f"watermark: expected a fraction in [0, 1), got {watermark!r}")
         self.enable_prefix_caching = bool(enable_prefix_caching)
         self.watermark_blocks = int(watermark * self.num_blocks)
-        self._free: list[int] = list(range(self.num_blocks - 1, -1, -1))  # pop() gives 0, 1, 2...
+        # Free blocks: the recycled ones (taken last in, first out), then the never used ones
+        # [_fresh, num_blocks) in ascending order; nothing here grows with num_blocks.
+        self._free: list[int] = []
+        self._fresh = 0
         self._evictable: OrderedDict[int, None] = OrderedDict()  # LRU order: oldest first
-        self._ref = [0] * self.num_blocks
+        self._ref: dict[int, int] = {}  # owned blocks (ref count > 0) only
         self._block_hash: dict[int, bytes] = {}  # block -> hash, for cached blocks
         self._cached: dict[bytes, int] = {}  # hash -> block
         self._seqs: dict[Hashable, _Seq] = {}
@@ -105,7 +112,7 @@ class BlockAllocator:
     # ------------------------------------------------------------------ queries
     @property
     def num_free_blocks(self) -> int:
-        return len(self._free) + len(self._evictable)
+        return len(self._free) + (self.num_blocks - self._fresh) + len(self._evictable)
 
     def __contains__(self, seq_id: Hashable) -> bool:
         return seq_id in self._seqs
@@ -134,7 +141,7 @@ class BlockAllocator:
         return self._new_blocks_for_prompt(tokens, extra_key) <= self.num_free_blocks - self.watermark_blocks
 
     def stats(self) -> AllocatorStats:
-        owned = sum(1 for r in self._ref if r > 0)
+        owned = len(self._ref)
         return AllocatorStats(
             num_blocks=self.num_blocks,
             free_blocks=self.num_free_blocks,
@@ -197,7 +204,7 @@ class BlockAllocator:
         # Worst case: one copy plus one block per block_size tokens; check before mutating.
         partial = len(seq.tokens) % bs
         new_needed = self.blocks_needed(partial + len(tokens)) - (1 if partial else 0)
-        cow = 1 if partial and self._ref[seq.blocks[-1]] > 1 and tokens else 0
+        cow = 1 if partial and self._ref.get(seq.blocks[-1], 0) > 1 and tokens else 0
         if new_needed + cow > self.num_free_blocks:
             raise NoFreeBlocksError(f"need {new_needed + cow} free blocks to append, have {self.num_free_blocks}")
         for t in tokens:
@@ -206,7 +213,7 @@ class BlockAllocator:
                 block = self._take_fresh()
                 seq.blocks.append(block)
                 result.new_blocks.append(block)
-            elif self._ref[seq.blocks[-1]] > 1:
+            elif self._ref.get(seq.blocks[-1], 0) > 1:
                 src = seq.blocks[-1]
                 dst = self._take_fresh()
                 self._release(src)
@@ -272,17 +279,20 @@ class BlockAllocator:
             block = self._cached.get(parent)
             if block is None:
                 break
-            owned_hits += self._ref[block] > 0
+            owned_hits += block in self._ref
         return total - owned_hits
 
     def _take_cached(self, block: int) -> None:
-        if self._ref[block] == 0:
+        if block not in self._ref:
             del self._evictable[block]
-        self._ref[block] += 1
+        self._ref[block] = self._ref.get(block, 0) + 1
 
     def _take_fresh(self) -> int:
         if self._free:
             block = self._free.pop()
+        elif self._fresh < self.num_blocks:
+            block = self._fresh
+            self._fresh += 1
         else:
             block, _ = self._evictable.popitem(last=False)  # least recently used
             self._unregister(block)
@@ -293,6 +303,7 @@ class BlockAllocator:
     def _release(self, block: int) -> None:
         self._ref[block] -= 1
         if self._ref[block] == 0:
+            del self._ref[block]
             if block in self._block_hash:
                 self._evictable[block] = None
                 self._evictable.move_to_end(block)
@@ -321,10 +332,13 @@ class BlockAllocator:
                 owners[b] += 1
         free, evictable = set(self._free), set(self._evictable)
         assert len(free) == len(self._free), "duplicate free block"
+        assert all(b < self._fresh for b in free), "a recycled block was never taken"
         assert not free & evictable, "block both free and evictable"
+        assert all(r > 0 for r in self._ref.values()), "ref count 0 kept as owned"
         for b in range(self.num_blocks):
-            assert self._ref[b] == owners[b], f"block {b}: ref {self._ref[b]} != owners {owners[b]}"
-            states = (b in free) + (b in evictable) + (owners[b] > 0)
+            ref = self._ref.get(b, 0)
+            assert ref == owners[b], f"block {b}: ref {ref} != owners {owners[b]}"
+            states = (b in free) + (b >= self._fresh) + (b in evictable) + (owners[b] > 0)
             assert states == 1, f"block {b} is in {states} states"
         for b in evictable:
             assert b in self._block_hash, f"evictable block {b} has no hash"

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from .._system import physical_memory_bytes
 from ..ops import attention as _attn
+from .allocator import MAX_BLOCKS
 
 _ALIASES = {
     "float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "int8": "int8",
@@ -69,6 +71,17 @@ def _positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def _check_host_pool(shape: tuple[int, int, int, int], num_layers: int, dtype: str) -> None:
+    """A host pool larger than the machine's RAM cannot ever fill: refuse it here (its zero pages
+    map lazily, so numpy would hand it out and the OOM killer would end the process later)."""
+    per_token = shape[2] * shape[3] * _ITEMSIZE[dtype] + (4 * shape[2] if dtype == "int8" else 0)
+    need = 2 * num_layers * shape[0] * shape[1] * per_token
+    ram = physical_memory_bytes()
+    if ram is not None and need > ram:
+        raise ValueError(f"num_blocks: a {dtype} pool of {num_layers} layers x {shape[0]} blocks x {shape[1]} tokens "
+                         f"needs {need / 2**30:.1f} GiB, more than this machine's {ram / 2**30:.1f} GiB of RAM")
+
+
 def _scale(value: Any, name: str) -> float | None:
     if value is None:
         return None
@@ -95,8 +108,12 @@ class PagedKVCache:
         if self.dtype != "fp8_e4m3" and (k_scale is not None or v_scale is not None):
             raise ValueError(f"k_scale/v_scale: only fp8_e4m3 caches take per-layer scales, not {self.dtype}")
         ks, vs = _scale(k_scale, "k_scale"), _scale(v_scale, "v_scale")
+        if self.num_blocks > MAX_BLOCKS:
+            raise ValueError(f"num_blocks: expected <= {MAX_BLOCKS} (block tables are int32), got {num_blocks}")
         shape = (self.num_blocks, self.block_size, self.num_kv_heads, self.head_dim)
         self.device = None if device is None else _torch_device(device)
+        if self.device is None:
+            _check_host_pool(shape, self.num_layers, self.dtype)
         self.k_scales: list[Any] = [ks] * self.num_layers
         self.v_scales: list[Any] = [vs] * self.num_layers
         if self.device is not None:
@@ -170,6 +187,10 @@ class PagedKVCache:
         num_blocks = int(kv_cache_bytes) // per_block
         if num_blocks < 1:
             raise ValueError(f"kv_cache_bytes: {kv_cache_bytes} bytes hold no block ({per_block} bytes each)")
+        ram = physical_memory_bytes()
+        if kw.get("device") is None and ram is not None and num_blocks * per_block > ram:
+            raise ValueError(f"kv_cache_bytes: {kv_cache_bytes / 2**30:.1f} GiB is more than this machine's "
+                             f"{ram / 2**30:.1f} GiB of RAM")
         return cls(*dims[:1], num_blocks, *dims[1:], dtype, **kw)
 
     @property
