@@ -92,6 +92,19 @@ def test_quantize_int8():
         Q.quantize_int8(x, axis=2)
     with pytest.raises(TypeError, match="x"):
         Q.quantize_int8(np.ones(3, np.int32))
+    with pytest.raises(TypeError, match="q"):
+        Q.dequantize_int8(q.astype(np.int16), s)
+    with pytest.raises(TypeError, match="q"):
+        Q.dequantize_int8(None, s)
+    with pytest.raises(ValueError, match="axis"):
+        Q.dequantize_int8(q, s, axis=2**40)
+    with pytest.raises(TypeError, match="axis"):
+        Q.dequantize_int8(q, s, axis=1.0)
+    with pytest.raises(ValueError, match="scale"):
+        Q.dequantize_int8(q, s0)
+    with pytest.raises(TypeError, match="scale"):
+        Q.dequantize_int8(q, s.astype(np.int32))
+    assert np.array_equal(Q.dequantize_int8(q0, s0, axis=0), q0 * s0[None, :])
 
 
 @pytest.mark.parametrize("name", ["Q8_0", "Q4_0", "Q4_1"])

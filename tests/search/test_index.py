@@ -58,6 +58,9 @@ def test_ids_auto_duplicates_and_errors():
         index.add(np.ones((1, 4), np.int32))
     with pytest.raises(ValueError, match="metric"):
         VectorIndex(4, metric="l2")
+    with pytest.raises(ValueError, match=r"n: .*RAM"):
+        index.reserve(10**15)
+    assert len(index) == 5 and index.search(np.ones(4, np.float32), 1)[1].tolist() == [[0]]
     with pytest.raises(ValueError, match="dtype"):
         VectorIndex(4, dtype="bfloat16")
     with pytest.raises(ValueError, match="dim"):

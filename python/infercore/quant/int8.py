@@ -38,7 +38,21 @@ def quantize_int8(x: Any, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dequantize_int8(q: np.ndarray, scale: np.ndarray, axis: int = -1) -> np.ndarray:
-    return q.astype(np.float32) * np.expand_dims(np.asarray(scale, np.float32), axis)
+    """q * scale as float32, scale broadcast along `axis` (the inverse of quantize_int8)."""
+    qa = np.asarray(q)
+    if qa.dtype != np.int8:
+        raise TypeError(f"q: expected an int8 array, got {type(q).__name__} of dtype {qa.dtype}")
+    if qa.ndim == 0:
+        raise ValueError("q: expected at least 1 dimension")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis: expected an int, got {type(axis).__name__}")
+    if not -qa.ndim <= axis < qa.ndim:
+        raise ValueError(f"axis: {axis} is out of range for a {qa.ndim}-d array")
+    sa = _float_input(scale, "scale")
+    want = qa.shape[:axis % qa.ndim] + qa.shape[axis % qa.ndim + 1 :]
+    if sa.shape != want:
+        raise ValueError(f"scale: expected shape {want} (q's shape without axis {axis}), got {sa.shape}")
+    return qa.astype(np.float32) * np.expand_dims(sa, axis)
 
 
 def quantize_int4(w: np.ndarray, group_size: int) -> tuple[np.ndarray, np.ndarray]:

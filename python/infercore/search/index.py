@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
+from .._system import physical_memory_bytes
 from . import _file
 
 _COMPACT_FRACTION = 0.2  # compact when more than this share of the rows is removed
@@ -86,7 +87,17 @@ class VectorIndex:
             raise ValueError(f"n: expected an int >= 0, got {n!r}")
         with self._lock:
             if n > self._snap.vectors.shape[0]:
-                self._snap = self._grown(self._snap, int(n))
+                if self._dev is None:  # host storage: refuse what cannot fit, naming n
+                    one = self._empty_snapshot(1)
+                    row = sum(a.nbytes for a in (one.vectors, one.scale, one.ids, one.refine) if a is not None)
+                    ram = physical_memory_bytes()
+                    if ram is not None and n * row > ram:
+                        raise ValueError(f"n: {n} vectors of {row} bytes need {n * row / 2**30:.1f} GiB, more than "
+                                         f"this machine's {ram / 2**30:.1f} GiB of RAM")
+                try:
+                    self._snap = self._grown(self._snap, int(n))
+                except MemoryError as e:
+                    raise ValueError(f"n: no memory left for {n} vectors") from e
 
     # ------------------------------------------------------------------ writes
     def add(self, vectors: Any, ids: Any = None) -> np.ndarray:
