@@ -169,3 +169,28 @@ def test_penalty_history_matches_the_id_lists():
     r = sample_row(base, params, make_generator(0), history=PenaltyHistory(len(prompt)).update(tokens))
     listed = sample_row(base, params, make_generator(0), tokens[: len(prompt)], tokens[len(prompt):])
     assert r.token_id == listed.token_id
+
+
+@pytest.mark.parametrize(
+    "call, exc, word",
+    [
+        (lambda x, p, g: sample_row(None, p, g), ValueError, "logits"),
+        (lambda x, p, g: sample_row("abc", p, g), TypeError, "logits"),
+        (lambda x, p, g: sample_row(x[None], p, g), ValueError, "logits"),
+        (lambda x, p, g: sample_row(x[:0], p, g), ValueError, "logits"),
+        (lambda x, p, g: sample_row(x, {"temperature": 1.0}, g), TypeError, "params"),
+        (lambda x, p, g: sample_row(x, p, 3), TypeError, "rng"),
+        # an integer mask would index tokens instead of masking them: refused, not misread
+        (lambda x, p, g: sample_row(x, p, g, allowed=np.ones(50, np.uint8)), TypeError, "allowed"),
+        (lambda x, p, g: sample_row(x, p, g, allowed=[True] * 50), TypeError, "allowed"),
+        (lambda x, p, g: sample_row(x, p, g, allowed=np.ones(49, bool)), ValueError, "allowed"),
+        (lambda x, p, g: sample_row(x, p, g, suppress=[50]), ValueError, "suppress"),
+        (lambda x, p, g: sample_row(x, p, g, suppress=[-1]), ValueError, "suppress"),
+        (lambda x, p, g: sample_row(x, p, g, suppress=[1.5]), TypeError, "suppress"),
+    ],
+)
+def test_sample_row_bad_inputs(call, exc, word):
+    x = np.random.default_rng(0).standard_normal(50).astype(np.float32)
+    for params in (SamplingParams(), SamplingParams(temperature=0.8, top_k=5)):
+        with pytest.raises(exc, match=word):
+            call(x, params, make_generator(1))

@@ -147,7 +147,16 @@ def sample_row(
     """One request's next token. `suppress` (e.g. EOS before min_tokens) can never be chosen,
     unless `allowed` (bool [vocab], a grammar's mask; must have a True) leaves nothing else.
     The penalties read `history` when given (up to date with prompt + output), else the lists."""
-    raw = np.asarray(logits, dtype=np.float32)
+    raw = _logits_row(logits)
+    if not isinstance(params, SamplingParams):
+        raise TypeError(f"params: expected a SamplingParams, got {type(params).__name__}")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng: expected a numpy Generator or None, got {type(rng).__name__}")
+    if allowed is not None:
+        if not isinstance(allowed, np.ndarray) or allowed.dtype != np.bool_:
+            raise TypeError(f"allowed: expected a bool numpy array, got {_describe(allowed)}")
+    if len(suppress):
+        sup = _token_ids(suppress, raw.shape[0], "suppress")
     plain = allowed is None and not len(suppress) and not params.penalized
     if params.greedy and plain:
         # Plain greedy: float32 -> float64 is exact and order-preserving, so the argmax (first
@@ -165,7 +174,6 @@ def sample_row(
             raise ValueError("allowed: expected a bool mask over the vocabulary with at least one True")
         work32[~allowed] = -np.inf
     if len(suppress):
-        sup = np.asarray(suppress, np.int64)
         kept = work32[sup].copy()
         work32[sup] = -np.inf
         if allowed is not None and not np.isfinite(work32).any():
@@ -182,6 +190,34 @@ def sample_row(
         token = int(_C.sample_token(np.ascontiguousarray(work32), params.temperature, max(params.top_k, 0),
                                     params.top_p, params.min_p, rng.random()))
     return _with_logprobs(SampleResult(token), raw, params)
+
+
+def _describe(x: object) -> str:
+    dt = getattr(x, "dtype", None)
+    return f"{type(x).__name__} of dtype {dt}" if dt is not None else type(x).__name__
+
+
+def _logits_row(logits: object) -> np.ndarray:
+    """logits as float32 [vocab] (a view when they are float32 already), or a typed error."""
+    try:
+        raw = np.asarray(logits, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise TypeError(f"logits: expected a float array [vocab], got {_describe(logits)}") from None
+    if raw.ndim != 1 or raw.shape[0] == 0:
+        raise ValueError(f"logits: expected a non-empty 1-d array [vocab], got shape {raw.shape}")
+    return raw
+
+
+def _token_ids(ids: object, vocab: int, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(ids)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected a sequence of token ids") from None
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise TypeError(f"{name}: expected a 1-d sequence of int token ids, got {_describe(arr)}")
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab):
+        raise ValueError(f"{name}: token ids must be in [0, {vocab})")
+    return arr.astype(np.int64, copy=False)
 
 
 def _with_logprobs(result: SampleResult, raw: np.ndarray, params: SamplingParams) -> SampleResult:
