@@ -8,6 +8,20 @@ import tempfile
 from collections.abc import Iterable
 
 
+def check_path(path: object, name: str) -> str:
+    """`path` as a str, or a TypeError naming the argument: only str and os.PathLike are paths.
+    (An int is not refused by open(), which takes it as a file descriptor to read or write and
+    then closes: a caller's stray int would close a file it still uses, stdin or a log.)"""
+    if isinstance(path, (bool, int)) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a path (str or os.PathLike), got {type(path).__name__}")
+    out = os.fspath(path)
+    if not isinstance(out, str):
+        raise TypeError(f"{name}: expected a text path, got {type(out).__name__}")
+    if not out or "\x00" in out:
+        raise ValueError(f"{name}: expected a non-empty path without NUL characters, got {out!r}")
+    return out
+
+
 def atomic_write(path: str | os.PathLike[str], chunks: bytes | Iterable[bytes], *, sync_dir: bool = False) -> None:
     """Write to a temp file in the same folder, fsync it, rename it over `path`; with sync_dir,
     also fsync the folder so the rename itself survives a power loss."""
