@@ -391,15 +391,17 @@ def test_bad_inputs():
 
 def test_k_whose_result_cannot_fit_is_refused_before_allocating(monkeypatch):
     """A padded [Q, k] result larger than the memory left is a ValueError naming k, on every host
-    path, instead of numpy's MemoryError or (over-committed, then filled) the OOM killer."""
+    path, instead of numpy's MemoryError or (over-committed, then filled) the OOM killer. Results
+    under search._CHECKED_RESULT_BYTES (64 MiB) skip the check (it reads /proc/meminfo)."""
     from infercore.ops import search
 
     q, c = np.ones((3, 4), np.float32), np.ones((10, 4), np.float32)
-    monkeypatch.setattr(search, "available_memory_bytes", lambda: 1 << 20)  # 1 MiB left
-    for call in (lambda: ops.topk_inner_product(q, c, 100_000),
-                 lambda: ops.topk_cosine(q, c, 100_000, backend="reference"),
-                 lambda: ops.topk_inner_product(q, c, 100_000, refine=c)):
-        with pytest.raises(ValueError, match=r"k: the result \[3, 100000\].*only adds padding"):
+    monkeypatch.setattr(search, "available_memory_bytes", lambda: 100 << 20)  # 100 MiB left
+    big = 3_000_000  # 3 x 3M x 12 bytes = 103 MiB
+    for call in (lambda: ops.topk_inner_product(q, c, big),
+                 lambda: ops.topk_cosine(q, c, big, backend="reference"),
+                 lambda: ops.topk_inner_product(q, c, big, refine=c)):
+        with pytest.raises(ValueError, match=r"k: the result \[3, 3000000\].*only adds padding"):
             call()
     s, i = ops.topk_inner_product(q, c, 20_000)  # 0.7 MiB: fits
     assert s.shape == (3, 20_000) and (i[:, 10:] == -1).all()

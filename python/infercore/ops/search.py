@@ -337,6 +337,9 @@ def _check_k(k: Any) -> int:
     return int(k)
 
 
+_CHECKED_RESULT_BYTES = 64 << 20
+
+
 def _result_fits(k: int, rows: int, n: int, search: Any) -> Any:
     """search(), after checking that its [rows, k] result (float32 scores + int64 ids, padded past
     the n candidates) fits in the memory left: a ValueError naming k instead of numpy's MemoryError,
@@ -348,9 +351,10 @@ def _result_fits(k: int, rows: int, n: int, search: Any) -> Any:
         return ValueError(f"k: the result [{rows}, {k}] (float32 scores + int64 ids, {need / 2**30:.1f} GiB) does "
                           f"not fit in the memory left{pad}")
 
-    avail = available_memory_bytes()
-    if avail is not None and need > avail:
-        raise too_big()
+    if need > _CHECKED_RESULT_BYTES:  # reading /proc/meminfo costs ~30 us a call: only for large results
+        avail = available_memory_bytes()
+        if avail is not None and need > avail:
+            raise too_big()
     try:
         return search()
     except MemoryError as e:
