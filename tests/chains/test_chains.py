@@ -19,6 +19,7 @@ from infercore.chains import (
     JSONLExporter,
     KeywordClassifier,
     LLMClassifier,
+    NullTracer,
     Router,
     Sequential,
     Step,
@@ -286,3 +287,121 @@ def test_step_with_ab_test_and_rollout_selectors(tiny_llm, reg):
     assert {rstep.run({"text": "x", "user_id": f"k{i}"}).calls[0].prompt for i in range(6)} == {"summ@v1"}
     with pytest.raises(ChainError, match="request key"):
         step.run({"text": "x"})
+
+
+def test_run_log_must_be_a_path_not_a_file_descriptor(tiny_llm, reg, tmp_path):
+    import os
+
+    step = Step("summ", reg.get("summ"), tiny_llm)
+    keep = tmp_path / "keep.txt"
+    with open(keep, "w") as fh:
+        fd = fh.fileno()
+        with pytest.raises(TypeError, match="run_log"):
+            step.run({"text": "x"}, run_log=fd)  # open(int) would write into that fd and close it
+        os.fstat(fd)  # still open
+    assert keep.read_text() == ""
+    for bad in (True, b"runs.jsonl"):
+        with pytest.raises(TypeError, match="run_log"):
+            step.run({"text": "x"}, run_log=bad)
+    for bad in ("", "a\0b"):
+        with pytest.raises(ValueError, match="run_log"):
+            step.run({"text": "x"}, run_log=bad)
+    with pytest.raises(TypeError, match="path"):
+        JSONLExporter(3)
+    with pytest.raises(ValueError, match="path"):
+        JSONLExporter("")
+    with pytest.raises(TypeError, match="path"):
+        load_spans(0)  # would read stdin, then close it
+
+
+def test_sampling_config_and_step_arguments_are_typed_errors(tiny_llm, reg):
+    from infercore.chains import sampling_from_config
+
+    for bad in (None, "temperature=0", [("temperature", 0.0)]):
+        with pytest.raises(TypeError, match="model_config"):
+            sampling_from_config(bad)
+    with pytest.raises(TypeError, match="overrides"):
+        sampling_from_config({}, [1])
+    pv = reg.get("summ")
+    with pytest.raises(TypeError, match="params"):
+        Step("s", pv, tiny_llm, params=["temperature"])
+    with pytest.raises(TypeError, match="output_key"):
+        Step("s", pv, tiny_llm, output_key=3)
+    with pytest.raises(TypeError, match="key_field"):
+        Step("s", pv, tiny_llm, key_field=None)
+    with pytest.raises(TypeError, match="model"):
+        Step("s", pv, tiny_llm, model=3)
+
+
+def test_span_attributes_must_be_a_mapping():
+    mem = InMemoryExporter()
+    tracer = Tracer([mem])
+    for t in (tracer, NullTracer()):
+        with pytest.raises(TypeError, match="attributes"), t.span("x", attributes="abc"):
+            pass
+    assert mem.spans == []  # no half-made span was exported
+    with tracer.span("ok", {"a": 1}) as sp:
+        with pytest.raises(TypeError, match="attrs"):
+            sp.set_attributes([("a", 1)])
+        with pytest.raises(TypeError, match="attributes"):
+            sp.add_event("e", "abc")
+    with pytest.raises(TypeError, match="exporters"):
+        Tracer(mem)
+
+
+def test_tool_validate_rejects_none_unless_the_type_allows_it():
+    with pytest.raises(ValueError, match="'a': expected integer, got NoneType"):
+        add.validate({"a": None})
+    with pytest.raises(ValueError, match="'b': expected integer"):
+        add.validate({"a": 1, "b": None})  # b: int = 0 is not Optional
+    assert get_weather.validate({"city": "P", "days": None}) == {"city": "P", "days": None}
+
+    @tool
+    def f(a: int | None, xs: list[int | None], ys: list[int], u: int | str, z: int = None) -> int:  # noqa: RUF013
+        return 0
+
+    assert f.parameters["required"] == ["xs", "ys", "u"]
+    assert f.parameters["properties"]["xs"]["items"] == {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+    assert f.validate({"a": None, "xs": [1, None], "ys": [1], "u": "x", "z": None})
+    with pytest.raises(ValueError, match=r"'ys\[1\]': expected integer"):
+        f.validate({"xs": [], "ys": [1, None], "u": 1})
+    with pytest.raises(ValueError, match=r"'u'.*none of the allowed types"):
+        f.validate({"xs": [], "ys": [], "u": None})
+
+
+def test_agent_key_arguments_are_checked_at_construction(tiny_llm):
+    for bad in (None, 3, ["input"]):
+        with pytest.raises(TypeError, match="input_key"):
+            ToolAgent("a", tiny_llm, [add], input_key=bad)
+    with pytest.raises(ValueError, match="input_key"):
+        ToolAgent("a", tiny_llm, [add], input_key="")
+    with pytest.raises(ValueError, match="name"):
+        ToolAgent(None, tiny_llm, [add])
+    with pytest.raises(TypeError, match="tools"):
+        ToolAgent("a", tiny_llm, add)
+    with pytest.raises(TypeError, match="params"):
+        ToolAgent("a", tiny_llm, [add], params="max_tokens=3")
+    with pytest.raises(TypeError, match="system"):
+        ToolAgent("a", tiny_llm, [add], system=3)
+
+
+def test_router_and_classifier_arguments(tiny_llm):
+    step = Step("s", inline_prompt("p", "Q: {{ input }}", {"input": "str"}, {"max_tokens": 1}), tiny_llm)
+    with pytest.raises(ValueError, match="keywords"):
+        KeywordClassifier({"math": "sum"})  # a str would match each of its characters
+    with pytest.raises(TypeError, match="field"):
+        KeywordClassifier({"math": ["sum"]}, field=None)
+
+    def encode(texts):
+        return np.ones((len(texts), 4), np.float32)
+
+    with pytest.raises(ValueError, match="min_similarity"):
+        EmbeddingClassifier(encode, {"s": "x"}, min_similarity=float("nan"))  # would never pick a route
+    with pytest.raises(TypeError, match=r"descriptions\['s'\]"):
+        EmbeddingClassifier(encode, {"s": 3})
+    with pytest.raises(ValueError, match="routes"):
+        Router("r", None, descriptions={"s": "x"}, encode=encode)
+    with pytest.raises(TypeError, match="descriptions"):
+        Router("r", {"s": step}, descriptions=["s"], encode=encode)
+    with pytest.raises(ValueError, match="name"):
+        Router(None, {"s": step}, lambda s: "s")

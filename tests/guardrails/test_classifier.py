@@ -161,3 +161,22 @@ def test_shipped_threshold_keeps_its_calibration_fpr(minilm):
     rows = [r for r in training_data.load() if r["split"] == "calib"]
     scores = np.array([clf.score(str(r["text"]), n)[0] for r in rows])
     assert (scores >= clf.threshold).mean() <= 0.05
+
+
+def test_embedding_classifier_texts_and_path_are_checked(tmp_path):
+    class Emb:
+        def encode(self, texts, show_progress_bar=False):
+            return np.ones((len(texts), 4), np.float32)
+
+    clf = EmbeddingClassifier(np.zeros(4, np.float32), 0.0, 0.5, embedder=Emb())
+    assert clf.proba(["a"]).shape == (1,)
+    with pytest.raises(TypeError, match="texts: expected a list of str, got str"):
+        clf.proba("abc")
+    with pytest.raises(TypeError, match=r"texts\[0\]"):
+        clf.proba([b"abc"])
+    with pytest.raises(TypeError, match="path"):
+        EmbeddingClassifier.load(3, embedder=Emb())
+    with pytest.raises(TypeError, match="path"):
+        training_data.read_rows(0)  # would read stdin, then close it
+    with pytest.raises(ValueError, match="path"):
+        training_data.write_rows("", [])

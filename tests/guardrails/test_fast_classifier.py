@@ -214,3 +214,32 @@ def test_train_cli(tmp_path, capsys):
     assert c.meta["calib_fpr"] <= 0.05
     assert main(["--features", "ngram", "--hash-dim", "1", "--out", str(out)]) == 2
     assert "--hash-dim" in capsys.readouterr().err
+
+
+def test_texts_paths_and_thresholds_are_checked(tmp_path):
+    c = NgramClassifier.load()
+    assert c.proba(("a", "b")).shape == (2,)
+    with pytest.raises(TypeError, match=r"texts\[0\]: expected a str, got list"):
+        c.proba([["x"]])
+    with pytest.raises(TypeError, match="texts: expected a list of str, got str"):
+        c.proba("hello")  # would be scored one character at a time
+    with pytest.raises(TypeError, match="texts"):
+        c.logits(3)
+    with pytest.raises(TypeError, match="path"):
+        NgramClassifier.load(3)
+    nan = tmp_path / "nan.npz"
+    np.savez(nan, w=c.w, b=np.float64(0), threshold=np.float64("nan"),
+             meta=np.array(json.dumps({"features": c.spec.to_meta()})))
+    with pytest.raises(ValueError, match="threshold"):
+        NgramClassifier.load(nan)  # a NaN threshold would never block
+
+    class Custom:
+        threshold = float("nan")
+
+        def score(self, text, normalizer):
+            return 1.0, "folded"
+
+    with pytest.raises(ValueError, match=r"classifier\.threshold"):
+        InjectionRail(classifier=Custom())
+    with pytest.raises(ValueError, match="threshold"):
+        InjectionRail(threshold=True)

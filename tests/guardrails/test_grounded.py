@@ -55,3 +55,17 @@ def test_contexts_objects_and_bad_input(minilm):
         GroundednessRail(action="shout", embedder=minilm)
     with pytest.raises(ValueError, match="threshold"):
         GroundednessRail(threshold=1.5, embedder=minilm)
+
+
+def test_text_must_be_a_str_without_a_model():
+    class Emb:
+        def encode(self, texts, **kw):
+            import numpy as np
+
+            return np.ones((len(texts), 4), np.float32) / 2
+
+    rail = GroundednessRail(embedder=Emb())
+    with pytest.raises(TypeError, match="text: expected str"):
+        rail.check(3, ["a context"])
+    with pytest.raises(ValueError, match="threshold"):
+        GroundednessRail(threshold=float("nan"), embedder=Emb())

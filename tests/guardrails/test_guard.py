@@ -191,3 +191,16 @@ def test_malformed_config_files(tmp_path):
         Guard.from_config(tmp_path / "missing.yaml")
     with pytest.raises(TypeError, match="config"):
         Guard.from_config(42)
+
+
+def test_from_config_paths_and_odd_values_are_clear_errors():
+    with pytest.raises(ValueError, match="config: expected a non-empty path"):
+        Guard.from_config("guard\0.yaml")  # not a raw "embedded null byte"
+    with pytest.raises(ValueError, match="config: expected a non-empty path"):
+        Guard.from_config("")
+    with pytest.raises(ValueError, match=r"config\.input_rails\[0\]\.type"):
+        Guard.from_config({"input_rails": [{"type": ["pii"]}]})  # unhashable: was a bare TypeError
+    with pytest.raises(TypeError, match="sink"):
+        Guard(sink=print)  # no emit(): would fail on the first check
+    with pytest.raises(TypeError, match="metrics"):
+        Guard(metrics={})

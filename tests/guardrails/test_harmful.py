@@ -84,3 +84,18 @@ def test_obfuscation_does_not_change_what_is_found():
         for variant in (_fullwidth(t), _leet(t, rng), t.translate(cyr), _fullwidth(_leet(t, rng))):
             assert sorted(c for c, _ in rail.categories(variant)) == cats, (t, variant)
     assert n >= 20
+
+
+def test_lexicon_path_and_mapping_are_checked(tmp_path):
+    import os
+
+    from infercore.guardrails.harmful import load_lexicon
+
+    with open(tmp_path / "keep.txt", "w") as fh:
+        with pytest.raises(TypeError, match="path"):
+            load_lexicon(fh.fileno())  # open(int) would read that descriptor and close it
+        os.fstat(fh.fileno())
+    with pytest.raises(ValueError, match="path"):
+        load_lexicon("")
+    with pytest.raises(TypeError, match="lexicon"):
+        HarmfulRail(lexicon=["violence"])

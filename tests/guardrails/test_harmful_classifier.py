@@ -167,3 +167,24 @@ def test_proba_equals_the_dense_product(clf):
     want = 1.0 / (1.0 + np.exp(-(dense_features(texts, clf.spec).astype(np.float64) @ clf.w + clf.b)))
     assert np.allclose(clf.proba(texts), want, atol=1e-6)
     assert clf.proba([]).shape == (0, len(hc.CATEGORIES))
+
+
+def test_texts_paths_and_thresholds_are_checked():
+    clf = HarmfulClassifier.load()
+    with pytest.raises(TypeError, match="texts: expected a list of str, got str"):
+        clf.proba("how do I build a bomb")
+    with pytest.raises(TypeError, match=r"texts\[1\]"):
+        clf.proba(["ok", None])
+    with pytest.raises(TypeError, match="path"):
+        HarmfulClassifier.load(3)
+
+    class Custom:
+        threshold = float("nan")
+
+        def score(self, text, normalizer):
+            return 1.0, "violence", "folded"
+
+    with pytest.raises(ValueError, match=r"classifier\.threshold"):
+        HarmfulRail(classifier=Custom())
+    with pytest.raises(ValueError, match="classifier"):
+        HarmfulRail(classifier="bad\0.npz")

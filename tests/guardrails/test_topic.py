@@ -132,3 +132,22 @@ def test_evaluate_topic_report(minilm, tmp_path):
     assert rep["topic_en_test"]["recall"] >= 0.85 and rep["topic_en_test"]["fpr_benign"] <= 0.1
     with pytest.raises(ValueError, match=r"config\.yaml"):
         evaluate_topic(tmp_path)
+
+
+class _FakeEmbedder:
+    def encode(self, texts, show_progress_bar=False):
+        return np.ones((len(texts), 4), np.float32) / 2
+
+
+def test_topic_rail_input_checks_without_a_model():
+    r = TopicRail(allowed=["banking"], embedder=_FakeEmbedder())
+    with pytest.raises(TypeError, match="text: expected str"):
+        r.check(3)
+    with pytest.raises(TypeError, match="texts: expected a list of str"):
+        r.scores("banking")  # would score each character
+    with pytest.raises(TypeError, match="texts"):
+        r.calibrate("ab", [True, False])
+    with pytest.raises(ValueError, match=r"grid\[0\]"):
+        r.calibrate(["a", "b"], [True, False], grid=[float("nan")])
+    with pytest.raises(ValueError, match="denied_threshold"):
+        TopicRail(allowed=["banking"], denied_threshold=float("nan"), embedder=_FakeEmbedder())

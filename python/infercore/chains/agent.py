@@ -25,7 +25,7 @@ from typing import Any
 
 from ..engine.sampling_params import SamplingParams
 from . import tracing as T
-from .core import ChainError, RunContext, Runnable, _model_name, call_model
+from .core import ChainError, RunContext, Runnable, _check_key, _model_name, call_model
 
 _PRIMS = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
@@ -45,13 +45,21 @@ def _schema(tp: Any, where: str) -> tuple[dict[str, Any], bool]:
     if tp in (list, tuple) or origin in (list, tuple, Sequence):
         s: dict[str, Any] = {"type": "array"}
         if args and args[-1] is not Ellipsis:
-            s["items"] = _schema(args[0], where)[0]
+            s["items"] = _nullable_schema(args[0], where)
         return s, False
     if tp is dict or origin in (dict, Mapping):
         return {"type": "object"}, False
     if tp is Any:
         return {}, False
     raise TypeError(f"{where}: type hint {tp!r} has no JSON-schema mapping (use int, float, str, bool, list, dict)")
+
+
+def _nullable_schema(tp: Any, where: str) -> dict[str, Any]:
+    """The schema of a nested type hint (a list item), allowing null when the hint is Optional."""
+    s, optional = _schema(tp, where)
+    if not optional:
+        return s
+    return {"anyOf": [*s.get("anyOf", [s]), {"type": "null"}]}
 
 
 def _param_docs(doc: str) -> dict[str, str]:
@@ -87,6 +95,7 @@ class Tool:
         pdocs = _param_docs(doc)
         props: dict[str, Any] = {}
         required = []
+        self._nullable: set[str] = set()  # parameters that take None (an Optional hint or a None default)
         for p in inspect.signature(fn).parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 raise TypeError(f"{self.name}: *args/**kwargs cannot be described by a JSON schema")
@@ -95,6 +104,8 @@ class Tool:
             s, optional = _schema(hints[p.name], f"{self.name}.{p.name}")
             if p.name in pdocs:
                 s["description"] = pdocs[p.name]
+            if optional or p.default is None:
+                self._nullable.add(p.name)
             if p.default is not inspect.Parameter.empty:
                 if isinstance(p.default, (str, int, float, bool, type(None))):
                     s["default"] = p.default
@@ -120,6 +131,8 @@ class Tool:
         if missing:
             raise ValueError(f"missing required arguments {missing}")
         for k, v in arguments.items():
+            if v is None and k in self._nullable:
+                continue
             _check_value(props[k], v, k)
         return arguments
 
@@ -137,15 +150,13 @@ def _check_value(s: Mapping[str, Any], v: Any, where: str) -> None:
                 return
             except ValueError:
                 continue
-        if v is not None:
-            raise ValueError(f"argument {where!r}: {v!r} matches none of the allowed types")
-        return
+        raise ValueError(f"argument {where!r}: {v!r} matches none of the allowed types")
     t = s.get("type")
-    ok = {"integer": isinstance(v, int) and not isinstance(v, bool),
+    ok = {"integer": isinstance(v, int) and not isinstance(v, bool), "null": v is None,
           "number": isinstance(v, (int, float)) and not isinstance(v, bool),
           "string": isinstance(v, str), "boolean": isinstance(v, bool), "array": isinstance(v, list),
           "object": isinstance(v, dict), None: True}.get(t, True)  # fmt: skip
-    if not ok and v is not None:
+    if not ok:  # None too: only an Optional hint (or a None default) lets None through
         raise ValueError(f"argument {where!r}: expected {t}, got {type(v).__name__}")
     if t == "array" and "items" in s:
         for i, x in enumerate(v):
@@ -185,6 +196,15 @@ class ToolAgent(Runnable):
                  input_key: str = "input", model: str | None = None, version: str = "1",
                  response_prefix: str | None = None, constrained: bool | None = None,
                  answer_max_chars: int | None = 1000) -> None:  # fmt: skip
+        if not isinstance(name, str) or not name:
+            raise ValueError("name: expected a non-empty string")
+        _check_key(input_key, "input_key")
+        if isinstance(tools, (str, bytes)) or not isinstance(tools, Sequence):
+            raise TypeError(f"tools: expected a list of @tool functions, got {type(tools).__name__}")
+        if params is not None and not isinstance(params, Mapping):
+            raise TypeError(f"params: expected a mapping of SamplingParams fields, got {type(params).__name__}")
+        if system is not None and not isinstance(system, str):
+            raise TypeError(f"system: expected a str or None, got {type(system).__name__}")
         if not callable(getattr(llm, "generate", None)):
             raise TypeError("llm: expected an object with generate() (an infercore.LLM)")
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:

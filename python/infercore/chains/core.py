@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._fileio import check_path
 from ..engine.sampling_params import SamplingParams
 from ..prompts.template import PromptVersion, compile_template, normalize_variables
 from . import tracing as T
@@ -68,6 +69,8 @@ class RunContext:
 
 
 def _model_name(llm: Any, model_config: Mapping[str, Any], explicit: str | None) -> str:
+    if explicit is not None and not isinstance(explicit, str):
+        raise TypeError(f"model: expected a str or None, got {type(explicit).__name__}")
     if explicit:
         return explicit
     if model_config.get("model"):
@@ -78,6 +81,10 @@ def _model_name(llm: Any, model_config: Mapping[str, Any], explicit: str | None)
 def sampling_from_config(model_config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
                          ) -> SamplingParams:  # fmt: skip
     """SamplingParams from a prompt's model_config ("model" is not a sampling field) plus overrides."""
+    if not isinstance(model_config, Mapping):
+        raise TypeError(f"model_config: expected a mapping of SamplingParams fields, got {type(model_config).__name__}")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(f"overrides: expected a mapping of SamplingParams fields, got {type(overrides).__name__}")
     merged = {k: v for k, v in model_config.items() if k != "model"}
     merged.update(overrides or {})
     unknown = set(merged) - _SAMPLING_FIELDS
@@ -144,6 +151,8 @@ class Runnable:
         if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
                                       or timeout_s <= 0):  # fmt: skip
             raise ValueError(f"timeout_s: expected a positive number, got {timeout_s!r}")
+        if run_log is not None:  # checked before the run: an int would be taken as a file descriptor
+            run_log = check_path(run_log, "run_log")
         tracer = tracer if tracer is not None else T.NullTracer()
         state = dict(inputs or {})
         run = ChainRun(secrets.token_hex(8), self.name, str(self.version), dict(state),
@@ -173,6 +182,16 @@ class Runnable:
         return run
 
 
+def _check_key(key: Any, arg: str, *, optional: bool = False) -> None:
+    """A state key argument: a non-empty str (or None when optional)."""
+    if key is None and optional:
+        return
+    if not isinstance(key, str):
+        raise TypeError(f"{arg}: expected a non-empty string{' or None' if optional else ''}, got {type(key).__name__}")
+    if not key:
+        raise ValueError(f"{arg}: expected a non-empty string, got ''")
+
+
 def _check_deadline(ctx: RunContext, step: str) -> None:
     if ctx.deadline is not None and time.monotonic() > ctx.deadline:
         ctx.run.status = "timeout"
@@ -195,6 +214,10 @@ class Step(Runnable):
                  key_field: str = "user_id") -> None:  # fmt: skip
         if not isinstance(name, str) or not name:
             raise ValueError("name: expected a non-empty string")
+        _check_key(output_key, "output_key", optional=True)
+        _check_key(key_field, "key_field")
+        if params is not None and not isinstance(params, Mapping):
+            raise TypeError(f"params: expected a mapping of SamplingParams fields, got {type(params).__name__}")
         self.selector, self.key_field = None, key_field
         if not isinstance(prompt, PromptVersion):
             if not callable(getattr(prompt, "prompt_for", None)):
@@ -281,6 +304,10 @@ class KeywordClassifier:
     def __init__(self, keywords: Mapping[str, list[str]], *, field: str = "input") -> None:
         if not isinstance(keywords, Mapping) or not keywords:
             raise ValueError("keywords: expected a dict route -> list of keywords")
+        for r, ks in keywords.items():
+            if not isinstance(ks, (list, tuple)) or not all(isinstance(k, str) and k for k in ks):
+                raise ValueError(f"keywords[{r!r}]: expected a list of non-empty strings, got {ks!r}")
+        _check_key(field, "field")
         self.keywords = {r: [k.lower() for k in ks] for r, ks in keywords.items()}
         self.field = field
 
@@ -305,6 +332,13 @@ class EmbeddingClassifier:
             raise TypeError("encode: expected a callable(list[str]) -> array")
         if not isinstance(descriptions, Mapping) or not descriptions:
             raise ValueError("descriptions: expected a dict route -> description")
+        for r, d in descriptions.items():
+            if not isinstance(d, str):
+                raise TypeError(f"descriptions[{r!r}]: expected a str, got {type(d).__name__}")
+        _check_key(field, "field")
+        if (isinstance(min_similarity, bool) or not isinstance(min_similarity, (int, float))
+                or not -1.0 <= min_similarity <= 1.0):  # fmt: skip
+            raise ValueError(f"min_similarity: expected a cosine in [-1, 1], got {min_similarity!r}")
         self.encode, self.routes, self.field, self.min_similarity = encode, list(descriptions), field, min_similarity
         self._np = np
         self._centroids = self._unit(np.asarray(encode(list(descriptions.values())), dtype=np.float32))
@@ -329,6 +363,7 @@ class LLMClassifier:
                  max_tokens: int = 8, model: str | None = None) -> None:  # fmt: skip
         if not isinstance(descriptions, Mapping) or not descriptions:
             raise ValueError("descriptions: expected a dict route -> description")
+        _check_key(field, "field")
         self.llm, self.descriptions, self.field = llm, dict(descriptions), field
         self.prompt = inline_prompt("router-classifier", self.TEMPLATE, {"routes": "list", "input": "any"})
         self.params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
@@ -351,15 +386,20 @@ class Router(Runnable):
     def __init__(self, name: str, routes: Mapping[str, Runnable], classifier: Any = None, *,
                  default: str | None = None, version: str = "1", descriptions: Mapping[str, str] | None = None,
                  encode: Callable[[list[str]], Any] | None = None) -> None:  # fmt: skip
+        if not isinstance(name, str) or not name:
+            raise ValueError("name: expected a non-empty string")
+        if not isinstance(routes, Mapping) or not routes:
+            raise ValueError("routes: expected a dict route name -> step or chain")
         if classifier is None:
             if descriptions is None or encode is None:
                 raise ValueError("classifier: give a classifier, or descriptions= and encode= for the default "
                                  "embedding classifier")  # fmt: skip
+            if not isinstance(descriptions, Mapping):
+                raise TypeError(f"descriptions: expected a dict route -> description, "
+                                f"got {type(descriptions).__name__}")
             if set(descriptions) != set(routes):
                 raise ValueError(f"descriptions: keys {sorted(descriptions)} differ from routes {sorted(routes)}")
             classifier = EmbeddingClassifier(encode, descriptions)
-        if not isinstance(routes, Mapping) or not routes:
-            raise ValueError("routes: expected a dict route name -> step or chain")
         for r, s in routes.items():
             if not isinstance(s, Runnable):
                 raise TypeError(f"routes[{r!r}]: expected a Step or chain, got {type(s).__name__}")

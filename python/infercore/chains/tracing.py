@@ -21,6 +21,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from .._fileio import check_path
+
 # attribute names (OpenTelemetry semantic conventions for generative AI, plus infercore.* for ours)
 OPERATION = "gen_ai.operation.name"
 PROVIDER = "gen_ai.provider.name"
@@ -51,6 +53,15 @@ def _clean(v: Any) -> Any:
     return json.dumps(v, default=str)
 
 
+def _attrs(attributes: Any, arg: str = "attributes") -> Mapping[str, Any]:
+    """`attributes` (None: none) as a mapping, or a TypeError naming the argument."""
+    if attributes is None:
+        return {}
+    if not isinstance(attributes, Mapping):
+        raise TypeError(f"{arg}: expected a mapping of attribute name -> value, got {type(attributes).__name__}")
+    return attributes
+
+
 @dataclass
 class Span:
     name: str
@@ -74,7 +85,7 @@ class Span:
             self._otel.set_attribute(key, value)
 
     def set_attributes(self, attrs: Mapping[str, Any]) -> None:
-        for k, v in attrs.items():
+        for k, v in _attrs(attrs, "attrs").items():
             self.set_attribute(k, v)
 
     def set_status(self, code: str, message: str = "") -> None:
@@ -83,7 +94,7 @@ class Span:
         self.status, self.status_message = code, message
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
-        attrs = {k: _clean(v) for k, v in (attributes or {}).items() if v is not None}
+        attrs = {k: _clean(v) for k, v in _attrs(attributes).items() if v is not None}
         self.events.append({"name": name, "time_unix_nano": time.time_ns(), "attributes": attrs})
         if self._otel is not None:
             self._otel.add_event(name, attrs)
@@ -119,9 +130,7 @@ class JSONLExporter:
     """Appends one JSON object per finished span to a file (read back by `infercore trace show`)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path: expected a path, got {type(path).__name__}")
-        self.path = os.fspath(path)
+        self.path = check_path(path, "path")
         self._lock = threading.Lock()
 
     def export(self, span: Span) -> None:
@@ -207,6 +216,8 @@ class Tracer:
     """
 
     def __init__(self, exporters: Sequence[Any] = (), *, otel_tracer: Any | None = None) -> None:
+        if not isinstance(exporters, (list, tuple)):
+            raise TypeError(f"exporters: expected a list of exporters, got {type(exporters).__name__}")
         for i, e in enumerate(exporters):
             if not callable(getattr(e, "export", None)):
                 raise TypeError(f"exporters[{i}]: expected an object with an export(span) method")
@@ -220,10 +231,11 @@ class Tracer:
 
     @contextlib.contextmanager
     def span(self, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+        attributes = _attrs(attributes)  # before the span starts: a bad argument leaves no half-made span
         parent = self._current.get()
         sp = Span(name, parent.trace_id if parent else secrets.token_hex(16), secrets.token_hex(8),
                   parent.span_id if parent else None, time.time_ns())  # fmt: skip
-        for k, v in (attributes or {}).items():
+        for k, v in attributes.items():
             if v is not None:
                 sp.attributes[k] = _clean(v)
         if self.bridge is not None:
@@ -268,11 +280,13 @@ class NullTracer:
 
     @contextlib.contextmanager
     def span(self, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        _attrs(attributes)  # the same argument errors as with tracing on
         yield self._span
 
 
 # ---------------------------------------------------------------- reading traces back
 def load_spans(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    path = check_path(path, "path")
     spans = []
     with open(path, encoding="utf-8") as fh:
         for i, line in enumerate(fh):

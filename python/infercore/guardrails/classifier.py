@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .._fileio import check_path
 from .normalize import Normalizer
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "data" / "injection_clf.npz"
@@ -74,6 +75,25 @@ def windows(text: str, window_chars: int, max_windows: int, max_piece_chars: int
     return out
 
 
+def check_texts(texts: Any, arg: str = "texts") -> list[str]:
+    """`texts` (a list or tuple of str) as a list; a TypeError naming the argument otherwise (a bare
+    str would be scored one character at a time)."""
+    if not isinstance(texts, (list, tuple)):
+        hint = " (wrap one text in a list)" if isinstance(texts, str) else ""
+        raise TypeError(f"{arg}: expected a list of str, got {type(texts).__name__}{hint}")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"{arg}[{i}]: expected a str, got {type(t).__name__}")
+    return list(texts)
+
+
+def check_threshold(threshold: Any, arg: str = "threshold") -> float:
+    """A classifier's probability threshold: a number in [0, 1] (NaN would never block)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"{arg}: expected a probability threshold in [0, 1], got {threshold!r}")
+    return float(threshold)
+
+
 def view_texts(text: str, normalizer: Normalizer) -> list[tuple[str, str]]:
     """(view name, text) for every detection view of `text` (folded first)."""
     return normalizer.views(text).spaced()
@@ -122,7 +142,7 @@ class EmbeddingClassifier:
         from .embedding import resolve_embedder
         from .ngram_classifier import read_weights  # one reader for both models' .npz files
 
-        w, b, thr, meta = read_weights(Path(path) if path is not None else DEFAULT_WEIGHTS)
+        w, b, thr, meta = read_weights(Path(check_path(path, "path")) if path is not None else DEFAULT_WEIGHTS)
         spec = FeatureSpec.from_meta(meta["features"])
         emb = resolve_embedder(embedder if embedder is not None else spec.embedder)
         dim = int(emb.get_sentence_embedding_dimension()) + spec.hash_dim
@@ -142,6 +162,7 @@ class EmbeddingClassifier:
 
     def proba(self, texts: list[str]) -> np.ndarray:
         """Probability per text (no views, no windows): what the model was trained on."""
+        texts = check_texts(texts)
         if not texts:
             return np.zeros(0, np.float32)
         return self.proba_features(featurize(texts, self.embedder, self.spec))

@@ -71,6 +71,8 @@ class GroundednessRail:
         return [(sp, float(sim[i].max()) if sim.shape[1] else 0.0) for i, sp in enumerate(spans)]
 
     def check(self, text: str, context: Any = None) -> RailDecision:
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected str, got {type(text).__name__}")
         ctx = _contexts(context)
         if not ctx or not text.strip():
             return RailDecision("passed", text)

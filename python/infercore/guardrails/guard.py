@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._fileio import check_path
 from .events import EventSink, GuardMetrics, LoggingSink
 from .grounded import GroundednessRail
 from .harmful import HarmfulRail
@@ -63,6 +64,10 @@ class Guard:
                     raise TypeError(f"{arg}[{i}]: expected a Rail (name, can_modify, check), got {type(r).__name__}")
         if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1):
             raise ValueError(f"max_chars: expected a positive int or None, got {max_chars!r}")
+        if sink is not None and not callable(getattr(sink, "emit", None)):
+            raise TypeError(f"sink: expected an EventSink (with emit(event)), got {type(sink).__name__}")
+        if metrics is not None and not callable(getattr(metrics, "record", None)):
+            raise TypeError(f"metrics: expected a GuardMetrics (with record()), got {type(metrics).__name__}")
         self.input_rails = list(input_rails)
         self.output_rails = list(output_rails)
         self.sink = sink if sink is not None else LoggingSink()
@@ -115,7 +120,7 @@ class Guard:
         The embedding rails (injection classifier, topic, groundedness) load MiniLM once, shared.
         """
         if isinstance(config, (str, os.PathLike)):
-            config = _load_file(os.fspath(config))
+            config = _load_file(check_path(config, "config"))
         if not isinstance(config, Mapping):
             raise TypeError(f"config: expected a mapping or a path, got {type(config).__name__}")
         for k in config:
@@ -205,7 +210,7 @@ def _build_rails(items: Any, arg: str) -> list[Rail]:
         if not isinstance(item, Mapping):
             raise ValueError(f"{where}: expected a mapping with 'type', got {type(item).__name__}")
         kind = item.get("type")
-        if kind not in _RAILS:
+        if not isinstance(kind, str) or kind not in _RAILS:
             raise ValueError(f"{where}.type: expected one of {tuple(_RAILS)}, got {kind!r}")
         opts = {k: v for k, v in item.items() if k != "type"}
         for k in opts:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from .._fileio import check_path
 from .normalize import Normalizer, search_word
 from .types import RailDecision, Violation
 
@@ -30,7 +31,7 @@ def load_lexicon(path: str | None = None) -> dict[str, dict[str, list[str]]]:
     if path is None:
         raw = resources.files("infercore.guardrails").joinpath("data/harmful_lexicon.json").read_text("utf-8")
     else:
-        with open(path, encoding="utf-8") as f:
+        with open(check_path(path, "path"), encoding="utf-8") as f:
             raw = f.read()
     data = json.loads(raw)
     return {k: v for k, v in data.items() if not k.startswith("_")}
@@ -74,6 +75,8 @@ class HarmfulRail:
             self.normalizer = Normalizer(decode=self.decode)
         if not isinstance(self.actions, Mapping):
             raise TypeError(f"actions: expected a mapping of category -> action, got {type(self.actions).__name__}")
+        if self.lexicon is not None and not isinstance(self.lexicon, Mapping):
+            raise TypeError(f"lexicon: expected a mapping of category -> patterns, got {type(self.lexicon).__name__}")
         lex = load_lexicon() if self.lexicon is None else dict(self.lexicon)
         for k, v in self.actions.items():
             if k not in lex:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from .._fileio import check_path
 from . import harmful_data, training_data
-from .classifier import view_texts, windows
+from .classifier import check_texts, check_threshold, view_texts, windows
 from .ngram_classifier import NgramSpec, sparse_features
 from .normalize import Normalizer
 
@@ -52,7 +55,7 @@ class HarmfulClassifier:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> HarmfulClassifier:
-        p = Path(path) if path is not None else HARMFUL_WEIGHTS
+        p = Path(check_path(path, "path")) if path is not None else HARMFUL_WEIGHTS
         if not p.is_file():
             raise ValueError(f"classifier: weights file {str(p)!r} not found (run python -m "
                              f"infercore.guardrails.harmful_classifier)")
@@ -64,6 +67,7 @@ class HarmfulClassifier:
             raise ValueError(f"classifier: {str(p)!r} is not a harmful-classifier weights file: {e}") from e
         if not isinstance(meta, dict) or meta.get("kind") != "harmful-ngram":
             raise ValueError(f"classifier: {str(p)!r} is not a harmful-classifier weights file")
+        check_threshold(thr, f"classifier: {str(p)!r}: threshold")
         spec = NgramSpec.from_meta(meta["features"])
         cats = tuple(meta["categories"])
         if w.shape != (spec.dim, len(cats)) or b.shape != (len(cats),):
@@ -78,9 +82,10 @@ class HarmfulClassifier:
 
     def proba(self, texts: list[str]) -> np.ndarray:
         """(len(texts), len(categories)) probabilities per text (no views, no windows)."""
+        texts = check_texts(texts)
         if not texts:
             return np.zeros((0, len(self.categories)))
-        rows, cols, val = sparse_features(list(texts), self.spec)
+        rows, cols, val = sparse_features(texts, self.spec)
         contrib = self.w[cols] * val[:, None]  # (nnz, n_cat); rows come sorted and every text has features
         starts = np.searchsorted(rows, np.arange(len(texts)))
         z = np.zeros((len(texts), len(self.categories)))
@@ -171,11 +176,14 @@ def load_harmful_classifier(c: Any) -> HarmfulClassifier | None:
         return None
     if c is True or c == "fast":
         return HarmfulClassifier.load()
-    if isinstance(c, (str, Path)):
-        if not str(c).endswith(".npz"):
+    if isinstance(c, (str, os.PathLike)):
+        c = check_path(c, "classifier")
+        if not c.endswith(".npz"):
             raise ValueError(f"classifier: expected 'fast', a bool or a weights file (.npz), got {str(c)!r}")
         return HarmfulClassifier.load(c)
     if callable(getattr(c, "score", None)) and isinstance(getattr(c, "threshold", None), (int, float)):
+        if not math.isfinite(c.threshold):  # NaN would never block
+            raise ValueError(f"classifier.threshold: expected a finite number, got {c.threshold!r}")
         return c
     raise TypeError(f"classifier: expected None, a bool, 'fast', a weights path or a loaded classifier, "
                     f"got {type(c).__name__}")

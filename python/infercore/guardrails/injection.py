@@ -14,11 +14,13 @@ over the detection views and sentence pieces) reaches its calibrated threshold: 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from .._fileio import check_path
 from .normalize import Normalizer, search_word
 from .types import RailDecision, Violation
 
@@ -167,7 +169,8 @@ class InjectionRail:
             raise TypeError(f"judge: expected an LLMJudge (with judge()), got {type(self.judge).__name__}")
         if self.normalizer is None:
             self.normalizer = Normalizer(decode=self.decode)
-        if not isinstance(self.threshold, (int, float)) or not 0.0 < float(self.threshold) <= 1.0:
+        if (isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float))
+                or not 0.0 < float(self.threshold) <= 1.0):  # fmt: skip
             raise ValueError(f"threshold: expected a number in (0, 1], got {self.threshold!r}")
         self._en = _compile(_EN)
         self._ja = _compile(_JA)
@@ -238,13 +241,15 @@ def load_classifier(c: Any) -> Any:
     if isinstance(c, (str, os.PathLike)):
         from pathlib import Path
 
-        p = Path(c)
+        p = Path(check_path(c, "classifier"))
         if not p.is_file() and p.suffix != ".npz":
             raise ValueError(f"classifier: expected 'fast', 'accurate' or a weights file (.npz), got {str(c)!r}")
         if p.is_file() and read_weights(p)[3]["features"].get("kind") == "ngram":
             return NgramClassifier.load(p)
         return EmbeddingClassifier.load(p)
     if callable(getattr(c, "score", None)) and isinstance(getattr(c, "threshold", None), (int, float)):
+        if not math.isfinite(c.threshold):  # NaN would never block
+            raise ValueError(f"classifier.threshold: expected a finite number, got {c.threshold!r}")
         return c
     raise TypeError(f"classifier: expected None, a bool, 'fast', 'accurate', a weights path or a loaded classifier, "
                     f"got {type(c).__name__}")

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .classifier import view_texts, windows
+from .._fileio import check_path
+from .classifier import check_texts, check_threshold, view_texts, windows
 from .normalize import Normalizer
 
 FAST_WEIGHTS = Path(__file__).resolve().parent / "data" / "injection_clf_fast.npz"
@@ -182,7 +183,7 @@ class NgramClassifier:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> NgramClassifier:
-        p = Path(path) if path is not None else FAST_WEIGHTS
+        p = Path(check_path(path, "path")) if path is not None else FAST_WEIGHTS
         w, b, thr, meta = read_weights(p)
         spec = NgramSpec.from_meta(meta["features"])
         if w.shape != (spec.dim,):
@@ -193,14 +194,16 @@ class NgramClassifier:
         write_weights(path, self.w, self.b, self.threshold, dict(self.meta, features=self.spec.to_meta()))
 
     def logits(self, texts: list[str]) -> np.ndarray:
+        texts = check_texts(texts)
         rows, cols, val = sparse_features(texts, self.spec)
         return np.bincount(rows, weights=self.w[cols] * val, minlength=len(texts)) + self.b
 
     def proba(self, texts: list[str]) -> np.ndarray:
         """Probability per text (no views, no windows): what the model was trained on."""
+        texts = check_texts(texts)
         if not texts:
             return np.zeros(0, np.float64)
-        return 1.0 / (1.0 + np.exp(-np.clip(self.logits(list(texts)), -50, 50)))
+        return 1.0 / (1.0 + np.exp(-np.clip(self.logits(texts), -50, 50)))
 
     def score(self, text: str, normalizer: Normalizer) -> tuple[float, str]:
         """Highest probability over the views and sentence pieces of `text`, and the view it came from."""
@@ -229,6 +232,7 @@ def read_weights(p: Path) -> tuple[np.ndarray, float, float, dict[str, Any]]:
         raise ValueError(f"classifier: {str(p)!r} is not a classifier weights file: {e}") from e
     if not isinstance(meta, dict) or not isinstance(meta.get("features"), dict):
         raise ValueError(f"classifier: {str(p)!r} is not a classifier weights file: no feature spec")
+    check_threshold(thr, f"classifier: {str(p)!r}: threshold")
     return w, b, thr, meta
 
 

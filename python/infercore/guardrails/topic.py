@@ -122,7 +122,9 @@ class TopicRail:
     def scores(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """[n, len(allowed)] and [n, len(denied)] similarities (max over each topic's texts): MiniLM
         cosine, or for Japanese inputs (when topics have Japanese texts) character n-gram cosine."""
-        texts = list(texts)
+        from .classifier import check_texts
+
+        texts = check_texts(texts)
         n_top = len(self.allowed) + len(self.denied)
         per = np.full((len(texts), n_top), -1.0, np.float32)
         ja = [k for k, t in enumerate(texts) if self._uses_ja(t)]
@@ -152,6 +154,8 @@ class TopicRail:
         return False, "", best_a
 
     def check(self, text: str, context: Any = None) -> RailDecision:
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected str, got {type(text).__name__}")
         if not text.strip():
             return RailDecision("passed", text)
         a, d = self.scores([text[:4000]])  # the embedder truncates anyway; bound the tokenizer's work
@@ -168,8 +172,13 @@ class TopicRail:
         the lower false-positive rate, then the optimal pair nearest the centre of all optimal pairs,
         i.e. the middle of the plateau rather than its edge). Returns the metrics.
         language="ja": the Japanese layer's thresholds, from the texts that layer scores."""
+        from .classifier import check_texts
+
         if language not in ("en", "ja"):
             raise ValueError(f"language: expected 'en' or 'ja', got {language!r}")
+        texts = check_texts(texts)
+        if isinstance(should_block, str) or not isinstance(should_block, Sequence):
+            raise TypeError(f"should_block: expected a list of bools, got {type(should_block).__name__}")
         if len(texts) != len(should_block) or not texts:
             raise ValueError("texts/should_block: expected two non-empty lists of the same length")
         if language == "ja":
@@ -184,7 +193,8 @@ class TopicRail:
         if y.all() or not y.any():
             raise ValueError("should_block: expected both blocked and passed examples")
         a, d = self.scores(list(texts))
-        g = list(grid) if grid is not None else [round(x, 2) for x in np.arange(0.0, 0.81, 0.02)]
+        g = ([_threshold(x, f"grid[{i}]") for i, x in enumerate(grid)] if grid is not None
+             else [round(x, 2) for x in np.arange(0.0, 0.81, 0.02)])
         results: list[tuple[float, float, float, float]] = []
         at0, dt0 = ((self.ja_allowed_threshold, self.ja_denied_threshold) if language == "ja"
                     else (self.allowed_threshold, self.denied_threshold))

@@ -24,6 +24,8 @@ import json
 import random
 from pathlib import Path
 
+from .._fileio import check_path
+
 OUT = Path(__file__).resolve().parent / "data" / "injection_train.jsonl"
 SEED = 7_2026
 
@@ -520,14 +522,14 @@ def build(seed: int = SEED, per_seed_en: int = 6, per_seed_ja: int = 6, obf_frac
 
 def write_rows(path: str | Path, rows: list[dict[str, object]]) -> int:
     """Rows as JSON lines (UTF-8, non-ASCII kept), the format every training file here uses."""
-    with open(path, "w", encoding="utf-8") as f:
+    with open(check_path(path, "path"), "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     return len(rows)
 
 
 def read_rows(path: str | Path) -> list[dict[str, object]]:
-    with open(path, encoding="utf-8") as f:
+    with open(check_path(path, "path"), encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
