@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infercore.evals.gate import GatePolicy, bootstrap_ci, decide
+from infercore.evals.gate_policy import MAX_RESAMPLES, MIN_RESAMPLES
 
 
 def _check(decision, key, kind):
@@ -227,6 +228,18 @@ def test_bad_arguments():
         bootstrap_ci([1.0, 2.0], [1.0], paired=True)
     with pytest.raises(ValueError, match="confidence"):
         bootstrap_ci([1.0, 2.0], [1.0, 2.0], confidence=1.5)
+    # resamples in the range a policy allows (10**12 hung); MAX + 1 stays fast even without the check
+    for bad in (0, 99, MAX_RESAMPLES + 1, 2.5, True):
+        with pytest.raises(ValueError, match="resamples"):
+            bootstrap_ci([1.0, 2.0], [1.0, 2.0], resamples=bad)
+    with pytest.raises(TypeError, match="statistic"):  # was an IndexError
+        bootstrap_ci([1.0, 2.0], [1.0, 2.0], statistic=np.array(1.0))
+    for bad in ("median", "p999", "p-5", "p99\n"):
+        with pytest.raises(ValueError, match="statistic"):
+            bootstrap_ci([1.0, 2.0], [1.0, 2.0], statistic=bad)
+    with pytest.raises(ValueError, match="seed"):
+        bootstrap_ci([1.0, 2.0], [1.0, 2.0], seed=-1)
+    assert bootstrap_ci([1.0, 2.0], [1.0, 2.0], statistic="p99.5", resamples=MIN_RESAMPLES)[0] == 0.0
 
 
 # --------------------------------------------------------------------------------------------- bootstrap

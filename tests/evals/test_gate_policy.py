@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 
+from infercore.evals import results
 from infercore.evals.gate import DEFAULT_RULES, GatePolicy, PolicyError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,3 +108,30 @@ def test_load_errors(tmp_path):
         GatePolicy.load(str(bad))
     with pytest.raises(TypeError, match="text"):
         GatePolicy.from_yaml(b"metrics: {}")
+
+
+@pytest.mark.parametrize("text", ["\x00", "metrics: {}\n\ud800", "metrics:\n  \x07"])
+def test_characters_yaml_refuses_are_policy_errors(text):
+    with pytest.raises(PolicyError, match=r"gate\.yaml: invalid YAML"):  # was a bare yaml.ReaderError
+        GatePolicy.from_yaml(text, source="gate.yaml")
+
+
+def test_path_arguments_are_checked(tmp_path):
+    f = tmp_path / "owned.txt"
+    f.write_text("metrics: {}\n")
+    fd = os.open(f, os.O_RDONLY)  # an int path was opened as this descriptor, read, and closed
+    try:
+        with pytest.raises(TypeError, match="path"):
+            GatePolicy.load(fd)
+        with pytest.raises(TypeError, match="path"):
+            results.load(fd)
+        with pytest.raises(TypeError, match="path"):
+            results.EvalResults("s", "1").save(fd)
+        os.fstat(fd)  # still open
+    finally:
+        os.close(fd)
+    for bad in ("", "a\x00b"):
+        with pytest.raises(ValueError, match="path"):
+            GatePolicy.load(bad)
+        with pytest.raises(ValueError, match="path"):
+            results.load(bad)

@@ -91,6 +91,18 @@ def test_exact_match_normalization():
     assert exact_match("A week is 7 days.", ["7", "seven"], "contains")
 
 
+def test_exact_match_argument_types():
+    with pytest.raises(TypeError, match="output"):  # was an AttributeError
+        exact_match(None, ["42"])
+    with pytest.raises(TypeError, match=r"answers\[0\]"):
+        exact_match("4", [1, 2])
+    with pytest.raises(TypeError, match="answers"):  # a bare string was matched character by character
+        exact_match("4", "42")
+    with pytest.raises(ValueError, match="mode"):
+        exact_match("4", ["4"], "fuzzy")
+    assert exact_match("4", ("4",))
+
+
 def test_code_extraction():
     reply = "Sure!\n```python\ndef add(a, b):\n    return a + b\n```\nThis adds."
     assert extract_code(reply) == "def add(a, b):\n    return a + b\n"

@@ -6,6 +6,9 @@ import os
 import pytest
 
 from infercore.evals.datasets import read_jsonl
+from infercore.evals.rag import read_questions
+from infercore.evals.report import write_report
+from infercore.evals.results import EvalResults
 from infercore.evals.suite import DATA_DIR, SUITES_DIR, EvalSuite, SuiteError
 
 GOOD = """name: t
@@ -133,3 +136,29 @@ def test_shipped_data_is_valid(name, kind, n):
         assert max(counts) - min(counts) <= 1
     if kind == "judge_agreement":
         assert sum(r["human_label"] == "good" for r in rows) == 15
+
+
+def test_path_arguments_are_checked(tmp_path):
+    f = tmp_path / "owned.jsonl"
+    f.write_text('{"question": "q", "answer": "a"}\n')
+    fd = os.open(f, os.O_RDONLY)  # an int path was opened as this descriptor, read, and closed
+    try:
+        with pytest.raises(TypeError, match="path"):
+            read_jsonl(fd, "exact_match")
+        with pytest.raises(TypeError, match="path"):
+            read_questions(fd)
+        with pytest.raises(TypeError, match="path"):
+            EvalSuite.load(fd)
+        with pytest.raises(TypeError, match="out_md"):
+            write_report(EvalResults("s", "1"), fd, plots=False)
+        os.fstat(fd)  # still open
+    finally:
+        os.close(fd)
+    with pytest.raises(ValueError, match="path"):
+        read_jsonl("", "exact_match")
+    with pytest.raises(ValueError, match="path"):
+        read_questions("a\x00b")
+    with pytest.raises(ValueError, match="path"):
+        EvalSuite.load("")
+    with pytest.raises(ValueError, match="out_md"):
+        write_report(EvalResults("s", "1"), "", plots=False)

@@ -143,3 +143,44 @@ def test_rollout_callable_gate_and_validation(reg):
         Rollout(reg, "summ", candidate=4, stable=1, gate={"success_rate": 1}, rollout_id="bad")
     with pytest.raises(ValueError, match="stable"):
         Rollout(reg, "summ", candidate=1)
+
+
+@pytest.mark.parametrize("args, exc, match", [
+    ((10, 5, 1, 5), ValueError, "s1"),
+    ((1, 5, 6, 5), ValueError, "s2"),
+    ((-1, 5, 1, 5), ValueError, "s1"),
+    ((0, 0, 1, 5), ValueError, "n1"),
+    ((1, 5, 0, -3), ValueError, "n2"),
+    ((float("nan"), 5, 1, 5), TypeError, "s1"),
+    ((1, 5.0, 1, 5), TypeError, "n1"),
+    ((1, 5, True, 5), TypeError, "s2"),
+])  # fmt: skip
+def test_z_test_validates_counts(args, exc, match):
+    with pytest.raises(exc, match=match):
+        two_proportion_z(*args)
+    assert two_proportion_z(np.int64(0), np.int64(5), 5, 5)[1] < 0.05  # numpy counts are counts
+
+
+def test_results_validates_n_boot_and_seed(reg):
+    ab = ABTest(reg, "nb", arms={"a": 1, "b": 2}, prompt="summ")
+    ab.record_many([(f"k{i}", i * 0.1) for i in range(20)])
+    for bad in (0, 99, 10**12, 2.5, True):  # 0 was an IndexError, 10**12 a MemoryError
+        with pytest.raises(ValueError, match="n_boot"):
+            ab.results(method="bootstrap", n_boot=bad)
+    with pytest.raises(ValueError, match="seed"):
+        ab.results(method="bootstrap", seed="x")
+    with pytest.raises(ValueError, match="alpha"):
+        ab.results(alpha="0.05")
+    assert ab.results(method="bootstrap", n_boot=100)["comparisons"][0]["method"] == "bootstrap"
+
+
+def test_rollback_with_a_long_reason_and_gate_keys(reg):
+    ro = Rollout(reg, "summ", candidate=4, stable=1, stages=[0.5, 1.0])
+    reason = "slow " * 200_000  # 1 MB: went on git's argument list
+    ro.rollback(reason)
+    assert ro.status == "rolled_back" and ro.events[-1]["reason"] == reason
+    with pytest.raises(ValueError, match="reason"):
+        Rollout(reg, "summ", candidate=4, stable=1, rollout_id="nul").rollback("a\x00b")
+    for gate in ({1: 0.5}, {"min_success_rate": float("nan")}):  # an int key was an AttributeError
+        with pytest.raises(ValueError, match="gate"):
+            Rollout(reg, "summ", candidate=4, stable=1, gate=gate, rollout_id="g")

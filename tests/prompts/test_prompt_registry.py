@@ -212,3 +212,52 @@ def test_next_writer_recovers_what_a_crashed_writer_left(reg):
     assert reg.register("r", "three").version == 3  # recovery restores v2 first: no version number reused
     assert reg.versions("r") == [1, 2, 3] and reg.get("r", 2).template == "two"
     assert not os.path.exists(f"{reg.path}/prompts/r/.tmp-abc") and reg.verify() == []
+
+
+def test_set_alias_to_where_it_points_is_a_no_op(reg):
+    reg.register("n", "one")
+    reg.set_alias("n", "production", 1, reason="first")
+    head, hist = _git(reg, "rev-parse", "HEAD"), reg.history("n")
+    reg.set_alias("n", "production", 1)  # was a RegistryError: git commit with nothing to commit
+    reg.set_alias("n", "production", "v1", reason="again")
+    assert _git(reg, "rev-parse", "HEAD") == head and reg.history("n") == hist
+    assert reg.aliases("n") == {"production": 1} and _git(reg, "status", "--porcelain") == ""
+
+
+def test_long_commit_messages_go_through_stdin(reg):
+    reg.register("n", "one")
+    reg.register("n", "two")
+    reason = "why " * 250_000  # 1 MB: past the argument-list limit that `git commit -m` hit
+    reg.set_alias("n", "production", 2, reason=reason)
+    assert reg.aliases("n") == {"production": 2} and reg.history("n")[0]["reason"] == ("why " * 50).strip()
+    assert reason.strip() in _git(reg, "log", "-1", "--format=%B")
+    with pytest.raises(ValueError, match="reason"):
+        reg.set_alias("n", "production", 1, reason="a\x00b")
+    with pytest.raises(ValueError, match="message"):
+        reg.register("n", "three", message="a\x00b")
+    assert reg.aliases("n") == {"production": 2} and reg.versions("n") == [1, 2]
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    ({"model_config": {"temperature": float("nan")}}, ValueError, r"model_config\['temperature'\]"),
+    ({"model_config": {"temperature": float("inf")}}, ValueError, r"model_config\['temperature'\]"),
+    ({"model_config": {"top_p": float("nan")}}, ValueError, "model_config"),
+    ({"metadata": {"a": float("nan")}}, ValueError, "metadata"),
+    ({"metadata": {"a": [1.0, float("-inf")]}}, ValueError, "metadata"),
+    ({"metadata": {"a": object()}}, TypeError, "metadata"),
+])  # fmt: skip
+def test_register_refuses_non_finite_numbers(reg, kw, exc, match):
+    with pytest.raises(exc, match=match):
+        reg.register("n", "one", **kw)
+    assert reg.versions("n") == []
+
+
+def test_registry_path_is_checked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a '' path was taken as the current directory
+    with pytest.raises(ValueError, match="path"):
+        PromptRegistry("")
+    with pytest.raises(TypeError, match="path"):
+        PromptRegistry(3)
+    with pytest.raises(ValueError, match="path"):
+        PromptRegistry(str(tmp_path / "r\x00"))
+    assert list(tmp_path.iterdir()) == []

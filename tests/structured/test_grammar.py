@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from infercore.structured import compile_dfa, schema_to_grammar
 from infercore.structured.fsm import byte_mask, range_mask
+from infercore.structured.json_schema import MAX_ANY_DEPTH, MAX_WHITESPACE
 
 TOOL_CALL = {
     "type": "object",
@@ -209,6 +210,31 @@ def test_bad_schema_types_raise_typeerror():
         schema_to_grammar({"type": "integer"}, whitespace="pretty")
 
 
+@pytest.mark.parametrize("kw, exc", [
+    ({"max_whitespace": "abc"}, TypeError), ({"max_whitespace": 2.5}, TypeError), ({"max_whitespace": True}, TypeError),
+    ({"max_whitespace": -1}, ValueError),  # silently allowed no whitespace
+    ({"max_whitespace": MAX_WHITESPACE + 1}, ValueError),  # 10**12 hung compile_dfa
+    ({"any_depth": "2"}, TypeError), ({"any_depth": -1}, ValueError),  # -1 silently matched nothing
+    ({"any_depth": MAX_ANY_DEPTH + 1}, ValueError),  # 10**12 was a RecursionError
+])  # fmt: skip
+def test_grammar_options_are_checked(kw, exc):
+    name = next(iter(kw))
+    for schema in (True, {"type": "integer"}):  # checked whether or not the schema uses the option
+        with pytest.raises(exc, match=name):
+            schema_to_grammar(schema, **kw)
+
+
+def test_grammar_option_bounds_compile():
+    assert compile_dfa(schema_to_grammar({"type": "integer"}, max_whitespace=0)).matches(b"12")
+    assert compile_dfa(schema_to_grammar(True, any_depth=0)).matches(b'"x"')
+
+
+@pytest.mark.parametrize("expr", ["", [], (), None, ("seq", ["x"]), ("alt", [()])])
+def test_malformed_expressions_are_typeerrors(expr):
+    with pytest.raises(TypeError, match="expr"):  # "" and [] were IndexErrors
+        compile_dfa(expr)
+
+
 def test_state_limit_raises():
     with pytest.raises(ValueError, match="automaton states"):
         compile_dfa(schema_to_grammar({"type": "string", "maxLength": 4000}), max_states=500)
@@ -217,3 +243,11 @@ def test_state_limit_raises():
 def test_byte_mask_helpers():
     assert byte_mask(b"ab") == (1 << 97) | (1 << 98)
     assert range_mask(0x30, 0x32) == (1 << 0x30) | (1 << 0x31) | (1 << 0x32)
+
+
+def test_negative_states_are_refused():
+    dfa = compile_dfa(schema_to_grammar({"type": "integer"}))
+    with pytest.raises(ValueError, match="state"):  # numpy wrapped -1 to the last state
+        dfa.step(-1, b"1")
+    with pytest.raises(ValueError, match="max_states"):
+        compile_dfa(("lit", b"a"), max_states="many")

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infercore.structured import Guide, TokenMasker, VocabMatrix, compile_dfa, schema_to_grammar, token_bytes
+from infercore.structured import (
+    Guide,
+    GuideCache,
+    TokenMasker,
+    VocabMatrix,
+    compile_dfa,
+    schema_to_grammar,
+    token_bytes,
+)
+from infercore.structured.vocab import MAX_VOCAB
 
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 6},
                                            "n": {"type": "integer"}, "ok": {"type": "boolean"}},
@@ -57,6 +66,51 @@ def test_guide_allows_eos_only_when_complete_and_advances():
     assert g.allowed(s)[eos] and g.allowed(s).sum() == 1
     assert g.advance(g.start, ord("x")) == 0  # not allowed at the start
     assert g.advance(g.start, eos) == 0  # EOS before the JSON is complete
+
+
+def test_constructors_check_their_arguments():
+    toks = [bytes([b]) for b in range(256)]
+    dfa = compile_dfa(schema_to_grammar({"type": "integer"}))
+    vocab = VocabMatrix(toks, 256)
+    with pytest.raises(TypeError, match="dfa"):  # were AttributeErrors
+        TokenMasker(None, vocab)
+    with pytest.raises(TypeError, match="vocab"):
+        TokenMasker(dfa, toks)
+    with pytest.raises(TypeError, match="vocab"):
+        Guide(dfa, None, [1])
+    with pytest.raises(TypeError, match="eos_token_ids"):
+        Guide(dfa, vocab, None)
+    with pytest.raises(TypeError, match=r"eos_token_ids\[0\]"):
+        Guide(dfa, vocab, ["1"])
+    with pytest.raises(TypeError, match="vocab_size"):  # was an OverflowError
+        GuideCache(lambda: toks, float("inf"), [1])
+    with pytest.raises(ValueError, match="vocab_size"):  # was a MemoryError at the first mask
+        GuideCache(lambda: toks, 10**12, [1])
+    with pytest.raises(ValueError, match="capacity"):
+        GuideCache(lambda: toks, 256, [1], capacity=0)
+    for bad in (-1, 0, MAX_VOCAB + 1):  # -1 silently dropped the last token
+        with pytest.raises(ValueError, match="vocab_size"):
+            VocabMatrix(toks, bad)
+    with pytest.raises(TypeError, match="vocab_size"):
+        VocabMatrix(toks, 256.0)
+    with pytest.raises(TypeError, match="tokens"):
+        VocabMatrix(None, 256)
+    with pytest.raises(TypeError, match=r"tokens\[1\]"):
+        VocabMatrix([b"a", "b"], 2)
+    g = GuideCache(lambda: toks, np.int64(256), [np.int64(0)]).json_schema({"type": "integer"})
+    assert g.allowed(g.start)[ord("7")] and not g.allowed(g.start)[ord("x")]
+
+
+def test_negative_guide_states_are_refused():
+    toks = [bytes([b]) for b in range(256)]
+    g = Guide(compile_dfa(schema_to_grammar({"type": "integer"})), VocabMatrix(toks, 257), [256])
+    for call in (lambda: g.allowed(-1), lambda: g.advance(-1, ord("1")), lambda: g.advance(-1, 256)):
+        with pytest.raises(ValueError, match="state"):  # numpy wrapped -1 to the last state
+            call()
+    with pytest.raises(ValueError, match="state"):
+        g.allowed(g.dfa.num_states)
+    with pytest.raises(TypeError, match="state"):
+        g.masker.live_mask(1.5)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._fileio import check_path
+
 _S, _L, _I = (str,), (list,), (int,)
 SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "multiple_choice": {"question": (_S, True), "choices": (_L, True), "answer": ((int, str), True), "id": (_S, False),
@@ -84,6 +86,7 @@ def read_jsonl(path: str, kind: str, limit: int | None = None) -> list[dict[str,
     """Rows of a task file, validated; `limit` keeps the first N (files are read in order)."""
     if kind not in SCHEMAS:
         raise ValueError(f"kind: expected one of {sorted(SCHEMAS)}, got {kind!r}")
+    path = check_path(path, "path")
     try:
         with open(path, encoding="utf-8") as fh:
             lines = fh.readlines()

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from .gate_policy import DEFAULT_RULES, GatePolicy, MetricRule, PolicyError
-from .results import STAGES, EvalResults, Metric
+from .gate_policy import DEFAULT_RULES, MAX_RESAMPLES, MIN_RESAMPLES, GatePolicy, MetricRule, PolicyError
+from .results import _STAT_RE, STAGES, EvalResults, Metric
 
 __all__ = ["DEFAULT_RULES", "Check", "GateDecision", "GatePolicy", "MetricRule", "PolicyError", "bootstrap_ci",
            "decide"]  # fmt: skip
@@ -129,17 +129,25 @@ def bootstrap_ci(
 ) -> tuple[float, float, float]:
     """(observed, low, high): percentile bootstrap interval of stat(candidate) - stat(baseline).
 
-    paired: resample item indices jointly (the arrays must be the same length, item i the same item)."""
+    statistic: "mean" or "pNN" (a percentile, e.g. "p99"), as in a results file. resamples: in
+    [100, 100000], the range a gate policy allows. paired: resample item indices jointly (the arrays
+    must be the same length, item i the same item)."""
+    if not isinstance(statistic, str):
+        raise TypeError(f"statistic: expected 'mean' or 'pNN' (a string), got {type(statistic).__name__}")
+    if not _STAT_RE.fullmatch(statistic):
+        raise ValueError(f"statistic: expected 'mean' or 'pNN' (e.g. 'p99'), got {statistic!r}")
     c = np.asarray(candidate, dtype=np.float64)
     b = np.asarray(baseline, dtype=np.float64)
     if c.ndim != 1 or b.ndim != 1 or len(c) < 1 or len(b) < 1:
         raise ValueError("candidate, baseline: expected non-empty 1-D sample arrays")
     if paired and len(c) != len(b):
         raise ValueError(f"paired: needs equal lengths, got {len(c)} and {len(b)}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence: expected a value in (0, 1), got {confidence}")
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
-        raise ValueError(f"resamples: expected an int >= 1, got {resamples!r}")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ValueError(f"confidence: expected a value in (0, 1), got {confidence!r}")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or not MIN_RESAMPLES <= resamples <= MAX_RESAMPLES:
+        raise ValueError(f"resamples: expected an int in [{MIN_RESAMPLES}, {MAX_RESAMPLES}], got {resamples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: expected an int >= 0, got {seed!r}")
     rng = np.random.default_rng(seed)
     observed = float(_statistic(c, statistic) - _statistic(b, statistic))
     chunk = max(1, _MAX_CELLS // max(len(c), len(b)))

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from .._fileio import check_path
 from .results import STAGES
 
 # The monitoring thresholds of the LLMOps reference (deploy/prometheus/rules.yml alerts on the same
@@ -46,6 +47,7 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "performance.error_rate": {"max": 0.01},
 }
 
+MIN_RESAMPLES, MAX_RESAMPLES = 100, 100_000  # bootstrap resamples a policy (and bootstrap_ci) accepts
 _RULE_KEYS = {"min", "max", "margin", "margin_rel", "higher_is_better", "required"}
 _TOP_KEYS = {"version", "extends", "confidence", "resamples", "seed", "metrics"}
 
@@ -133,6 +135,7 @@ class GatePolicy:
 
     @classmethod
     def load(cls, path: str) -> GatePolicy:
+        path = check_path(path, "path")
         try:
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
@@ -146,18 +149,20 @@ class GatePolicy:
     def from_yaml(cls, text: str, source: str = "<policy>") -> GatePolicy:
         if not isinstance(text, str):
             raise TypeError(f"text: expected a string, got {type(text).__name__}")
-        loader = _LineLoader(text)
-        loader.name = source
+        loader = None
         try:
+            loader = _LineLoader(text)  # reads (and checks the characters of) the text here
+            loader.name = source
             doc = loader.get_single_data()
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             where = f"{source}:{mark.line + 1}" if mark is not None else source
             raise PolicyError(f"{where}: invalid YAML: {e.problem or e.context}") from None
-        except yaml.YAMLError as e:
+        except yaml.YAMLError as e:  # a reader error: a character YAML does not allow (NUL, a lone surrogate)
             raise PolicyError(f"{source}: invalid YAML: {e}") from None
         finally:
-            loader.dispose()
+            if loader is not None:
+                loader.dispose()
         return cls.from_dict(doc, source=source)
 
     @classmethod
@@ -182,8 +187,10 @@ class GatePolicy:
         if not _is_num(confidence) or not 0.5 <= confidence < 1:
             raise PolicyError(f"{at('confidence')}: confidence: expected a number in [0.5, 1), got {confidence!r}")
         resamples = doc.get("resamples", 2000)
-        if isinstance(resamples, bool) or not isinstance(resamples, int) or not 100 <= resamples <= 100_000:
-            raise PolicyError(f"{at('resamples')}: resamples: expected an integer in [100, 100000], got {resamples!r}")
+        if isinstance(resamples, bool) or not isinstance(resamples, int) or \
+                not MIN_RESAMPLES <= resamples <= MAX_RESAMPLES:  # fmt: skip
+            raise PolicyError(f"{at('resamples')}: resamples: expected an integer in [{MIN_RESAMPLES}, "
+                              f"{MAX_RESAMPLES}], got {resamples!r}")  # fmt: skip
         seed = doc.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise PolicyError(f"{at('seed')}: seed: expected an integer >= 0, got {seed!r}")

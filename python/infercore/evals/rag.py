@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from .._fileio import check_path
+
 GROUNDED_THRESHOLD = 0.7
 _MARK = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
@@ -153,6 +155,7 @@ def read_questions(path: str) -> list[dict[str, Any]]:
     import json
 
     rows = []
+    path = check_path(path, "path")
     try:
         with open(path, encoding="utf-8") as fh:
             lines = fh.readlines()

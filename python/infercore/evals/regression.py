@@ -77,6 +77,15 @@ def first_line(text: str) -> str:
 
 
 def exact_match(output: str, answers: list[str], mode: str = "exact") -> bool:
+    if not isinstance(output, str):
+        raise TypeError(f"output: expected a string, got {type(output).__name__}")
+    if isinstance(answers, str) or not isinstance(answers, (list, tuple)):
+        raise TypeError(f"answers: expected a list of strings, got {type(answers).__name__}")
+    for i, a in enumerate(answers):
+        if not isinstance(a, str):
+            raise TypeError(f"answers[{i}]: expected a string, got {type(a).__name__}")
+    if mode not in ("exact", "contains"):
+        raise ValueError(f"mode: expected 'exact' or 'contains', got {mode!r}")
     got = normalize_answer(first_line(output))
     want = [normalize_answer(a) for a in answers]
     if mode == "contains":

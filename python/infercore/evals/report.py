@@ -15,6 +15,7 @@ import math
 import os
 from typing import Any
 
+from .._fileio import check_path
 from .results import STAGES, EvalResults, Metric
 
 PLOTS_MISSING = "plots skipped: matplotlib is not installed (pip install matplotlib, or infercore[bench])"
@@ -204,6 +205,7 @@ def plot_latency(res: EvalResults, base: EvalResults | None, path: str) -> bool:
 def write_report(res: EvalResults, out_md: str, baseline: EvalResults | None = None, *, html_out: bool = True,
                  plots: bool = True) -> dict[str, Any]:
     """Write the Markdown report (and HTML beside it, and PNG plots); returns the paths and notes."""
+    out_md = check_path(out_md, "out_md")
     stem = os.path.splitext(out_md)[0]
     os.makedirs(os.path.dirname(os.path.abspath(out_md)), exist_ok=True)
     images, notes = [], []

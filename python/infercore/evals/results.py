@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._fileio import atomic_write
+from .._fileio import atomic_write, check_path
 
 FORMAT = "infercore.eval.results/1"
 STAGES = ("regression", "quality", "safety", "performance")
@@ -117,7 +117,7 @@ class EvalResults:
         }
 
     def save(self, path: str) -> None:
-        atomic_write(path, (json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n").encode())
+        atomic_write(check_path(path, "path"), (json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n").encode())
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -177,6 +177,7 @@ def from_json(doc: Any, *, source: str = "results") -> EvalResults:
 
 def load(path: str) -> EvalResults:
     """Read a results file; a missing file is FileNotFoundError, a malformed one ResultsFormatError."""
+    path = check_path(path, "path")
     try:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)

@@ -52,6 +52,7 @@ from typing import Any
 
 import yaml
 
+from .._fileio import check_path
 from .results import STAGES
 
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
@@ -258,7 +259,7 @@ class EvalSuite:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> EvalSuite:
-        path = os.fspath(path)
+        path = check_path(path, "path")
         try:
             with open(path, "rb") as f:
                 raw = f.read()

@@ -31,14 +31,25 @@ def bucket(namespace: str, key: str) -> float:
     return int.from_bytes(h[:8], "big") / 2.0**64
 
 
+_MIN_BOOT, _MAX_BOOT = 100, 100_000  # bootstrap resamples (the eval gate's policy allows the same range)
+
+
 def _norm_cdf(z: float) -> float:
     return 0.5 * math.erfc(-z / math.sqrt(2.0))
 
 
 def two_proportion_z(s1: int, n1: int, s2: int, n2: int) -> tuple[float, float]:
-    """(z, two-sided p) for H0: p1 == p2, pooled standard error."""
-    if n1 <= 0 or n2 <= 0:
-        return 0.0, 1.0
+    """(z, two-sided p) for H0: p1 == p2, pooled standard error. s1 of n1 and s2 of n2 are counts:
+    ints with 0 <= s <= n and n >= 1 (a ValueError/TypeError naming the argument otherwise)."""
+    for sname, s, nname, n in (("s1", s1, "n1", n1), ("s2", s2, "n2", n2)):
+        for k, v in ((sname, s), (nname, n)):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"{k}: expected an int count, got {type(v).__name__}")
+        if n < 1:
+            raise ValueError(f"{nname}: expected a number of trials >= 1, got {n}")
+        if not 0 <= s <= n:
+            raise ValueError(f"{sname}: expected successes in [0, {nname}={n}], got {s}")
+    s1, n1, s2, n2 = int(s1), int(n1), int(s2), int(n2)
     p = (s1 + s2) / (n1 + n2)
     se = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
     if se == 0:
@@ -201,8 +212,12 @@ class ABTest:
         alpha is Bonferroni-corrected over the comparisons."""
         if method not in ("auto", "z", "bootstrap"):
             raise ValueError(f"method: expected 'auto', 'z' or 'bootstrap', got {method!r}")
-        if not 0 < alpha < 1:
-            raise ValueError(f"alpha: expected a value in (0, 1), got {alpha}")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+            raise ValueError(f"alpha: expected a value in (0, 1), got {alpha!r}")
+        if isinstance(n_boot, bool) or not isinstance(n_boot, int) or not _MIN_BOOT <= n_boot <= _MAX_BOOT:
+            raise ValueError(f"n_boot: expected an int in [{_MIN_BOOT}, {_MAX_BOOT}], got {n_boot!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed: expected an int >= 0, got {seed!r}")
         recs = self._log.read()
         values = {a: np.array([r["value"] for r in recs if r["arm"] == a], dtype=np.float64) for a in self._names}
         binary = all(r.get("binary") for r in recs)
@@ -293,9 +308,9 @@ class Rollout:
             raise TypeError("gate: expected a callable(metrics) -> bool or a thresholds dict")
         if isinstance(gate, Mapping):
             for k, v in gate.items():
-                if not (k.startswith("min_") or k.startswith("max_")) or isinstance(v, bool) or \
-                        not isinstance(v, (int, float)):  # fmt: skip
-                    raise ValueError(f"gate: threshold {k!r} must be 'min_<metric>' or 'max_<metric>' -> number")
+                if not isinstance(k, str) or not k.startswith(("min_", "max_")) or "\x00" in k or \
+                        isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):  # fmt: skip
+                    raise ValueError(f"gate: threshold {k!r} must be 'min_<metric>' or 'max_<metric>' -> finite number")
         self.stages, self.gate = [float(s) for s in st], gate
         self.id = check_name(rollout_id or f"{name}-v{self.candidate.version}", "rollout_id")
         state = registry.read_state("rollouts", self.id)
@@ -410,8 +425,8 @@ class Rollout:
 
     def rollback(self, reason: str) -> None:
         """All traffic back to the stable version; the reason is recorded in the state and the commit."""
-        if not isinstance(reason, str) or not reason.strip():
-            raise ValueError("reason: expected a non-empty string saying why")
+        if not isinstance(reason, str) or not reason.strip() or "\x00" in reason:
+            raise ValueError("reason: expected a non-empty string saying why (without NUL characters)")
         if self.status == "rolled_back":
             raise ValueError(f"rollout {self.id!r} is already rolled back")
         was_completed = self.status == "completed"

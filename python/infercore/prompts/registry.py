@@ -21,13 +21,14 @@ import difflib
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import subprocess
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .._fileio import atomic_write
+from .._fileio import atomic_write, check_path
 from .template import PromptVersion, check_name, compile_template, normalize_variables
 
 _VERSION_FILE = re.compile(r"^v([1-9][0-9]{0,8})\.json$")
@@ -72,16 +73,24 @@ def _check_model_config(model_config: Any) -> dict[str, Any]:
     if "model" in mc and not isinstance(mc["model"], str):
         raise TypeError("model_config['model']: expected a string")
     if "temperature" in mc and (isinstance(mc["temperature"], bool) or not isinstance(mc["temperature"], (int, float))
-                                or mc["temperature"] < 0):  # fmt: skip
-        raise ValueError(f"model_config['temperature']: expected a number >= 0, got {mc['temperature']!r}")
+                                or not 0 <= mc["temperature"] < math.inf):  # fmt: skip
+        raise ValueError(f"model_config['temperature']: expected a finite number >= 0, got {mc['temperature']!r}")
     if "max_tokens" in mc and (isinstance(mc["max_tokens"], bool) or not isinstance(mc["max_tokens"], int)
                                or mc["max_tokens"] < 1):  # fmt: skip
         raise ValueError(f"model_config['max_tokens']: expected an int >= 1, got {mc['max_tokens']!r}")
-    try:
-        json.dumps(mc)
-    except (TypeError, ValueError):
-        raise TypeError("model_config: must be JSON-serializable") from None
+    _check_json(mc, "model_config")
     return mc
+
+
+def _check_json(value: Any, name: str) -> None:
+    """TypeError unless JSON-serializable; ValueError for NaN/Infinity (not JSON: stored, they would
+    make a file other JSON readers refuse) or a circular reference."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except TypeError:
+        raise TypeError(f"{name}: must be JSON-serializable") from None
+    except ValueError as e:
+        raise ValueError(f"{name}: must be standard JSON (finite numbers, no NaN/Infinity): {e}") from None
 
 
 class PromptRegistry:
@@ -90,9 +99,7 @@ class PromptRegistry:
     AUTHOR = ("infercore", "infercore@localhost")
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path: expected a path, got {type(path).__name__}")
-        self.path = os.path.abspath(os.fspath(path))
+        self.path = os.path.abspath(check_path(path, "path"))
         self._cache: dict[str, tuple[tuple[int, int, int], PromptVersion]] = {}
         if not os.path.isdir(os.path.join(self.path, ".git")):
             if not create:
@@ -155,12 +162,16 @@ class PromptRegistry:
 
     def _commit(self, files: Mapping[str, bytes], message: str) -> str:
         """Commit files (relative path -> bytes) in one commit, then place them in the working tree.
-        Call under the lock. On failure the index is reset and nothing is visible."""
+        Call under the lock. On failure the index is reset and nothing is visible. Files that already
+        hold these bytes (the tree is HEAD's under the lock) are no change: nothing is committed.
+        The message goes through stdin, so its length is not bounded by the argument list."""
+        if all(self._tree_bytes(rel) == data for rel, data in files.items()):
+            return self._git("rev-parse", "HEAD").strip()
         try:
             for rel, data in files.items():
                 sha = self._git("hash-object", "-w", "--stdin", input=data).strip()
                 self._git("update-index", "--add", "--cacheinfo", f"100644,{sha},{rel}")
-            self._git("commit", "-q", "-m", message)
+            self._git("commit", "-q", "-F", "-", input=message.encode())
         except BaseException:
             with contextlib.suppress(RegistryError):
                 self._git("reset", "-q", "HEAD")
@@ -169,6 +180,13 @@ class PromptRegistry:
             self._write_tree_file(rel, data)
         self._cache.clear()
         return self._git("rev-parse", "HEAD").strip()
+
+    def _tree_bytes(self, rel: str) -> bytes | None:
+        try:
+            with open(os.path.join(self.path, rel), "rb") as fh:
+                return fh.read()
+        except OSError:
+            return None
 
     # ------------------------------------------------------------------ reading
     def _read_json(self, rel: str) -> Any:
@@ -292,6 +310,8 @@ class PromptRegistry:
             check_name(alias, "alias")
         if message is not None and not isinstance(message, str):
             raise TypeError(f"message: expected a string, got {type(message).__name__}")
+        if message is not None and "\x00" in message:
+            raise ValueError("message: must not contain NUL characters (git refuses them in commit messages)")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise TypeError(f"metadata: expected a dict, got {type(metadata).__name__}")
         mc = _check_model_config(model_config)
@@ -300,10 +320,7 @@ class PromptRegistry:
         if declared is None:
             declared = {v: {"type": "any"} for v in sorted(used)}
         meta = dict(metadata or {})
-        try:
-            json.dumps(meta)
-        except (TypeError, ValueError):
-            raise TypeError("metadata: must be JSON-serializable") from None
+        _check_json(meta, "metadata")
         with self._lock():
             vs = self.versions(name)
             version = (vs[-1] + 1) if vs else 1
@@ -324,12 +341,16 @@ class PromptRegistry:
 
     def set_alias(self, name: str, alias: str, version: int | str, *, reason: str | None = None) -> None:
         """Point alias at a version (moving it if it exists). `reason` (one or more lines) goes into the
-        commit message body, its first line also into an `Infercore-Reason:` trailer (history()["reason"])."""
+        commit message body, its first line also into an `Infercore-Reason:` trailer (history()["reason"]).
+        An alias that already points at the version is no change: nothing is committed (so no reason
+        is recorded either; history() lists changes only)."""
         check_name(alias, "alias")
         if re.fullmatch(r"v?[0-9]+", alias):
             raise ValueError(f"alias: {alias!r} looks like a version number")
         if reason is not None and (not isinstance(reason, str) or not reason.strip()):
             raise ValueError(f"reason: expected a non-empty string or None, got {reason!r}")
+        if reason is not None and "\x00" in reason:
+            raise ValueError("reason: must not contain NUL characters (git refuses them in commit messages)")
         target = self.resolve(name, version).version
         body = ""
         if reason is not None:
@@ -364,6 +385,8 @@ class PromptRegistry:
         if kind not in ("experiments", "rollouts"):
             raise ValueError(f"kind: expected 'experiments' or 'rollouts', got {kind!r}")
         check_name(name, "name")
+        if not isinstance(message, str) or "\x00" in message:
+            raise ValueError("message: expected a string without NUL characters (it is the commit message)")
         with self._lock():
             self._commit({f"{kind}/{name}.json": json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"},
                          f"{kind[:-1]} {name}: {message}\n\nInfercore-Action: {kind[:-1]}")

@@ -54,6 +54,8 @@ class _NFA:
 
     def compile(self, e: Any) -> tuple[int, int]:
         """Fragment (start, end) for expression e; fresh states every call."""
+        if not isinstance(e, tuple) or not e:
+            raise TypeError(f"expr: expected a grammar expression tuple such as ('lit', b'...'), got {e!r:.80}")
         kind = e[0]
         if kind == "lit":
             s = cur = self.state()
@@ -144,6 +146,8 @@ class DFA:
         return int(self.trans.shape[0])
 
     def step(self, state: int, data: bytes) -> int:
+        if state < 0:  # numpy would wrap it to the last state (one compare per call, not per byte)
+            raise ValueError(f"state: expected a DFA state >= 0, got {state}")
         t, cls = self.trans, self.byte_class
         for b in data:
             state = int(t[state, cls[b]])
@@ -176,6 +180,8 @@ def _byte_classes(masks: Iterable[int]) -> list[int]:
 
 
 def compile_dfa(expr: Any, max_states: int = 50_000) -> DFA:
+    if isinstance(max_states, bool) or not isinstance(max_states, int) or max_states < 2:
+        raise ValueError(f"max_states: expected an int >= 2, got {max_states!r}")
     nfa = _NFA()
     start, final = nfa.compile(expr)
     classes = _byte_classes(m for edges in nfa.edges for m, _ in edges)

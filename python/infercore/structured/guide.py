@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,15 +18,16 @@ import numpy as np
 from .fsm import DFA, compile_dfa
 from .json_schema import schema_to_grammar
 from .regex import regex_to_grammar
-from .vocab import TokenMasker, VocabMatrix
+from .vocab import TokenMasker, VocabMatrix, check_vocab_size
 
 
 class Guide:
     def __init__(self, dfa: DFA, vocab: VocabMatrix, eos_token_ids: Sequence[int]) -> None:
         self.dfa = dfa
+        self.masker = TokenMasker(dfa, vocab)  # checks dfa and vocab
         vocab_size = vocab.vocab_size
-        self.masker = TokenMasker(dfa, vocab)
-        self.eos = np.asarray(sorted({int(t) for t in eos_token_ids if 0 <= int(t) < vocab_size}), np.int64)
+        eos = _check_ids(eos_token_ids, "eos_token_ids")
+        self.eos = np.asarray(sorted({t for t in eos if 0 <= t < vocab_size}), np.int64)
         self._eos_set = frozenset(int(t) for t in self.eos)
 
     @property
@@ -51,8 +52,20 @@ class Guide:
     def advance(self, state: int, token_id: int) -> int:
         """State after token_id (EOS keeps the state; a disallowed token gives 0, the dead state)."""
         if token_id in self._eos_set:
+            if state < 0:  # numpy would wrap it to the last state (non-EOS tokens: checked by dfa.step)
+                raise ValueError(f"state: expected a DFA state >= 0, got {state}")
             return state if self.is_accepting(state) else 0
         return self.masker.advance(state, token_id)
+
+
+def _check_ids(ids: Any, name: str) -> list[int]:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise TypeError(f"{name}: expected a list of token ids, got {type(ids).__name__}")
+    out = list(ids)
+    for i, t in enumerate(out):
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
+            raise TypeError(f"{name}[{i}]: expected an int token id, got {type(t).__name__}")
+    return [int(t) for t in out]
 
 
 def canonical_schema(schema: Any) -> str:
@@ -73,10 +86,15 @@ class GuideCache:
 
     def __init__(self, token_bytes: Callable[[], Sequence[bytes | None]], vocab_size: int,
                  eos_token_ids: Sequence[int], capacity: int = 16) -> None:  # fmt: skip
+        if not callable(token_bytes):
+            raise TypeError(f"token_bytes: expected a callable returning the tokens' bytes, "
+                            f"got {type(token_bytes).__name__}")
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity: expected an int >= 1, got {capacity!r}")
         self._token_bytes_fn = token_bytes
         self._vocab: VocabMatrix | None = None
-        self.vocab_size = int(vocab_size)
-        self.eos_token_ids = list(eos_token_ids)
+        self.vocab_size = check_vocab_size(vocab_size)
+        self.eos_token_ids = _check_ids(eos_token_ids, "eos_token_ids")
         self.capacity = capacity
         self._guides: OrderedDict[str, Guide] = OrderedDict()
 

@@ -33,6 +33,10 @@ _SUPPORTED = _ANNOTATIONS | {"type", "enum", "const", "properties", "required", 
                              "exclusiveMinimum"}  # fmt: skip
 _TYPES = ("string", "integer", "number", "boolean", "null", "object", "array")
 MAX_LENGTH_BOUND = 4096  # larger maxLength / maxItems would grow the automaton linearly
+# The any-value grammar grows 4x per nesting level (depth 4 is past compile_dfa's default state
+# bound, depth 7 takes seconds just to build): deeper is refused before any work.
+MAX_ANY_DEPTH = 5
+MAX_WHITESPACE = 1024  # whitespace bytes per structural character (each one is an automaton state)
 
 
 def _lit(s: str) -> tuple:
@@ -264,7 +268,13 @@ def schema_to_grammar(schema: Any, any_depth: int = 2, whitespace: str = "flexib
 
     whitespace "flexible" lets the model lay JSON out as it learned to (newlines, indentation:
     up to `max_whitespace` bytes at each structural character, so it cannot pad forever);
-    "compact" allows only one optional space after ':' and ','."""
+    "compact" allows only one optional space after ':' and ','. any_depth: how deep an any-value
+    (the empty schema / true) may nest arrays and objects, 0..MAX_ANY_DEPTH."""
+    for name, v, hi in (("any_depth", any_depth, MAX_ANY_DEPTH), ("max_whitespace", max_whitespace, MAX_WHITESPACE)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
+        if not 0 <= v <= hi:
+            raise ValueError(f"{name}: expected an int in [0, {hi}], got {v}")
     if isinstance(schema, str):
         try:
             schema = json.loads(schema)

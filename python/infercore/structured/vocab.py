@@ -18,6 +18,16 @@ import numpy as np
 
 from .fsm import DFA
 
+MAX_VOCAB = 1 << 24  # 16.7 M ids: far above any real vocabulary (a mask is vocab_size bytes per step)
+
+
+def check_vocab_size(vocab_size: Any) -> int:
+    if isinstance(vocab_size, (bool, np.bool_)) or not isinstance(vocab_size, (int, np.integer)):
+        raise TypeError(f"vocab_size: expected an int, got {type(vocab_size).__name__}")
+    if not 1 <= vocab_size <= MAX_VOCAB:
+        raise ValueError(f"vocab_size: expected an int in [1, {MAX_VOCAB}], got {vocab_size}")
+    return int(vocab_size)
+
 
 def _decoder_kinds(backend: Any) -> set[str]:
     try:
@@ -77,8 +87,13 @@ class VocabMatrix:
     """The vocabulary as a padded byte matrix, longest tokens first (built once per model)."""
 
     def __init__(self, tokens: Sequence[bytes | None], vocab_size: int) -> None:
+        self.vocab_size = check_vocab_size(vocab_size)
+        if isinstance(tokens, (str, bytes)) or not isinstance(tokens, (Sequence, np.ndarray)):
+            raise TypeError(f"tokens: expected a sequence of bytes (or None), got {type(tokens).__name__}")
         self.tokens = list(tokens[:vocab_size])
-        self.vocab_size = int(vocab_size)
+        for i, t in enumerate(self.tokens):
+            if t is not None and not isinstance(t, (bytes, bytearray)):
+                raise TypeError(f"tokens[{i}]: expected bytes or None, got {type(t).__name__}")
         lens = np.array([len(t) if t else 0 for t in self.tokens], np.int64)
         ids = np.nonzero(lens > 0)[0]
         self.ids = ids[np.argsort(-lens[ids], kind="stable")]  # column p is used by a prefix of the rows
@@ -98,6 +113,12 @@ class TokenMasker:
     """Allowed-token masks of a DFA over a vocabulary (ids >= vocab_size never allowed)."""
 
     def __init__(self, dfa: DFA, vocab: VocabMatrix, max_cached_states: int = 2048) -> None:
+        if not isinstance(dfa, DFA):
+            raise TypeError(f"dfa: expected a DFA (compile_dfa), got {type(dfa).__name__}")
+        if not isinstance(vocab, VocabMatrix):
+            raise TypeError(f"vocab: expected a VocabMatrix, got {type(vocab).__name__}")
+        if isinstance(max_cached_states, bool) or not isinstance(max_cached_states, int) or max_cached_states < 1:
+            raise ValueError(f"max_cached_states: expected an int >= 1, got {max_cached_states!r}")
         self.dfa = dfa
         self.vocab = vocab
         self.vocab_size = vocab.vocab_size
@@ -113,6 +134,11 @@ class TokenMasker:
         if got is not None:
             return np.unpackbits(got, count=self.vocab_size).view(bool)
         v, tb = self.vocab, self.trans_b
+        # only on a cache miss (which costs milliseconds): a negative state would wrap to the last row
+        if isinstance(state, (bool, np.bool_)) or not isinstance(state, (int, np.integer)):
+            raise TypeError(f"state: expected an int DFA state, got {type(state).__name__}")
+        if not 0 <= state < len(tb):
+            raise ValueError(f"state: expected a DFA state in [0, {len(tb)}), got {state}")
         cur = tb[state][v.col0]  # first byte of every token
         rows = np.nonzero(cur)[0]  # sorted: tokens still alive, longest first
         cur = cur[rows]
