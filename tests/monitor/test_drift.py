@@ -140,3 +140,40 @@ def test_embedding_topic_shift():
     f_ref = embedding_feature(ref, ref)
     assert not compare(f_ref, embedding_feature(ref, same)).alert
     assert compare(f_ref, embedding_feature(ref, shifted)).alert
+
+
+def test_threshold_alpha_bins_edges_are_checked_up_front():
+    from infercore.monitor.drift import MAX_BINS
+
+    ref = [1.0, 2.0, 3.0, 4.0, 5.0] * 40
+    for bad in (float("nan"), -1, float("inf"), np.array([0.1, 0.2]), "0.1", True):
+        with pytest.raises(ValueError, match="threshold"):
+            compare(ref, ref, threshold=bad)  # nan never alerted, -1 always did, an array made `alert` one
+        with pytest.raises(ValueError, match="threshold"):
+            DriftMonitor(threshold=bad)
+    edges = np.array([0.0, 1.5, 3.0])
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="alpha"):
+            compare(ref, ref, alpha=bad)
+        with pytest.raises(ValueError, match="alpha"):
+            histogram([1.0, 2.0], edges, alpha=bad)  # negative or NaN probabilities
+        with pytest.raises(ValueError, match="alpha"):
+            DriftMonitor(alpha=bad)
+    for bad in ([3.0, 0.0, 1.5], [0.0, float("nan"), 2.0], [1.0], [[0.0, 1.0]], ["a", "b"]):
+        with pytest.raises(ValueError, match="edges"):
+            histogram([1.0, 2.0], bad)  # unsorted edges gave a plausible-looking pmf
+        with pytest.raises(ValueError, match="edges"):
+            compare(ref, ref, edges=bad)
+    with pytest.raises(ValueError, match="edges"):
+        histogram([1.0, 2.0], None)
+    for bad in (0, 2.5, MAX_BINS + 1):
+        with pytest.raises(ValueError, match="bins"):
+            DriftMonitor(bins=bad)  # only failed at report()
+        with pytest.raises(ValueError, match="bins"):
+            reference_edges(ref, bins=bad)  # 10**12 bins tried to allocate terabytes
+    with pytest.raises(ValueError, match="window_size"):
+        DriftMonitor(300, 2**63)  # OverflowError from the deque
+    with pytest.raises(ValueError, match="reference_size"):
+        DriftMonitor(2**63, 300)
+    mon = DriftMonitor(10, 10, min_current=10, threshold=0, alpha=0.5)
+    assert mon.threshold == 0.0 and compare(ref, ref, threshold=0).alert  # 0 is a valid threshold

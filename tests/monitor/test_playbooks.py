@@ -194,3 +194,16 @@ def test_event_log_jsonl_and_filters(tmp_path):
     assert len(lines) == 3 and lines[0] == a and lines[0]["from_version"] == 3  # the file keeps everything
     with pytest.raises(ValueError, match="directory"):
         EventLog(tmp_path / "missing" / "e.jsonl")
+
+
+def test_event_log_and_gate_policy_path_errors(tmp_path):
+    with pytest.raises(ValueError, match="path"):
+        EventLog("")  # accepted before; every record() then failed to open '' and the line was lost
+    with pytest.raises(ValueError, match=r"path: .* is a directory"):
+        EventLog(tmp_path)
+    with pytest.raises(TypeError, match="path"):
+        EventLog(2)  # an int is a file descriptor to open()
+    with pytest.raises(ValueError, match="path"):
+        Thresholds.from_gate_policy("")
+    with pytest.raises(TypeError, match="path"):
+        Thresholds.from_gate_policy(0)

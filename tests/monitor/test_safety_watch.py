@@ -94,6 +94,18 @@ def test_review_report_files(tmp_path, guard):
         write_review({"rail": "x"}, tmp_path)
 
 
+def test_review_directory_errors(tmp_path):
+    alert = SafetyAlert("pii", 0.4, 0.2, 0.4, 10, 4, {"output": 4}, [], [])
+    with pytest.raises(ValueError, match="directory"):
+        write_review(alert, "")
+    with pytest.raises(TypeError, match="directory"):
+        write_review(alert, 3)
+    with pytest.raises(TypeError, match="directory"):
+        write_review(alert, b"reviews")
+    _, js = write_review(alert, tmp_path / "r")
+    assert json.loads(open(js).read())["rail"] == "pii"
+
+
 def test_redact_sample_window_and_pii():
     text = "x" * 500 + " write to bob@corp.example or call +44 20 7946 0958 " + "y" * 500
     s = redact_sample(text, (505, 530), chars=80)

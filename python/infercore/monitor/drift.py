@@ -21,6 +21,8 @@ Alert when KL >= 0.1 (the reference threshold).
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ import numpy as np
 
 KL_THRESHOLD = 0.1
 SMOOTHING = 0.5
+MAX_BINS = 1_000_000  # quantile edges of a reference; far past any useful histogram (see the bias above)
+MAX_WINDOW = 100_000_000  # values held in a DriftMonitor window
 
 
 def _sample(x: object, name: str) -> np.ndarray:
@@ -38,6 +42,29 @@ def _sample(x: object, name: str) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name}: values must be finite")
     return a
+
+
+def _nonneg(v: object, name: str) -> float:
+    """A finite real number >= 0 (alpha, threshold): NaN would silently disable the statistic or alert."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < math.inf:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
+    return float(v)
+
+
+def _bins(bins: object) -> int:
+    if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= MAX_BINS:
+        raise ValueError(f"bins: expected an int in [1, {MAX_BINS}], got {bins!r}")
+    return bins
+
+
+def _edges(edges: object) -> np.ndarray:
+    try:
+        e = np.asarray(edges, dtype=np.float64)
+    except (TypeError, ValueError):
+        e = None
+    if e is None or e.ndim != 1 or e.size < 2 or not np.all(np.diff(e) > 0):  # NaN fails `> 0`
+        raise ValueError("edges: expected at least two strictly increasing values")
+    return e
 
 
 def _pmf(p: object, name: str) -> np.ndarray:
@@ -72,8 +99,7 @@ def psi(p: object, q: object) -> float:
 def reference_edges(reference: object, bins: int = 10) -> np.ndarray:
     """[-inf, min, inner quantiles..., nextafter(max), +inf] of the reference, duplicates removed:
     bins [e_i, e_i+1) with one bin below and one above the reference range."""
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins: expected a positive int, got {bins!r}")
+    _bins(bins)
     ref = _sample(reference, "reference")
     inner = np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1])
     lo, hi = ref.min(), np.nextafter(ref.max(), np.inf)
@@ -83,6 +109,7 @@ def reference_edges(reference: object, bins: int = 10) -> np.ndarray:
 def histogram(x: object, edges: np.ndarray, alpha: float = SMOOTHING) -> np.ndarray:
     """Smoothed bin probabilities of x on `edges` (bins are [e_i, e_{i+1}), the last one closed)."""
     a = _sample(x, "x")
+    edges, alpha = _edges(edges), _nonneg(alpha, "alpha")
     idx = np.clip(np.searchsorted(edges, a, side="right") - 1, 0, len(edges) - 2)
     counts = np.bincount(idx, minlength=len(edges) - 1).astype(np.float64)
     return (counts + alpha) / (counts.sum() + alpha * len(counts))
@@ -113,11 +140,8 @@ def compare(reference: object, current: object, *, bins: int = 10, edges: Sequen
             alpha: float = SMOOTHING, threshold: float = KL_THRESHOLD) -> DriftReport:  # fmt: skip
     """KL(current || reference), PSI and W1 of two 1-D samples; alert when KL >= threshold."""
     ref, cur = _sample(reference, "reference"), _sample(current, "current")
-    if alpha < 0:
-        raise ValueError(f"alpha: expected >= 0, got {alpha}")
-    e = reference_edges(ref, bins) if edges is None else np.asarray(edges, dtype=np.float64)
-    if e.ndim != 1 or e.size < 2 or np.any(np.diff(e) <= 0):
-        raise ValueError("edges: expected at least two strictly increasing values")
+    alpha, threshold = _nonneg(alpha, "alpha"), _nonneg(threshold, "threshold")
+    e = reference_edges(ref, bins) if edges is None else _edges(edges)
     r, c = histogram(ref, e, alpha), histogram(cur, e, alpha)
     kl = kl_divergence(c, r)
     return DriftReport(kl, psi(c, r), wasserstein_1d(ref, cur), kl >= threshold, ref.size, cur.size, threshold)
@@ -145,10 +169,10 @@ class DriftMonitor:
                  threshold: float = KL_THRESHOLD, alpha: float = SMOOTHING) -> None:  # fmt: skip
         for name, v in (("reference_size", reference_size), ("window_size", window_size),
                         ("min_current", min_current)):  # fmt: skip
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_WINDOW:
+                raise ValueError(f"{name}: expected an int in [1, {MAX_WINDOW}], got {v!r}")
         self.reference_size, self.min_current = reference_size, min(min_current, window_size)
-        self.bins, self.threshold, self.alpha = bins, threshold, alpha
+        self.bins, self.threshold, self.alpha = _bins(bins), _nonneg(threshold, "threshold"), _nonneg(alpha, "alpha")
         self.reference: list[float] = []
         self.current: deque[float] = deque(maxlen=window_size)
 

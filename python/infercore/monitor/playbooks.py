@@ -36,6 +36,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._fileio import check_path
+
 log = logging.getLogger("infercore.playbooks")
 
 # the reference thresholds (deploy/gate.yaml, deploy/prometheus/rules.yml)
@@ -73,18 +75,19 @@ class Thresholds:
         keys it does not set keep the reference values."""
         import yaml
 
-        with open(os.fspath(path), encoding="utf-8") as fh:
+        path = check_path(path, "path")
+        with open(path, encoding="utf-8") as fh:
             doc = yaml.safe_load(fh)
         metrics = doc.get("metrics") if isinstance(doc, dict) else None
         if not isinstance(metrics, dict):
-            raise ValueError(f"path: {os.fspath(path)} has no `metrics:` mapping (a gate policy file)")
+            raise ValueError(f"path: {path} has no `metrics:` mapping (a gate policy file)")
         kw: dict[str, float] = {}
         for key, bound, field in (("quality.citation_coverage", "min", "citation_coverage_min"),
                                   ("quality.hallucination_rate", "max", "hallucination_rate_max"),
                                   ("performance.error_rate", "max", "error_rate_max")):  # fmt: skip
             spec = metrics.get(key)
             if isinstance(spec, dict) and bound in spec:
-                kw[field] = _fraction(spec[bound], f"{os.fspath(path)}: metrics.{key}.{bound}")
+                kw[field] = _fraction(spec[bound], f"{path}: metrics.{key}.{bound}")
         return cls(**kw)
 
 
@@ -226,11 +229,13 @@ class EventLog:
     line each appended to a file. Thread-safe."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, keep: int = 1000) -> None:
-        self.path = os.fspath(path) if path is not None else None
+        self.path = check_path(path, "path") if path is not None else None
         if self.path is not None:
             parent = os.path.dirname(os.path.abspath(self.path))
             if not os.path.isdir(parent):
                 raise ValueError(f"path: the directory {parent} does not exist")
+            if os.path.isdir(self.path):
+                raise ValueError(f"path: {self.path} is a directory, expected a file to append events to")
         self._lock = threading.Lock()
         self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=_positive_int(keep, "keep"))
         self._seq = 0

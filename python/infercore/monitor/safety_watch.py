@@ -34,6 +34,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._fileio import check_path
+
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -179,7 +181,7 @@ def write_review(alert: SafetyAlert, directory: str | os.PathLike[str]) -> tuple
     """Write `safety-review-<rail>-<UTC time>.md` and `.json` into `directory` (created); their paths."""
     if not isinstance(alert, SafetyAlert):
         raise TypeError(f"alert: expected a SafetyAlert, got {type(alert).__name__}")
-    d = os.fspath(directory)
+    d = check_path(directory, "directory")
     os.makedirs(d, exist_ok=True)
     when = datetime.datetime.fromtimestamp(alert.time, datetime.timezone.utc)
     stem = os.path.join(d, f"safety-review-{_SAFE.sub('_', alert.rail)}-{when.strftime('%Y%m%dT%H%M%S%fZ')}")

@@ -12,6 +12,8 @@ import os
 import re
 from html.parser import HTMLParser
 
+from .._fileio import check_path
+
 TEXT_EXTS = (".txt", ".md", ".markdown", ".rst")
 HTML_EXTS = (".html", ".htm")
 PDF_EXTS = (".pdf",)
@@ -83,7 +85,7 @@ def _decode(data: bytes, path: str) -> str:
 
 def load_file(path: str | os.PathLike[str]) -> str:
     """The document's text. Raises DocumentError naming the file on anything unreadable."""
-    path = os.fspath(path)
+    path = check_path(path, "path")
     ext = os.path.splitext(path)[1].lower()
     if ext not in SUPPORTED_EXTS:
         raise DocumentError(f"{path}: unsupported file type {ext or '(none)'!r}; supported: {SUPPORTED_EXTS}")

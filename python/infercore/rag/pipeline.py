@@ -4,6 +4,7 @@ answer with numbered sources and `[n]` citations mapped back to document spans."
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 import re
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .._fileio import check_path
 from .chunking import chunk_text
 from .loaders import STREAM_EXTS, SUPPORTED_EXTS, DocumentError, load_file
 from .retrieval import BM25, mmr, reciprocal_rank_fusion
@@ -36,6 +38,10 @@ EXAMPLE = (
 )
 ABSTAIN_TEXT = "Not in the documents."
 _CITE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# cited_answer_regex bounds: the pattern grows with each (the decoding automaton expands every {m,n})
+MAX_SOURCES = 1000
+MAX_SENTENCES = 100
+MAX_SENTENCE_CHARS = 4096  # the largest {m,n} repeat infercore's regex engine takes
 
 
 @dataclass
@@ -71,14 +77,27 @@ def cited_answer_regex(num_sources: int, max_sentences: int = 2, max_chars: int 
     A sentence may not contain '.', '!', '?' or brackets (so no decimals either: a decimal point
     let a looping model run "32.32.32..." inside one sentence), so it cannot run on past its
     citation."""
-    if num_sources < 1:
-        raise ValueError("num_sources: expected >= 1")
+    for name, v, hi in (("num_sources", num_sources, MAX_SOURCES), ("max_sentences", max_sentences, MAX_SENTENCES),
+                        ("max_chars", max_chars, MAX_SENTENCE_CHARS)):  # fmt: skip
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+            raise ValueError(f"{name}: expected an int in [1, {hi}], got {v!r}")
     n = "|".join(str(i) for i in range(1, num_sources + 1))
     sentence = rf"[^.!?\[\]\n]{{1,{max_chars}}} \[(?:{n})\](?:\[(?:{n})\])?\."
     return rf"{re.escape(ABSTAIN_TEXT)}|{sentence}(?: {sentence}){{0,{max_sentences - 1}}}"
 
 
+def _check_contexts(contexts: object) -> None:
+    if not isinstance(contexts, (list, tuple)):
+        raise TypeError(f"contexts: expected a list of Hit, got {type(contexts).__name__}")
+    for h in contexts:
+        if not isinstance(h, Hit):
+            raise TypeError(f"contexts: expected a list of Hit, got a {type(h).__name__} item")
+
+
 def build_messages(question: str, contexts: list[Hit]) -> list[dict[str, str]]:
+    if not isinstance(question, str):
+        raise TypeError(f"question: expected a str, got {type(question).__name__}")
+    _check_contexts(contexts)
     sources = "\n\n".join(f"[{i}] {h.text}" for i, h in enumerate(contexts, start=1))
     return [{"role": "system", "content": SYSTEM_PROMPT}, *EXAMPLE,
             {"role": "user", "content": f"Sources:\n{sources}\n\nQuestion: {question}"}]
@@ -102,6 +121,9 @@ def parse_citations(text: str, contexts: list[Hit]) -> list[Citation]:
     name no given source are kept with valid=False."""
     from .chunking import split_sentences
 
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected a str, got {type(text).__name__}")
+    _check_contexts(contexts)
     sents = split_sentences(text)
     out = []
     for m in _CITE.finditer(text):
@@ -166,6 +188,11 @@ class RAG:
             from ..embed import Embedder
 
             embedder = Embedder("minilm")
+        dim = getattr(embedder, "dim", None)
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) \
+                or not callable(getattr(embedder, "encode", None)):
+            raise TypeError(f"embedder: expected an Embedder (an int `dim` and `encode(texts)`), "
+                            f"got {type(embedder).__name__}")
         self.embedder = embedder
         if isinstance(store, RAGStore):
             self.store = store
@@ -230,9 +257,11 @@ class RAG:
         """Ingest files (directories are walked for supported extensions). The document id is the
         absolute path; metadata gets "source" and "ext". Each document is its own transaction: an
         error on one file raises DocumentError naming it after the previous files were committed."""
+        if isinstance(paths, (str, bytes, os.PathLike)):
+            raise TypeError(f"paths: expected a list of paths, got one {type(paths).__name__} (pass [path])")
         files: list[str] = []
         for p in paths:
-            p = os.fspath(p)
+            p = check_path(p, "paths")
             if os.path.isdir(p):
                 for root, _, names in sorted(os.walk(p)):
                     files += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith(SUPPORTED_EXTS)]
@@ -272,7 +301,7 @@ class RAG:
         at a time and writes it inside one store transaction for the whole document: an error
         anywhere (a bad byte, the embedder, the file changing between the passes) leaves the
         store as it was. doc_id defaults to the absolute path; metadata gets "source" and "ext"."""
-        path = os.fspath(path)
+        path = check_path(path, "path")
         ext = os.path.splitext(path)[1].lower()
         if ext not in STREAM_EXTS:
             raise DocumentError(f"{path}: {ext or '(no extension)'!r} files cannot be streamed; "

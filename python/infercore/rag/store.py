@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .._fileio import check_path
 from ..search import VectorIndex
 
 SCHEMA_VERSION = 1
@@ -36,6 +38,7 @@ DB_NAME = "store.sqlite"
 INDEX_NAME = "vectors.idx"
 GEN_NAME = "vectors.gen"
 INDEX_BATCH = 1024  # vectors per read-back batch when a streamed document is added to the index
+MAX_DIM = 1 << 16  # embedding width; real embedders are far below
 
 _SEGMENTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS doc_segments (
@@ -62,6 +65,13 @@ class StoreError(ValueError):
     """A store directory that cannot be opened or used; the message names the file."""
 
 
+def _doc_id(doc_id: object) -> str:
+    """Document ids are str (ingest uses the absolute path); anything else is a caller's mistake."""
+    if not isinstance(doc_id, str):
+        raise TypeError(f"doc_id: expected a str, got {type(doc_id).__name__}")
+    return doc_id
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -84,9 +94,14 @@ class RAGStore:
 
     def __init__(self, path: str | os.PathLike[str], dim: int | None = None, *, embedder_name: str | None = None,
                  create: bool = True) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
-        self.path = os.fspath(path)
+        self.path = check_path(path, "path")
+        if dim is not None:  # checked before anything is created: a bad one must not leave a half-made store
+            if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+                raise TypeError(f"dim: expected an int, got {type(dim).__name__}")
+            if not 1 <= dim <= MAX_DIM:
+                raise ValueError(f"dim: expected an int in [1, {MAX_DIM}], got {dim}")
+        if embedder_name is not None and not isinstance(embedder_name, str):
+            raise TypeError(f"embedder_name: expected a str, got {type(embedder_name).__name__}")
         self.db_path = os.path.join(self.path, DB_NAME)
         self.index_path = os.path.join(self.path, INDEX_NAME)
         exists = os.path.exists(self.db_path)
@@ -180,11 +195,11 @@ class RAGStore:
 
     # ------------------------------------------------------------------ writes
     def document_hash(self, doc_id: str) -> str | None:
-        row = self.db.execute("SELECT content_hash FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        row = self.db.execute("SELECT content_hash FROM documents WHERE doc_id=?", (_doc_id(doc_id),)).fetchone()
         return row[0] if row else None
 
     def document_metadata(self, doc_id: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT metadata FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        row = self.db.execute("SELECT metadata FROM documents WHERE doc_id=?", (_doc_id(doc_id),)).fetchone()
         return json.loads(row[0]) if row else None
 
     def put_document(self, doc_id: str, text: str, chunks: list[tuple[str, int, int]], embeddings: np.ndarray,
@@ -274,6 +289,7 @@ class RAGStore:
 
     def delete_document(self, doc_id: str) -> bool:
         """Delete a document (and chunks no other document uses). False if it was not stored."""
+        _doc_id(doc_id)
         with self._tx():
             n = self.db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,)).rowcount
             orphans = self._delete_orphans() if n else []
@@ -327,11 +343,14 @@ class RAGStore:
     def document_text(self, doc_id: str) -> str | None:
         """The stored full text of a document (None if not stored), all of it in memory; use
         `iter_document_text` for a streamed document too large for that."""
-        row = self.db.execute("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        row = self.db.execute("SELECT 1 FROM documents WHERE doc_id=?", (_doc_id(doc_id),)).fetchone()
         return None if row is None else "".join(self.iter_document_text(doc_id))
 
     def iter_document_text(self, doc_id: str) -> Iterable[str]:
         """A document's text in pieces: its segments if it was streamed, else the whole text."""
+        return self._iter_text(_doc_id(doc_id))  # checked now, not at the first next()
+
+    def _iter_text(self, doc_id: str) -> Iterable[str]:
         row = self.db.execute("SELECT text FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
         if row is not None and row[0]:
             yield row[0]

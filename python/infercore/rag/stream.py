@@ -25,6 +25,7 @@ import os
 import re
 from collections.abc import Iterator
 
+from .._fileio import check_path
 from .loaders import DocumentError, binary_error, utf8_error
 
 DEFAULT_SEGMENT_CHARS = 1 << 20  # ~1 M characters (1-4 MB of UTF-8) per segment
@@ -47,7 +48,7 @@ class Utf8FileReader:
     def __init__(self, path: str | os.PathLike[str], read_bytes: int = DEFAULT_READ_BYTES) -> None:
         if isinstance(read_bytes, bool) or not isinstance(read_bytes, int) or read_bytes < 4:
             raise ValueError(f"read_bytes: expected an int >= 4, got {read_bytes!r}")
-        self.path = os.fspath(path)
+        self.path = check_path(path, "path")
         self.read_bytes = read_bytes
         self.sha256: str | None = None
         self.n_bytes = 0
