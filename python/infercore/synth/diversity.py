@@ -35,7 +35,9 @@ def distinct_n(texts: Sequence[str], n: int = 1, unit: str = "word") -> float:
     if isinstance(texts, str):
         raise TypeError("texts: expected a list of strings, got a single str")
     total, seen = 0, set()
-    for t in texts:
+    for j, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{j}]: expected a str, got {type(t).__name__}")
         tok = tokens(t, unit)
         for i in range(len(tok) - n + 1):
             seen.add(tuple(tok[i:i + n]))
@@ -67,6 +69,8 @@ def cluster_count(x: np.ndarray, threshold: float = 0.8, block: int = 1024) -> i
     """Connected components under cos >= threshold (union-find over similarity blocks)."""
     if not -1 <= threshold <= 1:
         raise ValueError(f"threshold: expected a cosine in [-1, 1], got {threshold!r}")
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise ValueError(f"block: expected an int >= 1, got {block!r}")
     u = _unit_rows(x)
     n = u.shape[0]
     parent = list(range(n))

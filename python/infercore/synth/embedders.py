@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .minhash import hash32
+from .minhash import check_k, hash32
 from .textstats import normalize
 
 
@@ -16,11 +16,12 @@ class HashEmbedder:
     """L2-normalized counts of hashed character trigrams (dim buckets). Deterministic, no model."""
 
     name = "hash"
+    MAX_DIM = 1 << 16  # 256 KiB of float32 per text
 
     def __init__(self, dim: int = 512, n: int = 3) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
-            raise ValueError(f"dim: expected an int >= 2, got {dim!r}")
-        self.dim, self.n = dim, n
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 2 <= dim <= self.MAX_DIM:
+            raise ValueError(f"dim: expected an int in [2, {self.MAX_DIM}], got {dim!r}")
+        self.dim, self.n = dim, check_k(n, "n")
 
     def encode(self, texts: list[str], **_: Any) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), np.float32)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .minhash import _check as _check_near_dedup
 from .minhash import near_duplicates
 from .scoring import check_scores
 from .textstats import bad_char_ratio, detect_language, symbol_ratio, text_hash
@@ -21,7 +22,7 @@ Dropped = list[tuple[dict[str, Any], str]]
 def _nonneg(v: Any, name: str, allow_none: bool = True) -> None:
     if v is None and allow_none:
         return
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:  # `not >=`: NaN fails too
         raise ValueError(f"{name}: expected a number >= 0{' or None' if allow_none else ''}, got {v!r}")
 
 
@@ -38,6 +39,8 @@ class LengthFilter:
             _nonneg(getattr(self, k), k)
         if self.max_chars is not None and self.max_chars < self.min_chars:
             raise ValueError(f"max_chars: {self.max_chars} < min_chars {self.min_chars}")
+        if self.max_words is not None and self.min_words is not None and self.max_words < self.min_words:
+            raise ValueError(f"max_words: {self.max_words} < min_words {self.min_words}")
 
     def __call__(self, rows: Rows, fld: str) -> tuple[Rows, Dropped]:
         kept, dropped = [], []
@@ -143,6 +146,9 @@ class NearDedup:
     progress: bool = False
     name: str = "near_dedup"
 
+    def __post_init__(self) -> None:
+        _check_near_dedup(self.threshold, self.num_perm, self.backend, self.verify, self.k, self.unit)
+
     def __call__(self, rows: Rows, fld: str) -> tuple[Rows, Dropped]:
         dup = near_duplicates([r[fld] for r in rows], self.threshold, num_perm=self.num_perm, k=self.k,
                               unit=self.unit, seed=self.seed, backend=self.backend, verify=self.verify,
@@ -172,6 +178,12 @@ class ScoreFilter:
             raise TypeError(f"scorer: expected a callable texts -> scores, got {type(self.scorer).__name__}")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)):
             raise TypeError(f"threshold: expected a number, got {type(self.threshold).__name__}")
+        if self.threshold != self.threshold:
+            raise ValueError("threshold: expected a number, got nan")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size: expected an int >= 1, got {self.batch_size!r}")
+        if self.score_field is not None and not isinstance(self.score_field, str):
+            raise TypeError(f"score_field: expected a str or None, got {type(self.score_field).__name__}")
 
     def __call__(self, rows: Rows, fld: str) -> tuple[Rows, Dropped]:
         kept, dropped = [], []

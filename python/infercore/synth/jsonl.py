@@ -8,13 +8,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .._fileio import check_path
+
 
 def dumps(row: dict[str, Any]) -> str:
     return json.dumps(row, ensure_ascii=False, separators=(", ", ": ")) + "\n"
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], path: str | os.PathLike[str]) -> int:
-    p = Path(path)
+    p = Path(check_path(path, "path"))
     if p.parent and not p.parent.exists():
         p.parent.mkdir(parents=True, exist_ok=True)
     n = 0
@@ -27,6 +29,7 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: str | os.PathLike[str]) ->
 
 def write_split(rows: list[dict[str, Any]], directory: str | os.PathLike[str], field: str) -> dict[str, int]:
     """Rows grouped by rows[field] into DIRECTORY/<value>.jsonl (order kept within a file)."""
+    directory = check_path(directory, "directory")
     groups: dict[str, list[dict[str, Any]]] = {}
     for i, r in enumerate(rows):
         if field not in r:
@@ -41,10 +44,13 @@ def write_split(rows: list[dict[str, Any]], directory: str | os.PathLike[str], f
 
 def read_jsonl(path: str | os.PathLike[str], field: str = "text") -> list[dict[str, Any]]:
     """Rows of a JSONL file; each must be an object whose `field` is a string."""
+    path = check_path(path, "path")
+    if not isinstance(field, str):
+        raise TypeError(f"field: expected a str, got {type(field).__name__}")
     try:
         f = open(path, encoding="utf-8")
     except OSError as e:
-        raise ValueError(f"input: cannot read {os.fspath(path)!r}: {e.strerror}") from None
+        raise ValueError(f"input: cannot read {path!r}: {e.strerror}") from None
     rows = []
     with f:
         for ln, line in enumerate(f, 1):
@@ -53,10 +59,10 @@ def read_jsonl(path: str | os.PathLike[str], field: str = "text") -> list[dict[s
             try:
                 r = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{os.fspath(path)}: line {ln}: not valid JSON ({e.msg})") from None
+                raise ValueError(f"{path}: line {ln}: not valid JSON ({e.msg})") from None
             if not isinstance(r, dict):
-                raise ValueError(f"{os.fspath(path)}: line {ln}: expected a JSON object, got {type(r).__name__}")
+                raise ValueError(f"{path}: line {ln}: expected a JSON object, got {type(r).__name__}")
             if not isinstance(r.get(field), str):
-                raise ValueError(f"{os.fspath(path)}: line {ln}: field {field!r} missing or not a string")
+                raise ValueError(f"{path}: line {ln}: field {field!r} missing or not a string")
             rows.append(r)
     return rows

@@ -43,6 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._fileio import check_path
 from .yamlio import line_of, load_yaml_with_lines
 
 SLOT_TYPES = ("categorical", "int", "float", "sample", "const", "map")
@@ -152,7 +153,7 @@ class Spec:
         if is_text:
             text, source = str(path_or_text), "<spec>"
         else:
-            source = os.fspath(path_or_text)
+            source = check_path(path_or_text, "spec")
             try:
                 with open(source, encoding="utf-8") as f:
                     text = f.read()
