@@ -112,6 +112,11 @@ def test_bad_inputs(emb, tmp_path):
         emb.encode(["ok", None])
     with pytest.raises(ValueError, match="batch_size"):
         emb.encode(["ok"], batch_size=0)
+    # a lone surrogate (a JSON "\ud800" escape) has no UTF-8 form: named, not the tokenizer's TypeError
+    with pytest.raises(ValueError, match=r"texts\[1\]: not valid Unicode"):
+        emb.encode(["ok", "a\udfffb"])
+    with pytest.raises(ValueError, match="text: not valid Unicode"):
+        emb.count_tokens("\ud800")
     with pytest.raises(ValueError, match="quantization"):
         Embedder("minilm", quantization="int4")
     with pytest.raises(ValueError, match=str(tmp_path)):

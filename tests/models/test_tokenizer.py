@@ -149,6 +149,10 @@ def test_minilm_tokenizer_json(minilm_dir):
         assert ours.encode(text) == ref.encode(text).ids
         assert ours.encode(text, add_special_tokens=False) == ref.encode(text, add_special_tokens=False).ids
     assert ours.encode("Hello")[0] == ref.token_to_id("[CLS]")
+    with pytest.raises(ValueError, match=r"text: not valid Unicode text .* at index 3"):
+        ours.encode("ok \ud800")
+    with pytest.raises(ValueError, match=r"texts\[1\]: not valid Unicode"):
+        ours.encode_batch(["fine", "\udfff"])
 
 
 def test_bad_inputs(tmp_path):

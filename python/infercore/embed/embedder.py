@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
+from .._text import raise_if_not_unicode
 from .bert import BertEncoder, BertWeights, quantize_int8_smooth
 
 # Calibration text for int8 SmoothQuant scales: mixed lengths and scripts, short ones included
@@ -124,14 +125,22 @@ class Embedder:
         return self.dim
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.tokenizer.backend.encode_batch(texts, add_special_tokens=True)]
+        try:
+            return [e.ids for e in self.tokenizer.backend.encode_batch(texts, add_special_tokens=True)]
+        except TypeError:
+            raise_if_not_unicode(texts if isinstance(texts, (list, tuple)) else [], "texts")
+            raise
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` without special tokens and without truncation (for chunking)."""
         if not isinstance(text, str):
             raise TypeError(f"text: expected a str, got {type(text).__name__}")
         backend = self.tokenizer.backend
-        return len(backend.encode(text, add_special_tokens=False).ids) if text else 0
+        try:
+            return len(backend.encode(text, add_special_tokens=False).ids) if text else 0
+        except TypeError:
+            raise_if_not_unicode([text], "text")
+            raise
 
     def encode(self, texts: str | list[str], batch_size: int = 64, normalize: bool = True,
                show_progress_bar: bool | None = None) -> np.ndarray:
