@@ -78,6 +78,15 @@ def test_bench_bad_arguments(tmp_path):
     assert main(["bench", "norm", "--tolerance", "-1"]) == 2
 
 
+@pytest.mark.parametrize("argv", [["bench", "norm", "--threads", "0"], ["generate", "--threads", "-2", "hi"],
+                                  ["serve", "--threads", "abc"]])
+def test_threads_option_is_named_in_its_error(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert "argument --threads: expected an int >= 1" in capsys.readouterr().err
+
+
 def test_plot_draws_throughput_vs_concurrency(tmp_path):
     plt = pytest.importorskip("matplotlib.pyplot")
     rows = []

@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from ._argtypes import positive_int
+
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2", help="smollm2, a .gguf file or a Hugging Face directory")
@@ -16,7 +18,7 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=int, help="CPU threads for the kernels")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for the kernels")
 
 
 def _make(args: argparse.Namespace):

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from ._argtypes import positive_int
+
 
 def _info_lines(info: dict[str, Any]) -> list[str]:
     cpu = info["cpu"]
@@ -121,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--tolerance", type=float, default=0.10, help="allowed slowdown fraction (default 0.10)")
     pb.add_argument("--plot", metavar="FILE.png", help="write a bar chart")
     pb.add_argument("--filter", metavar="TEXT", help="only cases whose key (suite/op/shape/dtype/impl) contains TEXT")
-    pb.add_argument("--threads", type=int, help="threads for infercore and the peers")
+    pb.add_argument("--threads", type=positive_int, help="threads for infercore and the peers")
     pb.add_argument("-v", "--verbose", action="store_true", help="print each case as it starts")
     pb.set_defaults(func=cmd_bench)
     from . import eval_cmd, gate_cmd, generate_cmd, models_cmd, prompts_cmd, rag_cmd, serve_cmd, synth_cmd, trace_cmd

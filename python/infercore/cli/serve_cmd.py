@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from . import serve_playbook_opts, serve_ray_opts
+from ._argtypes import positive_int
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -94,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1 (or env INFERCORE_API_KEY)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--threads", type=int, help="CPU threads for the kernels")
+    s.add_argument("--threads", type=positive_int, help="CPU threads for the kernels")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve_playbook_opts.add_arguments(s)
     serve_ray_opts.add_arguments(s)
