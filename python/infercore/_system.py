@@ -109,6 +109,16 @@ def available_memory_bytes() -> int | None:
     return max(avail, 0)
 
 
+def check_fits_in_ram(need: int, name: str, what: str) -> None:
+    """ValueError naming `name` when `what` needs more bytes than this machine's RAM: host arrays
+    map their zero pages lazily, so numpy hands such an array out and the OOM killer ends the
+    process when it fills, instead of anything raising."""
+    ram = physical_memory_bytes()
+    if ram is not None and need > ram:
+        raise ValueError(f"{name}: {what} needs {need / 2**30:.1f} GiB, more than this machine's "
+                         f"{ram / 2**30:.1f} GiB of RAM")
+
+
 def physical_memory_bytes() -> int | None:
     """This machine's RAM in bytes (None when the OS does not say)."""
     try:

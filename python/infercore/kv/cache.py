@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .._system import physical_memory_bytes
+from .._system import check_fits_in_ram
 from ..ops import attention as _attn
 from .allocator import MAX_BLOCKS
 
@@ -71,17 +71,6 @@ def _positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
-def _check_host_pool(shape: tuple[int, int, int, int], num_layers: int, dtype: str) -> None:
-    """A host pool larger than the machine's RAM cannot ever fill: refuse it here (its zero pages
-    map lazily, so numpy would hand it out and the OOM killer would end the process later)."""
-    per_token = shape[2] * shape[3] * _ITEMSIZE[dtype] + (4 * shape[2] if dtype == "int8" else 0)
-    need = 2 * num_layers * shape[0] * shape[1] * per_token
-    ram = physical_memory_bytes()
-    if ram is not None and need > ram:
-        raise ValueError(f"num_blocks: a {dtype} pool of {num_layers} layers x {shape[0]} blocks x {shape[1]} tokens "
-                         f"needs {need / 2**30:.1f} GiB, more than this machine's {ram / 2**30:.1f} GiB of RAM")
-
-
 def _scale(value: Any, name: str) -> float | None:
     if value is None:
         return None
@@ -113,7 +102,9 @@ class PagedKVCache:
         shape = (self.num_blocks, self.block_size, self.num_kv_heads, self.head_dim)
         self.device = None if device is None else _torch_device(device)
         if self.device is None:
-            _check_host_pool(shape, self.num_layers, self.dtype)
+            need = self.num_blocks * self.bytes_per_block
+            check_fits_in_ram(need, "num_blocks", f"a {self.dtype} pool of {self.num_layers} layers x "
+                                                  f"{self.num_blocks} blocks x {self.block_size} tokens")
         self.k_scales: list[Any] = [ks] * self.num_layers
         self.v_scales: list[Any] = [vs] * self.num_layers
         if self.device is not None:
@@ -187,10 +178,8 @@ class PagedKVCache:
         num_blocks = int(kv_cache_bytes) // per_block
         if num_blocks < 1:
             raise ValueError(f"kv_cache_bytes: {kv_cache_bytes} bytes hold no block ({per_block} bytes each)")
-        ram = physical_memory_bytes()
-        if kw.get("device") is None and ram is not None and num_blocks * per_block > ram:
-            raise ValueError(f"kv_cache_bytes: {kv_cache_bytes / 2**30:.1f} GiB is more than this machine's "
-                             f"{ram / 2**30:.1f} GiB of RAM")
+        if kw.get("device") is None:  # named here: the caller gave a budget, not a block count
+            check_fits_in_ram(num_blocks * per_block, "kv_cache_bytes", "the KV pool")
         return cls(*dims[:1], num_blocks, *dims[1:], dtype, **kw)
 
     @property

@@ -16,6 +16,13 @@ def _float_input(x: Any, name: str) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
+def _check_axis(axis: Any, ndim: int) -> None:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis: expected an int, got {type(axis).__name__}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis: {axis} is out of range for a {ndim}-d array")
+
+
 def quantize_int8(x: Any, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 along `axis`: scale = absmax / 127 (float32), q = rint(x / scale) with
     ties to even, clipped to [-127, 127]. An all-zero slice gets scale 0 and q 0 (so
@@ -24,10 +31,7 @@ def quantize_int8(x: Any, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     a = _float_input(x, "x")
     if a.ndim == 0:
         raise ValueError("x: expected at least 1 dimension")
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"axis: expected an int, got {type(axis).__name__}")
-    if not -a.ndim <= axis < a.ndim:
-        raise ValueError(f"axis: {axis} is out of range for a {a.ndim}-d array")
+    _check_axis(axis, a.ndim)
     if not np.all(np.isfinite(a)):
         raise ValueError("x: contains NaN or inf; int8 quantization needs finite values")
     amax = np.max(np.abs(a), axis=axis, keepdims=True, initial=np.float32(0))
@@ -44,10 +48,7 @@ def dequantize_int8(q: np.ndarray, scale: np.ndarray, axis: int = -1) -> np.ndar
         raise TypeError(f"q: expected an int8 array, got {type(q).__name__} of dtype {qa.dtype}")
     if qa.ndim == 0:
         raise ValueError("q: expected at least 1 dimension")
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"axis: expected an int, got {type(axis).__name__}")
-    if not -qa.ndim <= axis < qa.ndim:
-        raise ValueError(f"axis: {axis} is out of range for a {qa.ndim}-d array")
+    _check_axis(axis, qa.ndim)
     sa = _float_input(scale, "scale")
     want = qa.shape[:axis % qa.ndim] + qa.shape[axis % qa.ndim + 1 :]
     if sa.shape != want:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
-from .._system import physical_memory_bytes
+from .._system import check_fits_in_ram
 from . import _file
 
 _COMPACT_FRACTION = 0.2  # compact when more than this share of the rows is removed
@@ -90,10 +90,7 @@ class VectorIndex:
                 if self._dev is None:  # host storage: refuse what cannot fit, naming n
                     one = self._empty_snapshot(1)
                     row = sum(a.nbytes for a in (one.vectors, one.scale, one.ids, one.refine) if a is not None)
-                    ram = physical_memory_bytes()
-                    if ram is not None and n * row > ram:
-                        raise ValueError(f"n: {n} vectors of {row} bytes need {n * row / 2**30:.1f} GiB, more than "
-                                         f"this machine's {ram / 2**30:.1f} GiB of RAM")
+                    check_fits_in_ram(n * row, "n", f"storage for {n} vectors of {row} bytes")
                 try:
                     self._snap = self._grown(self._snap, int(n))
                 except MemoryError as e:
