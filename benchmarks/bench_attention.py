@@ -18,6 +18,7 @@ fp8/int8 >= 1.7x float16 target).
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -254,7 +255,8 @@ def _gpu_data(key: str, s: int, ctx: int, hq: int, hkv: int, d: int, dtype: str,
             kv.append(r.to(torch.float16))
         del r
     x["kc"], x["vc"] = kv
-    order = torch.randperm(nb, device="cuda", generator=g) if impl == "infercore" else torch.arange(nb, device="cuda")
+    paged = impl in ("infercore", "cuda-cores")
+    order = torch.randperm(nb, device="cuda", generator=g) if paged else torch.arange(nb, device="cuda")
     x["bt"] = order.to(torch.int32).reshape(s, nblk).contiguous()
     x["lens"] = torch.full((s,), ctx, dtype=torch.int32, device="cuda")
     ks = vs = 1.0
@@ -315,6 +317,8 @@ def gpu_cases(quick: bool) -> list[Case]:
                     impls = ["infercore"]
                     if s == 16 and ctx == 4096 and (dtype == "float16" or not quick):
                         impls.append("contiguous")  # the paging overhead, at the target shape
+                    if ctx == 4096 and s >= 16 and not quick:
+                        impls.append("cuda-cores")  # INFERCORE_CUDA_ATTN_MMA=0: the CUDA-core kernel (A/B)
                     if dtype == "float16":
                         impls.append("torch")
                     for impl in impls:
@@ -327,6 +331,13 @@ def gpu_cases(quick: bool) -> list[Case]:
                             def launch(get=get) -> None:
                                 x = get()
                                 F.scaled_dot_product_attention(x["tq"], x["tk"], x["tv"], enable_gqa=True)
+                        elif impl == "cuda-cores":
+                            def launch(get=get) -> None:
+                                os.environ["INFERCORE_CUDA_ATTN_MMA"] = "0"
+                                try:
+                                    get()["launch"]()
+                                finally:
+                                    del os.environ["INFERCORE_CUDA_ATTN_MMA"]
                         else:
                             def launch(get=get) -> None:
                                 get()["launch"]()
@@ -340,6 +351,7 @@ def gpu_cases(quick: bool) -> list[Case]:
                             st = _device_stats(torch, launch, nbytes)
                             if impl != "torch":
                                 st["splits"] = get()["splits"]
+                            if impl in ("infercore", "contiguous"):
                                 st["op_us"] = _op_us(torch, get())
                             return st
 

@@ -11,6 +11,8 @@
 #   some benches: GPU_CHECK_BENCHES="generate:90 topk:70" bash scripts/gpu_check.sh  (name:seconds)
 #   counters:     GPU_CHECK_NCU=1 GPU_CHECK_TESTS=0 GPU_CHECK_BENCH=0 bash scripts/gpu_check.sh
 #   diagnostics:  GPU_CHECK_DIAG=0 (none) | 1 (all, default) | NAME (scripts/gpu_diag_*NAME*.py)
+#   some tests:   GPU_CHECK_TEST_PATHS="tests/gpu/test_attention_cuda.py"
+#   no rebuild:   GPU_CHECK_PREBUILT=DIR (the _C*.so files an earlier call left in $OUT, carried in DIR)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu_out}
@@ -29,13 +31,17 @@ ARCH=$($PY -c "import torch; a, b = torch.cuda.get_device_capability(); print(f'
 $PY -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$OUT/summary.txt"
 
 step "build _C and _C_cuda for sm_$ARCH"
-if ! { cmake -S . -B build/gpu -DINFERCORE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DCMAKE_BUILD_TYPE=Release \
+if [ -n "${GPU_CHECK_PREBUILT:-}" ]; then
+  # modules an earlier call built and returned in $OUT (carried back in a folder git ignores)
+  mkdir -p build/gpu && cp "$GPU_CHECK_PREBUILT"/_C*.so build/gpu/ || exit 1
+elif ! { cmake -S . -B build/gpu -DINFERCORE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DCMAKE_BUILD_TYPE=Release \
          -DPython_EXECUTABLE="$(command -v "$PY")" -Dpybind11_DIR="$($PY -m pybind11 --cmakedir)" &&
        timeout "$(left 240)" cmake --build build/gpu -j"$(nproc)"; } >"$OUT/build.log" 2>&1; then
   tail -60 "$OUT/build.log"
   exit 1
 fi
 cp build/gpu/_C*.so python/infercore/
+[ -n "${GPU_CHECK_PREBUILT:-}" ] || cp build/gpu/_C*.so "$OUT/"   # for GPU_CHECK_PREBUILT in a later call
 ln -sfn ../../kernels python/infercore/kernels
 ln -sfn ../../benchmarks python/infercore/benchmarks
 export PYTHONPATH=$PWD/python
@@ -55,7 +61,7 @@ fi
 if [ "${GPU_CHECK_TESTS:-1}" = 1 ]; then
 step "GPU tests (tests/gpu, tests/kernels, tests/search/test_index_device.py)"
 # 8 workers (one CUDA context each); each failure is printed as it happens (scripts/pytest_instafail.py)
-PYTHONPATH=$PYTHONPATH:$PWD/scripts timeout "$(left 200)" $PY -m pytest tests/gpu tests/kernels tests/search/test_index_device.py -q -rfE --tb=short \
+PYTHONPATH=$PYTHONPATH:$PWD/scripts timeout "$(left 200)" $PY -m pytest ${GPU_CHECK_TEST_PATHS:-tests/gpu tests/kernels tests/search/test_index_device.py} -q -rfE --tb=short \
   -n "${GPU_CHECK_WORKERS:-8}" -p pytest_instafail -p no:cacheprovider --durations=15 >"$OUT/tests.log" 2>&1
 echo "pytest exit $?" | tee -a "$OUT/summary.txt"
 grep -E "passed|failed|error" "$OUT/tests.log" | tail -3

@@ -35,6 +35,11 @@
 // Splits: ~8 (sequence, kv head, split) blocks per SM, >= 64 keys each, so that S = 1 still
 // streams at HBM bandwidth and the last wave is short (paged_attention_decode_splits).
 //
+// float16, fp8 and int8 caches with head_dim 64 or 128 go to the tensor-core kernel
+// (attention_decode_mma.cu: 1.3-1.5x this one at 7B geometry on an H200) unless
+// INFERCORE_CUDA_ATTN_MMA=0; this kernel takes float32 and bfloat16 caches, other head sizes,
+// and devices without the shared memory the other needs.
+//
 // Status: compiled for sm_80 / sm_89 / sm_90 with no spills (register cap from 3 blocks per SM,
 // 2 for int8 with 16 x 4 per thread). This cp.async ring version passes
 // tests/gpu/test_attention_cuda.py on an H200 (head dims 40..256 included) and measured there
@@ -45,11 +50,13 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 
 #include "attention_common.cuh"
+#include "attention_decode_mma.h"
 #include "attention_launch.h"
 #include "launch.h"
 
@@ -531,6 +538,65 @@ void paged_attention_decode_launch(const PagedAttnDev& a) {
     throw std::invalid_argument("workspace: expected a 16-byte aligned float32 buffer of " + std::to_string(need) +
                                 " elements for num_splits = " + std::to_string(a.num_splits));
   const int64_t G = a.num_heads / c.num_kv_heads;
+  const cudaStream_t st = reinterpret_cast<cudaStream_t>(a.stream);
+  float* part_o = need > 0 ? reinterpret_cast<float*>(a.workspace) : nullptr;
+  float* part_lse = need > 0 ? part_o + a.num_seqs * a.num_heads * a.num_splits * c.head_dim : nullptr;
+  const float fp8_fold = c.dtype == kFp8 ? 256.f : 1.f;
+  const float qmul = a.scale * kLog2e * (c.dtype == kInt8 ? 1.f : c.k_scale * fp8_fold);
+  const float vmul = c.dtype == kInt8 ? 1.f : c.v_scale * fp8_fold;
+  int bs_shift = -1;
+  for (int sh = 0; sh < 31; ++sh)
+    if ((int64_t{1} << sh) == c.block_size) bs_shift = sh;
+
+  // float16 / fp8 / int8 caches with head_dim 64 or 128 on sm_80+: the tensor-core kernel
+  // (attention_decode_mma.cu); INFERCORE_CUDA_ATTN_MMA=0 keeps this file's kernel (A/B runs).
+  const char* mma_env = std::getenv("INFERCORE_CUDA_ATTN_MMA");
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();
+    dev = -1;
+  }
+  if (!(mma_env != nullptr && mma_env[0] == '0') && decode_mma_eligible(c.dtype, c.head_dim, dev)) {
+    const int64_t mchunks = ceil_div(G, kMmaMaxGroup);
+    if (c.num_kv_heads * mchunks > 65535) throw std::invalid_argument("q: too many heads for one launch");
+    MmaDecodeParams mp;
+    mp.q = reinterpret_cast<const void*>(a.q);
+    mp.out = reinterpret_cast<float*>(a.out);
+    mp.part_o = part_o;
+    mp.part_lse = part_lse;
+    mp.kc = reinterpret_cast<const char*>(c.k);
+    mp.vc = reinterpret_cast<const char*>(c.v);
+    mp.ks = reinterpret_cast<const float*>(c.k_scales);
+    mp.vs = reinterpret_cast<const float*>(c.v_scales);
+    mp.bt = reinterpret_cast<const int32_t*>(a.block_tables);
+    mp.lens = reinterpret_cast<const int32_t*>(a.seq_lens);
+    mp.err = reinterpret_cast<int*>(a.err);
+    mp.max_blocks = a.max_blocks;
+    mp.num_blocks = c.num_blocks;
+    mp.bs = static_cast<int>(c.block_size);
+    mp.bs_shift = bs_shift;
+    mp.Hkv = static_cast<int>(c.num_kv_heads);
+    mp.Hq = static_cast<int>(a.num_heads);
+    mp.G = static_cast<int>(G);
+    mp.nchunks = static_cast<int>(mchunks);
+    mp.gc = static_cast<int>(ceil_div(G, mchunks));
+    mp.splits = static_cast<int>(a.num_splits);
+    mp.q_dtype = a.q_dtype;
+    mp.window = static_cast<int>(a.sliding_window);
+    mp.qmul = qmul;
+    mp.vmul = vmul;
+    const dim3 mgrid(static_cast<unsigned>(a.num_seqs), static_cast<unsigned>(c.num_kv_heads * mchunks),
+                     static_cast<unsigned>(a.num_splits));
+    decode_mma_launch(mp, c.dtype, static_cast<int>(c.head_dim), mgrid, st);
+    check_launch("paged_attention_decode (tensor cores)");
+    if (a.num_splits > 1) {
+      decode_reduce_kernel<<<static_cast<unsigned>(a.num_seqs * a.num_heads), 128, 0, st>>>(
+          part_o, part_lse, mp.out, mp.splits, static_cast<int>(c.head_dim), vmul);
+      check_launch("paged_attention_decode (split-K merge)");
+    }
+    return;
+  }
+
   const int64_t nchunks = ceil_div(G, kMaxGroup);
   const int gc = static_cast<int>(ceil_div(G, nchunks));
   if (c.num_kv_heads * nchunks > 65535) throw std::invalid_argument("q: too many heads for one launch");
@@ -538,8 +604,8 @@ void paged_attention_decode_launch(const PagedAttnDev& a) {
   DecodeParams p;
   p.q = reinterpret_cast<const void*>(a.q);
   p.out = reinterpret_cast<float*>(a.out);
-  p.part_o = need > 0 ? reinterpret_cast<float*>(a.workspace) : nullptr;
-  p.part_lse = need > 0 ? p.part_o + a.num_seqs * a.num_heads * a.num_splits * c.head_dim : nullptr;
+  p.part_o = part_o;
+  p.part_lse = part_lse;
   p.kc = reinterpret_cast<const char*>(c.k);
   p.vc = reinterpret_cast<const char*>(c.v);
   p.ks = reinterpret_cast<const float*>(c.k_scales);
@@ -550,9 +616,7 @@ void paged_attention_decode_launch(const PagedAttnDev& a) {
   p.max_blocks = a.max_blocks;
   p.num_blocks = c.num_blocks;
   p.bs = static_cast<int>(c.block_size);
-  p.bs_shift = -1;
-  for (int sh = 0; sh < 31; ++sh)
-    if ((int64_t{1} << sh) == c.block_size) p.bs_shift = sh;
+  p.bs_shift = bs_shift;
   p.Hkv = static_cast<int>(c.num_kv_heads);
   p.Hq = static_cast<int>(a.num_heads);
   p.D = static_cast<int>(c.head_dim);
@@ -562,10 +626,8 @@ void paged_attention_decode_launch(const PagedAttnDev& a) {
   p.splits = static_cast<int>(a.num_splits);
   p.q_dtype = a.q_dtype;
   p.window = static_cast<int>(a.sliding_window);
-  const float fp8_fold = c.dtype == kFp8 ? 256.f : 1.f;
-  const float kfold = c.dtype == kInt8 ? 1.f : c.k_scale * fp8_fold;
-  p.qmul = a.scale * kLog2e * kfold;
-  p.vmul = c.dtype == kInt8 ? 1.f : c.v_scale * fp8_fold;
+  p.qmul = qmul;
+  p.vmul = vmul;
 
   // VEC elements per thread: one 16-byte load (32 for float32 rows over 128 elements, 8 for
   // 1-byte rows whose D is not a multiple of 16); TPK = D / VEC rounded up to a power of two.
@@ -582,7 +644,6 @@ void paged_attention_decode_launch(const PagedAttnDev& a) {
 
   const dim3 grid(static_cast<unsigned>(a.num_seqs), static_cast<unsigned>(c.num_kv_heads * nchunks),
                   static_cast<unsigned>(a.num_splits));
-  const cudaStream_t st = reinterpret_cast<cudaStream_t>(a.stream);
   switch (c.dtype) {
     case kF32:
       if (vec == 4) launch_vec<kF32, 4>(p, gc, grid, st);

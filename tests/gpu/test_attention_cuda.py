@@ -4,6 +4,8 @@ block tables, every cache dtype, GQA shapes and bad inputs. Skipped without a GP
 
 from __future__ import annotations
 
+import contextlib
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -29,6 +31,20 @@ NP_DT = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfl
 E2E = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 1e-2, "float8_e4m3fn": 8e-2, "int8": 3e-2}
 # Against the reference on the values the cache actually stores: float32 accumulation only.
 STORED = 3e-5
+
+
+@contextlib.contextmanager
+def cpu_float_path():
+    """The CPU backend at a level whose int8/fp8 kernels accumulate in float32 like the CUDA ones:
+    at the avx512 level they round q and p (int16 / float16 dot products; tests/ops/test_attention.py
+    INT8_DOTS, FP8_DOTS), which puts them ~1e-3 away, far outside the 2e-5 these comparisons hold."""
+    old = infercore.get_isa()
+    if old == "avx512":
+        infercore.set_isa("avx2")
+    try:
+        yield
+    finally:
+        infercore.set_isa(old)
 
 
 def _np(t, dt: str) -> np.ndarray:
@@ -144,9 +160,48 @@ def test_decode_equals_cpu_backend_on_the_same_cache(dt):
     q = rng.standard_normal((3, 8, 128)).astype(np.float32)
     ks, vs = c.stored()
     hks, hvs = c.host_scales()
-    cpu = ops.paged_attention_decode(q, ks.copy(), vs.copy(), c.bt, c.lens, k_scale=hks, v_scale=hvs, backend="cpu")
+    with cpu_float_path():
+        cpu = ops.paged_attention_decode(q, ks.copy(), vs.copy(), c.bt, c.lens, k_scale=hks, v_scale=hvs,
+                                         backend="cpu")
     gpu = ops.paged_attention_decode(torch.from_numpy(q).cuda(), c.kc, c.vc, c.bt, c.lens, **c.args()).cpu().numpy()
     np.testing.assert_allclose(gpu, cpu, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("d", [64, 128])
+@pytest.mark.parametrize("dt", ["float16", "float8_e4m3fn", "int8"])
+@pytest.mark.parametrize("hq, hkv", [(32, 2), (5, 5), (24, 3)], ids=lambda h: str(h))
+def test_tensor_core_decode_equals_the_cuda_core_kernel(monkeypatch, dt, d, hq, hkv):
+    # float16/fp8/int8 caches with head_dim 64/128 decode on tensor cores (attention_decode_mma.cu;
+    # Q and P split into float16 hi + lo), the rest on CUDA cores (INFERCORE_CUDA_ATTN_MMA=0 forces
+    # those): both float32-accurate, so they agree far inside STORED. Groups of 16 and 8 query heads
+    # per kv head (two chunks / one full m16 tile), K/V rows scaled over 6 decades (int8's per-token
+    # scales: the running max that P is divided by moves), queries from 1e-20 to 1e20 (Q is scaled
+    # by a power of two into float16 range).
+    rng = np.random.default_rng(d + hq + len(dt))
+    lens = [1, 17, 300, 2049]
+    c = DevPaged(rng, lens, 16, hkv, d, dt)
+    rows = 10.0 ** rng.uniform(-3, 3, size=(c.k.shape[0], hkv, 1))
+    ks = torch.from_numpy((c.k * rows).astype(np.float32)).cuda()
+    vs = torch.from_numpy((c.v * rows[::-1]).astype(np.float32)).cuda()
+    if dt != "int8":  # one scale per layer: the rows keep their range inside fp8's
+        ks, vs = ks / float(rows.max()), vs / float(rows.max())
+    ops.reshape_and_cache(ks, vs, c.kc, c.vc, torch.from_numpy(c.slots).cuda(), **c.args())
+    kst, vst = c.stored()
+    hks, hvs = c.host_scales()
+    for qscale in (1e-20, 1.0, 30.0, 1e20):
+        q = (rng.standard_normal((len(lens), hq, d)) * qscale).astype(np.float32)
+        qd = torch.from_numpy(q).cuda()
+        for splits in (None, 1, 3):
+            monkeypatch.delenv("INFERCORE_CUDA_ATTN_MMA", raising=False)
+            tc = ops.paged_attention_decode(qd, c.kc, c.vc, c.bt, c.lens, num_splits=splits, **c.args()).cpu().numpy()
+            monkeypatch.setenv("INFERCORE_CUDA_ATTN_MMA", "0")
+            cc = ops.paged_attention_decode(qd, c.kc, c.vc, c.bt, c.lens, num_splits=splits, **c.args()).cpu().numpy()
+            assert np.isfinite(tc).all()
+            scale = max(1.0, float(np.abs(cc).max()))
+            np.testing.assert_allclose(tc / scale, cc / scale, rtol=0, atol=1e-5, err_msg=f"q x {qscale}, {splits}")
+            if qscale == 1.0:
+                want = ref.paged_attention_decode(q, kst, vst, c.bt, c.lens, None, hks, hvs)
+                np.testing.assert_allclose(tc / scale, want / scale, rtol=0, atol=STORED)
 
 
 @pytest.mark.parametrize("dt", DTYPES)
@@ -228,8 +283,9 @@ def test_prefill_matches_reference(case):
     got = ops.paged_attention_prefill(qd, c.kc, c.vc, torch.from_numpy(c.bt).cuda(), c.lens, qsl, **c.args())
     g = got.cpu().numpy()
     np.testing.assert_allclose(g, want, rtol=0, atol=STORED)
-    cpu = ops.paged_attention_prefill(q, ks.copy(), vs.copy(), c.bt, c.lens, qsl, k_scale=hks, v_scale=hvs,
-                                      backend="cpu")
+    with cpu_float_path():
+        cpu = ops.paged_attention_prefill(q, ks.copy(), vs.copy(), c.bt, c.lens, qsl, k_scale=hks, v_scale=hvs,
+                                          backend="cpu")
     np.testing.assert_allclose(g, cpu, rtol=0, atol=2e-5)
     # the last new token of each sequence is what decode computes for it
     has = np.asarray(new) > 0
