@@ -111,6 +111,14 @@ def test_negative_guide_states_are_refused():
         g.allowed(g.dfa.num_states)
     with pytest.raises(TypeError, match="state"):
         g.masker.live_mask(1.5)
+    n = g.dfa.num_states
+    for call in (lambda: g.is_accepting(-1), lambda: g.is_complete(-1), lambda: g.is_complete(n),
+                 lambda: g.dfa.step(n, b"1"), lambda: g.dfa.has_exit(-1), lambda: g.advance(n, 256)):
+        with pytest.raises(ValueError, match="state"):  # -1 wrapped to the last state, n was an IndexError
+            call()
+    with pytest.raises(TypeError, match="state"):
+        g.is_accepting(True)
+    assert g.is_accepting(g.dfa.step(g.start, b"12")) and not g.is_accepting(g.start)
 
 
 @pytest.fixture(scope="module")

@@ -100,6 +100,8 @@ def test_bad_n_and_seed(spec_path):
             generate(spec_path, n)
     with pytest.raises(TypeError, match="n: expected an int"):
         generate(spec_path, 2.5)
+    with pytest.raises(ValueError, match="n: at most"):  # ran until the OOM killer ended it
+        generate(spec_path, 10**12)
     with pytest.raises(TypeError, match="seed"):
         generate(spec_path, 2, seed="x")
     with pytest.raises(TypeError, match="spec"):

@@ -145,9 +145,16 @@ class DFA:
     def num_states(self) -> int:
         return int(self.trans.shape[0])
 
+    def check_state(self, state: int) -> int:
+        """state as an int in [0, num_states) (numpy would wrap a negative one to the last state)."""
+        if isinstance(state, (bool, np.bool_)) or not isinstance(state, (int, np.integer)):
+            raise TypeError(f"state: expected an int DFA state, got {type(state).__name__}")
+        if not 0 <= state < self.trans.shape[0]:
+            raise ValueError(f"state: expected a DFA state in [0, {self.trans.shape[0]}), got {state}")
+        return int(state)
+
     def step(self, state: int, data: bytes) -> int:
-        if state < 0:  # numpy would wrap it to the last state (one compare per call, not per byte)
-            raise ValueError(f"state: expected a DFA state >= 0, got {state}")
+        state = self.check_state(state)  # one check per call, not per byte
         t, cls = self.trans, self.byte_class
         for b in data:
             state = int(t[state, cls[b]])
@@ -157,7 +164,7 @@ class DFA:
 
     def has_exit(self, state: int) -> bool:
         """Whether any byte continues from state."""
-        return bool((self.trans[state] != 0).any())
+        return bool((self.trans[self.check_state(state)] != 0).any())
 
     def matches(self, data: bytes) -> bool:
         s = self.step(self.start, data)

@@ -35,7 +35,7 @@ class Guide:
         return self.dfa.start
 
     def is_accepting(self, state: int) -> bool:
-        return bool(self.dfa.accepting[state])
+        return bool(self.dfa.accepting[self.dfa.check_state(state)])
 
     def is_complete(self, state: int) -> bool:
         """Accepting with nothing that could follow: generation is done."""
@@ -51,9 +51,7 @@ class Guide:
 
     def advance(self, state: int, token_id: int) -> int:
         """State after token_id (EOS keeps the state; a disallowed token gives 0, the dead state)."""
-        if token_id in self._eos_set:
-            if state < 0:  # numpy would wrap it to the last state (non-EOS tokens: checked by dfa.step)
-                raise ValueError(f"state: expected a DFA state >= 0, got {state}")
+        if token_id in self._eos_set:  # other tokens: the state is checked by dfa.step
             return state if self.is_accepting(state) else 0
         return self.masker.advance(state, token_id)
 

@@ -134,11 +134,7 @@ class TokenMasker:
         if got is not None:
             return np.unpackbits(got, count=self.vocab_size).view(bool)
         v, tb = self.vocab, self.trans_b
-        # only on a cache miss (which costs milliseconds): a negative state would wrap to the last row
-        if isinstance(state, (bool, np.bool_)) or not isinstance(state, (int, np.integer)):
-            raise TypeError(f"state: expected an int DFA state, got {type(state).__name__}")
-        if not 0 <= state < len(tb):
-            raise ValueError(f"state: expected a DFA state in [0, {len(tb)}), got {state}")
+        state = self.dfa.check_state(state)  # only on a cache miss (which costs milliseconds)
         cur = tb[state][v.col0]  # first byte of every token
         rows = np.nonzero(cur)[0]  # sorted: tokens still alive, longest first
         cur = cur[rows]

@@ -14,12 +14,16 @@ from .progress import Progress
 from .render import Renderer, example_seed
 from .spec import Spec
 
+MAX_ROWS = 10_000_000  # ~0.5-1 KB of Python objects per row
+
 
 def _check_n(n: Any) -> int:
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
     if n <= 0:
         raise ValueError(f"n: expected a positive number of examples, got {n}")
+    if n > MAX_ROWS:  # the rows are built in memory: 10^9 ran until the OOM killer ended it
+        raise ValueError(f"n: at most {MAX_ROWS:,} examples per call (rows are held in memory), got {n:,}")
     return n
 
 
