@@ -255,7 +255,7 @@ def _gpu_data(key: str, s: int, ctx: int, hq: int, hkv: int, d: int, dtype: str,
             kv.append(r.to(torch.float16))
         del r
     x["kc"], x["vc"] = kv
-    paged = impl in ("infercore", "cuda-cores")
+    paged = impl in ("infercore", "cuda-cores", "tile32", "half-splits")
     order = torch.randperm(nb, device="cuda", generator=g) if paged else torch.arange(nb, device="cuda")
     x["bt"] = order.to(torch.int32).reshape(s, nblk).contiguous()
     x["lens"] = torch.full((s,), ctx, dtype=torch.int32, device="cuda")
@@ -273,6 +273,8 @@ def _gpu_data(key: str, s: int, ctx: int, hq: int, hkv: int, d: int, dtype: str,
         x["op_scales"] = {}
     dev = torch.cuda.current_device()
     splits = int(mod.paged_attention_decode_splits(s, hq, hkv, ctx, dev))
+    if impl == "half-splits":  # longer key ranges per block (A/B of the split heuristic)
+        splits = max(1, splits // 2)
     ws_n = int(mod.paged_attention_decode_workspace(s, hq, d, splits))
     x["ws"] = torch.empty(max(ws_n, 4), dtype=torch.float32, device="cuda")
     x["out"] = torch.empty(s, hq, d, dtype=torch.float32, device="cuda")
@@ -301,6 +303,10 @@ def _op_us(torch, x: dict) -> float:
     return round(_median(us), 1)
 
 
+# A/B rows: the same call under a kernel switch read by the CUDA launcher
+_ENV_IMPLS = {"cuda-cores": ("INFERCORE_CUDA_ATTN_MMA", "0"), "tile32": ("INFERCORE_CUDA_ATTN_MMA_TILE", "32")}
+
+
 def gpu_cases(quick: bool) -> list[Case]:
     torch, _mod = _cuda()
     if torch is None:
@@ -319,6 +325,10 @@ def gpu_cases(quick: bool) -> list[Case]:
                         impls.append("contiguous")  # the paging overhead, at the target shape
                     if ctx == 4096 and s >= 16 and not quick:
                         impls.append("cuda-cores")  # INFERCORE_CUDA_ATTN_MMA=0: the CUDA-core kernel (A/B)
+                        if dtype != "float16":
+                            impls.append("tile32")  # INFERCORE_CUDA_ATTN_MMA_TILE=32: 32-key tiles (A/B)
+                    if ctx == 4096 and s <= 16 and not quick:
+                        impls.append("half-splits")  # half the split-K blocks, each twice as long (A/B)
                     if dtype == "float16":
                         impls.append("torch")
                     for impl in impls:
@@ -331,13 +341,13 @@ def gpu_cases(quick: bool) -> list[Case]:
                             def launch(get=get) -> None:
                                 x = get()
                                 F.scaled_dot_product_attention(x["tq"], x["tk"], x["tv"], enable_gqa=True)
-                        elif impl == "cuda-cores":
-                            def launch(get=get) -> None:
-                                os.environ["INFERCORE_CUDA_ATTN_MMA"] = "0"
+                        elif impl in _ENV_IMPLS:
+                            def launch(get=get, env=_ENV_IMPLS[impl]) -> None:
+                                os.environ[env[0]] = env[1]
                                 try:
                                     get()["launch"]()
                                 finally:
-                                    del os.environ["INFERCORE_CUDA_ATTN_MMA"]
+                                    del os.environ[env[0]]
                         else:
                             def launch(get=get) -> None:
                                 get()["launch"]()

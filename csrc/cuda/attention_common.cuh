@@ -77,6 +77,22 @@ __device__ __forceinline__ void dequant(const Raw<DT, VEC>& r, float* f) {
   }
 }
 
+// cp.async (sm_80+): a 4-, 8- or 16-byte global -> shared copy that bypasses the registers;
+// src_bytes 0 zero-fills the destination without reading (the source must still be a valid address).
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+template <int BYTES>
+__device__ __forceinline__ void cp_async(void* dst, const void* src, bool pred) {
+  const int n = pred ? BYTES : 0;
+  if constexpr (BYTES == 16)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(n) : "memory");
+  else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(smem_u32(dst)), "l"(src), "n"(BYTES), "r"(n)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
 // ---------------------------------------------------------------- writers (reshape_and_cache)
 // float32 -> E4M3FN, round-to-nearest-even, saturating (csrc/cpu/kv_quant.h fp8_e4m3_encode).
 __device__ __forceinline__ uint32_t fp8_e4m3_encode(float x) {

@@ -56,7 +56,7 @@
 #include <string>
 
 #include "attention_common.cuh"
-#include "attention_decode_mma.h"
+#include "attention_decode.h"
 #include "attention_launch.h"
 #include "launch.h"
 
@@ -71,44 +71,6 @@ constexpr int kMaxGroup = 4;   // query heads per block (register-resident)
 constexpr int kMaxD = 256;
 constexpr int kMaxSplits = 256;
 constexpr float kLog2e = 1.4426950408889634f;
-
-struct DecodeParams {
-  const void* q;
-  float* out;
-  float* part_o;    // [S, Hq, splits, D] normalised partial outputs (splits > 1)
-  float* part_lse;  // [S, Hq, splits] log2-sum-exp of each split (-inf when empty)
-  const char* kc;
-  const char* vc;
-  const float* ks;  // int8: [num_blocks, block_size, Hkv]
-  const float* vs;
-  const int32_t* bt;
-  const int32_t* lens;
-  int* err;
-  int64_t max_blocks, num_blocks;
-  int bs, bs_shift;  // bs_shift >= 0 when block_size is a power of two
-  int Hkv, Hq, D, G;
-  int gc, nchunks, splits, tpk_log2;
-  int q_dtype;
-  int window;
-  float qmul;  // scale * log2(e) * k_scale (* 256 for fp8)
-  float vmul;  // v_scale (* 256 for fp8)
-};
-
-// cp.async (sm_80+): a 4-, 8- or 16-byte global -> shared copy that bypasses the registers;
-// src_bytes 0 zero-fills the destination without reading (the source must still be a valid address).
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
-template <int BYTES>
-__device__ __forceinline__ void cp_async(void* dst, const void* src, bool pred) {
-  const int n = pred ? BYTES : 0;
-  if constexpr (BYTES == 16)
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(n) : "memory");
-  else
-    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(smem_u32(dst)), "l"(src), "n"(BYTES), "r"(n)
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
 // Per-instantiation pipeline shape. Each thread copies its own K/V chunks (U keys x VEC
 // elements, one 8/16/32-byte chunk each) into its private slots of a ring of kStages tiles in
@@ -447,6 +409,38 @@ void launch_vec(const DecodeParams& p, int gc, dim3 grid, cudaStream_t s) {
   }
 }
 
+// The CUDA-core kernel for any cache: VEC elements per thread, one 16-byte load (32 for float32
+// rows over 128 elements, 8 for 1-byte rows whose D is not a multiple of 16); TPK = D / VEC
+// rounded up to a power of two.
+void launch_cuda_cores(DecodeParams p, int dtype, dim3 grid, cudaStream_t st) {
+  int vec;
+  switch (dtype) {
+    case kF32: vec = p.D <= 128 ? 4 : 8; break;
+    case kF16:
+    case kBF16: vec = 8; break;
+    default: vec = p.D % 16 == 0 ? 16 : 8; break;
+  }
+  p.tpk_log2 = 0;
+  while ((vec << p.tpk_log2) < p.D) ++p.tpk_log2;
+  const int gc = p.gc;
+  switch (dtype) {
+    case kF32:
+      if (vec == 4) launch_vec<kF32, 4>(p, gc, grid, st);
+      else launch_vec<kF32, 8>(p, gc, grid, st);
+      break;
+    case kF16: launch_vec<kF16, 8>(p, gc, grid, st); break;
+    case kBF16: launch_vec<kBF16, 8>(p, gc, grid, st); break;
+    case kFp8:
+      if (vec == 16) launch_vec<kFp8, 16>(p, gc, grid, st);
+      else launch_vec<kFp8, 8>(p, gc, grid, st);
+      break;
+    default:
+      if (vec == 16) launch_vec<kInt8, 16>(p, gc, grid, st);
+      else launch_vec<kInt8, 8>(p, gc, grid, st);
+      break;
+  }
+}
+
 int sm_count(int device) {
   static std::mutex mu;
   static int cache[64] = {};
@@ -539,73 +533,12 @@ void paged_attention_decode_launch(const PagedAttnDev& a) {
                                 " elements for num_splits = " + std::to_string(a.num_splits));
   const int64_t G = a.num_heads / c.num_kv_heads;
   const cudaStream_t st = reinterpret_cast<cudaStream_t>(a.stream);
-  float* part_o = need > 0 ? reinterpret_cast<float*>(a.workspace) : nullptr;
-  float* part_lse = need > 0 ? part_o + a.num_seqs * a.num_heads * a.num_splits * c.head_dim : nullptr;
   const float fp8_fold = c.dtype == kFp8 ? 256.f : 1.f;
-  const float qmul = a.scale * kLog2e * (c.dtype == kInt8 ? 1.f : c.k_scale * fp8_fold);
-  const float vmul = c.dtype == kInt8 ? 1.f : c.v_scale * fp8_fold;
-  int bs_shift = -1;
-  for (int sh = 0; sh < 31; ++sh)
-    if ((int64_t{1} << sh) == c.block_size) bs_shift = sh;
-
-  // float16 / fp8 / int8 caches with head_dim 64 or 128 on sm_80+: the tensor-core kernel
-  // (attention_decode_mma.cu); INFERCORE_CUDA_ATTN_MMA=0 keeps this file's kernel (A/B runs).
-  const char* mma_env = std::getenv("INFERCORE_CUDA_ATTN_MMA");
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
-    cudaGetLastError();
-    dev = -1;
-  }
-  if (!(mma_env != nullptr && mma_env[0] == '0') && decode_mma_eligible(c.dtype, c.head_dim, dev)) {
-    const int64_t mchunks = ceil_div(G, kMmaMaxGroup);
-    if (c.num_kv_heads * mchunks > 65535) throw std::invalid_argument("q: too many heads for one launch");
-    MmaDecodeParams mp;
-    mp.q = reinterpret_cast<const void*>(a.q);
-    mp.out = reinterpret_cast<float*>(a.out);
-    mp.part_o = part_o;
-    mp.part_lse = part_lse;
-    mp.kc = reinterpret_cast<const char*>(c.k);
-    mp.vc = reinterpret_cast<const char*>(c.v);
-    mp.ks = reinterpret_cast<const float*>(c.k_scales);
-    mp.vs = reinterpret_cast<const float*>(c.v_scales);
-    mp.bt = reinterpret_cast<const int32_t*>(a.block_tables);
-    mp.lens = reinterpret_cast<const int32_t*>(a.seq_lens);
-    mp.err = reinterpret_cast<int*>(a.err);
-    mp.max_blocks = a.max_blocks;
-    mp.num_blocks = c.num_blocks;
-    mp.bs = static_cast<int>(c.block_size);
-    mp.bs_shift = bs_shift;
-    mp.Hkv = static_cast<int>(c.num_kv_heads);
-    mp.Hq = static_cast<int>(a.num_heads);
-    mp.G = static_cast<int>(G);
-    mp.nchunks = static_cast<int>(mchunks);
-    mp.gc = static_cast<int>(ceil_div(G, mchunks));
-    mp.splits = static_cast<int>(a.num_splits);
-    mp.q_dtype = a.q_dtype;
-    mp.window = static_cast<int>(a.sliding_window);
-    mp.qmul = qmul;
-    mp.vmul = vmul;
-    const dim3 mgrid(static_cast<unsigned>(a.num_seqs), static_cast<unsigned>(c.num_kv_heads * mchunks),
-                     static_cast<unsigned>(a.num_splits));
-    decode_mma_launch(mp, c.dtype, static_cast<int>(c.head_dim), mgrid, st);
-    check_launch("paged_attention_decode (tensor cores)");
-    if (a.num_splits > 1) {
-      decode_reduce_kernel<<<static_cast<unsigned>(a.num_seqs * a.num_heads), 128, 0, st>>>(
-          part_o, part_lse, mp.out, mp.splits, static_cast<int>(c.head_dim), vmul);
-      check_launch("paged_attention_decode (split-K merge)");
-    }
-    return;
-  }
-
-  const int64_t nchunks = ceil_div(G, kMaxGroup);
-  const int gc = static_cast<int>(ceil_div(G, nchunks));
-  if (c.num_kv_heads * nchunks > 65535) throw std::invalid_argument("q: too many heads for one launch");
-
   DecodeParams p;
   p.q = reinterpret_cast<const void*>(a.q);
   p.out = reinterpret_cast<float*>(a.out);
-  p.part_o = part_o;
-  p.part_lse = part_lse;
+  p.part_o = need > 0 ? reinterpret_cast<float*>(a.workspace) : nullptr;
+  p.part_lse = need > 0 ? p.part_o + a.num_seqs * a.num_heads * a.num_splits * c.head_dim : nullptr;
   p.kc = reinterpret_cast<const char*>(c.k);
   p.vc = reinterpret_cast<const char*>(c.v);
   p.ks = reinterpret_cast<const float*>(c.k_scales);
@@ -616,51 +549,45 @@ void paged_attention_decode_launch(const PagedAttnDev& a) {
   p.max_blocks = a.max_blocks;
   p.num_blocks = c.num_blocks;
   p.bs = static_cast<int>(c.block_size);
-  p.bs_shift = bs_shift;
+  p.bs_shift = -1;
+  for (int sh = 0; sh < 31; ++sh)
+    if ((int64_t{1} << sh) == c.block_size) p.bs_shift = sh;
   p.Hkv = static_cast<int>(c.num_kv_heads);
   p.Hq = static_cast<int>(a.num_heads);
   p.D = static_cast<int>(c.head_dim);
   p.G = static_cast<int>(G);
-  p.gc = gc;
-  p.nchunks = static_cast<int>(nchunks);
   p.splits = static_cast<int>(a.num_splits);
+  p.tpk_log2 = 0;
   p.q_dtype = a.q_dtype;
   p.window = static_cast<int>(a.sliding_window);
-  p.qmul = qmul;
-  p.vmul = vmul;
+  p.qmul = a.scale * kLog2e * (c.dtype == kInt8 ? 1.f : c.k_scale * fp8_fold);
+  p.vmul = c.dtype == kInt8 ? 1.f : c.v_scale * fp8_fold;
 
-  // VEC elements per thread: one 16-byte load (32 for float32 rows over 128 elements, 8 for
-  // 1-byte rows whose D is not a multiple of 16); TPK = D / VEC rounded up to a power of two.
-  int vec;
-  switch (c.dtype) {
-    case kF32: vec = c.head_dim <= 128 ? 4 : 8; break;
-    case kF16:
-    case kBF16: vec = 8; break;
-    default: vec = c.head_dim % 16 == 0 ? 16 : 8; break;
+  // float16 / fp8 / int8 caches with head_dim 64 or 128 on sm_80+: the tensor-core kernel
+  // (attention_decode_mma.cu); INFERCORE_CUDA_ATTN_MMA=0 keeps this file's kernel (A/B runs).
+  const char* mma_env = std::getenv("INFERCORE_CUDA_ATTN_MMA");
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();
+    dev = -1;
   }
-  int tpk_log2 = 0;
-  while ((int64_t{vec} << tpk_log2) < c.head_dim) ++tpk_log2;
-  p.tpk_log2 = tpk_log2;
-
+  const char* tile_env = std::getenv("INFERCORE_CUDA_ATTN_MMA_TILE");
+  const int tile = decode_mma_tile_keys(c.dtype, tile_env != nullptr ? std::atoi(tile_env) : 16);
+  const bool mma =
+      !(mma_env != nullptr && mma_env[0] == '0') && decode_mma_eligible(c.dtype, c.head_dim, tile, dev);
+  const int64_t nchunks = ceil_div(G, mma ? kMmaMaxGroup : kMaxGroup);
+  if (c.num_kv_heads * nchunks > 65535) throw std::invalid_argument("q: too many heads for one launch");
+  p.nchunks = static_cast<int>(nchunks);
+  p.gc = static_cast<int>(ceil_div(G, nchunks));
   const dim3 grid(static_cast<unsigned>(a.num_seqs), static_cast<unsigned>(c.num_kv_heads * nchunks),
                   static_cast<unsigned>(a.num_splits));
-  switch (c.dtype) {
-    case kF32:
-      if (vec == 4) launch_vec<kF32, 4>(p, gc, grid, st);
-      else launch_vec<kF32, 8>(p, gc, grid, st);
-      break;
-    case kF16: launch_vec<kF16, 8>(p, gc, grid, st); break;
-    case kBF16: launch_vec<kBF16, 8>(p, gc, grid, st); break;
-    case kFp8:
-      if (vec == 16) launch_vec<kFp8, 16>(p, gc, grid, st);
-      else launch_vec<kFp8, 8>(p, gc, grid, st);
-      break;
-    default:
-      if (vec == 16) launch_vec<kInt8, 16>(p, gc, grid, st);
-      else launch_vec<kInt8, 8>(p, gc, grid, st);
-      break;
+  if (mma) {
+    decode_mma_launch(p, c.dtype, p.D, tile, grid, st);
+    check_launch("paged_attention_decode (tensor cores)");
+  } else {
+    launch_cuda_cores(p, c.dtype, grid, st);
+    check_launch("paged_attention_decode");
   }
-  check_launch("paged_attention_decode");
   if (a.num_splits > 1) {
     decode_reduce_kernel<<<static_cast<unsigned>(a.num_seqs * a.num_heads), 128, 0, st>>>(
         p.part_o, p.part_lse, p.out, p.splits, p.D, p.vmul);

@@ -41,9 +41,10 @@
 // S 16 float16 37.4 us (34.6), fp8 34.3 (41.4), int8 37.1 (43.7). ncu (7B, S 16): 2 blocks = 8
 // warps per SM (registers and ring), 57% of DRAM bandwidth for float16 but 29% for fp8 in the
 // same time: each warp has one or two tiles in flight and a tile's compute is a chain of
-// dependent steps, so 8-bit tiles (half the bytes) gain little. Next: 32-key tiles or more
-// warps for 8-bit caches; fewer splits for short per-block ranges (SmolLM2 S 16: ~3 tiles per
-// warp, prologue and merge dominate).
+// dependent steps, so 8-bit tiles (half the bytes) gain little. Hence the 32-key tiles for 8-bit
+// caches (TK = 32, INFERCORE_CUDA_ATTN_MMA_TILE=32: twice the bytes per chain; compiled, not yet
+// run on a GPU, so opt-in until tests/gpu and the bench's "tile32" rows have run) and the bench's
+// "half-splits" rows (SmolLM2 S 16 gives each warp ~3 tiles: the prologue and merge dominate).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -54,7 +55,7 @@
 #include <string>
 
 #include "attention_common.cuh"
-#include "attention_decode_mma.h"
+#include "attention_decode.h"
 
 namespace infercore {
 namespace cuda {
@@ -63,28 +64,10 @@ using namespace attn;
 
 constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
-constexpr int kTileKeys = 16;
 // Ring per warp: 3 float16 tiles of 128-wide rows (2 in flight), 5-8 of the smaller ones; two
 // blocks (8 warps) fit an H100/H200 SM's 227 KB. Devices with less shared memory per block use the
 // CUDA-core kernel (decode_mma_eligible).
 constexpr int kWarpRingBytes = 27 * 1024;
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(pred ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async4(void* dst, const void* src, bool pred) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(pred ? 4 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
 
 // c0/c1 (row g, columns 2t, 2t+1) += A (rows g: a_lo = columns 2t..2t+1, a_hi = 2t+8..2t+9; rows
 // g+8 zero) x B (b0 = rows 2t..2t+1, b1 = rows 2t+8..2t+9 of column g). Rows 8-15 of C are not
@@ -134,7 +117,7 @@ __device__ __forceinline__ uint32_t pair16(uint32_t a, uint32_t b) {
   return __byte_perm(a, b, (QA ? 0x32u : 0x10u) | ((QB ? 0x76u : 0x54u) << 8));
 }
 
-template <int DT, int D>
+template <int DT, int D, int TK>  // TK: keys per tile (16 or 32)
 struct MmaCfg {
   static constexpr int kEsz = DT == kF16 ? 2 : 1;
   static constexpr int kRow = D * kEsz;     // bytes of one cache row (one key, one kv head)
@@ -145,20 +128,21 @@ struct MmaCfg {
   static constexpr int kSteps = D / 16;
   static constexpr int kNT = D / 8;         // n-tiles of O
   static constexpr int kVBytes = kNT * kEsz;  // bytes of each V row a thread reads (8, 16 or 32)
-  static constexpr int kScaleBytes = DT == kInt8 ? 2 * kTileKeys * 4 : 0;
-  static constexpr int kStage = kTileKeys * (kKS + kVS) + kScaleBytes;
+  static constexpr int kScaleBytes = DT == kInt8 ? 2 * TK * 4 : 0;
+  static constexpr int kStage = TK * (kKS + kVS) + kScaleBytes;
   static constexpr int kStages = kWarpRingBytes / kStage > 8 ? 8 : (kWarpRingBytes / kStage < 2 ? 2 : kWarpRingBytes / kStage);
   static constexpr int kWarpBytes = kStages * kStage;
   static constexpr int kEpilogue = (kWarps * kMmaMaxGroup * D + kWarps * kMmaMaxGroup * 2) * 4;
   static constexpr int kSmem = (kWarps * kWarpBytes > kEpilogue ? kWarps * kWarpBytes : kEpilogue) + kWarps * 8 * 4;
   static_assert(kRow % 64 == 0, "rows of 64, 128 or 256 bytes");
   static_assert(kVBytes == 8 || kVBytes % 16 == 0, "V reads of 8 or 16k bytes");
+  static_assert(TK == 16 || TK == 32, "tiles of 16 or 32 keys");
 };
 
 // Head-dim position of O n-tile e, column n (the V element thread g = n reads as its e-th).
 template <int DT, int D>
 __device__ __forceinline__ int sigma(int e, int n) {
-  using C = MmaCfg<DT, D>;
+  using C = MmaCfg<DT, D, 16>;
   if constexpr (C::kVBytes == 8) {
     return n * C::kNT + e;
   } else {
@@ -167,10 +151,12 @@ __device__ __forceinline__ int sigma(int e, int n) {
   }
 }
 
-template <int DT, int D>
-__global__ void __launch_bounds__(kThreads, 2) decode_mma_kernel(const MmaDecodeParams p) {
-  using C = MmaCfg<DT, D>;
+template <int DT, int D, int TK>
+__global__ void __launch_bounds__(kThreads, 2) decode_mma_kernel(const DecodeParams p) {
+  using C = MmaCfg<DT, D, TK>;
   constexpr int ST = C::kStages;
+  constexpr int NJ = TK / 8;    // S n-tiles per tile
+  constexpr int NH = TK / 16;   // 16-key halves (k-steps of O += P V)
   extern __shared__ __align__(16) char smem[];
 
   const int s = blockIdx.x;
@@ -236,12 +222,12 @@ __global__ void __launch_bounds__(kThreads, 2) decode_mma_kernel(const MmaDecode
   const int64_t tok_stride = static_cast<int64_t>(p.Hkv) * C::kRow;
   const char* kh = p.kc + static_cast<int64_t>(h) * C::kRow;
   const char* vh = p.vc + static_cast<int64_t>(h) * C::kRow;
-  const int tw0 = kb + warp * kTileKeys;
-  constexpr int kStep = kWarps * kTileKeys;
+  const int tw0 = kb + warp * TK;
+  constexpr int kStep = kWarps * TK;
   const int ntiles = tw0 < ke ? (ke - tw0 + kStep - 1) / kStep : 0;
   bool bad_block = false;
 
-  // Copies of a tile: every lane looks up the slot of key lane % 16 (-1: not attended or a bad
+  // Copies of a tile: every lane looks up the slot of key lane % TK (-1: not attended or a bad
   // block id), then each copy instruction moves 32 / CPR whole rows, CPR consecutive lanes per
   // row, so it touches whole 128-byte lines (a first version gave each lane half a row: 32 lines
   // per instruction, 43-54% of HBM on an H200).
@@ -249,7 +235,7 @@ __global__ void __launch_bounds__(kThreads, 2) decode_mma_kernel(const MmaDecode
   constexpr int RPI = 32 / CPR;      // rows per copy instruction
   const int ch = lane % CPR, r0 = lane / CPR;
   auto issue = [&](int tile, int stage) {
-    const int key = tw0 + tile * kStep + (lane & 15);
+    const int key = tw0 + tile * kStep + (lane & (TK - 1));
     int slot = -1;
     if (key < ke) {
       const int bi = p.bs_shift >= 0 ? key >> p.bs_shift : key / p.bs;
@@ -259,85 +245,93 @@ __global__ void __launch_bounds__(kThreads, 2) decode_mma_kernel(const MmaDecode
     }
     char* st = ring + stage * C::kStage;
 #pragma unroll
-    for (int j = 0; j < kTileKeys / RPI; ++j) {
+    for (int j = 0; j < TK / RPI; ++j) {
       const int row = r0 + j * RPI;
       const int sl = __shfl_sync(0xFFFFFFFFu, slot, row);
       const bool ok = sl >= 0;
       const int64_t off = static_cast<int64_t>(ok ? sl : 0) * tok_stride + ch * 16;
-      cp_async16(st + row * C::kKS + ch * 16, ok ? kh + off : p.kc, ok);
-      cp_async16(st + kTileKeys * C::kKS + row * C::kVS + ch * 16, ok ? vh + off : p.vc, ok);
+      cp_async<16>(st + row * C::kKS + ch * 16, ok ? kh + off : p.kc, ok);
+      cp_async<16>(st + TK * C::kKS + row * C::kVS + ch * 16, ok ? vh + off : p.vc, ok);
     }
-    if constexpr (DT == kInt8) {  // lanes 0-15: k scales of keys 0-15, lanes 16-31: v scales
-      float* sc = reinterpret_cast<float*>(st + kTileKeys * (C::kKS + C::kVS));
-      const float* src = lane < 16 ? p.ks : p.vs;
-      cp_async4(sc + lane, slot >= 0 ? src + static_cast<int64_t>(slot) * p.Hkv + h : src, slot >= 0);
+    if constexpr (DT == kInt8) {  // [k scales of the TK keys, v scales]; q % TK is this lane's key
+      float* sc = reinterpret_cast<float*>(st + TK * (C::kKS + C::kVS));
+#pragma unroll
+      for (int q = lane; q < 2 * TK; q += 32) {
+        const float* src = q < TK ? p.ks : p.vs;
+        cp_async<4>(sc + q, slot >= 0 ? src + static_cast<int64_t>(slot) * p.Hkv + h : src, slot >= 0);
+      }
     }
-    const uint32_t bits = __ballot_sync(0xFFFFFFFFu, slot >= 0) & 0xFFFFu;  // bit k: key k attended
+    uint32_t bits = __ballot_sync(0xFFFFFFFFu, slot >= 0);  // bit k: key k attended
+    if (TK == 16) bits &= 0xFFFFu;
     if (lane == 0) valid_words[stage] = bits;
   };
 
 #pragma unroll
   for (int i = 0; i < ST - 1; ++i) {
     if (i < ntiles) issue(i, i);
-    cp_commit();
+    cp_async_commit();
   }
   int rd = 0;
   for (int i = 0; i < ntiles; ++i) {
     __syncwarp();  // every lane is done with the stage the next issue overwrites
     if (i + ST - 1 < ntiles) issue(i + ST - 1, (rd + ST - 1) % ST);
-    cp_commit();
-    cp_wait<ST - 1>();
+    cp_async_commit();
+    cp_async_wait<ST - 1>();
     __syncwarp();  // tile i landed, every lane's copies visible to the warp
 
     const char* kt = ring + rd * C::kStage;
-    const char* vt = kt + kTileKeys * C::kKS;
+    const char* vt = kt + TK * C::kKS;
     const uint32_t vw = valid_words[rd];
 
     // S = Q K^T: n-tile j's column g is key (g >> 1) + 4 (g & 1) + 8 j.
     // Four independent accumulators per n-tile (Q hi / lo x even / odd k-step): chains of D / 32
     // dependent mma instead of D / 8.
-    float sp[4][2][2] = {};
-    const char* kr0 = kt + ((g >> 1) + 4 * (g & 1)) * C::kKS + t * 16;
-    const char* kr1 = kr0 + 8 * C::kKS;
+    float sp[4][NJ][2] = {};
+    const char* kr = kt + ((g >> 1) + 4 * (g & 1)) * C::kKS + t * 16;
 #pragma unroll
     for (int c = 0; c < C::kChunks; ++c) {
-      const uint4 w0 = *reinterpret_cast<const uint4*>(kr0 + c * 64);
-      const uint4 w1 = *reinterpret_cast<const uint4*>(kr1 + c * 64);
-      const uint32_t a0[4] = {w0.x, w0.y, w0.z, w0.w}, a1[4] = {w1.x, w1.y, w1.z, w1.w};
+      uint32_t a[NJ][4];
+#pragma unroll
+      for (int j = 0; j < NJ; ++j) {
+        const uint4 w = *reinterpret_cast<const uint4*>(kr + 8 * j * C::kKS + c * 64);
+        a[j][0] = w.x;
+        a[j][1] = w.y;
+        a[j][2] = w.z;
+        a[j][3] = w.w;
+      }
 #pragma unroll
       for (int wi = 0; wi < C::kStepsPerChunk; ++wi) {
         const int st = c * C::kStepsPerChunk + wi;
-        uint32_t b00, b01, b10, b11;  // [n-tile][low/high k half]
-        if constexpr (DT == kF16) {
-          b00 = a0[2 * wi];
-          b01 = a0[2 * wi + 1];
-          b10 = a1[2 * wi];
-          b11 = a1[2 * wi + 1];
-        } else {
-          b00 = pair8<DT, 0, 1>(a0[wi], a0[wi]);
-          b01 = pair8<DT, 2, 3>(a0[wi], a0[wi]);
-          b10 = pair8<DT, 0, 1>(a1[wi], a1[wi]);
-          b11 = pair8<DT, 2, 3>(a1[wi], a1[wi]);
+        float(&hi)[NJ][2] = sp[st & 1];
+        float(&lo)[NJ][2] = sp[2 + (st & 1)];
+        uint32_t b[NJ][2];  // [n-tile][low / high k half]
+#pragma unroll
+        for (int j = 0; j < NJ; ++j) {
+          if constexpr (DT == kF16) {
+            b[j][0] = a[j][2 * wi];
+            b[j][1] = a[j][2 * wi + 1];
+          } else {
+            b[j][0] = pair8<DT, 0, 1>(a[j][wi], a[j][wi]);
+            b[j][1] = pair8<DT, 2, 3>(a[j][wi], a[j][wi]);
+          }
         }
-        float(&hi)[2][2] = sp[st & 1];
-        float(&lo)[2][2] = sp[2 + (st & 1)];
-        mma_row8(hi[0][0], hi[0][1], qh[st][0], qh[st][1], b00, b01);
-        mma_row8(hi[1][0], hi[1][1], qh[st][0], qh[st][1], b10, b11);
-        mma_row8(lo[0][0], lo[0][1], ql[st][0], ql[st][1], b00, b01);
-        mma_row8(lo[1][0], lo[1][1], ql[st][0], ql[st][1], b10, b11);
+#pragma unroll
+        for (int j = 0; j < NJ; ++j) mma_row8(hi[j][0], hi[j][1], qh[st][0], qh[st][1], b[j][0], b[j][1]);
+#pragma unroll
+        for (int j = 0; j < NJ; ++j) mma_row8(lo[j][0], lo[j][1], ql[st][0], ql[st][1], b[j][0], b[j][1]);
       }
     }
-    float sc[2][2];
+    float sc[NJ][2];
 #pragma unroll
-    for (int j = 0; j < 2; ++j)
+    for (int j = 0; j < NJ; ++j)
 #pragma unroll
       for (int jj = 0; jj < 2; ++jj) sc[j][jj] = (sp[0][j][jj] + sp[1][j][jj]) + (sp[2][j][jj] + sp[3][j][jj]);
 
     // Online softmax over the tile: thread (g, t) holds keys t + 4 jj + 8 j of head row g.
-    const float* scl = reinterpret_cast<const float*>(vt + kTileKeys * C::kVS);
+    const float* scl = reinterpret_cast<const float*>(vt + TK * C::kVS);
     float mt = -INFINITY;
 #pragma unroll
-    for (int j = 0; j < 2; ++j)
+    for (int j = 0; j < NJ; ++j)
 #pragma unroll
       for (int jj = 0; jj < 2; ++jj) {
         const int key = t + 4 * jj + 8 * j;
@@ -354,7 +348,7 @@ __global__ void __launch_bounds__(kThreads, 2) decode_mma_kernel(const MmaDecode
     float factor = none ? 1.f : exp2f(m - mn);
     float sum = 0.f;
 #pragma unroll
-    for (int j = 0; j < 2; ++j)
+    for (int j = 0; j < NJ; ++j)
 #pragma unroll
       for (int jj = 0; jj < 2; ++jj) {
         const float pr = none ? 0.f : exp2f(sc[j][jj] - mn);
@@ -367,9 +361,9 @@ __global__ void __launch_bounds__(kThreads, 2) decode_mma_kernel(const MmaDecode
       // P carries the token's v scale divided by the running max of the scales (P stays in [0, 1]).
       float tv = 0.f;
 #pragma unroll
-      for (int j = 0; j < 2; ++j)
+      for (int j = 0; j < NJ; ++j)
 #pragma unroll
-        for (int jj = 0; jj < 2; ++jj) tv = fmaxf(tv, scl[kTileKeys + t + 4 * jj + 8 * j]);
+        for (int jj = 0; jj < 2; ++jj) tv = fmaxf(tv, scl[TK + t + 4 * jj + 8 * j]);
       tv = fmaxf(tv, __shfl_xor_sync(0xFFFFFFFFu, tv, 1));
       tv = fmaxf(tv, __shfl_xor_sync(0xFFFFFFFFu, tv, 2));
       const float vnew = fmaxf(vmax, tv);
@@ -377,9 +371,9 @@ __global__ void __launch_bounds__(kThreads, 2) decode_mma_kernel(const MmaDecode
       vmax = vnew;
       const float inv = vnew > 0.f ? 1.f / vnew : 0.f;
 #pragma unroll
-      for (int j = 0; j < 2; ++j)
+      for (int j = 0; j < NJ; ++j)
 #pragma unroll
-        for (int jj = 0; jj < 2; ++jj) sc[j][jj] *= scl[kTileKeys + t + 4 * jj + 8 * j] * inv;
+        for (int jj = 0; jj < 2; ++jj) sc[j][jj] *= scl[TK + t + 4 * jj + 8 * j] * inv;
     }
     if (factor != 1.f) {
 #pragma unroll
@@ -388,62 +382,66 @@ __global__ void __launch_bounds__(kThreads, 2) decode_mma_kernel(const MmaDecode
         acc[e][1] *= factor;
       }
     }
-    uint32_t ph0, pl0, ph1, pl1;  // P columns (keys t, t+4) and (t+8, t+12)
-    split_half2(sc[0][0], sc[0][1], ph0, pl0);
-    split_half2(sc[1][0], sc[1][1], ph1, pl1);
 
-    // O += P V: V rows t, t + 4, t + 8, t + 12 at this thread's head-dim positions sigma(e, g).
-    constexpr int VW = C::kVBytes / 4;
-    uint32_t vr[4][VW];
+    // O += P V, one 16-key half at a time: P columns (keys 16 kk + t, t+4) and (t+8, t+12), V rows
+    // 16 kk + t + 4 r at this thread's head-dim positions sigma(e, g).
 #pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const char* row = vt + (t + 4 * r) * C::kVS;
-      if constexpr (C::kVBytes == 8) {
-        const uint2 x = *reinterpret_cast<const uint2*>(row + g * 8);
-        vr[r][0] = x.x;
-        vr[r][1] = x.y;
-      } else {
+    for (int kk = 0; kk < NH; ++kk) {
+      uint32_t ph0, pl0, ph1, pl1;
+      split_half2(sc[2 * kk][0], sc[2 * kk][1], ph0, pl0);
+      split_half2(sc[2 * kk + 1][0], sc[2 * kk + 1][1], ph1, pl1);
+      constexpr int VW = C::kVBytes / 4;
+      uint32_t vr[4][VW];
 #pragma unroll
-        for (int part = 0; part < C::kVBytes / 16; ++part) {
-          const uint4 x = *reinterpret_cast<const uint4*>(row + part * 128 + g * 16);
-          vr[r][4 * part] = x.x;
-          vr[r][4 * part + 1] = x.y;
-          vr[r][4 * part + 2] = x.z;
-          vr[r][4 * part + 3] = x.w;
+      for (int r = 0; r < 4; ++r) {
+        const char* row = vt + (16 * kk + t + 4 * r) * C::kVS;
+        if constexpr (C::kVBytes == 8) {
+          const uint2 x = *reinterpret_cast<const uint2*>(row + g * 8);
+          vr[r][0] = x.x;
+          vr[r][1] = x.y;
+        } else {
+#pragma unroll
+          for (int part = 0; part < C::kVBytes / 16; ++part) {
+            const uint4 x = *reinterpret_cast<const uint4*>(row + part * 128 + g * 16);
+            vr[r][4 * part] = x.x;
+            vr[r][4 * part + 1] = x.y;
+            vr[r][4 * part + 2] = x.z;
+            vr[r][4 * part + 3] = x.w;
+          }
         }
       }
-    }
 #pragma unroll
-    for (int wd = 0; wd < VW; ++wd) {
-      if constexpr (DT == kF16) {
-        // word wd holds elements 2 wd (low half) and 2 wd + 1
-        const uint32_t lo0 = pair16<0, 0>(vr[0][wd], vr[1][wd]), lo1 = pair16<0, 0>(vr[2][wd], vr[3][wd]);
-        const uint32_t hi0 = pair16<1, 1>(vr[0][wd], vr[1][wd]), hi1 = pair16<1, 1>(vr[2][wd], vr[3][wd]);
-        mma_row8(acc[2 * wd][0], acc[2 * wd][1], ph0, ph1, lo0, lo1);
-        mma_row8(acc[2 * wd + 1][0], acc[2 * wd + 1][1], ph0, ph1, hi0, hi1);
-        mma_row8(acc[2 * wd][0], acc[2 * wd][1], pl0, pl1, lo0, lo1);
-        mma_row8(acc[2 * wd + 1][0], acc[2 * wd + 1][1], pl0, pl1, hi0, hi1);
-      } else {
-        // word wd holds elements 4 wd .. 4 wd + 3
-        uint32_t b0[4], b1[4];
-        b0[0] = pair8<DT, 0, 0>(vr[0][wd], vr[1][wd]);
-        b1[0] = pair8<DT, 0, 0>(vr[2][wd], vr[3][wd]);
-        b0[1] = pair8<DT, 1, 1>(vr[0][wd], vr[1][wd]);
-        b1[1] = pair8<DT, 1, 1>(vr[2][wd], vr[3][wd]);
-        b0[2] = pair8<DT, 2, 2>(vr[0][wd], vr[1][wd]);
-        b1[2] = pair8<DT, 2, 2>(vr[2][wd], vr[3][wd]);
-        b0[3] = pair8<DT, 3, 3>(vr[0][wd], vr[1][wd]);
-        b1[3] = pair8<DT, 3, 3>(vr[2][wd], vr[3][wd]);
+      for (int wd = 0; wd < VW; ++wd) {
+        if constexpr (DT == kF16) {
+          // word wd holds elements 2 wd (low half) and 2 wd + 1
+          const uint32_t lo0 = pair16<0, 0>(vr[0][wd], vr[1][wd]), lo1 = pair16<0, 0>(vr[2][wd], vr[3][wd]);
+          const uint32_t hi0 = pair16<1, 1>(vr[0][wd], vr[1][wd]), hi1 = pair16<1, 1>(vr[2][wd], vr[3][wd]);
+          mma_row8(acc[2 * wd][0], acc[2 * wd][1], ph0, ph1, lo0, lo1);
+          mma_row8(acc[2 * wd + 1][0], acc[2 * wd + 1][1], ph0, ph1, hi0, hi1);
+          mma_row8(acc[2 * wd][0], acc[2 * wd][1], pl0, pl1, lo0, lo1);
+          mma_row8(acc[2 * wd + 1][0], acc[2 * wd + 1][1], pl0, pl1, hi0, hi1);
+        } else {
+          // word wd holds elements 4 wd .. 4 wd + 3
+          uint32_t b0[4], b1[4];
+          b0[0] = pair8<DT, 0, 0>(vr[0][wd], vr[1][wd]);
+          b1[0] = pair8<DT, 0, 0>(vr[2][wd], vr[3][wd]);
+          b0[1] = pair8<DT, 1, 1>(vr[0][wd], vr[1][wd]);
+          b1[1] = pair8<DT, 1, 1>(vr[2][wd], vr[3][wd]);
+          b0[2] = pair8<DT, 2, 2>(vr[0][wd], vr[1][wd]);
+          b1[2] = pair8<DT, 2, 2>(vr[2][wd], vr[3][wd]);
+          b0[3] = pair8<DT, 3, 3>(vr[0][wd], vr[1][wd]);
+          b1[3] = pair8<DT, 3, 3>(vr[2][wd], vr[3][wd]);
 #pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          mma_row8(acc[4 * wd + q][0], acc[4 * wd + q][1], ph0, ph1, b0[q], b1[q]);
-          mma_row8(acc[4 * wd + q][0], acc[4 * wd + q][1], pl0, pl1, b0[q], b1[q]);
+          for (int q = 0; q < 4; ++q) {
+            mma_row8(acc[4 * wd + q][0], acc[4 * wd + q][1], ph0, ph1, b0[q], b1[q]);
+            mma_row8(acc[4 * wd + q][0], acc[4 * wd + q][1], pl0, pl1, b0[q], b1[q]);
+          }
         }
       }
     }
     rd = rd + 1 == ST ? 0 : rd + 1;
   }
-  cp_wait<0>();
+  cp_async_wait<0>();
   __syncthreads();  // the epilogue reuses the rings
 
   if (bad_block) raise_flag(p.err, kErrBlockId);
@@ -487,9 +485,9 @@ __global__ void __launch_bounds__(kThreads, 2) decode_mma_kernel(const MmaDecode
   }
 }
 
-template <int DT, int D>
-void launch_one(const MmaDecodeParams& p, dim3 grid, cudaStream_t s) {
-  constexpr int bytes = MmaCfg<DT, D>::kSmem;
+template <int DT, int D, int TK>
+void launch_one(const DecodeParams& p, dim3 grid, cudaStream_t s) {
+  constexpr int bytes = MmaCfg<DT, D, TK>::kSmem;
   static std::mutex mu;
   static bool ready[64] = {};  // per device: the dynamic shared memory opt-in (> 48 KB)
   int dev = 0;
@@ -500,7 +498,7 @@ void launch_one(const MmaDecodeParams& p, dim3 grid, cudaStream_t s) {
   {
     std::lock_guard<std::mutex> lock(mu);
     if (!ready[dev]) {
-      if (cudaFuncSetAttribute(decode_mma_kernel<DT, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) !=
+      if (cudaFuncSetAttribute(decode_mma_kernel<DT, D, TK>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) !=
           cudaSuccess) {
         cudaGetLastError();
         throw std::runtime_error("paged_attention_decode: cannot reserve " + std::to_string(bytes) +
@@ -509,23 +507,35 @@ void launch_one(const MmaDecodeParams& p, dim3 grid, cudaStream_t s) {
       ready[dev] = true;
     }
   }
-  decode_mma_kernel<DT, D><<<grid, kThreads, bytes, s>>>(p);
+  decode_mma_kernel<DT, D, TK><<<grid, kThreads, bytes, s>>>(p);
+}
+
+template <int D, int TK>
+int smem_for(int cache_dtype) {
+  if constexpr (TK == 16) {
+    if (cache_dtype == kF16) return MmaCfg<kF16, D, TK>::kSmem;
+  }
+  return cache_dtype == kFp8 ? MmaCfg<kFp8, D, TK>::kSmem : MmaCfg<kInt8, D, TK>::kSmem;
+}
+
+template <int D, int TK>
+void launch_d(const DecodeParams& p, int cache_dtype, dim3 grid, cudaStream_t s) {
+  if constexpr (TK == 16) {  // float16 runs 16-key tiles only (decode_mma_tile_keys)
+    if (cache_dtype == kF16) return launch_one<kF16, D, TK>(p, grid, s);
+  }
+  if (cache_dtype == kFp8) launch_one<kFp8, D, TK>(p, grid, s);
+  else launch_one<kInt8, D, TK>(p, grid, s);
 }
 
 }  // namespace
 
-int mma_smem_bytes(int cache_dtype, int64_t head_dim) {
-  if (head_dim == 64) {
-    return cache_dtype == kF16 ? MmaCfg<kF16, 64>::kSmem : cache_dtype == kFp8 ? MmaCfg<kFp8, 64>::kSmem
-                                                                                : MmaCfg<kInt8, 64>::kSmem;
-  }
-  return cache_dtype == kF16 ? MmaCfg<kF16, 128>::kSmem : cache_dtype == kFp8 ? MmaCfg<kFp8, 128>::kSmem
-                                                                               : MmaCfg<kInt8, 128>::kSmem;
+int decode_mma_tile_keys(int cache_dtype, int requested) {
+  return requested == 32 && cache_dtype != kF16 ? 32 : 16;  // float16 tiles of 32 keys would halve the ring depth
 }
 
-bool decode_mma_eligible(int cache_dtype, int64_t head_dim, int device) {
+bool decode_mma_eligible(int cache_dtype, int64_t head_dim, int tile_keys, int device) {
   if (!(cache_dtype == kF16 || cache_dtype == kFp8 || cache_dtype == kInt8)) return false;
-  if (head_dim != 64 && head_dim != 128) return false;
+  if ((head_dim != 64 && head_dim != 128) || tile_keys != decode_mma_tile_keys(cache_dtype, tile_keys)) return false;
   static std::mutex mu;
   static int major[64] = {}, smem_optin[64] = {};
   if (device < 0 || device >= 64) return false;
@@ -540,19 +550,20 @@ bool decode_mma_eligible(int cache_dtype, int64_t head_dim, int device) {
     major[device] = v;
     smem_optin[device] = b;
   }
+  const int need = head_dim == 64 ? (tile_keys == 16 ? smem_for<64, 16>(cache_dtype) : smem_for<64, 32>(cache_dtype))
+                                  : (tile_keys == 16 ? smem_for<128, 16>(cache_dtype) : smem_for<128, 32>(cache_dtype));
   // mma.sync m16n8k16 with float16 inputs and cp.async need sm_80; the ring needs its shared memory
-  return major[device] >= 8 && smem_optin[device] >= mma_smem_bytes(cache_dtype, head_dim);
+  return major[device] >= 8 && smem_optin[device] >= need;
 }
 
-void decode_mma_launch(const MmaDecodeParams& p, int cache_dtype, int head_dim, dim3 grid, cudaStream_t s) {
+void decode_mma_launch(const DecodeParams& p, int cache_dtype, int head_dim, int tile_keys, dim3 grid,
+                       cudaStream_t s) {
   if (head_dim == 64) {
-    if (cache_dtype == kF16) launch_one<kF16, 64>(p, grid, s);
-    else if (cache_dtype == kFp8) launch_one<kFp8, 64>(p, grid, s);
-    else launch_one<kInt8, 64>(p, grid, s);
+    if (tile_keys == 32) launch_d<64, 32>(p, cache_dtype, grid, s);
+    else launch_d<64, 16>(p, cache_dtype, grid, s);
   } else {
-    if (cache_dtype == kF16) launch_one<kF16, 128>(p, grid, s);
-    else if (cache_dtype == kFp8) launch_one<kFp8, 128>(p, grid, s);
-    else launch_one<kInt8, 128>(p, grid, s);
+    if (tile_keys == 32) launch_d<128, 32>(p, cache_dtype, grid, s);
+    else launch_d<128, 16>(p, cache_dtype, grid, s);
   }
 }
 

@@ -168,15 +168,18 @@ def test_decode_equals_cpu_backend_on_the_same_cache(dt):
 
 
 @pytest.mark.parametrize("d", [64, 128])
-@pytest.mark.parametrize("dt", ["float16", "float8_e4m3fn", "int8"])
+@pytest.mark.parametrize("dt, tile", [("float16", 16), ("float8_e4m3fn", 16), ("int8", 16), ("float8_e4m3fn", 32),
+                                      ("int8", 32)])
 @pytest.mark.parametrize("hq, hkv", [(32, 2), (5, 5), (24, 3)], ids=lambda h: str(h))
-def test_tensor_core_decode_equals_the_cuda_core_kernel(monkeypatch, dt, d, hq, hkv):
+def test_tensor_core_decode_equals_the_cuda_core_kernel(monkeypatch, dt, d, hq, hkv, tile):
     # float16/fp8/int8 caches with head_dim 64/128 decode on tensor cores (attention_decode_mma.cu;
     # Q and P split into float16 hi + lo), the rest on CUDA cores (INFERCORE_CUDA_ATTN_MMA=0 forces
     # those): both float32-accurate, so they agree far inside STORED. Groups of 16 and 8 query heads
     # per kv head (two chunks / one full m16 tile), K/V rows scaled over 6 decades (int8's per-token
     # scales: the running max that P is divided by moves), queries from 1e-20 to 1e20 (Q is scaled
-    # by a power of two into float16 range).
+    # by a power of two into float16 range). tile 32: 32-key tiles (INFERCORE_CUDA_ATTN_MMA_TILE,
+    # 8-bit caches only; float16 keeps 16).
+    monkeypatch.setenv("INFERCORE_CUDA_ATTN_MMA_TILE", str(tile))
     rng = np.random.default_rng(d + hq + len(dt))
     lens = [1, 17, 300, 2049]
     c = DevPaged(rng, lens, 16, hkv, d, dt)
