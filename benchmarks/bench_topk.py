@@ -152,8 +152,9 @@ def cases(quick: bool) -> list[Case]:
 # Only with a CUDA device and a _C_cuda that has the top-k kernel. Each call is timed with CUDA
 # events (kernel time on the device, what GB/s and % of HBM use) and the harness's wall time
 # (which adds Python and allocation overhead). The HBM limit is measured in the same run by a
-# device-to-device copy (bytes read + written). Peer: torch.mm + torch.topk on the GPU (float32,
-# no tf32), chunked over queries so its score block stays <= 2 GB. `bytes` is left 0 on these
+# device-to-device copy (bytes read + written). Peers: torch.mm + torch.topk on the GPU (float32,
+# no tf32), chunked over queries so its score block stays <= 2 GB, and for Q >= 256 the issue's
+# CuPy matmul + argpartition (where CuPy is installed). `bytes` is left 0 on these
 # cases so the harness does not compare them with the CPU read probe; GB/s is in `extra`.
 GPU_N = 1_000_000
 DTYPES_ALL = ("float32", "float16", "int8")
@@ -203,6 +204,34 @@ def _torch_topk(q, c, k: int, chunk: int = 512):
         s_out.append(s)
         i_out.append(i)
     return torch.cat(s_out), torch.cat(i_out)
+
+
+def _cupy_topk(q, c, k: int, chunk: int = 512):
+    """The issue's named GPU peer: CuPy matmul + argpartition (then a sort of the k kept), chunked
+    over queries like _torch_topk, on torch's current stream (inputs shared, no copies)."""
+    import cupy as cp
+    import torch
+
+    with cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream):
+        qc, cc = cp.asarray(q), cp.asarray(c)
+        s_out, i_out = [], []
+        step = max(1, min(chunk, (2 << 30) // (4 * c.shape[0])))
+        for lo in range(0, q.shape[0], step):
+            s = qc[lo : lo + step] @ cc.T
+            part = cp.argpartition(-s, k - 1, axis=1)[:, :k]
+            ps = cp.take_along_axis(s, part, axis=1)
+            order = cp.argsort(-ps, axis=1)
+            s_out.append(cp.take_along_axis(ps, order, axis=1))
+            i_out.append(cp.take_along_axis(part, order, axis=1))
+        return cp.concatenate(s_out), cp.concatenate(i_out)
+
+
+def _has_cupy() -> bool:
+    try:
+        import cupy  # noqa: F401
+    except Exception:  # missing, or installed without a usable CUDA runtime
+        return False
+    return True
 
 
 def _kernel_only(q, c, sc, k: int):
@@ -290,6 +319,9 @@ def _gpu_cases(quick: bool) -> list[Case]:
                 out.append(_gpu_case(shape, dtype, "infercore-kernels-only", _kernel_only(q, c, sc, k), nbytes, flops))
         peer = _gpu_case(shape, "float32", "torch", lambda q=q, k=k: _torch_topk(q, c32, k), c32.numel() * 4, flops)
         out.append(peer)
+        if nq >= 256 and _has_cupy():
+            out.append(_gpu_case(shape, "float32", "cupy", lambda q=q, k=k: _cupy_topk(q, c32, k), c32.numel() * 4,
+                                 flops))
     return out
 
 
