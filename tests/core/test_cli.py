@@ -87,6 +87,26 @@ def test_threads_option_is_named_in_its_error(argv, capsys):
     assert "argument --threads: expected an int >= 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, option, expected", [
+    (["serve", "--port", "99999"], "--port", "a port number in [0, 65535]"),  # uvicorn said "running", then stopped
+    (["serve", "--port", "-1"], "--port", "a port number in [0, 65535]"),  # a resolver error from uvicorn
+    (["serve", "--port", "http"], "--port", "a port number in [0, 65535]"),
+    (["serve", "--max-body-bytes", "0"], "--max-body-bytes", "an int >= 1"),
+    (["serve", "--rag-window", "-1"], "--rag-window", "an int >= 1"),
+    (["serve", "--watch-window", "-1"], "--watch-window", "an int >= 1"),  # ignored unless a playbook ran
+    (["serve", "--watch-min-samples", "0"], "--watch-min-samples", "an int >= 1"),
+    (["serve", "--replicas", "0"], "--replicas", "an int >= 1"),  # ignored without --ray
+    (["serve", "--max-ongoing-requests", "0"], "--max-ongoing-requests", "an int >= 1"),
+    (["synth", "report", "x.jsonl", "--max-items", "-1"], "--max-items", "an int >= 1"),  # random.sample's error
+])
+def test_numeric_options_are_checked_by_the_parser(argv, option, expected, capsys):
+    # these started a server that ignored or mis-used the value, or failed later with another name
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert f"argument {option}: expected {expected}" in capsys.readouterr().err
+
+
 def test_plot_draws_throughput_vs_concurrency(tmp_path):
     plt = pytest.importorskip("matplotlib.pyplot")
     rows = []

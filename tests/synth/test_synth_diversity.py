@@ -108,3 +108,7 @@ def test_report_compares_datasets():
     assert n["embedding"]["clusters"] == 1 and n["fields"] == {"lang": {"en": 8}}
     md = to_markdown(rep)
     assert "| metric | diverse | narrow |" in md and "| Vendi |" in md and "| clusters |" in md
+    for bad in (0, -1, 10**9, 2.5, True):  # -1 was random.sample's "Sample larger than population"
+        with pytest.raises(ValueError, match="max_items"):
+            compare({"diverse": diverse}, embedder=HashEmbedder(), max_items=bad)
+    assert compare({"d": diverse}, embedder=HashEmbedder(), max_items=3)["datasets"]["d"]["embedding"]["items"] == 3

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from . import serve_playbook_opts, serve_ray_opts
-from ._argtypes import positive_int
+from ._argtypes import port, positive_int
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -85,16 +85,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-model-len", type=int, help="context length limit")
     s.add_argument("--max-queue", type=int, default=64, help="sequences allowed to wait beyond --max-num-seqs "
                    "before the server answers 429")
-    s.add_argument("--max-body-bytes", type=int, default=1 << 20, help="request body limit (413 beyond)")
+    s.add_argument("--max-body-bytes", type=positive_int, default=1 << 20, help="request body limit (413 beyond)")
     s.add_argument("--embedding-model", metavar="MODEL", help="serve POST /v1/embeddings with this embedder "
                    "(minilm or a sentence-transformers directory)")
     s.add_argument("--rag-store", metavar="DIR", help="serve POST /v1/rag/query over this RAG store "
                    "(`infercore rag ingest`; its embedder: --embedding-model, default minilm)")
-    s.add_argument("--rag-window", type=int, default=100, help="RAG answers in the rolling quality gauges")
+    s.add_argument("--rag-window", type=positive_int, default=100, help="RAG answers in the rolling quality gauges")
     s.add_argument("--guard", metavar="CONFIG.yml", help="guardrails config (infercore.guardrails.Guard)")
     s.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1 (or env INFERCORE_API_KEY)")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--port", type=port, default=8000)
     s.add_argument("--threads", type=positive_int, help="CPU threads for the kernels")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve_playbook_opts.add_arguments(s)

@@ -7,6 +7,8 @@ import argparse
 import os
 from typing import Any
 
+from ._argtypes import positive_int
+
 
 def add_arguments(s: argparse.ArgumentParser) -> None:
     g = s.add_argument_group("failure playbooks")
@@ -18,8 +20,8 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
                    "version when rolling quality crosses a threshold")
     g.add_argument("--gate-policy", metavar="GATE.yaml", help="thresholds (metrics.<key>.min/max; default: "
                    "the reference values, as in deploy/gate.yaml)")
-    g.add_argument("--watch-window", type=int, default=50, help="RAG answers in the quality watch's window")
-    g.add_argument("--watch-min-samples", type=int, default=20, help="answers needed before the watch may act")
+    g.add_argument("--watch-window", type=positive_int, default=50, help="RAG answers in the quality watch's window")
+    g.add_argument("--watch-min-samples", type=positive_int, default=20, help="answers needed before the watch may act")
     g.add_argument("--watch-cooldown-s", type=float, default=300.0, help="quiet time after a breach")
     g.add_argument("--registry-poll-s", type=float, default=5.0, help="re-read the served alias every N s (0: off)")
     g.add_argument("--events-file", metavar="FILE.jsonl", help="append playbook events here (also at "

@@ -7,6 +7,8 @@ import argparse
 import re
 from typing import Any
 
+from ._argtypes import positive_int
+
 
 def parse_autoscale(value: str | None) -> tuple[int, int] | None:
     """"MIN:MAX" -> (min, max) with 0 <= min <= max and max >= 1; None stays None."""
@@ -44,11 +46,11 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     g = s.add_argument_group("scale-out on Ray Serve")
     g.add_argument("--ray", action="store_true", help="serve through Ray Serve (pip install 'infercore[ray]')")
     g.add_argument("--ray-address", help="Ray cluster to join (default: start a local one)")
-    g.add_argument("--replicas", type=int, default=1, help="replicas (initial count with --autoscale)")
+    g.add_argument("--replicas", type=positive_int, default=1, help="replicas (initial count with --autoscale)")
     g.add_argument("--autoscale", metavar="MIN:MAX", help="autoscale between MIN and MAX replicas on ongoing "
                    "requests per replica")
     g.add_argument("--target-ongoing-requests", type=float, default=8.0, help="autoscaling target: ongoing "
                    "(running + queued) requests per replica")
-    g.add_argument("--max-ongoing-requests", type=int, default=64, help="requests Ray Serve sends to one "
+    g.add_argument("--max-ongoing-requests", type=positive_int, default=64, help="requests Ray Serve sends to one "
                    "replica at once (match --max-num-seqs + --max-queue)")
     g.add_argument("--replica-cpus", type=float, default=1.0, help="CPUs Ray reserves per replica")

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._argtypes import positive_int
+
 
 def _write(rows: list[dict[str, Any]], out: str, split_by: str | None) -> str:
     from infercore.synth import write_jsonl, write_split
@@ -192,7 +194,7 @@ def register(subparsers: Any) -> None:
     r.add_argument("--json", help="also write the report as JSON")
     r.add_argument("--field", default="text")
     r.add_argument("--embedder", default="auto", help="auto | minilm | hash | a model path")
-    r.add_argument("--max-items", type=int, default=2000)
+    r.add_argument("--max-items", type=positive_int, default=2000)
     r.add_argument("--cluster-threshold", type=float, default=0.8)
     r.set_defaults(func=cmd_report)
 

@@ -16,8 +16,18 @@ from .textstats import detect_language, text_hash
 SKIP_FIELDS = ("id", "text", "prompt", "slots", "score")
 
 
+MAX_ITEMS = 100_000  # the embedding metrics compare every pair (cluster_count): O(items^2)
+
+
+def _check_max_items(max_items: Any) -> int:
+    if isinstance(max_items, bool) or not isinstance(max_items, int) or not 1 <= max_items <= MAX_ITEMS:
+        raise ValueError(f"max_items: expected an int in [1, {MAX_ITEMS}], got {max_items!r}")
+    return max_items
+
+
 def dataset_stats(rows: list[dict[str, Any]], embedder: Any, *, field: str = "text", max_items: int = 2000,
                   cluster_threshold: float = 0.8, dedup_threshold: float = 0.8, seed: int = 0) -> dict[str, Any]:
+    max_items = _check_max_items(max_items)  # -1 was random.sample's "Sample larger than population"
     texts = [r[field] for r in rows]
     n = len(texts)
     if n == 0:
@@ -61,6 +71,7 @@ def compare(datasets: dict[str, list[dict[str, Any]]], *, embedder: Any = "auto"
     """{"embedder", "datasets": {name: stats}} for every named dataset."""
     if not isinstance(datasets, dict) or not datasets:
         raise ValueError("datasets: expected a non-empty mapping of name -> rows")
+    _check_max_items(max_items)  # before the embedder loads
     emb = get_embedder(embedder)
     return {"embedder": embedder_name(emb), "max_items": max_items, "cluster_threshold": cluster_threshold,
             "datasets": {name: dataset_stats(rows, emb, field=field, max_items=max_items,
