@@ -63,3 +63,13 @@ def test_batched_greedy_equals_transformers(tmp_path):
         assert out.outputs[0].token_ids == ref
     one_by_one = [llm.generate({"prompt_token_ids": p}, params)[0].outputs[0].token_ids for p in prompts]
     assert one_by_one == [o.outputs[0].token_ids for o in outs]
+
+
+def test_max_model_len_is_checked_against_the_model(tmp_path):
+    # 10^12 was accepted (RoPE positions past the trained 256), 0 silently became the default
+    _, path = _tiny(tmp_path, "len")
+    for bad, err in ((10**12, ValueError), (257, ValueError), (0, ValueError), (-3, ValueError), (2.5, TypeError),
+                     (True, TypeError)):
+        with pytest.raises(err, match="max_model_len"):
+            LLM(path, skip_tokenizer_init=True, kv_cache_bytes=1 << 22, max_model_len=bad)
+    assert LLM(path, skip_tokenizer_init=True, kv_cache_bytes=1 << 22, max_model_len=256).max_model_len == 256

@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from infercore.cli.main import main
 from infercore.rag import RAG
 
@@ -25,6 +27,12 @@ def test_cli_ingest_ask_abstain_and_errors(tmp_path, capsys):
     assert "bad.txt" in capsys.readouterr().err
     assert main(["rag", "ask", "q", "--store", store, "--filter", "[1]"]) == 2
     assert "--filter" in capsys.readouterr().err
+    typo = tmp_path / "s2"  # ask/eval made an empty store here and answered "Not in the documents."
+    for argv in (["rag", "ask", "q", "--store", str(typo)], ["rag", "eval", "--store", str(typo), DATA]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "--store" in err and "not a RAG store" in err
+        assert not typo.exists()
 
 
 def test_answer_with_llm(tmp_path):
@@ -79,3 +87,11 @@ def test_cited_answer_regex_shape():
         assert not re.fullmatch(pat, bad), bad
     with pytest.raises(ValueError, match="num_sources"):
         cited_answer_regex(0)
+
+
+def test_min_score_must_be_a_cosine(tmp_path):
+    rag = RAG(tmp_path / "s")
+    for bad in (float("nan"), float("inf"), 1.5, -2, "0.3", True):  # NaN never abstained
+        with pytest.raises(ValueError, match="min_score"):
+            rag.answer("q", min_score=bad)
+    assert rag.answer("q", min_score=1.0).abstained  # an empty store: nothing reaches any score

@@ -33,6 +33,10 @@ def test_missing_rag_store_is_a_clear_error(tmp_path, capsys):
 
     assert main(["serve", "--model", "smollm2", "--rag-store", str(tmp_path / "nope")]) != 0
     assert "--rag-store" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()  # an existing directory without a store was served as an empty store
+    assert main(["serve", "--model", "smollm2", "--rag-store", str(tmp_path / "empty")]) != 0
+    assert "not a RAG store" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "empty") == []
 
 
 @pytest.mark.slow

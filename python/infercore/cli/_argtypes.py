@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def positive_int(text: str) -> int:
@@ -26,3 +27,23 @@ def port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number in [0, 65535], got {value}")
     return value
+
+
+def _float(text: str, ok, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not (math.isfinite(value) and ok(value)):  # nan passed every `< 0` check
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite number >= 0 (seconds, fractions)."""
+    return _float(text, lambda v: v >= 0, "a finite number >= 0")
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    return _float(text, lambda v: v > 0, "a finite number > 0")

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ._argtypes import positive_int
+from ._argtypes import nonnegative_float, positive_int
 
 
 def _info_lines(info: dict[str, Any]) -> list[str]:
@@ -60,9 +60,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if s not in SUITES:
             print(f"infercore bench: unknown suite {s!r}; choose from {', '.join(SUITES)}", file=sys.stderr)
             return 2
-    if args.tolerance < 0:
-        print("infercore bench: --tolerance must be >= 0", file=sys.stderr)
-        return 2
     baseline = None
     if args.compare:
         try:
@@ -120,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--full", action="store_true", help="full sizes for reported numbers")
     pb.add_argument("--json", metavar="FILE", help="write results as JSON")
     pb.add_argument("--compare", metavar="BASELINE", help="exit 1 if a median regresses vs this JSON")
-    pb.add_argument("--tolerance", type=float, default=0.10, help="allowed slowdown fraction (default 0.10)")
+    pb.add_argument("--tolerance", type=nonnegative_float, default=0.10,
+                    help="allowed slowdown fraction (default 0.10)")
     pb.add_argument("--plot", metavar="FILE.png", help="write a bar chart")
     pb.add_argument("--filter", metavar="TEXT", help="only cases whose key (suite/op/shape/dtype/impl) contains TEXT")
     pb.add_argument("--threads", type=positive_int, help="threads for infercore and the peers")

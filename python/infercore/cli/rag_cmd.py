@@ -16,9 +16,13 @@ DEMO_QUESTIONS = (
 )
 
 
-def _rag(store: str, llm: Any = None) -> Any:
+def _rag(store: str, llm: Any = None, *, create: bool = False) -> Any:
+    """The RAG over --store; only `ingest` creates a missing store."""
     from infercore.rag import RAG
+    from infercore.rag.store import require_store
 
+    if not create:
+        require_store(store, "--store")
     return RAG(store, llm=llm)
 
 
@@ -60,7 +64,7 @@ def print_answer(question: str, ans: Any, out: Any = sys.stdout) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    rag = _rag(args.store)
+    rag = _rag(args.store, create=True)
     meta = _filter(args.metadata) if args.metadata else None
     results = rag.ingest(args.paths, metadata=meta, show_progress_bar=True if args.progress else None)
     counts: dict[str, int] = {}

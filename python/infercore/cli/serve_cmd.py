@@ -29,9 +29,10 @@ def build_app_from_args(args: argparse.Namespace):  # -> FastAPI (an optional de
     import infercore
     from infercore.serve import build_app
 
-    if args.rag_store and not os.path.isdir(args.rag_store):
-        raise ValueError(f"--rag-store: {args.rag_store} is not a directory (build one with `infercore rag "
-                         "ingest DOCS --store DIR`)")  # fmt: skip
+    if args.rag_store:  # an empty directory was served as an empty store
+        from infercore.rag.store import require_store
+
+        require_store(args.rag_store, "--rag-store")
     if args.threads is not None:
         infercore.set_num_threads(args.threads)
     guard = None

@@ -7,7 +7,7 @@ import argparse
 import os
 from typing import Any
 
-from ._argtypes import positive_int
+from ._argtypes import nonnegative_float, positive_int
 
 
 def add_arguments(s: argparse.ArgumentParser) -> None:
@@ -22,8 +22,9 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
                    "the reference values, as in deploy/gate.yaml)")
     g.add_argument("--watch-window", type=positive_int, default=50, help="RAG answers in the quality watch's window")
     g.add_argument("--watch-min-samples", type=positive_int, default=20, help="answers needed before the watch may act")
-    g.add_argument("--watch-cooldown-s", type=float, default=300.0, help="quiet time after a breach")
-    g.add_argument("--registry-poll-s", type=float, default=5.0, help="re-read the served alias every N s (0: off)")
+    g.add_argument("--watch-cooldown-s", type=nonnegative_float, default=300.0, help="quiet time after a breach")
+    g.add_argument("--registry-poll-s", type=nonnegative_float, default=5.0,
+                   help="re-read the served alias every N s (0: off)")
     g.add_argument("--events-file", metavar="FILE.jsonl", help="append playbook events here (also at "
                    "GET /v1/admin/events)")
     g.add_argument("--safety-review-dir", metavar="DIR", help="watch guardrail block rates per rail and write "

@@ -7,7 +7,7 @@ import argparse
 import re
 from typing import Any
 
-from ._argtypes import positive_int
+from ._argtypes import positive_float, positive_int
 
 
 def parse_autoscale(value: str | None) -> tuple[int, int] | None:
@@ -49,8 +49,8 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     g.add_argument("--replicas", type=positive_int, default=1, help="replicas (initial count with --autoscale)")
     g.add_argument("--autoscale", metavar="MIN:MAX", help="autoscale between MIN and MAX replicas on ongoing "
                    "requests per replica")
-    g.add_argument("--target-ongoing-requests", type=float, default=8.0, help="autoscaling target: ongoing "
+    g.add_argument("--target-ongoing-requests", type=positive_float, default=8.0, help="autoscaling target: ongoing "
                    "(running + queued) requests per replica")
     g.add_argument("--max-ongoing-requests", type=positive_int, default=64, help="requests Ray Serve sends to one "
                    "replica at once (match --max-num-seqs + --max-queue)")
-    g.add_argument("--replica-cpus", type=float, default=1.0, help="CPUs Ray reserves per replica")
+    g.add_argument("--replica-cpus", type=positive_float, default=1.0, help="CPUs Ray reserves per replica")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import numbers
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -83,9 +84,19 @@ class LLM:
             raise ValueError(f"kv_cache_dtype: expected one of {sorted(KV_DTYPES)}, got {kv_cache_dtype!r}")
         if not isinstance(model, str):
             raise TypeError(f"model: expected a name or path string, got {type(model).__name__}")
+        if max_model_len is not None:  # 0 silently became the default
+            if isinstance(max_model_len, bool) or not isinstance(max_model_len, numbers.Integral):
+                raise TypeError(f"max_model_len: expected an int, got {type(max_model_len).__name__}")
+            if max_model_len < 1:
+                raise ValueError(f"max_model_len: expected an int >= 1, got {max_model_len}")
         self.model, self.tokenizer, self.chat_template = _load(model, quantization, skip_tokenizer_init)
         c = self.model.config
-        self.max_model_len = max_model_len or min(c.max_position_embeddings, 8192)
+        if max_model_len is None:
+            max_model_len = min(c.max_position_embeddings, 8192)
+        elif max_model_len > c.max_position_embeddings:  # as vLLM: no RoPE positions past the trained context
+            raise ValueError(f"max_model_len: {max_model_len} exceeds the model's context length "
+                             f"({c.max_position_embeddings})")
+        self.max_model_len = int(max_model_len)
         if spec is None:
             cache = PagedKVCache.from_budget(kv_cache_bytes, c.num_layers, block_size, c.num_kv_heads, c.head_dim,
                                              KV_DTYPES[kv_cache_dtype], prefault=kv_cache_prefault)  # fmt: skip

@@ -409,6 +409,9 @@ class RAG:
         sampling params carry no grammar of their own."""
         if cite not in ("auto", "constrained", "free"):
             raise ValueError(f"cite: expected 'auto', 'constrained' or 'free', got {cite!r}")
+        # NaN compared false against every score: it never abstained, whatever was retrieved
+        if isinstance(min_score, bool) or not isinstance(min_score, numbers.Real) or not -1 <= min_score <= 1:
+            raise ValueError(f"min_score: expected a cosine in [-1, 1], got {min_score!r}")
         t0 = time.perf_counter()
         contexts = self.retrieve(question, k, filter=filter, use_mmr=use_mmr, hybrid=hybrid)
         t1 = time.perf_counter()

@@ -65,6 +65,14 @@ class StoreError(ValueError):
     """A store directory that cannot be opened or used; the message names the file."""
 
 
+def require_store(path: str | os.PathLike[str], name: str) -> None:
+    """StoreError naming `name` unless `path` holds a store: reading commands must not create an
+    empty one at a mistyped path (and answer every question with "not in the documents")."""
+    p = check_path(path, name)
+    if not os.path.isfile(os.path.join(p, DB_NAME)):
+        raise StoreError(f"{name}: {p} is not a RAG store ({DB_NAME} not found; build one with `infercore rag ingest`)")
+
+
 def _doc_id(doc_id: object) -> str:
     """Document ids are str (ingest uses the absolute path); anything else is a caller's mistake."""
     if not isinstance(doc_id, str):
