@@ -312,6 +312,12 @@ def test_run_log_must_be_a_path_not_a_file_descriptor(tiny_llm, reg, tmp_path):
         JSONLExporter("")
     with pytest.raises(TypeError, match="path"):
         load_spans(0)  # would read stdin, then close it
+    for missing in (tmp_path / "nope.jsonl", tmp_path):  # were FileNotFoundError / IsADirectoryError tracebacks
+        with pytest.raises(ValueError, match="cannot read"):
+            load_spans(missing)
+    (tmp_path / "bin.jsonl").write_bytes(b"\xff\xfe")
+    with pytest.raises(ValueError, match="UTF-8"):
+        load_spans(tmp_path / "bin.jsonl")
 
 
 def test_sampling_config_and_step_arguments_are_typed_errors(tiny_llm, reg):

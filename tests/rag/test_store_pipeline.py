@@ -104,6 +104,10 @@ def test_failed_ingest_leaves_store_intact(rag, tmp_path):
         rag.ingest([empty])
     with pytest.raises(DocumentError, match=r"nope"):
         rag.ingest([tmp_path / "nope"])
+    (tmp_path / "wrong").mkdir()
+    (tmp_path / "wrong" / "rows.jsonl").write_text("{}\n", encoding="utf-8")
+    with pytest.raises(DocumentError, match=r"wrong: no \.txt.*files"):  # was "0 documents"
+        rag.ingest([tmp_path / "wrong"])
 
 
 def test_store_errors(tmp_path, embedder):

@@ -288,17 +288,22 @@ class NullTracer:
 def load_spans(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     path = check_path(path, "path")
     spans = []
-    with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{i + 1}: not a JSON span ({e})") from None
-            if not isinstance(d, dict) or not {"name", "trace_id", "span_id", "start_time_unix_nano"} <= set(d):
-                raise ValueError(f"{path}:{i + 1}: not a span record")
-            spans.append(d)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for i, line in enumerate(fh):
+                if not line.strip():
+                    continue
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{i + 1}: not a JSON span ({e})") from None
+                if not isinstance(d, dict) or not {"name", "trace_id", "span_id", "start_time_unix_nano"} <= set(d):
+                    raise ValueError(f"{path}:{i + 1}: not a span record")
+                spans.append(d)
+    except OSError as e:  # a missing file or a directory was a traceback from `infercore trace show`
+        raise ValueError(f"path: cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text at byte {e.start}") from None
     return spans
 
 

@@ -263,8 +263,11 @@ class RAG:
         for p in paths:
             p = check_path(p, "paths")
             if os.path.isdir(p):
-                for root, _, names in sorted(os.walk(p)):
-                    files += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith(SUPPORTED_EXTS)]
+                found = [os.path.join(root, n) for root, _, names in sorted(os.walk(p)) for n in sorted(names)
+                         if n.lower().endswith(SUPPORTED_EXTS)]
+                if not found:  # as LlamaIndex's directory reader: a wrong directory is not "0 documents"
+                    raise DocumentError(f"{p}: no {', '.join(SUPPORTED_EXTS)} files in this directory")
+                files += found
             elif os.path.exists(p):
                 files.append(p)
             else:
