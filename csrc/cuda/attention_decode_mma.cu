@@ -2,7 +2,7 @@
 // float16, fp8 (E4M3) and int8 caches with head_dim 64 or 128; attention_decode.cu's CUDA-core
 // kernel takes the other caches and head sizes, and this one's results match it within float32
 // rounding. One block per (sequence, kv head x head chunk, split), 4 warps, each warp its own
-// 16-key tiles with its own online softmax, merged at the end (same workspace and merge kernel).
+// tiles of 16 keys (32 opt-in for 8-bit caches) with its own online softmax, merged at the end (same workspace and merge kernel).
 //
 // Why: the CUDA-core kernel finishes each q.k with shuffles and spends ~70 warp instructions per
 // key at GQA group 4 (head_dim 128); it reached 47-55% of HBM on an H200 and fp8/int8 ran no
@@ -25,9 +25,9 @@
 //    power of two into [0.5, 1) first (any query or scale magnitude stays in float16 range), and
 //    P is in [0, 1] (int8's per-token v scale rides on P divided by the running max of the
 //    scales, which rescales the accumulator like the softmax max does).
-//  - K/V tiles are cp.async-copied into a per-warp ring of shared memory (2-8 stages, ~24 KB per
-//    warp): lane l copies half of key l / 2's K and V rows. Row strides of rowbytes + 16 (K) and
-//    + 32 (V) keep the 16-byte reads free of bank conflicts.
+//  - K/V tiles are cp.async-copied into a per-warp ring of shared memory (2-8 stages, ~27 KB per
+//    warp), each copy instruction moving whole rows (whole 128-byte lines). Row strides of
+//    rowbytes + 16 (K) and + 32 (V) keep the 16-byte reads free of bank conflicts.
 //
 // Napkin math (7B-like: Hkv 8, G 4, D 128, float16, S 16, ctx 4096): 268 MB of K/V per call ->
 // 56 us at 4.8 TB/s. Per key and warp: 512 B, ~4 mma of S + 4 of PV (hi/lo) per 16 keys per
