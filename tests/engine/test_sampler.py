@@ -194,3 +194,14 @@ def test_sample_row_bad_inputs(call, exc, word):
     for params in (SamplingParams(), SamplingParams(temperature=0.8, top_k=5)):
         with pytest.raises(exc, match=word):
             call(x, params, make_generator(1))
+
+
+def test_top_k_beyond_the_vocabulary_keeps_every_token():
+    # 10^30 passed the params check and overflowed the native sampler's int64 inside the engine
+    # loop, which stopped the whole server; past the vocabulary it means what 0 means
+    logits = np.random.default_rng(3).standard_normal(1000).astype(np.float32)
+    for top_k in (1000, 2**31, 2**63, 10**30):
+        p = SamplingParams(temperature=0.8, top_k=top_k)
+        got = [sample_row(logits, p, make_generator(s)).token_id for s in range(20)]
+        want = [sample_row(logits, SamplingParams(temperature=0.8), make_generator(s)).token_id for s in range(20)]
+        assert got == want, top_k

@@ -131,3 +131,13 @@ def test_prompt_injection_in_system_message_is_blocked(h):
     assert e["code"] == "guardrail_blocked" and e["param"] == "messages.0.content" and "injection" in e["message"]
     body["messages"][0]["content"] = "You are a helpful assistant."
     assert h.post("/v1/chat/completions", json=body).status_code == 200  # benign system message passes
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+@pytest.mark.parametrize("top_k", [10**30, 2**63])
+def test_huge_integers_do_not_stop_the_engine(h, path, top_k):
+    # top_k past int64 passed validation and raised inside the engine loop: that request got a 500
+    # and so did every later one (the loop had stopped)
+    body = {**ROUTES[path], "temperature": 1.0, "top_k": top_k}
+    assert h.post(path, json=body).status_code == 200, "huge values"
+    assert h.post(path, json=ROUTES[path]).status_code == 200, "the next request"

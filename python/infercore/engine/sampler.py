@@ -187,8 +187,11 @@ def sample_row(
             raise ValueError("rng: sampling with temperature > 0 needs a generator")
         # The native sampler (csrc/cpu/sample.cpp) picks the token filtered_probs + the inverse CDF
         # picks for this u, sorting only the head of the vocabulary; NaN/+inf logits raise there.
-        token = int(_C.sample_token(np.ascontiguousarray(work32), params.temperature, max(params.top_k, 0),
-                                    params.top_p, params.min_p, rng.random()))
+        # top_k past the vocabulary keeps every token (as 0 does); clamped, it also fits the native
+        # int64 (a request with top_k 10^30 raised inside the engine loop and stopped the server)
+        top_k = min(max(params.top_k, 0), work32.shape[-1])
+        token = int(_C.sample_token(np.ascontiguousarray(work32), params.temperature, top_k, params.top_p,
+                                    params.min_p, rng.random()))
     return _with_logprobs(SampleResult(token), raw, params)
 
 
