@@ -201,6 +201,10 @@ def parse_exposition(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]],
 
 def sample(parsed: dict, name: str, **labels: str) -> float:
     """Sum of the samples called `name` whose labels include `labels` (0.0 when none)."""
+    if not isinstance(parsed, dict):  # other types were AttributeErrors ('list' object has no attribute 'items')
+        raise TypeError(f"parsed: expected the dict parse_exposition returns, got {type(parsed).__name__}")
+    if not isinstance(name, str):
+        raise TypeError(f"name: expected a metric name string, got {type(name).__name__}")
     want = set(labels.items())
     return sum(v for (n, lab), v in parsed.items() if n == name and want <= set(lab))
 
