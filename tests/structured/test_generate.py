@@ -63,6 +63,18 @@ def test_enum_only_schema_finishes_without_eos(tiny):
     assert len(out.token_ids) == len(out.text)  # one byte per token, no EOS sampled
 
 
+def test_json_schema_pattern_is_enforced(tiny):
+    import re
+
+    schema = {"type": "object", "properties": {"id": {"type": "string", "pattern": "^[A-Z]{2}-\\d{3}$"}},
+              "required": ["id"]}  # fmt: skip
+    for seed in range(3):
+        out = tiny.generate("x", SamplingParams(temperature=1.0, seed=seed, max_tokens=60, json_schema=schema))
+        value = json.loads(out[0].outputs[0].text)
+        jsonschema.validate(value, schema)
+        assert re.fullmatch(r"[A-Z]{2}-\d{3}", value["id"])
+
+
 def test_stream_and_max_tokens(tiny):
     text = "".join(tiny.stream("a", SamplingParams(temperature=1.0, seed=3, max_tokens=600, json_schema=SCHEMA)))
     jsonschema.validate(json.loads(text), SCHEMA)
@@ -72,7 +84,7 @@ def test_stream_and_max_tokens(tiny):
 
 def test_bad_json_schema_params():
     with pytest.raises(ValueError, match="pattern"):
-        SamplingParams(json_schema={"type": "string", "pattern": "a+"})
+        SamplingParams(json_schema={"type": "string", "pattern": "(?=a)b"})  # lookaround
     with pytest.raises(ValueError, match="not valid JSON"):
         SamplingParams(json_schema="{oops")
     with pytest.raises(TypeError, match="json_schema"):

@@ -82,6 +82,36 @@ def test_random_accepted_strings_are_valid_json(schema, whitespace):
     assert walked >= 100
 
 
+PATTERNS = ["^[a-z]{2,3}\\d$", 'a"b', "x\\\\y", "a\\nb\\tc", "[^a]{1,4}", ".{0,5}", '(foo|ba"r)+', "\\s\\S",
+            "[A-Z]{3}-[0-9]{4}", "é+ü?", "[ -~]{0,6}"]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_string_pattern_outputs_decode_to_full_matches(pattern):
+    # every string the grammar accepts is a JSON string (the characters JSON must escape come out
+    # escaped) whose value matches the whole pattern; JSON Schema's own (search) check passes too
+    import re
+
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": pattern}}, "required": ["code"]}
+    dfa = compile_dfa(schema_to_grammar(schema))
+    rng = np.random.default_rng(11)
+    walked = 0
+    for _ in range(200):
+        data = random_walk(dfa, rng)
+        if data is None:
+            continue
+        walked += 1
+        value = json.loads(data.decode("utf-8"))
+        jsonschema.validate(value, schema)
+        plain = pattern.removeprefix("^").removesuffix("$")
+        assert re.fullmatch(plain, value["code"], re.ASCII), (pattern, data)
+    assert walked >= 150
+    if pattern == PATTERNS[0]:
+        assert dfa.matches(b'{"code": "ab1"}') and not dfa.matches(b'{"code": "ab1x"}')
+    if pattern == 'a"b':  # the quote can only come escaped
+        assert dfa.matches(b'{"code": "a\\"b"}') and not dfa.matches(b'{"code": "a"b"}')
+
+
 def _dump(v, indent):
     return json.dumps(v, ensure_ascii=False, indent=indent, separators=(",", ": ") if indent else (",", ":"))
 
@@ -179,7 +209,9 @@ _ANY_DFA = compile_dfa(schema_to_grammar(True))
 
 
 @pytest.mark.parametrize(("schema", "match"), [
-    ({"type": "string", "pattern": "^a+$"}, "pattern"),
+    ({"type": "string", "pattern": "^a+$", "maxLength": 3}, "pattern together with minLength"),
+    ({"type": "string", "pattern": "(?=a)b"}, r"pattern: .*lookaround|pattern:"),
+    ({"type": "string", "pattern": 3}, "pattern"),
     ({"type": "integer", "maximum": 5}, "maximum"),
     ({"type": "integer", "minimum": 3}, "minimum"),
     ({"type": "array", "uniqueItems": True}, "uniqueItems"),

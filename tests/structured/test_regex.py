@@ -14,7 +14,7 @@ from infercore.structured import compile_dfa, regex_to_grammar
 PATTERNS = [
     r"\d{3}-\d{4}", r"(yes|no)", r"[A-Z][a-z]*( [A-Z][a-z]*)*", r"a{2,3}b?", r"\w+@\w+\.com", r".*",
     r"[^.!?\[\]\n]{1,20} \[(?:1|2|3)\]\.", r"(?:ab|cd)+?x", r"[\d,]+", r"é+|日本", r"[-+]?\d+(\.\d+)?",
-    r"\s*\S+", r"[a-c\]]{0,3}", r"x{2}", r"{not a count}",
+    r"\s*\S+", r"[a-c\]]{0,3}", r"x{2}", r"{not a count}", r"\x41\u00e9+[\x30-\x39]", r"[\b\-]+",
 ]
 
 
@@ -35,6 +35,8 @@ def test_agrees_with_python_re(pattern):
     ("(a", "missing"), ("a)", "unbalanced"), ("*a", "nothing to repeat"), ("[a", "missing"),
     (r"\1", "backreference"), ("^a", "anchors"), ("a$", "anchors"), ("(?=a)", "lookaround"),
     ("a{3,1}", "repeat count"), ("[z-a]", "range"), ("[^é]", "non-ASCII"), ("[]", "missing"), ("a\\", "trailing"),
+    (r"\p{L}+", r"escape \\p"), (r"[\p]", r"escape \\p"), (r"\x4", "hex digits"), (r"\u12G4", "hex digits"),
+    (r"\ud800", "surrogate"), (r"\k<n>", r"escape \\k"),  # \p{L} was taken as the literal text "p{L}"
 ])
 def test_bad_patterns(pattern, match):
     with pytest.raises(ValueError, match=match):

@@ -8,12 +8,15 @@ are valid UTF-8 with JSON escapes. Integers have at most 18 digits and numbers a
 and 17 fraction digits, so a looping model cannot run a number forever.
 
 Supported: type (one or a list), enum, const, properties, required, additionalProperties (for a
-map without properties), items, minItems, maxItems, minLength, maxLength, anyOf, oneOf (as
+map without properties), items, minItems, maxItems, minLength, maxLength, pattern (the regex
+subset of `regex.py`, matched against the whole string, as Outlines and xgrammar do: a leading
+^ and trailing $ are dropped, and the characters JSON must escape are generated escaped; not
+together with minLength/maxLength), anyOf, oneOf (as
 anyOf: exclusivity is not enforced), allOf with one member, $ref to #/$defs or #/definitions
 (not recursive), the empty schema / true (any JSON value, nested at most `any_depth` deep), and
 integer/number `minimum: 0` style non-negativity. Annotations (title, description, default,
 examples, format, $schema, $id, $comment, readOnly, writeOnly, deprecated) are ignored, as the
-JSON Schema spec lets a validator do. Any other keyword (pattern, maximum, multipleOf, not,
+JSON Schema spec lets a validator do. Any other keyword (maximum, multipleOf, not,
 uniqueItems, ...) is a ValueError naming it: a constraint the grammar cannot enforce is refused,
 never silently dropped.
 """
@@ -29,7 +32,7 @@ from .fsm import byte_mask, range_mask
 _ANNOTATIONS = {"title", "description", "default", "examples", "format", "$schema", "$id", "$comment",
                 "readOnly", "writeOnly", "deprecated", "$defs", "definitions", "additionalProperties"}  # fmt: skip
 _SUPPORTED = _ANNOTATIONS | {"type", "enum", "const", "properties", "required", "items", "minItems", "maxItems",
-                             "minLength", "maxLength", "anyOf", "oneOf", "allOf", "$ref", "minimum",
+                             "minLength", "maxLength", "pattern", "anyOf", "oneOf", "allOf", "$ref", "minimum",
                              "exclusiveMinimum"}  # fmt: skip
 _TYPES = ("string", "integer", "number", "boolean", "null", "object", "array")
 MAX_LENGTH_BOUND = 4096  # larger maxLength / maxItems would grow the automaton linearly
@@ -72,6 +75,45 @@ _CHAR = ("alt", [
 
 def _string(lo: int = 0, hi: int | None = None) -> tuple:
     return ("seq", [("lit", b'"'), ("rep", _CHAR, lo, hi), ("lit", b'"')])
+
+
+# Inside a JSON string '"', '\\' and the control characters must be escaped: a pattern's grammar
+# generates those characters in this (short, else \u00XX) escaped form, everything else as is.
+_MUST_ESCAPE = range_mask(0x00, 0x1F) | byte_mask(b'"\\')
+_SHORT_ESCAPES = {0x08: b"\\b", 0x09: b"\\t", 0x0A: b"\\n", 0x0C: b"\\f", 0x0D: b"\\r", 0x22: b'\\"',
+                  0x5C: b"\\\\"}  # fmt: skip
+
+
+def _escape_byte(b: int) -> bytes:
+    return _SHORT_ESCAPES.get(b) or b"\\u%04x" % b
+
+
+def _json_escaped(e: tuple) -> tuple:
+    """A regex grammar (regex.py) whose matches are the same strings written inside a JSON string."""
+    kind = e[0]
+    if kind == "lit":
+        return ("lit", b"".join(_escape_byte(b) if (_MUST_ESCAPE >> b) & 1 else bytes([b]) for b in e[1]))
+    if kind == "cls":
+        safe = e[1] & ~_MUST_ESCAPE
+        alts = [("cls", safe)] if safe else []
+        alts += [("lit", _escape_byte(b)) for b in range(0x60) if (e[1] & _MUST_ESCAPE) >> b & 1]
+        return alts[0] if len(alts) == 1 else ("alt", alts)
+    if kind in ("seq", "alt"):
+        return (kind, [_json_escaped(x) for x in e[1]])
+    if kind == "rep":
+        return ("rep", _json_escaped(e[1]), e[2], e[3])
+    raise ValueError(f"pattern: unexpected grammar node {kind!r}")
+
+
+def _strip_anchors(pattern: str) -> str:
+    """Drop a leading '^' and an unescaped trailing '$' (the whole string is matched anyway)."""
+    if pattern.startswith("^"):
+        pattern = pattern[1:]
+    if pattern.endswith("$"):
+        backslashes = len(pattern[:-1]) - len(pattern[:-1].rstrip("\\"))
+        if backslashes % 2 == 0:
+            pattern = pattern[:-1]
+    return pattern
 
 
 def _integer(nonneg: bool) -> tuple:
@@ -219,6 +261,8 @@ class _Compiler:
             lo, hi = self._bound(s, "minLength", where) or 0, self._bound(s, "maxLength", where)
             if hi is not None and hi < lo:
                 raise ValueError(f"json_schema{where}: maxLength {hi} < minLength {lo}")
+            if "pattern" in s:
+                return self._pattern(s, where)
             return _string(lo, hi)
         if t == "integer":
             return _integer(self._nonneg(s, where))
@@ -235,6 +279,21 @@ class _Compiler:
             items = s.get("items", True)
             return self._array(self.compile(items, f"{where}.items"), lo, hi)
         return self._object(s, where)
+
+    def _pattern(self, s: Mapping[str, Any], where: str) -> tuple:
+        from .regex import regex_to_grammar
+
+        pattern = s["pattern"]
+        if not isinstance(pattern, str):
+            raise ValueError(f"json_schema{where}.pattern: expected a regular expression string, got {pattern!r:.80}")
+        if "minLength" in s or "maxLength" in s:  # lengths count decoded characters, not the pattern's bytes
+            raise ValueError(f"json_schema{where}: pattern together with minLength/maxLength is not supported "
+                             "(put the length in the pattern, e.g. {1,40})")  # fmt: skip
+        try:
+            body = regex_to_grammar(_strip_anchors(pattern))
+        except ValueError as e:
+            raise ValueError(f"json_schema{where}.pattern: {e}") from None
+        return ("seq", [("lit", b'"'), _json_escaped(body), ("lit", b'"')])
 
     def _object(self, s: Mapping[str, Any], where: str) -> tuple:
         props = s.get("properties")

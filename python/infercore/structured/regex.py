@@ -1,7 +1,9 @@
 """A regular expression -> byte grammar expression (see fsm.py), for `SamplingParams(regex=...)`.
 
 The whole output must match (implicit ^...$). Supported: literals (any Unicode), escapes
-\\d \\D \\w \\W \\s \\S \\. \\n \\t \\r \\\\ \\[ etc., `.` (any character but newline), classes
+\\d \\D \\w \\W \\s \\S \\. \\n \\t \\r \\\\ \\[ \\xhh \\uhhhh etc. (an escaped punctuation character is
+itself; any other escaped letter or digit, such as \\p{L}, is a ValueError), `.` (any character
+but newline), classes
 `[a-z0-9_]` / `[^...]` (ranges over ASCII; a negated class matches every other character,
 multi-byte UTF-8 included), groups `(...)` / `(?:...)`, alternation `|`, quantifiers `* + ?`
 `{m}` `{m,}` `{m,n}` (greedy and lazy forms parse alike: laziness does not change the language).
@@ -174,8 +176,29 @@ class _Parser:
             raise self.error("backreferences are not supported")
         if c in "bBAZzG" and not in_class:
             raise self.error(f"anchor \\{c} is not supported")
-        ch = _ESCAPES.get(c, c)
-        return ("lit", ch.encode("utf-8"))
+        return ("lit", self.escaped_char(c, in_class).encode("utf-8"))
+
+    def escaped_char(self, c: str, in_class: bool) -> str:
+        """The character `\\c` stands for (the backslash and c already taken): a control escape,
+        \\xhh, \\uhhhh, \\b (backspace) in a class, or c itself for punctuation. Any other letter
+        or digit is an error: taken literally, \\p{L} matched the text "p{L}"."""
+        if c in _ESCAPES:
+            return _ESCAPES[c]
+        if c in "xu":
+            n = 2 if c == "x" else 4
+            digits = self.p[self.i:self.i + n]
+            if len(digits) != n or any(d not in "0123456789abcdefABCDEF" for d in digits):
+                raise self.error(f"\\{c} needs {n} hex digits")
+            self.i += n
+            code = int(digits, 16)
+            if 0xD800 <= code <= 0xDFFF:
+                raise self.error(f"\\{c}{digits} is a surrogate, not a character")
+            return chr(code)
+        if c == "b" and in_class:
+            return "\b"
+        if c.isascii() and c.isalnum():
+            raise self.error(f"escape \\{c} is not supported")
+        return c
 
     def char_class(self) -> tuple:
         negate = self.peek() == "^"
@@ -198,14 +221,16 @@ class _Parser:
                         raise self.error("negated class escapes (\\D \\W \\S) inside [...] are not supported")
                     mask |= m
                     continue
-                c = _ESCAPES.get(self.peek() or "", self.peek() or "")
-                self.take()
+                if self.peek() is None:
+                    raise self.error("trailing backslash")
+                c = self.escaped_char(self.take(), in_class=True)
             if self.peek() == "-" and self.i + 1 < len(self.p) and self.p[self.i + 1] != "]":
                 self.take()
                 hi = self.take()
                 if hi == "\\":
-                    hi = _ESCAPES.get(self.peek() or "", self.peek() or "")
-                    self.take()
+                    if self.peek() is None:
+                        raise self.error("trailing backslash")
+                    hi = self.escaped_char(self.take(), in_class=True)
                 if ord(c) > 0x7F or ord(hi) > 0x7F:
                     raise self.error("ranges over non-ASCII characters are not supported")
                 if ord(hi) < ord(c):
