@@ -112,6 +112,41 @@ def test_string_pattern_outputs_decode_to_full_matches(pattern):
         assert dfa.matches(b'{"code": "a\\"b"}') and not dfa.matches(b'{"code": "a"b"}')
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(-10**6, 10**6), st.integers(0, 10**6), st.sampled_from(["incl", "excl", "float"]),
+       st.lists(st.integers(-3 * 10**6, 3 * 10**6), min_size=20, max_size=20))
+def test_integer_bounds_accept_exactly_the_range(lo, width, kind, probes):
+    hi = lo + width
+    if kind == "incl":
+        schema, want = {"type": "integer", "minimum": lo, "maximum": hi}, (lo, hi)
+    elif kind == "excl":
+        schema, want = {"type": "integer", "exclusiveMinimum": lo, "exclusiveMaximum": hi + 2}, (lo + 1, hi + 1)
+    else:  # fractional bounds round inwards
+        schema, want = {"type": "integer", "minimum": lo - 0.5, "maximum": hi + 0.25}, (lo, hi)
+    if want[0] > want[1]:
+        return
+    dfa = compile_dfa(schema_to_grammar(schema))
+    for v in probes + [want[0], want[1], want[0] - 1, want[1] + 1, 0, -1, 1]:
+        assert dfa.matches(str(v).encode()) == (want[0] <= v <= want[1]), (schema, v)
+    assert not dfa.matches(b"-0") and not dfa.matches(b"00") and not dfa.matches(b"+1")
+
+
+def test_integer_bounds_one_sided_and_in_objects():
+    dfa = compile_dfa(schema_to_grammar({"type": "integer", "minimum": -3}))
+    assert dfa.matches(b"-3") and dfa.matches(b"999999999999999999") and not dfa.matches(b"-4")
+    dfa = compile_dfa(schema_to_grammar({"type": "integer", "exclusiveMaximum": 0}))
+    assert dfa.matches(b"-1") and not dfa.matches(b"0") and dfa.matches(b"-999999999999999999")
+    schema = {"type": "object", "properties": {"age": {"type": "integer", "minimum": 0, "maximum": 150}},
+              "required": ["age"]}  # fmt: skip
+    dfa = compile_dfa(schema_to_grammar(schema))
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        data = random_walk(dfa, rng)
+        if data is not None:
+            jsonschema.validate(json.loads(data), schema)
+    assert not dfa.matches(b'{"age": 151}') and dfa.matches(b'{"age": 150}')
+
+
 def _dump(v, indent):
     return json.dumps(v, ensure_ascii=False, indent=indent, separators=(",", ": ") if indent else (",", ":"))
 
@@ -212,8 +247,12 @@ _ANY_DFA = compile_dfa(schema_to_grammar(True))
     ({"type": "string", "pattern": "^a+$", "maxLength": 3}, "pattern together with minLength"),
     ({"type": "string", "pattern": "(?=a)b"}, r"pattern: .*lookaround|pattern:"),
     ({"type": "string", "pattern": 3}, "pattern"),
-    ({"type": "integer", "maximum": 5}, "maximum"),
-    ({"type": "integer", "minimum": 3}, "minimum"),
+    ({"type": "number", "maximum": 5}, "maximum"),
+    ({"type": "number", "minimum": 3}, "minimum"),
+    ({"type": "integer", "minimum": 3, "maximum": 2.5}, "no integer"),
+    ({"type": "integer", "minimum": 10**19}, "no integer"),
+    ({"type": "integer", "maximum": "5"}, "maximum"),
+    ({"type": "integer", "exclusiveMinimum": float("nan")}, "exclusiveMinimum"),
     ({"type": "array", "uniqueItems": True}, "uniqueItems"),
     ({"not": {"type": "string"}}, "not"),
     ({"type": "strin"}, "type"),

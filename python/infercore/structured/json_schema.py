@@ -11,12 +11,13 @@ Supported: type (one or a list), enum, const, properties, required, additionalPr
 map without properties), items, minItems, maxItems, minLength, maxLength, pattern (the regex
 subset of `regex.py`, matched against the whole string, as Outlines and xgrammar do: a leading
 ^ and trailing $ are dropped, and the characters JSON must escape are generated escaped; not
-together with minLength/maxLength), anyOf, oneOf (as
+together with minLength/maxLength), integer minimum / maximum / exclusiveMinimum /
+exclusiveMaximum (digit-range automata; fractional bounds round inwards), anyOf, oneOf (as
 anyOf: exclusivity is not enforced), allOf with one member, $ref to #/$defs or #/definitions
 (not recursive), the empty schema / true (any JSON value, nested at most `any_depth` deep), and
-integer/number `minimum: 0` style non-negativity. Annotations (title, description, default,
+number `minimum: 0` style non-negativity. Annotations (title, description, default,
 examples, format, $schema, $id, $comment, readOnly, writeOnly, deprecated) are ignored, as the
-JSON Schema spec lets a validator do. Any other keyword (maximum, multipleOf, not,
+JSON Schema spec lets a validator do. Any other keyword (multipleOf, not, a number maximum,
 uniqueItems, ...) is a ValueError naming it: a constraint the grammar cannot enforce is refused,
 never silently dropped.
 """
@@ -33,7 +34,7 @@ _ANNOTATIONS = {"title", "description", "default", "examples", "format", "$schem
                 "readOnly", "writeOnly", "deprecated", "$defs", "definitions", "additionalProperties"}  # fmt: skip
 _SUPPORTED = _ANNOTATIONS | {"type", "enum", "const", "properties", "required", "items", "minItems", "maxItems",
                              "minLength", "maxLength", "pattern", "anyOf", "oneOf", "allOf", "$ref", "minimum",
-                             "exclusiveMinimum"}  # fmt: skip
+                             "exclusiveMinimum", "maximum", "exclusiveMaximum"}  # fmt: skip
 _TYPES = ("string", "integer", "number", "boolean", "null", "object", "array")
 MAX_LENGTH_BOUND = 4096  # larger maxLength / maxItems would grow the automaton linearly
 # The any-value grammar grows 4x per nesting level (depth 4 is past compile_dfa's default state
@@ -114,6 +115,52 @@ def _strip_anchors(pattern: str) -> str:
         if backslashes % 2 == 0:
             pattern = pattern[:-1]
     return pattern
+
+
+INT_LIMIT = 10**18 - 1  # _integer's 18 digits
+
+
+def _digits_between(lo: str, hi: str) -> tuple:
+    """Every digit string of len(lo) == len(hi) from lo to hi (leading zeros allowed here)."""
+    if lo == hi:
+        return ("lit", lo.encode())
+    k = next(i for i in range(len(lo)) if lo[i] != hi[i])
+    head, rest = lo[:k], len(lo) - k - 1
+    a, b = int(lo[k]), int(hi[k])
+    parts = []
+    low_full, high_full = lo[k + 1:] == "0" * rest, hi[k + 1:] == "9" * rest
+    first, last = a + (0 if low_full else 1), b - (0 if high_full else 1)
+    if not low_full:
+        parts.append(("seq", [("lit", lo[k].encode()), _digits_between(lo[k + 1:], "9" * rest)]))
+    if first <= last:
+        parts.append(("seq", [("cls", range_mask(0x30 + first, 0x30 + last))] + [_DIGIT] * rest))
+    if not high_full:
+        parts.append(("seq", [("lit", hi[k].encode()), _digits_between("0" * rest, hi[k + 1:])]))
+    body = parts[0] if len(parts) == 1 else ("alt", parts)
+    return ("seq", [("lit", head.encode()), body]) if head else body
+
+
+def _naturals_between(a: int, b: int) -> list[tuple]:
+    """Alternatives for the integers a..b (0 <= a <= b) written without leading zeros."""
+    alts = []
+    if a == 0:
+        alts.append(("lit", b"0"))
+        a = 1
+    while a <= b:
+        top = min(b, 10 ** len(str(a)) - 1)  # same digit count as a
+        alts.append(_digits_between(str(a), str(top)))
+        a = top + 1
+    return alts
+
+
+def _integer_range(lo: int, hi: int) -> tuple:
+    """JSON integers lo..hi (within +-INT_LIMIT)."""
+    alts = []
+    if hi >= 0:
+        alts += _naturals_between(max(lo, 0), hi)
+    if lo < 0:
+        alts += [("seq", [("lit", b"-"), e]) for e in _naturals_between(max(-hi, 1), -lo)]
+    return alts[0] if len(alts) == 1 else ("alt", alts)
 
 
 def _integer(nonneg: bool) -> tuple:
@@ -246,7 +293,36 @@ class _Compiler:
             raise ValueError(f"json_schema{where}.{key}: at most {MAX_LENGTH_BOUND} is supported, got {v}")
         return v
 
+    def _int_bounds(self, s: Mapping[str, Any], where: str) -> tuple[int, int] | None:
+        """(lo, hi) from minimum/maximum/exclusiveMinimum/exclusiveMaximum, or None when unbounded."""
+        import math
+
+        keys = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+        if not any(k in s for k in keys):
+            return None
+        lo, hi = -INT_LIMIT, INT_LIMIT
+        for k in keys:
+            if k not in s:
+                continue
+            v = s[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"json_schema{where}.{k}: expected a finite number, got {v!r}")
+            if k == "minimum":
+                lo = max(lo, math.ceil(v))
+            elif k == "exclusiveMinimum":
+                lo = max(lo, math.floor(v) + 1)
+            elif k == "maximum":
+                hi = min(hi, math.floor(v))
+            else:
+                hi = min(hi, math.ceil(v) - 1)
+        if lo > hi:
+            raise ValueError(f"json_schema{where}: no integer of at most 18 digits lies within the bounds")
+        return lo, hi
+
     def _nonneg(self, s: Mapping[str, Any], where: str) -> bool:
+        for k in ("maximum", "exclusiveMaximum"):
+            if k in s:  # a decimal upper bound would need digit-by-digit fraction automata
+                raise ValueError(f"json_schema{where}: {k} is enforced on integers only, not on numbers")
         if "exclusiveMinimum" in s:
             raise ValueError(f"json_schema{where}: exclusiveMinimum cannot be enforced by constrained decoding")
         m = s.get("minimum")
@@ -265,7 +341,8 @@ class _Compiler:
                 return self._pattern(s, where)
             return _string(lo, hi)
         if t == "integer":
-            return _integer(self._nonneg(s, where))
+            bounds = self._int_bounds(s, where)
+            return _integer(False) if bounds is None else _integer_range(*bounds)
         if t == "number":
             return _number(self._nonneg(s, where))
         if t == "boolean":
