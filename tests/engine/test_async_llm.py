@@ -83,3 +83,62 @@ def test_one_driver_per_engine():
         first.shutdown()
     second = AsyncLLM(engine)  # allowed once the first one is shut down
     second.shutdown()
+
+
+def _failing_sampler(monkeypatch):
+    """sample_row raising for requests with seed 666 (a sampling-time failure of one request)."""
+    import infercore.engine.core as core
+
+    real = core.sample_row
+
+    def sample_row(logits, p, *a, **kw):
+        if p.seed == 666:
+            raise ValueError("logits: the model produced NaN")
+        return real(logits, p, *a, **kw)
+
+    monkeypatch.setattr(core, "sample_row", sample_row)
+
+
+def test_one_failing_request_does_not_stop_the_others(monkeypatch):
+    # a request whose sampling raised used to stop the engine loop: every request in flight and
+    # every later one failed ("the engine loop has failed"); now only that request does
+    from infercore.engine.core import RequestFailedError
+
+    _failing_sampler(monkeypatch)
+    engine, _ = _engine()
+    alm = AsyncLLM(engine)
+    good = SamplingParams(max_tokens=8)
+    bad = SamplingParams(max_tokens=8, seed=666)
+
+    async def main():
+        return await asyncio.gather(_collect(alm, [1, 2, 3], good), _collect(alm, [4, 5, 6], bad),
+                                    _collect(alm, [7, 8, 9], good), return_exceptions=True)  # fmt: skip
+
+    try:
+        ok1, failed, ok2 = asyncio.run(main())
+        assert isinstance(failed, RequestFailedError) and "produced NaN" in str(failed)
+        assert ok1[-1].outputs[0].token_ids == _greedy_reference([1, 2, 3], 8)
+        assert ok2[-1].outputs[0].token_ids == _greedy_reference([7, 8, 9], 8)
+        later = asyncio.run(_collect(alm, [1, 2, 3], good))
+        assert later[-1].finished and alm.healthy
+        assert engine.allocator.num_free_blocks == engine.allocator.num_blocks
+    finally:
+        alm.shutdown()
+
+
+def test_offline_generate_raises_the_failure_and_stays_usable(monkeypatch):
+    from infercore.engine.core import RequestFailedError
+
+    _failing_sampler(monkeypatch)
+    engine, _ = _engine()
+    for _ in range(2):
+        engine.add_request("ok", [1, 2, 3], SamplingParams(max_tokens=6))
+        engine.add_request("bad", [4, 5], SamplingParams(max_tokens=6, seed=666))
+        outs = {}
+        while engine.has_unfinished_requests():
+            outs.update({o.request_id: o for o in engine.step() if o.finished})
+        failed = engine.take_failures()
+        assert set(failed) == {"bad"} and isinstance(failed["bad"], RequestFailedError)
+        assert set(outs) == {"ok"} and outs["ok"].outputs[0].token_ids == _greedy_reference([1, 2, 3], 6)
+        assert engine.take_failures() == {}
+        assert engine.allocator.num_free_blocks == engine.allocator.num_blocks

@@ -138,3 +138,5 @@ class AsyncLLM:
                 return
             for out in outputs:
                 self._post(out.request_id, out)
+            for rid, err in self.engine.take_failures().items():  # that request only; the loop goes on
+                self._post(rid, err)

@@ -21,6 +21,15 @@ from .sequence import SeqStatus
 from .sequence import Sequence as Seq
 
 
+class RequestFailedError(RuntimeError):
+    """One request failed after the model ran for it (sampling, its grammar, detokenizing): that
+    request is aborted and the step goes on for the others (LLMEngine.take_failures)."""
+
+    def __init__(self, request_id: str, cause: BaseException) -> None:
+        super().__init__(f"request {request_id} failed: {type(cause).__name__}: {cause}")
+        self.request_id = request_id
+
+
 @dataclass
 class _Request:
     request_id: str
@@ -57,6 +66,7 @@ class LLMEngine:
         self.eos_token_ids = set(int(t) for t in eos_token_ids)
         self.max_model_len = max_model_len
         self._requests: dict[str, _Request] = {}
+        self._failed: dict[str, RequestFailedError] = {}
         self._next_seq = 0
         self.guides = guides
 
@@ -121,11 +131,26 @@ class LLMEngine:
             for s in out.scheduled:
                 if not s.samples:
                     continue
-                req = self._requests[s.seq.request_id]
-                self._sample(req, s.seq, logits[row])
-                touched[req.request_id] = req
                 row += 1
+                req = self._requests.get(s.seq.request_id)
+                if req is None:  # failed earlier in this step (another of its sequences)
+                    continue
+                try:
+                    self._sample(req, s.seq, logits[row - 1])
+                except Exception as e:  # one request's failure must not stop the others
+                    self.abort_request(req.request_id)
+                    touched.pop(req.request_id, None)
+                    err = RequestFailedError(req.request_id, e)
+                    err.__cause__ = e
+                    self._failed[req.request_id] = err
+                    continue
+                touched[req.request_id] = req
         return [self._output(req) for req in touched.values()]
+
+    def take_failures(self) -> dict[str, RequestFailedError]:
+        """Requests that failed in the steps since the last call (already aborted), by request id."""
+        failed, self._failed = self._failed, {}
+        return failed
 
     # ------------------------------------------------------------------ internals
     def _new_seq_id(self) -> int:

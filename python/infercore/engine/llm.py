@@ -168,6 +168,8 @@ class LLM:
                 for out in self.engine.step():
                     if out.finished:
                         done[out.request_id] = out
+                for err in self.engine.take_failures().values():
+                    raise err
         except BaseException:
             for rid in rids:
                 self.engine.abort_request(rid)
@@ -208,6 +210,9 @@ class LLM:
                             yield out.outputs[0].delta
                         if out.finished:
                             return
+                failed = self.engine.take_failures()
+                if rid in failed:
+                    raise failed[rid]
         finally:
             self.engine.abort_request(rid)
 
