@@ -31,3 +31,20 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def failing_sampler(monkeypatch):
+    """The engine's sample_row raising for requests with seed 666: one request failing while it is
+    sampled (the engine must abort it alone)."""
+    import infercore.engine.core as core
+
+    real = core.sample_row
+
+    def sample_row(logits, p, *a, **kw):
+        if p.seed == 666:
+            raise ValueError("forced sampling failure: the model produced NaN")
+        return real(logits, p, *a, **kw)
+
+    monkeypatch.setattr(core, "sample_row", sample_row)
+    return 666

@@ -85,26 +85,11 @@ def test_one_driver_per_engine():
     second.shutdown()
 
 
-def _failing_sampler(monkeypatch):
-    """sample_row raising for requests with seed 666 (a sampling-time failure of one request)."""
-    import infercore.engine.core as core
-
-    real = core.sample_row
-
-    def sample_row(logits, p, *a, **kw):
-        if p.seed == 666:
-            raise ValueError("logits: the model produced NaN")
-        return real(logits, p, *a, **kw)
-
-    monkeypatch.setattr(core, "sample_row", sample_row)
-
-
-def test_one_failing_request_does_not_stop_the_others(monkeypatch):
+def test_one_failing_request_does_not_stop_the_others(failing_sampler):
     # a request whose sampling raised used to stop the engine loop: every request in flight and
     # every later one failed ("the engine loop has failed"); now only that request does
     from infercore.engine.core import RequestFailedError
 
-    _failing_sampler(monkeypatch)
     engine, _ = _engine()
     alm = AsyncLLM(engine)
     good = SamplingParams(max_tokens=8)
@@ -126,10 +111,9 @@ def test_one_failing_request_does_not_stop_the_others(monkeypatch):
         alm.shutdown()
 
 
-def test_offline_generate_raises_the_failure_and_stays_usable(monkeypatch):
+def test_offline_generate_raises_the_failure_and_stays_usable(failing_sampler):
     from infercore.engine.core import RequestFailedError
 
-    _failing_sampler(monkeypatch)
     engine, _ = _engine()
     for _ in range(2):
         engine.add_request("ok", [1, 2, 3], SamplingParams(max_tokens=6))

@@ -143,20 +143,10 @@ def test_huge_integers_do_not_stop_the_engine(h, path, top_k):
     assert h.post(path, json=ROUTES[path]).status_code == 200, "the next request"
 
 
-def test_a_request_failing_while_sampling_gets_a_500_and_the_server_goes_on(h, monkeypatch):
+def test_a_request_failing_while_sampling_gets_a_500_and_the_server_goes_on(h, failing_sampler):
     # a sampling-time failure of one request (here forced) stopped the engine loop: that request
     # and every later one got a 500 and /health failed; now only that request fails
-    import infercore.engine.core as core
-
-    real = core.sample_row
-
-    def sample_row(logits, p, *a, **kw):
-        if p.seed == 666:
-            raise ValueError("forced sampling failure")
-        return real(logits, p, *a, **kw)
-
-    monkeypatch.setattr(core, "sample_row", sample_row)
     path = "/v1/completions"
-    assert _err(h.post(path, json={**ROUTES[path], "seed": 666}), 500)["type"]
+    assert _err(h.post(path, json={**ROUTES[path], "seed": failing_sampler}), 500)["type"]
     assert h.post(path, json=ROUTES[path]).status_code == 200
     assert h.post("/v1/chat/completions", json=ROUTES["/v1/chat/completions"]).status_code == 200

@@ -66,20 +66,24 @@ def random_walk(dfa, rng: np.random.Generator, max_len: int = 600) -> bytes | No
     return None
 
 
+def walked_values(dfa, schema, tries: int, seed: int) -> list:
+    """JSON values of random strings the DFA accepts, each checked to be strict UTF-8 and strict
+    JSON that validates against the schema."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(tries):
+        data = random_walk(dfa, rng)
+        if data is not None:
+            values.append(json.loads(data.decode("utf-8")))
+            jsonschema.validate(values[-1], schema if schema is not True else {})
+    return values
+
+
 @pytest.mark.parametrize("whitespace", ["compact", "flexible"])
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda s: json.dumps(s)[:40])
 def test_random_accepted_strings_are_valid_json(schema, whitespace):
     dfa = compile_dfa(schema_to_grammar(schema, whitespace=whitespace))
-    rng = np.random.default_rng(7)
-    walked = 0
-    for _ in range(150):
-        data = random_walk(dfa, rng)
-        if data is None:
-            continue
-        walked += 1
-        value = json.loads(data.decode("utf-8"))  # strict UTF-8 and strict JSON
-        jsonschema.validate(value, schema if schema is not True else {})
-    assert walked >= 100
+    assert len(walked_values(dfa, schema, 150, 7)) >= 100
 
 
 PATTERNS = ["^[a-z]{2,3}\\d$", 'a"b', "x\\\\y", "a\\nb\\tc", "[^a]{1,4}", ".{0,5}", '(foo|ba"r)+', "\\s\\S",
@@ -94,18 +98,11 @@ def test_string_pattern_outputs_decode_to_full_matches(pattern):
 
     schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": pattern}}, "required": ["code"]}
     dfa = compile_dfa(schema_to_grammar(schema))
-    rng = np.random.default_rng(11)
-    walked = 0
-    for _ in range(200):
-        data = random_walk(dfa, rng)
-        if data is None:
-            continue
-        walked += 1
-        value = json.loads(data.decode("utf-8"))
-        jsonschema.validate(value, schema)
-        plain = pattern.removeprefix("^").removesuffix("$")
-        assert re.fullmatch(plain, value["code"], re.ASCII), (pattern, data)
-    assert walked >= 150
+    values = walked_values(dfa, schema, 200, 11)
+    assert len(values) >= 150
+    plain = pattern.removeprefix("^").removesuffix("$")
+    for value in values:
+        assert re.fullmatch(plain, value["code"], re.ASCII), (pattern, value)
     if pattern == PATTERNS[0]:
         assert dfa.matches(b'{"code": "ab1"}') and not dfa.matches(b'{"code": "ab1x"}')
     if pattern == 'a"b':  # the quote can only come escaped
@@ -139,11 +136,7 @@ def test_integer_bounds_one_sided_and_in_objects():
     schema = {"type": "object", "properties": {"age": {"type": "integer", "minimum": 0, "maximum": 150}},
               "required": ["age"]}  # fmt: skip
     dfa = compile_dfa(schema_to_grammar(schema))
-    rng = np.random.default_rng(5)
-    for _ in range(100):
-        data = random_walk(dfa, rng)
-        if data is not None:
-            jsonschema.validate(json.loads(data), schema)
+    assert walked_values(dfa, schema, 100, 5)
     assert not dfa.matches(b'{"age": 151}') and dfa.matches(b'{"age": 150}')
 
 

@@ -127,16 +127,12 @@ class LLMEngine:
                     m.num_cached_tokens = s.start
             logits = self.runner.execute(batch)
             self.scheduler.on_computed(out)
-            row = 0
-            for s in out.scheduled:
-                if not s.samples:
-                    continue
-                row += 1
+            for row, s in enumerate(x for x in out.scheduled if x.samples):  # logits rows: sampled seqs in order
                 req = self._requests.get(s.seq.request_id)
                 if req is None:  # failed earlier in this step (another of its sequences)
                     continue
                 try:
-                    self._sample(req, s.seq, logits[row - 1])
+                    self._sample(req, s.seq, logits[row])
                 except Exception as e:  # one request's failure must not stop the others
                     self.abort_request(req.request_id)
                     touched.pop(req.request_id, None)

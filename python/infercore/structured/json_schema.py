@@ -25,10 +25,12 @@ never silently dropped.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from .fsm import byte_mask, range_mask
+from .regex import regex_to_grammar
 
 _ANNOTATIONS = {"title", "description", "default", "examples", "format", "$schema", "$id", "$comment",
                 "readOnly", "writeOnly", "deprecated", "$defs", "definitions", "additionalProperties"}  # fmt: skip
@@ -295,8 +297,6 @@ class _Compiler:
 
     def _int_bounds(self, s: Mapping[str, Any], where: str) -> tuple[int, int] | None:
         """(lo, hi) from minimum/maximum/exclusiveMinimum/exclusiveMaximum, or None when unbounded."""
-        import math
-
         keys = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
         if not any(k in s for k in keys):
             return None
@@ -358,8 +358,6 @@ class _Compiler:
         return self._object(s, where)
 
     def _pattern(self, s: Mapping[str, Any], where: str) -> tuple:
-        from .regex import regex_to_grammar
-
         pattern = s["pattern"]
         if not isinstance(pattern, str):
             raise ValueError(f"json_schema{where}.pattern: expected a regular expression string, got {pattern!r:.80}")
