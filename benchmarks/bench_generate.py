@@ -281,23 +281,34 @@ def gpu_main(quick: bool) -> None:
     hbm = _hbm_copy_gbps(torch)
     props = torch.cuda.get_device_properties(0)
     print(f"gpu: {props.name}  d2d copy {hbm:.0f} GB/s  decode batch 1, +{new_tokens} tokens", flush=True)
-    print(f"{'kind':<7}{'backend':<9}{'weight MB':>9}{'bound tok/s':>12}{'decode tok/s':>13}{'% bound':>8}"
+    print(f"{'kind':<7}{'backend':<13}{'weight MB':>9}{'bound tok/s':>12}{'decode tok/s':>13}{'% bound':>8}"
           f"{'wall tok/s':>11}{'TTFT ms':>9}")  # fmt: skip
     # The first format once more through the public ops (INFERCORE_CUDA_FAST_DECODE=0): the host
-    # time models/cuda_decode.py saves per step.
-    runs_of = [(kind, q, "1") for kind, q in variants] + [(variants[0][0], variants[0][1], "0")]
-    for kind, quantization, fast in runs_of:
-        os.environ["INFERCORE_CUDA_FAST_DECODE"] = fast
+    # time models/cuda_decode.py saves per step; then every format with the step as a CUDA graph
+    # (INFERCORE_CUDA_GRAPHS=1, models/cuda_graphs.py).
+    first = variants[0]
+    runs_of = [(kind, q, {}) for kind, q in variants] + [(*first, {"INFERCORE_CUDA_FAST_DECODE": "0"})]
+    runs_of += [(kind, q, {"INFERCORE_CUDA_GRAPHS": "1"}) for kind, q in variants]
+    for kind, quantization, env in runs_of:
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         try:
             llm = LLM(path, quantization=quantization, device="cuda", **extra)
         finally:
-            os.environ.pop("INFERCORE_CUDA_FAST_DECODE")
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k)
+                else:
+                    os.environ[k] = v
         _gpu_decode(llm, 8)  # warm-up: Triton compiles, allocator fills
         runs = [_gpu_decode(llm, new_tokens) for _ in range(1 if quick else 3)]
         best = max(runs, key=lambda r: r["decode_tok_s"])
         bound = hbm * 1e9 / llm.model.weight_bytes
-        backend = llm.model.backend + ("" if llm.model.fast_decode is not None else "-ops")
-        print(f"{kind:<7}{backend:<9}{llm.model.weight_bytes / 2**20:9.1f}{bound:12.0f}"
+        fast = llm.model.fast_decode
+        backend = llm.model.backend + ("-ops" if fast is None else "-graph" if fast.graphs is not None else "")
+        if fast is not None and fast.graphs is not None and fast.graphs.disabled:
+            backend += "-failed"  # the capture failed (warned): these are eager steps
+        print(f"{kind:<7}{backend:<13}{llm.model.weight_bytes / 2**20:9.1f}{bound:12.0f}"
               f"{best['decode_tok_s']:13.1f}{100 * best['decode_tok_s'] / bound:8.2f}{best['wall_tok_s']:11.1f}"
               f"{best['ttft_ms']:9.1f}", flush=True)  # fmt: skip
         del llm

@@ -131,3 +131,33 @@ def test_fast_decode_equals_the_public_ops_path(tmp_path, monkeypatch, quantizat
         for a, b in zip(fast.generate(prompts, sp), slow.generate(prompts, sp), strict=True):
             assert a.outputs[0].token_ids == b.outputs[0].token_ids
             assert a.outputs[0].logprobs == b.outputs[0].logprobs
+
+
+@pytest.mark.parametrize("quantization, kv", [(None, "float16"), ("int8", "int8"), ("int4", "fp8")])
+def test_cuda_graph_decode_equals_eager(tmp_path, monkeypatch, quantization, kv):
+    """models/cuda_graphs.py replays the eager step's kernels on static buffers; only the attention
+    split count may differ (planned for the graph's table width, not the batch's longest sequence),
+    so greedy tokens must be equal and log-probabilities agree to LOGPROB_ATOL."""
+    from infercore.benchmarks.bench_chains import tiny_llama_dir
+
+    d = tiny_llama_dir(str(tmp_path / "tiny"), layers=3, hidden=128, heads=4, kv_heads=2, ffn=256)
+    kw = {"quantization": quantization, "kv_cache_dtype": kv, "kv_cache_bytes": 1 << 23, "block_size": 8,
+          "skip_tokenizer_init": True, "device": "cuda"}  # fmt: skip
+    monkeypatch.delenv("INFERCORE_CUDA_GRAPHS", raising=False)
+    eager = LLM(d, **kw)
+    monkeypatch.setenv("INFERCORE_CUDA_GRAPHS", "1")
+    graphed = LLM(d, **kw)
+    dg = graphed.model.fast_decode.graphs
+    assert dg is not None and eager.model.fast_decode.graphs is None
+    # batches of 1-8 (padded to 1/2/4/8), one with 300-token prompts (wider tables, more splits),
+    # and 11 sequences (above the buckets: eager steps)
+    for n, plen in ((1, 4), (3, 4), (5, 9), (8, 4), (2, 300), (11, 4)):
+        prompts = [{"prompt_token_ids": [1] + [(5 + i + 7 * j) % 250 + 3 for j in range(plen - 1)]} for i in range(n)]
+        sp = SamplingParams(max_tokens=12, ignore_eos=True, logprobs=3)
+        for a, b in zip(graphed.generate(prompts, sp), eager.generate(prompts, sp), strict=True):
+            assert a.outputs[0].token_ids == b.outputs[0].token_ids
+            for la, lb in zip(a.outputs[0].logprobs, b.outputs[0].logprobs, strict=True):
+                assert la.keys() == lb.keys()
+                np.testing.assert_allclose(list(la.values()), list(lb.values()), rtol=0, atol=1e-4)
+    assert not dg.disabled
+    assert {b for b, _ in dg.graphs} == {1, 2, 4, 8}  # every bucket was captured and replayed

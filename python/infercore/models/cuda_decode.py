@@ -16,7 +16,8 @@ is spread over the prompt's tokens), as do linears of more than 8 rows (the Trit
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -68,6 +69,13 @@ class CudaDecode:
         self.ws = torch.empty(max(need, 1), dtype=torch.uint8, device=self.device)  # reused in stream order
         self.ws_ptr, self.ws_bytes = int(self.ws.data_ptr()), int(self.ws.numel())
         self._caches: dict[int, tuple[Any, list[Any]]] = {}
+        # Decode steps of up to 8 sequences replayed as CUDA graphs (models/cuda_graphs.py), with
+        # INFERCORE_CUDA_GRAPHS=1: off by default until measured on a GPU.
+        self.graphs = None
+        if os.environ.get("INFERCORE_CUDA_GRAPHS", "0") == "1":
+            from .cuda_graphs import DecodeGraphs
+
+            self.graphs = DecodeGraphs(self)
 
     # --------------------------------------------------------------------------- launches
     def _empty(self, *shape: int) -> Any:
@@ -108,14 +116,8 @@ class CudaDecode:
         return args
 
     # ------------------------------------------------------------------------------ step
-    def forward(self, h: Any, pos: Any, cache: Any, attn: dict[str, Any], rows: Any, eps: float) -> Any:
-        """h [T, hidden] float32 (the embedded tokens, consumed), pos int64 [T] on the device;
-        returns the logits tensor [len(rows), vocab] on the device."""
-        torch, mod, m = self.torch, self.mod, self.model
-        c = m.config
-        t = int(h.shape[0])
-        hq, hkv, d = c.num_heads, c.num_kv_heads, c.head_dim
-        qd, kvd = m.q_dim, m.kv_dim
+    def host_tables(self, cache: Any, t: int, attn: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The step's block tables, lengths and slots as contiguous host arrays, checked as the ops do."""
         bt = np.ascontiguousarray(attn["block_tables"], dtype=np.int32)
         lens = np.ascontiguousarray(attn["seq_lens"], dtype=np.int32)
         slots = np.ascontiguousarray(attn["slot_mapping"], dtype=np.int64)
@@ -123,15 +125,46 @@ class CudaDecode:
         _attn._check_tables(False, t, nb, bs, bt, lens, None)
         if slots.shape != (t,) or ((slots < -1) | (slots >= nb * bs)).any():
             raise ValueError(f"slot_mapping: expected {t} slots in [-1, {nb * bs}), got {slots.tolist()[:8]}")
-        s = int(lens.shape[0])
+        return bt, lens, slots
+
+    def attention_plan(self, num_seqs: int, max_keys: int) -> tuple[int, int]:
+        """(splits, workspace floats) of the decode attention for num_seqs sequences of up to max_keys."""
+        c = self.model.config
+        splits = int(self.mod.paged_attention_decode_splits(num_seqs, c.num_heads, c.num_kv_heads, max_keys,
+                                                            int(self.device.index or 0)))  # fmt: skip
+        return splits, int(self.mod.paged_attention_decode_workspace(num_seqs, c.num_heads, c.head_dim, splits))
+
+    def forward(self, h: Any, pos: Any, cache: Any, attn: dict[str, Any], rows: Any, eps: float) -> Any:
+        """h [T, hidden] float32 (the embedded tokens, consumed), pos int64 [T] on the device;
+        returns the logits tensor [len(rows), vocab] on the device."""
+        torch = self.torch
+        t = int(h.shape[0])
+        bt, lens, slots = self.host_tables(cache, t, attn)
+        if self.graphs is not None:
+            logits = self.graphs.run(h, pos, cache, bt, lens, slots, rows, eps)
+            if logits is not None:
+                return logits
         dev = self.device
         bt_d = torch.from_numpy(bt).to(dev)
         lens_d = torch.from_numpy(lens).to(dev)
         slots_d = torch.from_numpy(slots).to(dev)
-        splits = int(mod.paged_attention_decode_splits(s, hq, hkv, int(lens.max()), int(dev.index or 0)))
-        ws_n = int(mod.paged_attention_decode_workspace(s, hq, d, splits))
+        s = int(lens.shape[0])
+        splits, ws_n = self.attention_plan(s, int(lens.max()))
         attn_ws = self._empty(max(ws_n, 1))
         stream = int(torch.cuda.current_stream(dev).cuda_stream)
+        tables = _StepTables(bt_d, int(bt.shape[1]), lens_d, slots_d, s, splits, attn_ws, ws_n, slots)
+        h = self.layers_forward(h, pos, cache, tables, eps, stream)
+        last = self.rms_norm(h.index_select(0, rows), self.model.final_norm, eps, stream)
+        return self.linear(last, self.lm_head, stream)
+
+    def layers_forward(self, h: Any, pos: Any, cache: Any, tb: _StepTables, eps: float, stream: int) -> Any:
+        """Every decoder layer on h [T, hidden] (updated in place and returned): only device work
+        on pointers fixed before the call, so a CUDA graph can capture it (models/cuda_graphs.py)."""
+        mod, m = self.mod, self.model
+        c = m.config
+        t = int(h.shape[0])
+        hq, hkv, d = c.num_heads, c.num_kv_heads, c.head_dim
+        qd, kvd = m.q_dim, m.kv_dim
         scale = 1.0 / float(np.sqrt(d))
         cos, sin = m._cos, m._sin
         for i, (layer, (g_qkv, g_o, g_gu, g_down)) in enumerate(zip(m.layers, self.layers, strict=True)):
@@ -145,17 +178,31 @@ class CudaDecode:
             q = qkv[:, :qd].contiguous()  # one row: already contiguous, no copy
             k = qkv[:, qd : qd + kvd].contiguous()
             v = qkv[:, qd + kvd :].contiguous()
-            if cache.dtype == "fp8_e4m3" and cache.k_scales[i] is None:
-                cache.write(i, k.reshape(t, hkv, d), v.reshape(t, hkv, d), slots, backend="cuda")  # sets the scales
+            if cache.dtype == "fp8_e4m3" and cache.k_scales[i] is None:  # this write sets the scales
+                cache.write(i, k.reshape(t, hkv, d), v.reshape(t, hkv, d), tb.host_slots, backend="cuda")
             else:
-                mod.reshape_and_cache(int(k.data_ptr()), int(v.data_ptr()), F32, int(slots_d.data_ptr()), t,
+                mod.reshape_and_cache(int(k.data_ptr()), int(v.data_ptr()), F32, int(tb.slots.data_ptr()), t,
                                       self._cache_args(cache, i), 0, stream)  # fmt: skip
             o = self._empty(t, qd)
-            mod.paged_attention(False, int(q.data_ptr()), F32, int(o.data_ptr()), t, s, hq, int(bt_d.data_ptr()),
-                                int(bt.shape[1]), int(lens_d.data_ptr()), 0, 0, scale, 0, splits,
-                                int(attn_ws.data_ptr()), ws_n, self._cache_args(cache, i), 0, stream)  # fmt: skip
+            mod.paged_attention(False, int(q.data_ptr()), F32, int(o.data_ptr()), t, tb.num_seqs, hq,
+                                int(tb.block_tables.data_ptr()), tb.width, int(tb.seq_lens.data_ptr()), 0, 0, scale, 0,
+                                tb.splits, int(tb.workspace.data_ptr()), tb.workspace_floats,
+                                self._cache_args(cache, i), 0, stream)  # fmt: skip
             h += self.linear(o, g_o, stream)
             x = self.rms_norm(h, layer.ffn_norm, eps, stream)
             h += self.linear(self.silu_and_mul(self.linear(x, g_gu, stream), stream), g_down, stream)
-        last = self.rms_norm(h.index_select(0, rows), m.final_norm, eps, stream)
-        return self.linear(last, self.lm_head, stream)
+        return h
+
+
+class _StepTables(NamedTuple):
+    """One step's index arrays on the device and the attention launch plan."""
+
+    block_tables: Any  # int32 [num_seqs, width]
+    width: int
+    seq_lens: Any  # int32 [num_seqs]
+    slots: Any  # int64 [T]
+    num_seqs: int
+    splits: int
+    workspace: Any  # float32, workspace_floats or more
+    workspace_floats: int
+    host_slots: Any  # the slots as host numpy (fp8's first write computes the scales on the host)
