@@ -26,10 +26,10 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n
 
 
 def tiny_llama_dir(path: str, *, seed: int = 0, layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2,
-                   ffn: int = 96, vocab_size: int | None = None, tie: bool = False) -> str:
+                   ffn: int = 96, vocab_size: int | None = None, tie: bool = False, dtype: str = "float32") -> str:
     """Write a random Llama with a byte-level tokenizer (259 tokens) into path; returns path.
     vocab_size > 259 widens the embedding and LM head past the tokenizer (for shape-only benchmarks that
-    feed token ids); tie=True shares them, as SmolLM2 does."""
+    feed token ids); tie=True shares them, as SmolLM2 does; dtype "float16" halves the file of large shapes."""
     from safetensors.numpy import save_file
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
@@ -48,7 +48,7 @@ def tiny_llama_dir(path: str, *, seed: int = 0, layers: int = 2, hidden: int = 6
            "hidden_size": hidden, "intermediate_size": ffn, "num_hidden_layers": layers,
            "num_attention_heads": heads, "num_key_value_heads": kv, "max_position_embeddings": 2048,
            "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": tie, "bos_token_id": 1,
-           "eos_token_id": 2, "hidden_act": "silu", "torch_dtype": "float32"}  # fmt: skip
+           "eos_token_id": 2, "hidden_act": "silu", "torch_dtype": dtype}  # fmt: skip
     with open(os.path.join(path, "config.json"), "w") as fh:
         json.dump(cfg, fh)
     with open(os.path.join(path, "tokenizer_config.json"), "w") as fh:
@@ -56,9 +56,10 @@ def tiny_llama_dir(path: str, *, seed: int = 0, layers: int = 2, hidden: int = 6
     rng = np.random.default_rng(seed)
 
     def w(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * 0.2).astype(np.float32)
+        # float32 draws for the large float16 shapes (twice as fast); float64 ones keep the float32 files' values
+        return (rng.standard_normal(shape, dtype=np.float64 if dtype == "float32" else np.float32) * 0.2).astype(dtype)
 
-    t = {"model.embed_tokens.weight": w(n_vocab, hidden), "model.norm.weight": np.ones(hidden, np.float32)}
+    t = {"model.embed_tokens.weight": w(n_vocab, hidden), "model.norm.weight": np.ones(hidden, dtype)}
     if not tie:
         t["lm_head.weight"] = w(n_vocab, hidden)
     for i in range(layers):
@@ -68,8 +69,8 @@ def tiny_llama_dir(path: str, *, seed: int = 0, layers: int = 2, hidden: int = 6
                   p + "self_attn.v_proj.weight": w(kv * hd, hidden),
                   p + "self_attn.o_proj.weight": w(hidden, heads * hd),
                   p + "mlp.gate_proj.weight": w(ffn, hidden), p + "mlp.up_proj.weight": w(ffn, hidden),
-                  p + "mlp.down_proj.weight": w(hidden, ffn), p + "input_layernorm.weight": np.ones(hidden, np.float32),
-                  p + "post_attention_layernorm.weight": np.ones(hidden, np.float32)})  # fmt: skip
+                  p + "mlp.down_proj.weight": w(hidden, ffn), p + "input_layernorm.weight": np.ones(hidden, dtype),
+                  p + "post_attention_layernorm.weight": np.ones(hidden, dtype)})  # fmt: skip
     save_file(t, os.path.join(path, "model.safetensors"))
     return path
 

@@ -257,8 +257,10 @@ def _gpu_cases(path: str, new_tokens: int) -> list[Case]:
                  items=new_tokens, unit="tok", min_repeats=3, setup=warm, after=after)]  # fmt: skip
 
 
-def gpu_main(quick: bool) -> None:
-    """The GPU table alone: decode at batch 1 per weight format vs the HBM-bandwidth bound."""
+def gpu_main(quick: bool, shape: str = "smollm2") -> None:
+    """The GPU table alone: decode at batch 1 per weight format vs the HBM-bandwidth bound, on
+    SmolLM2 (shape "smollm2"), or on random weights of a 1B Llama's shapes ("llama1b"), where a
+    step moves ~8x the bytes for half the launches, so launch costs weigh less."""
     torch = torch_or_none()
     if torch is None or not torch.cuda.is_available():
         print("gpu: no CUDA device, GPU cases skipped")
@@ -269,7 +271,12 @@ def gpu_main(quick: bool) -> None:
     from .bench_linear import _hbm_copy_gbps
 
     try:
-        path, variants, extra = resolve_model("smollm2"), (("q4_1", None), ("int8", "int8")), {}
+        if shape == "llama1b":
+            path, variants, extra = _llama1b_shaped_dir(), (("int8", "int8"), ("fp8", "fp8")), {}
+            extra["skip_tokenizer_init"] = True
+            print("gpu: random weights of a 1B Llama's shapes (16 layers, 2048/8192, 32/8 heads, vocab 32000, tied)")
+        else:
+            path, variants, extra = resolve_model("smollm2"), (("q4_1", None), ("int8", "int8")), {}
     except ValueError:
         # The GGUF (98 MB) is more than a device call carries; decode speed depends on the shapes,
         # not the weight values, so a random model of SmolLM2's shapes stands in (ids in, no text).
@@ -323,6 +330,15 @@ def _smollm2_shaped_dir() -> str:
     return tiny_llama_dir(path, layers=30, hidden=576, heads=9, kv_heads=3, ffn=1536, vocab_size=49152, tie=True)
 
 
+def _llama1b_shaped_dir() -> str:
+    """A random Llama with Llama-3.2-1B-like shapes (float16 safetensors, ~2 GB) in a temporary directory."""
+    from .bench_chains import tiny_llama_dir
+
+    path = os.path.join(tempfile.mkdtemp(prefix="infercore-llama1b-shaped-"), "model")
+    return tiny_llama_dir(path, layers=16, hidden=2048, heads=32, kv_heads=8, ffn=8192, vocab_size=32000, tie=True,
+                          dtype="float16")  # fmt: skip
+
+
 def _rss_child(new_tokens: int) -> dict[str, float]:
     """Peak RSS of a fresh process that loads SmolLM2 and generates (this process holds the
     peers' models too), against the issue's budget: weights + KV pool + 150 MB."""
@@ -354,9 +370,9 @@ def _rss_main(new_tokens: int) -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--rss-child":
         _rss_main(int(sys.argv[2]))
-    elif len(sys.argv) >= 2 and sys.argv[1] == "--gpu-only" and set(sys.argv[2:]) <= {"--quick"}:
-        gpu_main("--quick" in sys.argv[2:])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "--gpu-only" and set(sys.argv[2:]) <= {"--quick", "--llama1b"}:
+        gpu_main("--quick" in sys.argv[2:], "llama1b" if "--llama1b" in sys.argv[2:] else "smollm2")
     else:
         print("usage: infercore bench generate | python -m infercore.benchmarks.bench_generate --gpu-only [--quick] "
-              "(--rss-child is internal)", file=sys.stderr)  # fmt: skip
+              "[--llama1b] (--rss-child is internal)", file=sys.stderr)  # fmt: skip
         sys.exit(2)
