@@ -134,17 +134,23 @@ class CudaDecode:
                                                             int(self.device.index or 0)))  # fmt: skip
         return splits, int(self.mod.paged_attention_decode_workspace(num_seqs, c.num_heads, c.head_dim, splits))
 
-    def forward(self, h: Any, pos: Any, cache: Any, attn: dict[str, Any], rows: Any, eps: float) -> Any:
-        """h [T, hidden] float32 (the embedded tokens, consumed), pos int64 [T] on the device;
-        returns the logits tensor [len(rows), vocab] on the device."""
+    def step(self, token_ids: np.ndarray, positions: np.ndarray, cache: Any, attn: dict[str, Any],
+             sample_rows: np.ndarray, eps: float) -> np.ndarray:  # fmt: skip
+        """One decode step from host arrays (token ids, positions and sample rows int64 [T], the
+        engine's attention tables): float32 numpy logits [len(sample_rows), vocab]. Through a CUDA
+        graph where one applies (models/cuda_graphs.py), else launch by launch."""
         torch = self.torch
-        t = int(h.shape[0])
+        t = int(token_ids.shape[0])
         bt, lens, slots = self.host_tables(cache, t, attn)
         if self.graphs is not None:
-            logits = self.graphs.run(h, pos, cache, bt, lens, slots, rows, eps)
+            logits = self.graphs.run(token_ids, positions, cache, bt, lens, slots, sample_rows, eps)
             if logits is not None:
                 return logits
         dev = self.device
+        ids = torch.from_numpy(token_ids).to(dev)
+        pos = torch.from_numpy(positions).to(dev)
+        rows = torch.from_numpy(sample_rows).to(dev)
+        h = self.model.embed_table.index_select(0, ids)  # [T, hidden] float32, a fresh tensor
         bt_d = torch.from_numpy(bt).to(dev)
         lens_d = torch.from_numpy(lens).to(dev)
         slots_d = torch.from_numpy(slots).to(dev)
@@ -155,7 +161,7 @@ class CudaDecode:
         tables = _StepTables(bt_d, int(bt.shape[1]), lens_d, slots_d, s, splits, attn_ws, ws_n, slots)
         h = self.layers_forward(h, pos, cache, tables, eps, stream)
         last = self.rms_norm(h.index_select(0, rows), self.model.final_norm, eps, stream)
-        return self.linear(last, self.lm_head, stream)
+        return self.linear(last, self.lm_head, stream).float().cpu().numpy()
 
     def layers_forward(self, h: Any, pos: Any, cache: Any, tb: _StepTables, eps: float, stream: int) -> Any:
         """Every decoder layer on h [T, hidden] (updated in place and returned): only device work

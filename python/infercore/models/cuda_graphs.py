@@ -8,10 +8,12 @@ A graph replay launches the whole step from one host call.
 
 How (the scheme vLLM and llama.cpp use): one graph per (batch bucket B in 1/2/4/8, block-table
 width bucket W, a power of two), captured on first use into one shared memory pool. A graph reads
-static device buffers: the hidden rows [B, hidden], the positions, and one int32 buffer holding
-the slots (int64), the block tables [B, W] and the lengths, uploaded with one copy per step.
-Padding rows get zero hidden rows, length 0 (the attention kernels read no key for them) and
-slot -1 (no cache write); their logits are dropped. The attention split count is the one for B
+one static int32 device buffer (pack_step): the slots, token ids and positions (int64), the block
+tables [B, W] and the lengths, uploaded with one copy per step; the embedding lookup is part of
+the graph, and the logits come back with one copy. So a step is one upload, one replay and one
+download, where the eager step spends ~10 host operations besides its ~300 launches. Padding rows
+get token 0, position 0, length 0 (the attention kernels read no key for them) and slot -1 (no
+cache write); their logits are dropped. The attention split count is the one for B
 sequences of W * block_size keys: the kernels take any length up to that with the same launch,
 so the logits equal the eager step's up to the summation order of the splits.
 
@@ -43,23 +45,38 @@ def graph_shape(num_seqs: int, table_width: int) -> tuple[int, int] | None:
     return b, 1 << max(0, table_width - 1).bit_length()
 
 
-def pack_tables(b: int, w: int, bt: np.ndarray, lens: np.ndarray, slots: np.ndarray) -> np.ndarray:
-    """The int32 upload of one step: slots as int64 [b] (padding -1), block tables [b, w] (padding
-    0), lengths [b] (padding 0)."""
+def pack_step(b: int, w: int, token_ids: np.ndarray, positions: np.ndarray, bt: np.ndarray, lens: np.ndarray,
+              slots: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The one int32 upload of a step for a graph of b sequences and tables w wide: int64 [b]
+    slots (padding -1), token ids and positions (padding 0), then int32 block tables [b, w]
+    (padding 0) and lengths [b] (padding 0). Views in the same layout: step_views()."""
     t, width = bt.shape
-    if t > b or width > w or lens.shape != (t,) or slots.shape != (t,):
+    if t > b or width > w or any(a.shape != (t,) for a in (token_ids, positions, lens, slots)):
         raise ValueError(f"tables: {t} sequences x {width} blocks do not fit a graph of {b} x {w}")
-    out = np.zeros(2 * b + b * w + b, dtype=np.int32)
-    s = out[: 2 * b].view(np.int64)
-    s[:] = -1
-    s[:t] = slots
-    out[2 * b : 2 * b + b * w].reshape(b, w)[:t, :width] = bt
-    out[2 * b + b * w :][:t] = lens
+    out = np.zeros(6 * b + b * w + b, dtype=np.int32)
+    wide = out[: 6 * b].view(np.int64)
+    wide[:b] = -1
+    wide[:t] = slots
+    wide[b : b + t] = token_ids
+    wide[2 * b : 2 * b + t] = positions
+    out[6 * b : 6 * b + b * w].reshape(b, w)[:t, :width] = bt
+    out[6 * b + b * w :][:t] = lens
     return out
 
 
+def step_views(buf: Any, b: int, w: int) -> tuple[Any, Any, Any, Any, Any]:
+    """(slots, token ids, positions, block tables, lengths): views of a pack_step buffer (numpy or torch)."""
+    if isinstance(buf, np.ndarray):
+        wide = buf[: 6 * b].view(np.int64)
+    else:
+        import torch
+
+        wide = buf[: 6 * b].view(torch.int64)
+    return wide[:b], wide[b : 2 * b], wide[2 * b :], buf[6 * b : 6 * b + b * w].reshape(b, w), buf[6 * b + b * w :]
+
+
 class _Graph:
-    __slots__ = ("graph", "h", "ix", "logits", "pos", "tables")
+    __slots__ = ("graph", "ids", "ix", "logits", "pos", "tables")
 
 
 class DecodeGraphs:
@@ -73,15 +90,19 @@ class DecodeGraphs:
         self.disabled = False
         self._owner: tuple[Any, Any, float] | None = None  # (cache, RoPE cos table, eps) of the graphs
 
-    def run(self, h: Any, pos: Any, cache: Any, bt: np.ndarray, lens: np.ndarray, slots: np.ndarray, rows: Any,
-            eps: float) -> Any:  # fmt: skip
-        """Logits [len(rows), vocab] of a decode step through a graph, or None where none applies."""
-        t = int(h.shape[0])
+    def run(self, token_ids: np.ndarray, positions: np.ndarray, cache: Any, bt: np.ndarray, lens: np.ndarray,
+            slots: np.ndarray, sample_rows: np.ndarray, eps: float) -> np.ndarray | None:  # fmt: skip
+        """float32 numpy logits [len(sample_rows), vocab] of a decode step through a graph, or None
+        where none applies (the caller then launches the step eagerly)."""
+        t = int(token_ids.shape[0])
         shape = graph_shape(t, int(bt.shape[1]))
         if self.disabled or shape is None or lens.shape[0] != t:  # decode: one row per sequence
             return None
         if cache.dtype == "fp8_e4m3" and any(s is None for s in cache.k_scales):
             return None  # the first fp8 write computes the scales on the host
+        vocab = self.decode.model.config.vocab_size
+        if ((token_ids < 0) | (token_ids >= vocab)).any():  # an index_select past the table is a device assert
+            raise ValueError(f"token_ids: expected ids in [0, {vocab}), got {token_ids.tolist()}")
         cos = self.decode.model._cos
         if self._owner is None or self._owner[0] is not cache or self._owner[1] is not cos or self._owner[2] != eps:
             self.graphs.clear()
@@ -93,18 +114,14 @@ class DecodeGraphs:
             if g is None:
                 return None
             self.graphs[shape] = g
-        b, w = shape
-        g.h[:t].copy_(h)
-        if t < b:
-            g.h[t:].zero_()
-        g.pos[:t].copy_(pos)
-        g.ix.copy_(self.torch.from_numpy(pack_tables(b, w, bt, lens, slots)))
+        g.ix.copy_(self.torch.from_numpy(pack_step(*shape, token_ids, positions, bt, lens, slots)))
         g.graph.replay()
-        return g.logits.index_select(0, rows)
+        return g.logits[:t].cpu().numpy()[sample_rows]
 
     def _step(self, g: _Graph, cache: Any, eps: float, stream: int) -> Any:
         d = self.decode
-        h = d.layers_forward(g.h, g.pos, cache, g.tables, eps, stream)
+        h = d.model.embed_table.index_select(0, g.ids)  # [B, hidden] float32
+        h = d.layers_forward(h, g.pos, cache, g.tables, eps, stream)
         return d.linear(d.rms_norm(h, d.model.final_norm, eps, stream), d.lm_head, stream)
 
     def _capture(self, cache: Any, b: int, w: int, eps: float) -> _Graph | None:
@@ -112,16 +129,16 @@ class DecodeGraphs:
         dev = d.device
         c = d.model.config
         g = _Graph()
-        g.h = torch.zeros((b, c.hidden_size), dtype=torch.float32, device=dev)
-        g.pos = torch.zeros(b, dtype=torch.int64, device=dev)
-        g.ix = torch.from_numpy(pack_tables(b, w, np.zeros((0, 0), np.int32), np.zeros(0, np.int32),
-                                            np.zeros(0, np.int64))).to(dev)  # fmt: skip
+        empty = np.zeros(0, np.int64)
+        g.ix = torch.from_numpy(pack_step(b, w, empty, empty, np.zeros((0, 0), np.int32), empty.astype(np.int32),
+                                          empty)).to(dev)  # fmt: skip
+        slots, g.ids, g.pos, tables, lens = step_views(g.ix, b, w)
         splits, ws_n = d.attention_plan(b, w * cache.block_size)
         g.tables = _StepTables(
-            block_tables=g.ix[2 * b : 2 * b + b * w].view(b, w),
+            block_tables=tables,
             width=w,
-            seq_lens=g.ix[2 * b + b * w :],
-            slots=g.ix[: 2 * b].view(torch.int64),
+            seq_lens=lens,
+            slots=slots,
             num_seqs=b,
             splits=splits,
             workspace=torch.empty(max(ws_n, 1), dtype=torch.float32, device=dev),

@@ -157,10 +157,15 @@ class DeviceLlamaModel:
         if self.rope.max_positions != self._rope_rows:
             self._upload_rope()
         dev = self.device
-        ids = torch.from_numpy(np.ascontiguousarray(token_ids, dtype=np.int64)).to(dev)
-        pos = torch.from_numpy(positions).to(dev)
-        rows = torch.from_numpy(np.ascontiguousarray(sample_rows, dtype=np.int64)).to(dev)
+        token_ids = np.ascontiguousarray(token_ids, dtype=np.int64)
+        sample_rows = np.ascontiguousarray(sample_rows, dtype=np.int64)
         prefill = not attn["decode_only"]
+        if self.fast_decode is not None and not prefill:
+            with torch.cuda.device(dev):
+                return self.fast_decode.step(token_ids, positions, cache, attn, sample_rows, c.rms_norm_eps)
+        ids = torch.from_numpy(token_ids).to(dev)
+        pos = torch.from_numpy(positions).to(dev)
+        rows = torch.from_numpy(sample_rows).to(dev)
         bt = np.ascontiguousarray(attn["block_tables"], dtype=np.int32)
         lens = np.ascontiguousarray(attn["seq_lens"], dtype=np.int32)
         qsl = np.ascontiguousarray(attn["query_start_loc"], dtype=np.int32) if prefill else None
@@ -169,9 +174,6 @@ class DeviceLlamaModel:
         scale = 1.0 / float(np.sqrt(d))
         qd, kvd = self.q_dim, self.kv_dim
         h = self.embed_table.index_select(0, ids)  # [T, hidden] float32, a fresh tensor
-        if self.fast_decode is not None and not prefill:
-            with torch.cuda.device(dev):
-                return self.fast_decode.forward(h, pos, cache, attn, rows, eps).float().cpu().numpy()
         for i, layer in enumerate(self.layers):
             x = ops.rms_norm(h, layer.attn_norm, eps, backend=b)
             qkv = self._linear(x, layer.qkv)
