@@ -8,7 +8,8 @@
 # each benchmark row is printed as soon as it is measured (INFERCORE_BENCH_STREAM=1).
 #   device run:  bash scripts/gpu_check.sh                  (GPU_CHECK_SECONDS=540 by default)
 #   tests only:  GPU_CHECK_BENCH=0 GPU_CHECK_PROFILE=0 bash scripts/gpu_check.sh
-#   some benches: GPU_CHECK_BENCHES="generate:90 topk:70" bash scripts/gpu_check.sh  (name:seconds)
+#   some benches: GPU_CHECK_BENCHES="generate:90 topk:70" bash scripts/gpu_check.sh  (name:seconds;
+#                 name+flag passes --flag: generate+llama1b:150)
 #   counters:     GPU_CHECK_NCU=1 GPU_CHECK_TESTS=0 GPU_CHECK_BENCH=0 bash scripts/gpu_check.sh
 #   diagnostics:  GPU_CHECK_DIAG=0 (none) | 1 (all, default) | NAME (scripts/gpu_diag_*NAME*.py)
 #   some tests:   GPU_CHECK_TEST_PATHS="tests/gpu/test_attention_cuda.py"
@@ -87,13 +88,17 @@ if [ "${GPU_CHECK_PROFILE:-1}" = 1 ]; then
 fi
 
 if [ "${GPU_CHECK_BENCH:-1}" = 1 ]; then
+  # name[+flag]:seconds, e.g. generate+llama1b:150 runs bench_generate --gpu-only --llama1b
   for spec in ${GPU_CHECK_BENCHES:-generate:90 linear:80 topk:70 attention:80 activation:40}; do
-    b=${spec%%:*}
+    name=${spec%%:*}
+    b=${name%%+*}
+    flag=""
+    [ "$name" != "$b" ] && flag="--${name#*+}"
     [ -f "benchmarks/bench_$b.py" ] || continue
-    step "bench $b (GPU cases)"
-    timeout "$(left "${spec##*:}")" $PY -m "infercore.benchmarks.bench_$b" --gpu-only >"$OUT/bench_$b.txt" 2>&1
-    echo "bench $b exit $?" | tee -a "$OUT/summary.txt"
-    tail -40 "$OUT/bench_$b.txt"
+    step "bench $name (GPU cases)"
+    timeout "$(left "${spec##*:}")" $PY -m "infercore.benchmarks.bench_$b" --gpu-only $flag >"$OUT/bench_$name.txt" 2>&1
+    echo "bench $name exit $?" | tee -a "$OUT/summary.txt"
+    tail -40 "$OUT/bench_$name.txt"
   done
 fi
 step "done"
