@@ -53,19 +53,37 @@ def test_stream_equals_generate(llm):
 
 # Issue targets: int8 within 2%, fp8 within 3% of the native (Q4_1/Q8_0) model. The native model
 # runs its block kinds on per-block int8 activations at every batch size (like ggml's q8_0/q8_1;
-# linear.h uses_r8_gemm), so a row's logits do not depend on the batch. On this 90-token
-# paragraph (prefill: the GEMM paths, the same bits at every ISA level) the native model measures
-# 7.736, int8 7.623 (-1.5%), fp8 7.892 (+2.0%: E4M3 keeps 3 mantissa bits, ~1.8% RMS per weight
-# on top of the Q4_1 values). (Stop 19's 7.687 / 7.901 predate later kernel changes; its +3.7%
-# was against a float-activation baseline of 7.618 that the native model no longer runs.)
+# linear.h uses_r8_gemm), and on this 90-token paragraph that makes its perplexity chaotic: a
+# 1e-7 relative change of the embeddings, or another ISA level's last-bit rounding in exp/RMSNorm
+# (scalar 7.61, avx2 7.69, avx512 7.74), moves it by up to ~2% (sd 0.07 around 7.69 over 8
+# perturbations, against 0.006 for int8 W8A8, whose activations are int16, and 0.003 for fp8).
+# So every model's perplexity here is the mean over PERTURBATIONS (the embedding output scaled by
+# 1 + e). Stop 30, native / int8 / fp8: scalar 7.684 / -0.7% / +2.8%, avx2 7.698 / -0.9% / +2.6%,
+# avx512 7.713 / -1.1% / +2.4%; one run alone put fp8 anywhere from +1% to +3.8% of the native
+# model (the scalar level's single run failed the 3% budget). (Against the float64 reference of the
+# dequantized weights, 7.618, fp8 weights cost +4.2% even with exact activations: E4M3 keeps 3
+# mantissa bits, ~1.8% RMS per weight on top of the Q4_1 values.)
+PERTURBATIONS = (-1.5e-7, -0.5e-7, 0.5e-7, 1.5e-7)
+
+
+def _mean_perplexity(llm, ids, monkeypatch) -> float:
+    embed = llm.model.embed
+    vals = []
+    for e in PERTURBATIONS:
+        monkeypatch.setattr(llm.model, "embed", lambda i, e=e: (embed(i) * np.float32(1 + e)).astype(np.float32))
+        vals.append(_perplexity(llm, ids))
+    monkeypatch.setattr(llm.model, "embed", embed)
+    return float(np.mean(vals))
+
+
 @pytest.mark.parametrize(("quantization", "budget"), [("int8", 0.02), ("fp8", 0.03)])
-def test_quantized_perplexity_close_to_native(llm, quantization, budget):
+def test_quantized_perplexity_close_to_native(llm, quantization, budget, monkeypatch):
     from infercore import LLM
 
     ids = llm.tokenizer.encode(PARAGRAPH)
-    base = _perplexity(llm, ids)
+    base = _mean_perplexity(llm, ids, monkeypatch)
     q = LLM(MODEL, quantization=quantization, kv_cache_bytes=16 << 20)
-    assert abs(_perplexity(q, ids) / base - 1) <= budget, (quantization, base)
+    assert abs(_mean_perplexity(q, ids, monkeypatch) / base - 1) <= budget, (quantization, base)
 
 
 @pytest.mark.parametrize("kv", ["fp8", "int8", "bfloat16"])
