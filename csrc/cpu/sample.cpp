@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -237,9 +238,22 @@ int64_t sample_collect_scalar(const float* x, int64_t n, float tau, int32_t* ids
   return sample_collect<SampleScalarOps>(x, n, tau, ids);
 }
 
+namespace {
+std::string shortest(double v) {  // std::to_string prints 1e-311 as 0.000000
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", v);
+  return b;
+}
+}  // namespace
+
 int64_t sample_token(const SampleArgs& a) {
-  IC_CHECK_VALUE(std::isfinite(a.temperature) && a.temperature > 0.0,
-                 "temperature: expected a finite number > 0, got " + std::to_string(a.temperature));
+  // 1 / t must be a finite float (t >= ~2.9e-39): the mass pass scales by it in float32, and
+  // below that it overflowed (masked -inf tokens came out at t = 1e-311). SamplingParams samples
+  // greedily below 1e-5 anyway.
+  IC_CHECK_VALUE(std::isfinite(a.temperature) && a.temperature > 0.0 &&
+                     1.0 / a.temperature <= static_cast<double>(std::numeric_limits<float>::max()),
+                 "temperature: expected a finite number >= 2.9e-39 (1 / t a finite float32), got " +
+                     shortest(a.temperature));
   IC_CHECK_VALUE(a.top_k >= 0, "top_k: expected >= 0 (0 = off), got " + std::to_string(a.top_k));
   IC_CHECK_VALUE(a.top_p > 0.0 && a.top_p <= 1.0,
                  "top_p: expected a number in (0, 1], got " + std::to_string(a.top_p));

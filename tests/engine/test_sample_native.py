@@ -151,6 +151,10 @@ def test_masked_tokens_are_never_drawn(isa):
     one = np.full(33, -np.inf, np.float32)
     one[17] = -1e30
     assert _native(one, SamplingParams(temperature=1.0), 0.99) == 17
+    # the coldest and hottest temperatures the native draw takes
+    for t in (3e-39, 1e-30, 1e30, 1e300):
+        got = {_C.sample_token(raw, t, 0, 1.0, 0.0, float(u)) for u in rng.random(50)}
+        assert got <= set(live.tolist())
 
 
 def test_draws_follow_the_distribution():
@@ -179,6 +183,8 @@ def test_draws_follow_the_distribution():
         ({"logits": np.zeros(8, np.float32)[::2]}, ValueError, "contiguous"),
         ({"temperature": 0.0}, ValueError, "temperature"),
         ({"temperature": float("nan")}, ValueError, "temperature"),
+        ({"temperature": 2e-39}, ValueError, "temperature"),  # 1 / t past float32: masked tokens came out
+        ({"temperature": 1e-311}, ValueError, "temperature"),
         ({"top_k": -1}, ValueError, "top_k"),
         ({"top_p": 0.0}, ValueError, "top_p"),
         ({"top_p": 1.5}, ValueError, "top_p"),

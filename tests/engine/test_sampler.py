@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
-from infercore.engine.sampler import filtered_probs, make_generator, sample_row
+from infercore.engine.sampler import apply_penalties, filtered_probs, make_generator, sample_row
 from infercore.engine.sampling_params import SamplingParams
 
 
@@ -63,6 +65,41 @@ def test_penalties():
     assert sample_row(logits, SamplingParams(frequency_penalty=0.06), None, output_ids=[0, 0]).token_id == 1
     neg = np.array([-1.0, -1.1], np.float32)  # negative logits are multiplied
     assert sample_row(neg, SamplingParams(repetition_penalty=2.0), None, output_ids=[0]).token_id == 1
+
+
+@pytest.mark.parametrize("t", [1e-311, 1e-40, 1e-30, 9.99e-6])
+def test_temperatures_below_1e_5_are_greedy(t):
+    """vLLM's rule; a subnormal temperature used to overflow x / t and draw a masked token."""
+    p = SamplingParams(temperature=t)
+    assert p.greedy and not SamplingParams(temperature=1e-5).greedy
+    logits = np.array([0.0, 3.0, -np.inf, 3.0, 2.9999], np.float32)
+    g = make_generator(0)
+    assert {sample_row(logits, p, g).token_id for _ in range(20)} == {1}  # lowest id among the maxima
+    allowed = np.array([True, False, True, False, True])
+    assert sample_row(logits, p, g, allowed=allowed).token_id == 4  # the mask holds
+
+
+@pytest.mark.parametrize("rp", [1e-311, 1e-30, 0.5, 2.0, 1e39, 1e300])
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_extreme_repetition_penalties_stay_in_range(rp, temperature):
+    """Penalties far from 1 overflowed float32: +inf (the draw refused it: a server 500) or 0 * inf = NaN."""
+    logits = np.array([0.0, 1.0, -2.0, 3.0, -np.inf, 2.5], np.float32)
+    params = SamplingParams(temperature=temperature, repetition_penalty=rp)
+    seen = [0, 1, 2, 4]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow/invalid warnings either
+        out = apply_penalties(logits.copy(), params, seen, [])
+        assert not np.isnan(out).any() and not np.isposinf(out).any()
+        assert np.isneginf(out[4]) and out[0] == 0.0  # masked stays masked; 0 is 0 under any penalty
+        assert out[3] == 3.0 and out[5] == 2.5  # unseen tokens are untouched
+        # the rule: positive / rp, negative * rp, saturating at float32's range
+        big = float(np.finfo(np.float32).max)
+        assert out[1] == np.float32(min(1.0 / rp, big)) and out[2] == np.float32(max(-2.0 * rp, -big))
+        g = make_generator(1)
+        draws = {sample_row(logits, params, g, prompt_ids=seen).token_id for _ in range(30)}
+    assert 4 not in draws
+    if temperature == 0.0:
+        assert draws == ({1} if 1.0 / rp > 3.0 else {3})
 
 
 def test_suppressed_tokens_are_never_chosen():

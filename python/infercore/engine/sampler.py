@@ -100,8 +100,15 @@ def apply_penalties(
             seen = np.unique(np.concatenate([np.asarray(prompt_ids, np.int64), np.asarray(output_ids, np.int64)]))
         else:
             seen = np.empty(0, np.int64)
-        vals = logits[seen]
-        logits[seen] = np.where(vals > 0, vals / params.repetition_penalty, vals * params.repetition_penalty)
+        # In float64, saturating at float32's largest magnitude: a penalty far from 1 (1e-311,
+        # 1e39) overflowed float32 to +inf (refused by the draw) or made 0 * inf = NaN. -inf
+        # logits (masked) stay -inf.
+        vals = logits[seen].astype(np.float64)
+        rp = params.repetition_penalty
+        with np.errstate(over="ignore"):
+            pen = np.where(vals > 0, vals / rp, vals * rp)
+        big = float(np.finfo(np.float32).max)
+        logits[seen] = np.where(np.isneginf(vals), vals, np.clip(pen, -big, big))
     if params.presence_penalty or params.frequency_penalty:
         if history is not None:
             ids, counts = history.output_counts

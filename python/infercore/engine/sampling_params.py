@@ -22,11 +22,16 @@ def _int(value: object, name: str, minimum: int) -> int:
     return value
 
 
+GREEDY_BELOW = 1e-5  # temperatures below this sample greedily (vLLM's _SAMPLING_EPS)
+
+
 @dataclass
 class SamplingParams:
     """Sampling controls for one request.
 
-    temperature 0 is greedy (argmax, lowest token id on ties). top_k 0 (or -1) and top_p 1 and
+    temperature below GREEDY_BELOW (1e-5, vLLM's rule; 0 included) is greedy (argmax, lowest token
+    id on ties): at such temperatures the distribution is the argmax's but for ties closer than
+    ~1e-4, and below ~1e-308 x / t overflows. top_k 0 (or -1) and top_p 1 and
     min_p 0 disable those filters. repetition_penalty (>1 discourages) applies to prompt and
     output tokens like transformers; presence/frequency penalties apply to output tokens like
     OpenAI. seed makes a request's samples reproducible whatever else is in the batch.
@@ -114,7 +119,7 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        return self.temperature < GREEDY_BELOW
 
     @property
     def penalized(self) -> bool:
