@@ -16,12 +16,14 @@ the same run / weight bytes read per token). `python -m infercore.benchmarks.ben
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -270,20 +272,20 @@ def gpu_main(quick: bool, shape: str = "smollm2") -> None:
 
     from .bench_linear import _hbm_copy_gbps
 
-    try:
-        if shape == "llama1b":
-            path, variants, extra = _llama1b_shaped_dir(), (("int8", "int8"), ("fp8", "fp8")), {}
-            extra["skip_tokenizer_init"] = True
-            print("gpu: random weights of a 1B Llama's shapes (16 layers, 2048/8192, 32/8 heads, vocab 32000, tied)")
-        else:
+    if shape == "llama1b":
+        path, variants = _llama1b_shaped_dir(), (("int8", "int8"), ("fp8", "fp8"))
+        extra = {"skip_tokenizer_init": True}
+        print("gpu: random weights of a 1B Llama's shapes (16 layers, 2048/8192, 32/8 heads, vocab 32000, tied)")
+    else:
+        try:
             path, variants, extra = resolve_model("smollm2"), (("q4_1", None), ("int8", "int8")), {}
-    except ValueError:
-        # The GGUF (98 MB) is more than a device call carries; decode speed depends on the shapes,
-        # not the weight values, so a random model of SmolLM2's shapes stands in (ids in, no text).
-        path, variants = _smollm2_shaped_dir(), (("int8", "int8"), ("int4", "int4"), ("fp8", "fp8"))
-        extra = {"skip_tokenizer_init": True}  # its tokenizer covers 259 of the 49152 ids
-        print("gpu: SmolLM2 not installed; random weights of SmolLM2-135M's shapes (30 layers, 576/1536, "
-              "vocab 49152, tied head)")  # fmt: skip
+        except ValueError:
+            # The GGUF (98 MB) is more than a device call carries; decode speed depends on the shapes,
+            # not the weight values, so a random model of SmolLM2's shapes stands in (ids in, no text).
+            path, variants = _smollm2_shaped_dir(), (("int8", "int8"), ("int4", "int4"), ("fp8", "fp8"))
+            extra = {"skip_tokenizer_init": True}  # its tokenizer covers 259 of the 49152 ids
+            print("gpu: SmolLM2 not installed; random weights of SmolLM2-135M's shapes (30 layers, 576/1536, "
+                  "vocab 49152, tied head)")  # fmt: skip
     new_tokens = 32 if quick else 128
     hbm = _hbm_copy_gbps(torch)
     props = torch.cuda.get_device_properties(0)
@@ -297,16 +299,8 @@ def gpu_main(quick: bool, shape: str = "smollm2") -> None:
     runs_of = [(kind, q, {}) for kind, q in variants] + [(*first, {"INFERCORE_CUDA_FAST_DECODE": "0"})]
     runs_of += [(kind, q, {"INFERCORE_CUDA_GRAPHS": "1"}) for kind, q in variants]
     for kind, quantization, env in runs_of:
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with env_vars(env):
             llm = LLM(path, quantization=quantization, device="cuda", **extra)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k)
-                else:
-                    os.environ[k] = v
         _gpu_decode(llm, 8)  # warm-up: Triton compiles, allocator fills
         runs = [_gpu_decode(llm, new_tokens) for _ in range(1 if quick else 3)]
         best = max(runs, key=lambda r: r["decode_tok_s"])
@@ -328,6 +322,22 @@ def _smollm2_shaped_dir() -> str:
 
     path = os.path.join(tempfile.mkdtemp(prefix="infercore-smollm2-shaped-"), "model")
     return tiny_llama_dir(path, layers=30, hidden=576, heads=9, kv_heads=3, ffn=1536, vocab_size=49152, tie=True)
+
+
+@contextlib.contextmanager
+def env_vars(values: dict[str, str]) -> Iterator[None]:
+    """os.environ with `values` set inside the block, as it was after (the models read their
+    INFERCORE_CUDA_* switches when built)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _llama1b_shaped_dir() -> str:

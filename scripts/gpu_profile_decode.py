@@ -5,12 +5,11 @@ random model of SmolLM2-135M's shapes with LLM(device="cuda"), first with the st
 from __future__ import annotations
 
 import cProfile
-import os
 import pstats
 import sys
 import time
 
-from infercore.benchmarks.bench_generate import _smollm2_shaped_dir
+from infercore.benchmarks.bench_generate import _smollm2_shaped_dir, env_vars
 
 from infercore import LLM, SamplingParams
 
@@ -37,11 +36,8 @@ def main(quantization: str = "int8", tokens: int = 32) -> None:
 def graphs(path: str, quantization: str, tokens: int) -> None:
     """The same decode with the step as a CUDA graph (models/cuda_graphs.py): wall tok/s and the
     host functions left per step."""
-    os.environ["INFERCORE_CUDA_GRAPHS"] = "1"
-    try:
+    with env_vars({"INFERCORE_CUDA_GRAPHS": "1"}):
         llm = LLM(path, quantization=quantization, device="cuda", skip_tokenizer_init=True)
-    finally:
-        os.environ.pop("INFERCORE_CUDA_GRAPHS")
     params = SamplingParams(max_tokens=tokens, ignore_eos=True)
     req = {"prompt_token_ids": [1, 504, 3575]}
     llm.generate(req, SamplingParams(max_tokens=4, ignore_eos=True))  # capture

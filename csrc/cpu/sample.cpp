@@ -239,7 +239,7 @@ int64_t sample_collect_scalar(const float* x, int64_t n, float tau, int32_t* ids
 }
 
 namespace {
-std::string shortest(double v) {  // std::to_string prints 1e-311 as 0.000000
+std::string number_text(double v) {  // the messages' numbers: std::to_string prints 1e-311 as 0.000000
   char b[32];
   std::snprintf(b, sizeof b, "%g", v);
   return b;
@@ -253,13 +253,13 @@ int64_t sample_token(const SampleArgs& a) {
   IC_CHECK_VALUE(std::isfinite(a.temperature) && a.temperature > 0.0 &&
                      1.0 / a.temperature <= static_cast<double>(std::numeric_limits<float>::max()),
                  "temperature: expected a finite number >= 2.9e-39 (1 / t a finite float32), got " +
-                     shortest(a.temperature));
+                     number_text(a.temperature));
   IC_CHECK_VALUE(a.top_k >= 0, "top_k: expected >= 0 (0 = off), got " + std::to_string(a.top_k));
   IC_CHECK_VALUE(a.top_p > 0.0 && a.top_p <= 1.0,
-                 "top_p: expected a number in (0, 1], got " + std::to_string(a.top_p));
+                 "top_p: expected a number in (0, 1], got " + number_text(a.top_p));
   IC_CHECK_VALUE(a.min_p >= 0.0 && a.min_p <= 1.0,
-                 "min_p: expected a number in [0, 1], got " + std::to_string(a.min_p));
-  IC_CHECK_VALUE(a.u >= 0.0 && a.u < 1.0, "u: expected a uniform draw in [0, 1), got " + std::to_string(a.u));
+                 "min_p: expected a number in [0, 1], got " + number_text(a.min_p));
+  IC_CHECK_VALUE(a.u >= 0.0 && a.u < 1.0, "u: expected a uniform draw in [0, 1), got " + number_text(a.u));
   const Passes pass = pick_passes();
   const SampleScan s = scan_row(pass, a.logits, a.vocab);
   IC_CHECK_VALUE(s.max != std::numeric_limits<float>::infinity(), "logits: +inf logit; expected finite values or -inf");

@@ -86,6 +86,9 @@ class PenaltyHistory:
         return self._out_ids[:n], self._out_counts[:n]
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 def apply_penalties(
     logits: np.ndarray, params: SamplingParams, prompt_ids: Sequence[int], output_ids: Sequence[int],
     history: PenaltyHistory | None = None,
@@ -107,8 +110,7 @@ def apply_penalties(
         rp = params.repetition_penalty
         with np.errstate(over="ignore"):
             pen = np.where(vals > 0, vals / rp, vals * rp)
-        big = float(np.finfo(np.float32).max)
-        logits[seen] = np.where(np.isneginf(vals), vals, np.clip(pen, -big, big))
+        logits[seen] = np.where(np.isneginf(vals), vals, np.clip(pen, -_F32_MAX, _F32_MAX))
     if params.presence_penalty or params.frequency_penalty:
         if history is not None:
             ids, counts = history.output_counts

@@ -142,6 +142,9 @@ class CudaDecode:
         torch = self.torch
         t = int(token_ids.shape[0])
         bt, lens, slots = self.host_tables(cache, t, attn)
+        vocab = self.model.config.vocab_size
+        if ((token_ids < 0) | (token_ids >= vocab)).any():  # an index_select past the table is a device assert
+            raise ValueError(f"token_ids: expected ids in [0, {vocab}), got {token_ids.tolist()[:8]}")
         if self.graphs is not None:
             logits = self.graphs.run(token_ids, positions, cache, bt, lens, slots, sample_rows, eps)
             if logits is not None:
