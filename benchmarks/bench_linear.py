@@ -24,8 +24,9 @@ import numpy as np
 from infercore.bench.case import Case
 
 KINDS = ("int8", "q8_0", "q4_0", "q4_1", "int4", "fp8", "f32")
-# precision="high" rows (impl "infercore-high") at the GEMM size: on AMX CPUs int8 W8A8 on
-# int8 tiles, fp8 as bf16x2 and float32 as bf16x3 on bf16 tiles; elsewhere the same as the default
+# precision="high" rows (impl "infercore-high") at the GEMM size: int8 W8A8 (on AMX CPUs on int8
+# tiles, elsewhere the int16 GEMM on 8-bit codes: what the LLM's int8 weights run); on AMX CPUs fp8
+# as bf16x2 and float32 as bf16x3 on bf16 tiles, elsewhere the same as the default
 HIGH_KINDS = ("int8", "fp8", "f32")
 PEERS = ("numpy_f32", "torch_f32")
 SHAPES_QUICK = ((576, 576), (1536, 576), (576, 1536), (49152, 576))

@@ -80,9 +80,9 @@ void register_linear(py::module_& m) {
       "out = x @ W.T (+ bias) for a packed weight of the given kind (see csrc/cpu/linear.h); high: "
       "matmul precision \"high\"; gelu: exact GELU on the outputs.");
   m.def(
-      "linear_int8_activation_bits",
-      [](int64_t M, int64_t K, bool high) { return int8_activation_bits(M, K, high); }, py::arg("M"), py::arg("K"),
-      py::arg("high"), "8 or 16: the activation codes an int8-weight linear of M rows runs with.");
+      "linear_int8_activation_bits", [](int64_t M, bool high) { return int8_activation_bits(M, high); },
+      py::arg("M"), py::arg("high"),
+      "8 or 16: the activation codes an int8-weight linear of M rows runs with.");
 }
 
 }  // namespace infercore

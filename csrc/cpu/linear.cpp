@@ -96,6 +96,25 @@ QuantActs quantize_acts16(const LinearArgs& a, ActBuffers& buf) {
   return qa;
 }
 
+// precision "high" off AMX: the dot-product tiles' int8 codes per row (quantize_acts, W8A8)
+// widened to int16 for the int16 GEMM, which then sums exactly what the tiles sum; with the
+// tiles' two-rounding epilogue (gemm_int16_impl.h, qa.a8) every row gets the same bits at any M.
+QuantActs quantize_acts8_as16(const LinearArgs& a, ActBuffers& buf) {
+  QuantActs qa = quantize_acts(a, buf);
+  qa.kp2 = (a.K + 1) / 2 * 2;
+  buf.q16.resize(static_cast<size_t>(a.M * qa.kp2));
+  parallel_for(0, a.M, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, a.K)), [&](int64_t r0, int64_t r1) {
+    for (int64_t m = r0; m < r1; ++m) {
+      const int8_t* q = qa.q + m * qa.kp;  // kp >= kp2: the pad column is zero there too
+      int16_t* dst = buf.q16.data() + m * qa.kp2;
+      for (int64_t k = 0; k < qa.kp2; ++k) dst[k] = q[k];
+    }
+  });
+  qa.q16 = buf.q16.data();
+  qa.a8 = true;
+  return qa;
+}
+
 // int8 weights as int16 pairs for the int16 GEMM (layout in gemm_int16_impl.h), one pass over W
 // shared by every task.
 const int16_t* gemm_pack_int16(const LinearArgs& a) {
@@ -230,8 +249,8 @@ constexpr int64_t kGemmPanel = 128;        // float GEMM: weight rows per task (
 constexpr int64_t kGemmRowBlock = 192;     // float GEMM: activation rows per task (32 tiles of 6)
 }  // namespace
 
-int int8_activation_bits(int64_t M, int64_t K, bool high) {
-  return M < kGemmMinRowsQuant || (high && amx_int8_gemm(K)) ? 8 : 16;
+int int8_activation_bits(int64_t M, bool high) {
+  return M < kGemmMinRowsQuant || high ? 8 : 16;
 }
 
 int64_t linear_row_bytes(WKind kind, int64_t K) {
@@ -285,8 +304,9 @@ void linear_forward(const LinearArgs& a) {
   // tiles' int32 hi/lo sums are exact up to K = 65536.) With precision "high" the tiles take
   // 8-bit codes instead (W8A8, one pass).
   const bool amx = int16_gemm && amx_int8_gemm(a.K);
-  QuantActs qa = amx          ? QuantActs{}
-                 : int16_gemm ? quantize_acts16(a, buf)
+  QuantActs qa = amx                   ? QuantActs{}
+                 : int16_gemm && a.high ? quantize_acts8_as16(a, buf)
+                 : int16_gemm           ? quantize_acts16(a, buf)
                  : quantized_acts(a.kind) && !float_gemm ? quantize_acts(a, buf) : QuantActs{};
   // precision "high": float weights on AMX-BF16 tiles as bf16 products (gemm_bf16x3_amx.cpp)
   bool bf16x3 = a.high && float_gemm && isa_level() == IsaLevel::kAvx512 && amx_bf16_usable();

@@ -27,12 +27,13 @@ struct LinearArgs {
   int64_t M = 0, N = 0, K = 0;
   int64_t group = 0;               // kInt4 group size (32, 64 or 128)
   WKind kind = WKind::kF32;
-  // matmul precision "high" (ops.linear(precision="high")), where the CPU has AMX: float weights
+  // matmul precision "high" (ops.linear(precision="high")): where the CPU has AMX, float weights
   // in the GEMM (float32/16 from kGemmMinRows rows: three bf16 products per multiply-add; bf16
   // and fp8 weights, exact in bf16, two; fp8 from kGemmMinRowsQuant rows) run on AMX-BF16 tiles
-  // (gemm_bf16x3_amx.cpp: ~16-bit activations, float32 sums), and int8 weights keep 8-bit per-token
-  // activations (W8A8, as below kGemmMinRowsQuant rows) on AMX-INT8 tiles: one tile pass instead
-  // of the two of W8A16 (gemm_int16_amx.cpp)
+  // (gemm_bf16x3_amx.cpp: ~16-bit activations, float32 sums); on every CPU, int8 weights keep
+  // 8-bit per-token activations (W8A8, as below kGemmMinRowsQuant rows) at every size, with the
+  // same bits per row whatever M: on AMX-INT8 tiles one pass instead of W8A16's two
+  // (gemm_int16_amx.cpp), elsewhere the int16 GEMM on the widened codes (gemm_int16_impl.h)
   bool high = false;
   // exact (erf) GELU on every output after the bias: each task's output block, still in L2
   // (gelu_rows_f32), same bits as a separate ops.gelu pass
@@ -65,6 +66,9 @@ struct QuantActs {
   const int16_t* q16 = nullptr;
   int64_t kp2 = 0;
   const int16_t* wpack16 = nullptr;
+  // precision "high": q16 holds quantize_acts' int8 codes widened (W8A8) and the epilogue rounds
+  // as the dot-product tiles do (w8a8_output)
+  bool a8 = false;
   const AmxOperands* amx = nullptr;  // the same GEMM on AMX tiles (gemm_int16_amx.cpp)
   const Bf16x3Operands* bf16x3 = nullptr;  // float weights on AMX-BF16 tiles (gemm_bf16x3_amx.cpp)
 };
@@ -82,9 +86,9 @@ struct AmxOperands {
 };
 bool amx_int8_usable();  // AMX-INT8 present, tile state granted by the OS, INFERCORE_AMX != "0"
 // Activation bits of an int8-weight call of M rows: 8 below kGemmMinRowsQuant rows and, with
-// precision "high", on AMX tiles at every size; else 16 (W8A16). The same conditions as
-// linear_forward's choice (uses_int16_gemm and amx_int8_gemm, then a.high in amx_prepare).
-int int8_activation_bits(int64_t M, int64_t K, bool high);
+// precision "high", at every size (W8A8 on AMX tiles, else the int16 GEMM on the widened 8-bit
+// codes); else 16 (W8A16). The same conditions as linear_forward's choice.
+int int8_activation_bits(int64_t M, bool high);
 AmxOperands amx_prepare(const LinearArgs& a);  // quantizes x and packs W (pool-parallel, per call)
 
 // The float GEMM's operands as bf16 hi/lo tiles (gemm_bf16x3_amx.cpp): W as B tiles [16 K
@@ -115,6 +119,7 @@ int64_t linear_row_bytes(WKind kind, int64_t K);
 //  - int8 weights from kGemmMinRowsQuant rows: the integer GEMM of gemm_int16_impl.h (int16
 //    activation codes per row, W8A16, vpmaddwd), ~1.5x the float kernel's multiply-adds per cycle;
 //    on AMX machines (avx512 level) the same sums on int8 tiles (gemm_int16_amx.cpp), same bits.
+//    Precision "high": the 8-bit codes of the dot tiles instead (W8A8, the same bits as below).
 //  - float32/16/bf16 from kGemmMinRows rows, fp8 from kGemmMinRowsQuant rows: weights decoded
 //    into the float GEMM's packed panels (gemm_float_impl.h) and multiplied with float32
 //    activations; with precision "high" on AMX machines, bf16 products on AMX-BF16 tiles
@@ -164,6 +169,16 @@ using QuantRows8Fn = void (*)(const float* x, int64_t K, int64_t kp, bool per_ro
 void quant_rows8_scalar(const float*, int64_t, int64_t, bool, int64_t, int64_t, int8_t*, float*, float*);
 void quant_rows8_avx2(const float*, int64_t, int64_t, bool, int64_t, int64_t, int8_t*, float*, float*);
 void quant_rows8_avx512(const float*, int64_t, int64_t, bool, int64_t, int64_t, int8_t*, float*, float*);
+
+// An int8-weight W8A8 output: float(S) * (dx * s_w) + bias, rounded twice on every ISA and in
+// every kernel (dot-product tiles, int16 GEMM, AMX tiles), so a row's bits never depend on the
+// kernel its batch size picked. The volatile product keeps the compiler from contracting the
+// multiply and the add into one FMA (-mfma builds contract by default).
+inline float w8a8_product(int64_t sum, float dx, float sw) {
+  volatile float p = static_cast<float>(sum) * (dx * sw);
+  return p;
+}
+inline float w8a8_output(int64_t sum, float dx, float sw, float bias) { return bias + w8a8_product(sum, dx, sw); }
 
 // Validates, quantizes activations where the kind needs it, and splits the work over the
 // thread pool. Call without the GIL.

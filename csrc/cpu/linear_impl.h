@@ -121,7 +121,7 @@ void rows_int(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t n, c
         const int8_t* w = reinterpret_cast<const int8_t*>(wrow[j]);
         int32_t t = Q::ihsum(acc[r][j]);
         for (int64_t k = tail0; k < K; ++k) t += static_cast<int32_t>(w[k]) * xq[r][k];
-        res[r * NR + j] = static_cast<float>(t) * (qa.d[m0 + r] * a.wscale[n + j]);
+        res[r * NR + j] = w8a8_product(t, qa.d[m0 + r], a.wscale[n + j]);  // + bias in tile_kind
       }
   }
 }

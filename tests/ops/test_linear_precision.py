@@ -111,24 +111,24 @@ def _int8_case(m, n, k, seed):
 
 
 @pytest.mark.parametrize(("m", "n", "k"), [(64, 1, 1), (65, 33, 7), (300, 77, 700), (385, 70, 513), (64, 32, 256)])
-def test_linear_int8_precision_high_is_w8a8_on_amx(isa, m, n, k):
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_int8_precision_high_is_w8a8_at_every_size(isa, m, n, k, with_bias):
     from infercore.ops.linear import int8_activation_bits
 
     x, qw, b = _int8_case(m, n, k, m + n)
+    b = b if with_bias else None
     x[m // 2, k // 2] = np.nan
-    bits = int8_activation_bits(m, k, "high")
-    assert int8_activation_bits(m, k) == 16 and int8_activation_bits(63, k, "high") == 8
-    assert bits == (8 if ic.system_info()["cpu"]["amx_int8_gemm"] and isa == "avx512" else 16)
+    assert int8_activation_bits(m) == 16 and int8_activation_bits(63) == 8 and int8_activation_bits(m, "high") == 8
     y1 = _threads(1, lambda: ops.linear(x, qw, b, precision="high"))
     y2 = _threads(2, lambda: ops.linear(x, qw, b, precision="high"))
     np.testing.assert_array_equal(y1, y2)
     assert np.isnan(y1[m // 2]).all() and np.isfinite(np.delete(y1, m // 2, axis=0)).all()
-    if bits == 8:
-        # W8A8 on the tiles: every row the same bits as the dot-product tiles give it below 64 rows
-        small = np.concatenate([ops.linear(x[i:i + 10], qw, b) for i in range(0, m, 10)])
-        np.testing.assert_array_equal(y1, small)
-    else:
-        np.testing.assert_array_equal(y1, ops.linear(x, qw, b))
+    # W8A8 (AMX tiles, or the int16 GEMM on the widened codes): every row the same bits as the
+    # dot-product tiles give it below 64 rows, whatever the batch it came in
+    small = np.concatenate([ops.linear(x[i:i + 10], qw, b) for i in range(0, m, 10)])
+    np.testing.assert_array_equal(y1, small)
+    np.testing.assert_array_equal(ops.linear(x[:1], qw, b, precision="high"), y1[:1])
+    assert not np.array_equal(y1, ops.linear(x, qw, b))  # "highest" from 64 rows: W8A16, other bits
     ref = ops.linear(x, qw, b, backend="reference", precision="high")
     keep = np.delete(np.arange(m), m // 2)
     assert _rel(y1[keep], ref[keep]) <= 1e-6
@@ -154,7 +154,8 @@ def test_linear_int8_act_scale_is_x_times_scale(isa, m, high):
 
 
 def test_linear_precision_high_amx_switch():
-    # INFERCORE_AMX=0 keeps "high" off the tiles: the same bits as "highest" (float32 and int8)
+    # INFERCORE_AMX=0 keeps "high" off the tiles: float32 weights get the bits of "highest", int8
+    # weights still run W8A8 (the int16 GEMM on 8-bit codes): the bits of the dot-product tiles
     code = (
         "import numpy as np, sys\n"
         "from infercore import ops, quant\n"
@@ -162,9 +163,10 @@ def test_linear_precision_high_amx_switch():
         "x = rng.standard_normal((300, 200)).astype(np.float32)\n"
         "w = rng.standard_normal((77, 200)).astype(np.float32)\n"
         "qw = quant.quantize_weight(w, 'int8')\n"
-        "for ww in (w, qw):\n"
-        "    sys.stdout.buffer.write(ops.linear(x, ww, precision='high').tobytes())\n"
-        "    sys.stdout.buffer.write(ops.linear(x, ww).tobytes())\n"
+        "out = sys.stdout.buffer\n"
+        "out.write(ops.linear(x, w, precision='high').tobytes() + ops.linear(x, w).tobytes())\n"
+        "out.write(ops.linear(x, qw, precision='high').tobytes())\n"
+        "out.write(np.concatenate([ops.linear(x[i:i + 50], qw) for i in range(0, 300, 50)]).tobytes())\n"
     )
     env = {**os.environ, "INFERCORE_AMX": "0"}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, env=env)

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import ops
 from .._native import _C
+from ..models.smoothquant import smooth_scales
 from ..ops.linear import _run, int8_activation_bits
 from ..quant import QuantizedWeight, quantize_weight
 
@@ -95,7 +96,7 @@ class _Layer:
     down_in: np.ndarray | None = None
     # int8 only: the same layer quantized without smoothing, for batches whose int8 GEMM keeps
     # activations at 16 bits (ops.linear: from GEMM_MIN_ROWS_QUANT tokens unless precision "high"
-    # runs W8A8 on AMX tiles): there smoothing buys no accuracy and its activation rescaling costs
+    # runs W8A8 at every size): there smoothing buys no accuracy and its activation rescaling costs
     # a pass over every GEMM input
     plain: _Layer | None = None
 
@@ -229,7 +230,7 @@ class BertEncoder:
     def _layer(self, x: np.ndarray, L: _Layer, cu: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """One encoder layer on x [T, H] into `out` (a new array when None); x is left intact."""
         eps, ws, t = self.w.eps, self._ws, x.shape[0]
-        if L.plain is not None and int8_activation_bits(t, x.shape[1], self.precision) == 16:
+        if L.plain is not None and int8_activation_bits(t, self.precision) == 16:
             L = L.plain  # W8A16 (16-bit activation codes): no smoothing needed
         calib = self.calibration is not None
         if calib:
@@ -252,13 +253,6 @@ class BertEncoder:
         y = ws.get("proj", (t, L.down_b.shape[0]))  # the attention projection's buffer: attn is used up
         _linear_into(hmid, L.down, L.down_b, y, self.precision, act_scale=L.down_in)
         return layer_norm(y, L.ln2_w, L.ln2_b, eps, residual=x1, out=out)
-
-
-def smooth_scales(act_absmax: np.ndarray, w: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """SmoothQuant (Xiao et al. 2023) per-input-channel scale s_j = max|X_j|^a / max|W_:,j|^(1-a)."""
-    wmax = np.abs(w).max(axis=0)
-    s = np.power(np.maximum(act_absmax, 1e-5), alpha) / np.power(np.maximum(wmax, 1e-5), 1 - alpha)
-    return np.clip(s, 1e-2, 1e2).astype(np.float32)
 
 
 def quantize_int8_smooth(enc: BertEncoder, calibration_seqs: list[list[int]], alpha: float = 0.5) -> None:

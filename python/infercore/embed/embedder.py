@@ -67,13 +67,14 @@ class Embedder:
     W8A8 (8-bit per-token activations) with SmoothQuant per-channel scales calibrated at load time
     on built-in texts, so each batch size keeps the int8 accuracy.
     Pooling follows `1_Pooling/config.json` (mean or CLS; mean if absent).
-    precision: the GEMMs' matmul precision (ops.linear). "high" (default), on CPUs with AMX
-    (Sapphire Rapids and later): float32 weights run as three bfloat16 products per multiply-add
-    (bf16x3: ~16-bit products, float32 sums; embeddings agree with full float32 to cosine
-    > 0.999999), and int8 weights run W8A8 with the SmoothQuant scales at every batch size (one
-    AMX tile pass instead of two; cosine to float32 >= 0.99 like the small batches), each ~2x
-    faster. Elsewhere, and with "highest", float32 multiply-adds and the 16-bit activation codes
-    from 64 tokens.
+    precision: the GEMMs' matmul precision (ops.linear). "high" (default): int8 weights run W8A8
+    with the SmoothQuant scales at every batch size (cosine to float32 >= 0.99 like the small
+    batches; on AMX one tile pass instead of two, ~2x faster; elsewhere the int16 GEMM on the
+    8-bit codes, the same speed), so a text's embedding does not depend on its batch; on CPUs
+    with AMX (Sapphire Rapids and later) float32 weights run as three bfloat16 products per
+    multiply-add (bf16x3: ~16-bit products, float32 sums; embeddings agree with full float32 to
+    cosine > 0.999999), ~2x faster. "highest": float32 multiply-adds, and for int8 weights the
+    16-bit activation codes from 64 tokens.
 
     Truncation: texts are tokenized with [CLS] ... [SEP] and cut to `max_seq_length` tokens
     (from `sentence_bert_config.json`, else the model's max_position_embeddings), exactly like

@@ -26,6 +26,20 @@ KV_DTYPES = {"auto": "float16", "float16": "float16", "bfloat16": "bfloat16", "f
              "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "int8": "int8"}  # fmt: skip
 
 
+def _tokenizer_if_any(model: str) -> Any:
+    """The model's tokenizer for load-time calibration, loaded even with skip_tokenizer_init (so
+    the calibrated model does not depend on that flag); None when the model has none."""
+    from ..models import GGUFFile, Tokenizer, load_hf_model, resolve_model
+
+    path = str(resolve_model(model))
+    try:
+        if os.path.isdir(path):
+            return load_hf_model(path).tokenizer if os.path.exists(os.path.join(path, "tokenizer.json")) else None
+        return Tokenizer.from_gguf(GGUFFile(path))
+    except ValueError:  # no usable tokenizer in the file: fixed ids
+        return None
+
+
 def _load(model: str, quantization: str | None, skip_tokenizer_init: bool) -> tuple[Any, Any, Any]:
     """(LlamaModel, Tokenizer or None, chat template or None) for a model name or path."""
     from ..models import GGUFFile, Tokenizer, load_hf_model, resolve_model
@@ -54,8 +68,12 @@ class LLM:
     """Generate text from a Llama-family model with infercore's kernels.
 
     model: "smollm2", a .gguf file or a Hugging Face directory. quantization: None keeps the
-    file's formats (GGUF Q8_0/Q4_0/Q4_1 run natively), or "int8" | "fp8" | "int4".
-    kv_cache_dtype: "auto" (float16), "float16", "bfloat16", "fp8", "int8". kv_cache_bytes sizes
+    file's formats (GGUF Q8_0/Q4_0/Q4_1 run natively), or "int8" | "fp8" | "int4". "int8" runs
+    W8A8 (8-bit per-token activations at every batch size, so a request's text does not depend
+    on its batch) with SmoothQuant scales calibrated at load on built-in text (~0.3 s).
+    kv_cache_dtype: "auto" (float16), "float16", "bfloat16", "fp8", "int8". fp8's per-layer
+    scales are calibrated at load on the same text (one binade of headroom), not taken from the
+    first request, so no request's output depends on what was served before it. kv_cache_bytes sizes
     the paged KV pool (default 256 MiB); kv_cache_prefault=True touches it all at start (servers:
     RSS then holds the whole pool from the first request on).
     device: "cpu" (default) or "cuda" / "cuda:N": weights, activations and the KV pool on the GPU
@@ -89,8 +107,15 @@ class LLM:
                 raise TypeError(f"max_model_len: expected an int, got {type(max_model_len).__name__}")
             if max_model_len < 1:
                 raise ValueError(f"max_model_len: expected an int >= 1, got {max_model_len}")
-        self.model, self.tokenizer, self.chat_template = _load(model, quantization, skip_tokenizer_init)
+        from ..models.llama import RUNTIME_QUANT
+
+        if quantization not in RUNTIME_QUANT:
+            raise ValueError(f"quantization: expected one of {RUNTIME_QUANT}, got {quantization!r}")
+        # int8 weights are quantized after SmoothQuant calibration (below), from the file's formats
+        self.model, self.tokenizer, self.chat_template = _load(model, None if quantization == "int8" else quantization,
+                                                               skip_tokenizer_init)  # fmt: skip
         c = self.model.config
+        kv_scales = self._calibrate(model, quantization, KV_DTYPES[kv_cache_dtype])
         if max_model_len is None:
             max_model_len = min(c.max_position_embeddings, 8192)
         elif max_model_len > c.max_position_embeddings:  # as vLLM: no RoPE positions past the trained context
@@ -107,6 +132,8 @@ class LLM:
             self.runner = build_device_runner(self.model, spec, kv_cache_bytes, block_size, KV_DTYPES[kv_cache_dtype])
             self.model = self.runner.model
             cache = self.runner.cache
+        if kv_scales is not None:  # per-layer fp8 scales from the calibration prefill
+            cache.k_scales, cache.v_scales = kv_scales
         self.device = "cpu" if spec is None else spec.torch_device
         self.allocator = BlockAllocator(cache.num_blocks, block_size, enable_prefix_caching)
         eos = set(c.stop_token_ids or ())
@@ -121,6 +148,22 @@ class LLM:
                                 max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                                 max_model_len=self.max_model_len, guides=guides)  # fmt: skip
         self._ids = itertools.count()
+
+    def _calibrate(self, model: str, quantization: str | None, kv_dtype: str) -> tuple[list, list] | None:
+        """Load-time calibration on built-in text (models/calibration.py): int8 weights get their
+        SmoothQuant scales (models/smoothquant.py), an fp8 KV cache its per-layer scales, so
+        neither depends on the requests served. Returns the fp8 (k_scales, v_scales) or None."""
+        from ..models.calibration import calibration_ids, fp8_kv_scales
+        from ..models.smoothquant import smooth_quantize_int8
+
+        if quantization != "int8" and kv_dtype != "fp8_e4m3":
+            return None
+        c = self.model.config
+        tok = self.tokenizer if self.tokenizer is not None else _tokenizer_if_any(model)
+        ids = calibration_ids(tok, c.vocab_size, c.bos_token_id)
+        if quantization == "int8":
+            smooth_quantize_int8(self.model, ids)
+        return fp8_kv_scales(self.model, ids) if kv_dtype == "fp8_e4m3" else None
 
     # ------------------------------------------------------------------ prompts
     def _prompt(self, p: Any) -> tuple[list[int], str | None]:

@@ -19,7 +19,12 @@ from ..quant.weight import KIND_CODES, QuantizedWeight
 
 
 def linear(x2: np.ndarray, w: Any) -> np.ndarray:
-    """x2 [M, K] float32 contiguous @ W.T -> [M, N] float32."""
+    """x2 [M, K] float32 contiguous @ W.T -> [M, N] float32.
+
+    int8 weights run W8A8 at every row count (ops.linear's precision "high"): a token's outputs
+    are then the same bits whether it came in a decode step of one row or in a prefill chunk of
+    hundreds, so a request's text does not depend on what else was batched with it. The block
+    kinds (q8_0/q4_x/int4) have that property at "highest" already."""
     if isinstance(w, list):  # weights whose formats could not be fused
         return np.concatenate([linear(x2, p) for p in w], axis=-1)
     if not isinstance(w, QuantizedWeight):
@@ -27,7 +32,7 @@ def linear(x2: np.ndarray, w: Any) -> np.ndarray:
     out = np.empty((x2.shape[0], w.shape[0]), dtype=np.float32)
     wscale = w.scale if w.kind in ("int8", "fp8") else None
     gscale = w.scale.view(np.uint16) if w.kind == "int4" else None
-    _C.linear(x2, w.data, KIND_CODES[w.kind], wscale, gscale, int(w.group_size or 0), None, out)
+    _C.linear(x2, w.data, KIND_CODES[w.kind], wscale, gscale, int(w.group_size or 0), None, out, w.kind == "int8")
     return out
 
 

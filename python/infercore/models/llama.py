@@ -73,6 +73,9 @@ class LlamaModel:
         self.q_dim = c.num_heads * c.head_dim
         self.kv_dim = c.num_kv_heads * c.head_dim
         self._kv: list[fast.LayerKV] | None = None  # per-layer cache views, built on first use
+        # observe(layer, name, x) sees each GEMM input ("qkv", "o", "gate_up", "down") and the
+        # cached "k" / "v" when set (load-time calibration, calibration.py)
+        self.observe: Callable[[int, str, np.ndarray], None] | None = None
 
     @property
     def weight_bytes(self) -> int:
@@ -105,8 +108,11 @@ class LlamaModel:
         slots = np.ascontiguousarray(attn["slot_mapping"], dtype=np.int64)
         if self._kv is None or self._kv[0].cache is not cache:
             self._kv = [fast.LayerKV(cache, i) for i in range(len(self.layers))]
-        for layer, kv in zip(self.layers, self._kv, strict=True):
+        obs = self.observe
+        for i, (layer, kv) in enumerate(zip(self.layers, self._kv, strict=True)):
             x = fast.rms_norm(h, layer.attn_norm, eps)
+            if obs:
+                obs(i, "qkv", x)
             qkv = fast.linear(x, layer.qkv)
             if layer.qkv_bias is not None:
                 qkv += layer.qkv_bias
@@ -114,11 +120,21 @@ class LlamaModel:
             q = np.ascontiguousarray(qkv[:, : self.q_dim]).reshape(t, hq, d)
             k = np.ascontiguousarray(qkv[:, self.q_dim : self.q_dim + self.kv_dim]).reshape(t, hkv, d)
             v = np.ascontiguousarray(qkv[:, self.q_dim + self.kv_dim :]).reshape(t, hkv, d)
+            if obs:
+                obs(i, "k", k.reshape(t, self.kv_dim))
+                obs(i, "v", v.reshape(t, self.kv_dim))
             kv.write(k, v, slots)
-            o = kv.attend(prefill, q, bt, lens, qsl, scale)
-            h += fast.linear(o.reshape(t, self.q_dim), layer.o)
+            o = kv.attend(prefill, q, bt, lens, qsl, scale).reshape(t, self.q_dim)
+            if obs:
+                obs(i, "o", o)
+            h += fast.linear(o, layer.o)
             x = fast.rms_norm(h, layer.ffn_norm, eps)
-            h += fast.linear(fast.silu_and_mul(fast.linear(x, layer.gate_up)), layer.down)
+            if obs:
+                obs(i, "gate_up", x)
+            act = fast.silu_and_mul(fast.linear(x, layer.gate_up))
+            if obs:
+                obs(i, "down", act)
+            h += fast.linear(act, layer.down)
         rows = np.ascontiguousarray(h[sample_rows])
         return fast.linear(fast.rms_norm(rows, self.final_norm, eps), self.lm_head)
 

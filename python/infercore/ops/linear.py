@@ -42,20 +42,20 @@ _PRECISIONS = ("highest", "high")
 BLOCK_A8_KINDS = ("int4", "q8_0", "q4_0", "q4_1")
 
 
-def int8_activation_bits(rows: int, k: int, precision: str = "highest") -> int:
+def int8_activation_bits(rows: int, precision: str = "highest") -> int:
     """8 or 16: the per-token activation codes an int8-weight ops.linear of `rows` rows runs with
-    on this CPU (8 below GEMM_MIN_ROWS_QUANT rows, and with precision="high" on AMX-INT8 tiles)."""
-    return int(_C.linear_int8_activation_bits(int(rows), int(k), precision == "high"))
+    on the CPU (8 below GEMM_MIN_ROWS_QUANT rows, and at every size with precision="high")."""
+    return int(_C.linear_int8_activation_bits(int(rows), precision == "high"))
 
 
 def _reference(x2: np.ndarray, qw: QuantizedWeight, bias: np.ndarray | None, high: bool = False) -> np.ndarray:
     """float64 result of exactly what the kernel computes (activation quantization included: per
     block of 32 for the block kinds; per row for int8, 8-bit codes below GEMM_MIN_ROWS_QUANT rows
-    (and with precision "high" on AMX), int16 codes from there on; none for fp8 from there on).
+    (and at every size with precision "high"), int16 codes from there on; none for fp8 from there on).
     bf16x3 (float32 weights, precision "high") is not modelled: the float64 product is its target."""
     if qw.kind in BLOCK_A8_KINDS:
         y = qref.linear_qblock(x2, qw.dequantize())
-    elif qw.kind == "int8" and int8_activation_bits(x2.shape[0], x2.shape[1], "high" if high else "highest") == 8:
+    elif qw.kind == "int8" and int8_activation_bits(x2.shape[0], "high" if high else "highest") == 8:
         y = qref.linear_w8a8(x2, qw.data, qw.scale)
     elif x2.shape[0] >= GEMM_MIN_ROWS_QUANT and qw.kind == "int8":
         y = qref.linear_w8a16(x2, qw.data, qw.scale)
@@ -101,7 +101,10 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto", precision
         (hi_x w + lo_x w; fp8's row scale applied to the sums), error ~3e-6. A call with an
         inf/NaN in x or W runs the "highest" path (same bits);
       - int8 weights keep 8-bit per-token activations (W8A8, as below 64 rows) at every size,
-        one AMX-INT8 tile pass instead of W8A16's two (int8_activation_bits tells which ran).
+        on every CPU: one AMX-INT8 tile pass instead of W8A16's two; without AMX the int16 GEMM
+        runs on the widened 8-bit codes (W8A16's speed). Each row then gets the same bits
+        whatever the number of rows (the batch-invariant mode the LLM's int8 weights run in;
+        int8_activation_bits tells which ran).
     Everywhere else "high" is "highest" (the GPU's float32 GEMM already runs tf32x3).
     On a GPU the weight must be there too: `w.to(x.device)` (QuantizedWeight.to) once, or a
     float CUDA tensor. GPU compute: float32 accumulation; the quantized kinds use the same
