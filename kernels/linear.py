@@ -397,11 +397,13 @@ def _sm_count(device: torch.device) -> int:
 def linear(
     x: torch.Tensor, kind: str, shape: tuple[int, int], data: torch.Tensor, scale: torch.Tensor | None,
     group_size: int | None, bias: torch.Tensor | None = None, *, split_k: int | None = None,
+    w8a8: bool = False,
 ) -> torch.Tensor:  # fmt: skip
     """y [M, N] (x's dtype) = x [M, K] @ W.T (+ bias float32 [N]) for a weight of `kind` whose
     packed tensors (data, scale) live on x's device in QuantizedWeight's layout (bf16 bits as
     int16). split_k: GEMV only, the number of K splits (default: enough programs to fill the
-    GPU's SMs twice; tests force it)."""
+    GPU's SMs twice; tests force it). w8a8: int8 weights keep 8-bit per-token activations from
+    GEMM_MIN_ROWS_QUANT rows too (ops.linear precision "high", as on the CPU)."""
     if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.dtype not in _CT:
         raise ValueError("x: expected a 2-D float32/float16/bfloat16 torch tensor")
     if x.device.type != "cuda" and not _interpreted():
@@ -427,9 +429,10 @@ def linear(
     w16 = data.view(torch.int16) if kind in ("q8_0", "q4_0", "q4_1") else data
     ws = scale if scale is not None else data
     # the CPU's activation codes: per block of 32 for the block kinds at every size, per row for
-    # int8 below GEMM_MIN_ROWS_QUANT rows
-    quant_acts = kind in QUANT_ACT_KINDS and (m < GEMM_MIN_ROWS_QUANT or kind in BLOCK_A8_KINDS)
-    if kind == "int8" and m >= GEMM_MIN_ROWS_QUANT:  # the same int16 activation codes as the CPU
+    # int8 below GEMM_MIN_ROWS_QUANT rows (at every size with w8a8)
+    w8a8 = bool(w8a8) and kind == "int8"
+    quant_acts = kind in QUANT_ACT_KINDS and (m < GEMM_MIN_ROWS_QUANT or kind in BLOCK_A8_KINDS or w8a8)
+    if kind == "int8" and not quant_acts:  # the same int16 activation codes as the CPU
         x = _int16_fake_quant(x)
     xq, xd = _quantize_acts(x, kind) if quant_acts else (x, x)
     stride_q = int(xq.shape[1]) if quant_acts else 0

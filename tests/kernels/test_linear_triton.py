@@ -175,3 +175,14 @@ def test_triton_launcher_rejects_bad_weights():
         TL.linear(x, "int4", q4.shape, q4.data, q4.scale, 48)
     with pytest.raises(ValueError, match="x"):
         ops.linear(torch.ones((2, 63), device=DEVICE), qw, backend="triton")
+
+
+@pytest.mark.parametrize("m", [9, 65, 130])
+def test_triton_int8_precision_high_is_w8a8_at_every_size(m):
+    # as on the CPU: 8-bit per-token activations from 64 rows too (the LLM's int8 weights run so)
+    x, _, b, qw = _setup("int8", m, n=70, k=200)
+    high = _run(x, qw, b, precision="high").cpu().numpy()
+    assert _rel(high, ops.linear(x, qw, b, backend="reference", precision="high")) <= 1e-6
+    np.testing.assert_allclose(high, ops.linear(x, qw, b, precision="high"), rtol=0, atol=1e-4)  # the CPU's W8A8
+    if m >= 64:  # "highest" keeps the int16 codes there: other numbers
+        assert _rel(_run(x, qw, b).cpu().numpy(), high) > 1e-4

@@ -90,7 +90,7 @@ class CudaDecode:
     def linear(self, x: Any, g: _Gemv, stream: int) -> Any:
         m = int(x.shape[0])
         if m > _linear_gpu.GEMV_MAX_ROWS:  # the Triton GEMM, through the public op
-            return _linear_gpu.linear_gpu(x, g.qw, None, "cuda")
+            return _linear_gpu.linear_gpu(x, g.qw, None, "cuda", w8a8=True)  # int8: as the CPU model
         y = self._empty(m, g.n)
         self.mod.linear_gemv(g.code, int(x.data_ptr()), F32, g.data, g.scale, g.group, 0, int(y.data_ptr()),
                              self.ws_ptr, self.ws_bytes, m, g.n, g.k, stream)  # fmt: skip

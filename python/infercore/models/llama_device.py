@@ -139,8 +139,9 @@ class DeviceLlamaModel:
     # ---------------------------------------------------------------------------- forward
     def _linear(self, x: Any, w: Any) -> Any:
         if isinstance(w, list):  # weights whose formats could not be fused: one product each
-            return self._torch.cat([ops.linear(x, p, backend=self.backend) for p in w], dim=-1)
-        return ops.linear(x, w, backend=self.backend)
+            return self._torch.cat([self._linear(x, p) for p in w], dim=-1)
+        # int8 weights: W8A8 at every row count, as the CPU model (_hotpath.linear)
+        return ops.linear(x, w, backend=self.backend, precision="high")
 
     def forward(self, token_ids: np.ndarray, positions: np.ndarray, cache: Any, attn: dict[str, Any],
                 sample_rows: np.ndarray) -> np.ndarray:  # fmt: skip

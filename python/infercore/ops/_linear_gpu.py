@@ -23,7 +23,8 @@ def cuda_linear_module() -> Any:
     return mod if mod is not None and hasattr(mod, "linear_gemv") else None
 
 
-def linear_gpu(x: Any, w: Any, bias: Any, backend: str) -> Any:
+def linear_gpu(x: Any, w: Any, bias: Any, backend: str, w8a8: bool = False) -> Any:
+    """w8a8: int8 weights on 8-bit per-token activations at every row count (precision "high")."""
     if backend == "auto" and A.is_device_array(x):
         backend = "cuda" if cuda_linear_module() is not None else "triton"
         if backend == "triton" and not A.is_torch(x) and cuda_module() is None:
@@ -45,7 +46,7 @@ def linear_gpu(x: Any, w: Any, bias: Any, backend: str) -> Any:
     else:
         from ..kernels import linear as tk
 
-        y = tk.linear(x2, qw.kind, qw.shape, qw.data, qw.scale, qw.group_size, b)
+        y = tk.linear(x2, qw.kind, qw.shape, qw.data, qw.scale, qw.group_size, b, w8a8=w8a8)
     return A.from_torch(y.reshape((*lead, n)), x)
 
 

@@ -104,7 +104,8 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto", precision
         on every CPU: one AMX-INT8 tile pass instead of W8A16's two; without AMX the int16 GEMM
         runs on the widened 8-bit codes (W8A16's speed). Each row then gets the same bits
         whatever the number of rows (the batch-invariant mode the LLM's int8 weights run in;
-        int8_activation_bits tells which ran).
+        int8_activation_bits tells which ran). On a GPU int8 weights likewise run W8A8 at every
+        size (the Triton GEMM's int8 tensor-core path instead of W8A16 from 64 rows).
     Everywhere else "high" is "highest" (the GPU's float32 GEMM already runs tf32x3).
     On a GPU the weight must be there too: `w.to(x.device)` (QuantizedWeight.to) once, or a
     float CUDA tensor. GPU compute: float32 accumulation; the quantized kinds use the same
@@ -141,7 +142,7 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto", precision
         from . import _linear_gpu
         from .activation import gelu
 
-        y = _linear_gpu.linear_gpu(x, w, bias, backend)
+        y = _linear_gpu.linear_gpu(x, w, bias, backend, w8a8=high)
         return gelu(y, backend=backend) if fuse_gelu else y
     qw = _as_weight(w)
     if qw.device != "host":
