@@ -115,13 +115,13 @@ class LLM:
         self.model, self.tokenizer, self.chat_template = _load(model, None if quantization == "int8" else quantization,
                                                                skip_tokenizer_init)  # fmt: skip
         c = self.model.config
-        kv_scales = self._calibrate(model, quantization, KV_DTYPES[kv_cache_dtype])
         if max_model_len is None:
             max_model_len = min(c.max_position_embeddings, 8192)
         elif max_model_len > c.max_position_embeddings:  # as vLLM: no RoPE positions past the trained context
             raise ValueError(f"max_model_len: {max_model_len} exceeds the model's context length "
                              f"({c.max_position_embeddings})")
         self.max_model_len = int(max_model_len)
+        kv_scales = self._calibrate(model, quantization, KV_DTYPES[kv_cache_dtype])
         if spec is None:
             cache = PagedKVCache.from_budget(kv_cache_bytes, c.num_layers, block_size, c.num_kv_heads, c.head_dim,
                                              KV_DTYPES[kv_cache_dtype], prefault=kv_cache_prefault)  # fmt: skip
