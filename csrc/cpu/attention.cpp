@@ -116,20 +116,69 @@ float load_q(const void* q, DType t, int64_t i) {
   }
 }
 
-// Per-task scratch: rows x D of q and acc, plus per-row softmax state and key limits.
+// Per-task scratch: rows x D of q and acc, plus per-row softmax state and key limits, and the
+// running merge of the rows' key chunks (O, M, L: see merge_chunk).
 struct RowBuffers {
-  std::vector<float> q, acc, m, l;
+  std::vector<float> q, acc, m, l, O, M, L;
   std::vector<int32_t> lo, hi;
   AttnRows view(int64_t rows, int64_t D) {
     q.resize(rows * D);
+    lo.resize(rows);
+    hi.resize(rows);
+    O.assign(rows * D, 0.f);
+    M.assign(rows, -std::numeric_limits<float>::infinity());
+    L.assign(rows, 0.f);
+    return fresh(rows, D);
+  }
+  // A new online softmax (one chunk of keys), q and the key limits kept.
+  AttnRows fresh(int64_t rows, int64_t D) {
     acc.assign(rows * D, 0.f);
     m.assign(rows, -std::numeric_limits<float>::infinity());
     l.assign(rows, 0.f);
-    lo.resize(rows);
-    hi.resize(rows);
     return AttnRows{q.data(), acc.data(), m.data(), l.data(), lo.data(), hi.data(), rows};
   }
 };
+
+// Split-K (flash-decoding) in a form whose bits depend on nothing but the row: the keys of a
+// row are cut at absolute multiples of kChunkKeys, each chunk runs its own online softmax, and
+// the chunks' (m, l, acc) are merged in key order by merge_chunk. The decode kernel (chunks of a
+// sequence over the pool when there are few sequences, or one after the other in one task) and
+// the prefill kernel (a chunk at a time in its query-tile task) do exactly this, so a row gets
+// the same bits whatever the batch, the thread count, or which kernel the engine's step took:
+// the engine's seeded sampling then reproduces whatever else shares the batch (stop 31; the
+// split count used to follow the number of sequences, and int8 KV changed 13 of 14 texts with
+// 500-700-token prompts between a crowded batch and a request alone). A row of <= kChunkKeys
+// keys is one chunk: merge_chunk copies it exactly. 512 keys, measured against the old
+// batch-dependent splits (SmolLM2 geometry, 2 threads, median of 3 interleaved runs): 16 x 4096
+// keys fp8 1.62 -> 1.60 ms, int8 1.55 -> 1.59, float16 2.36 -> 2.39 (256-key chunks: fp8 and
+// int8 +7-8%); 1 x 4096 the same or faster; but 1 x 512-767 keys, now one chunk on one thread,
+// 0.025 -> 0.030 ms (~0.2 ms per token over 30 layers).
+constexpr int64_t kChunkKeys = 512;
+static_assert(kChunkKeys % kAttnTile == 0, "chunks must hold whole key tiles");
+
+// Folds one chunk's partial softmax state (m, l, acc of `rows` rows) into the running (M, L, O)
+// of the rows, in key order: M' = max(M, m), L' = L e^(M - M') + l e^(m - M'), O likewise. A row
+// without keys in the chunk (l == 0) is skipped. Not inlined: both kernels run these exact
+// instructions.
+__attribute__((noinline)) void merge_chunk(int64_t rows, int64_t D, const float* m, const float* l, const float* acc,
+                                           float* M, float* L, float* O) {
+  for (int64_t r = 0; r < rows; ++r) {
+    if (l[r] == 0.f) continue;
+    const float mn = std::max(M[r], m[r]);
+    const float a = std::exp(M[r] - mn), b = std::exp(m[r] - mn);
+    L[r] = L[r] * a + l[r] * b;
+    float* o = O + r * D;
+    const float* x = acc + r * D;
+    for (int64_t d = 0; d < D; ++d) o[d] = o[d] * a + x[d] * b;
+    M[r] = mn;
+  }
+}
+
+// out row = O * (scale / L) (a row that saw no key: zeros).
+void finish_row(const float* O, float L, float scale, int64_t D, float* out) {
+  const float inv = L > 0.f ? scale / L : 0.f;
+  for (int64_t d = 0; d < D; ++d) out[d] = O[d] * inv;
+}
 
 // Reads one word of every cache line of the K and V rows (all kv heads) of key positions
 // [p0, p1) and of int8's scales, front to back. The heads of a token are adjacent, so this is
@@ -189,7 +238,6 @@ void touch_keys(const KvCacheView& c, const int32_t* bt, int64_t p0, int64_t p1)
 }
 
 constexpr int64_t kTouchBytes = 512 << 10;  // K+V bytes of a decode call from which touch_keys runs
-constexpr int64_t kMinSplitKeys = 256;  // a split-K chunk below this costs more to merge than it saves
 constexpr int64_t kDecodeBytes = 128 << 10;  // K+V bytes of one head-by-head pass over a chunk of keys (L2-resident)
 }  // namespace
 
@@ -261,44 +309,54 @@ void paged_attention_decode(const PagedAttnArgs& a) {
   const float qmul = a.scale * k_fold(c), vmul = v_fold(c);
   auto key_begin = [&](int64_t len) { return a.sliding_window > 0 ? std::max<int64_t>(0, len - a.sliding_window) : 0; };
 
-  // Split-K (flash-decoding): with few sequences x kv heads the pool would idle, so long
-  // contexts are cut into chunks whose partial (m, l, acc) a second pass merges.
-  int64_t max_keys = 0, total_keys = 0;
+  // Key chunks per sequence (merge_chunk): absolute multiples of kChunkKeys, or num_splits equal
+  // chunks when a caller forces that (tests; those bits then follow num_splits).
+  std::vector<int64_t> first_chunk(S + 1, 0);
+  int64_t total_keys = 0;
   for (int64_t s = 0; s < S; ++s) {
-    max_keys = std::max<int64_t>(max_keys, a.seq_lens[s] - key_begin(a.seq_lens[s]));
-    total_keys += a.seq_lens[s] - key_begin(a.seq_lens[s]);
-  }
-  const bool touch = total_keys * 2 * Hkv * D * kv_dtype_size(c.dtype) >= kTouchBytes;
-  int64_t splits = a.num_splits;
-  if (splits <= 0) {
-    const int64_t want = (4 * num_threads() + S - 1) / S;
-    splits = std::max<int64_t>(1, std::min<int64_t>(want, max_keys / kMinSplitKeys));
-  }
-  splits = std::max<int64_t>(1, std::min<int64_t>(splits, max_keys));
-  std::vector<float> part_ml, part_acc;
-  if (splits > 1) {
-    part_ml.resize(S * Hq * splits * 2);
-    part_acc.resize(S * Hq * splits * D);
-  }
-  // One task = one sequence's chunk of keys for every kv head: the heads of a token are
-  // adjacent in a block (NHD), so walking a chunk of keys head after head reads whole blocks
-  // from DRAM once (the first head) and from L2 for the others, instead of strided slices
-  // (measured: 7B geometry 60 -> 42 ms, SmolLM2 ~10% faster, S = 16 x 4096 keys, 1 thread).
-  run_tasks(S * splits, [&](int64_t task) {
-    const int64_t j = task % splits, s = task / splits;
     const int64_t len = a.seq_lens[s], kb0 = key_begin(len);
-    const int64_t chunk = (len - kb0 + splits - 1) / splits;
-    const int64_t kb = std::min(len, kb0 + j * chunk), ke = std::min(len, kb + chunk);
-    thread_local RowBuffers buf;
-    const AttnRows all = buf.view(Hq, D);
+    total_keys += len - kb0;
+    const int64_t n = len <= kb0 ? 1
+                      : a.num_splits > 0 ? std::min<int64_t>(a.num_splits, len - kb0)
+                                         : (len - 1) / kChunkKeys - kb0 / kChunkKeys + 1;
+    first_chunk[s + 1] = first_chunk[s] + n;
+  }
+  auto chunk_keys = [&](int64_t s, int64_t j, int64_t* c0, int64_t* c1) {
+    const int64_t len = a.seq_lens[s], kb0 = key_begin(len);
+    if (a.num_splits > 0) {
+      const int64_t n = first_chunk[s + 1] - first_chunk[s], per = (len - kb0 + n - 1) / n;
+      *c0 = std::min(len, kb0 + j * per);
+      *c1 = std::min(len, *c0 + per);
+    } else {
+      *c0 = std::max(kb0, (kb0 / kChunkKeys + j) * kChunkKeys);
+      *c1 = std::min(len, (kb0 / kChunkKeys + j + 1) * kChunkKeys);
+    }
+  };
+  const int64_t chunks = first_chunk[S];
+  const int64_t key_bytes = 2 * Hkv * D * kv_dtype_size(c.dtype);
+  const int64_t dchunk = std::max<int64_t>(kTile, kDecodeBytes / key_bytes / kTile * kTile);
+  const bool touch = total_keys * key_bytes >= kTouchBytes;
+  // With few sequences the pool would idle: one task per chunk, partial states kept and merged
+  // after (while they stay small); else one task per sequence merging its chunks as it goes. The
+  // arithmetic is the same either way.
+  const int64_t part_floats = chunks * Hq * (D + 2);
+  const bool per_chunk = chunks > S && S < 4 * num_threads() && part_floats <= (int64_t{16} << 20);  // <= 64 MB
+  std::vector<float> part;
+  if (per_chunk) part.resize(part_floats);
+  // Runs chunk j of sequence s, a fresh online softmax for every kv head, into buf's acc / m / l
+  // (the queries already in buf.q). The heads of a token are adjacent in a block (NHD), so
+  // walking the chunk head after head reads whole blocks from DRAM once (the first head) and
+  // from L2 for the others, instead of strided slices (measured: 7B geometry 60 -> 42 ms,
+  // SmolLM2 ~10% faster, S = 16 x 4096 keys, 1 thread).
+  auto run_chunk = [&](RowBuffers& buf, int64_t s, int64_t j) {
+    int64_t kb, ke;
+    chunk_keys(s, j, &kb, &ke);
+    const AttnRows all = buf.fresh(Hq, D);
     for (int64_t hq = 0; hq < Hq; ++hq) {
-      const int64_t base = (s * Hq + hq) * D;
-      for (int64_t d = 0; d < D; ++d) buf.q[hq * D + d] = load_q(a.q, a.q_dtype, base + d) * qmul;
       buf.lo[hq] = static_cast<int32_t>(kb);
       buf.hi[hq] = static_cast<int32_t>(ke);
     }
     const int32_t* bt = a.block_tables + s * a.max_blocks;
-    const int64_t dchunk = std::max<int64_t>(kTile, kDecodeBytes / (2 * Hkv * D * kv_dtype_size(c.dtype)) / kTile * kTile);
     for (int64_t c0 = kb; c0 < ke; c0 += dchunk) {
       const int64_t c1 = std::min(ke, c0 + dchunk);
       if (touch) touch_keys(c, bt, c0, c1);
@@ -308,36 +366,48 @@ void paged_attention_decode(const PagedAttnArgs& a) {
         attend(c, bt, h, c0, c1, r);
       }
     }
-    for (int64_t hq = 0; hq < Hq; ++hq) {
-      if (splits == 1) {
-        const float inv = buf.l[hq] > 0.f ? vmul / buf.l[hq] : 0.f;
-        float* o = a.out + (s * Hq + hq) * D;
-        for (int64_t d = 0; d < D; ++d) o[d] = buf.acc[hq * D + d] * inv;
-      } else {
-        const int64_t p = (s * Hq + hq) * splits + j;
-        part_ml[2 * p] = buf.m[hq];
-        part_ml[2 * p + 1] = buf.l[hq];
-        std::copy(buf.acc.begin() + hq * D, buf.acc.begin() + (hq + 1) * D, part_acc.begin() + p * D);
+  };
+  auto load_queries = [&](RowBuffers& buf, int64_t s) {
+    buf.view(Hq, D);
+    for (int64_t i = 0; i < Hq * D; ++i) buf.q[i] = load_q(a.q, a.q_dtype, s * Hq * D + i) * qmul;
+  };
+  if (!per_chunk) {
+    run_tasks(S, [&](int64_t s) {
+      thread_local RowBuffers buf;
+      load_queries(buf, s);
+      for (int64_t j = 0; j < first_chunk[s + 1] - first_chunk[s]; ++j) {
+        run_chunk(buf, s, j);
+        merge_chunk(Hq, D, buf.m.data(), buf.l.data(), buf.acc.data(), buf.M.data(), buf.L.data(), buf.O.data());
       }
-    }
+      for (int64_t hq = 0; hq < Hq; ++hq)
+        finish_row(buf.O.data() + hq * D, buf.L[hq], vmul, D, a.out + (s * Hq + hq) * D);
+    });
+    return;
+  }
+  // chunk t's partial: Hq rows of (m, l, acc[D]) at part + t * Hq * (D + 2)
+  std::vector<int64_t> chunk_seq(chunks);
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t t = first_chunk[s]; t < first_chunk[s + 1]; ++t) chunk_seq[t] = s;
+  run_tasks(chunks, [&](int64_t t) {
+    const int64_t s = chunk_seq[t];
+    thread_local RowBuffers buf;
+    load_queries(buf, s);
+    run_chunk(buf, s, t - first_chunk[s]);
+    float* p = part.data() + t * Hq * (D + 2);
+    std::copy(buf.m.begin(), buf.m.begin() + Hq, p);
+    std::copy(buf.l.begin(), buf.l.begin() + Hq, p + Hq);
+    std::copy(buf.acc.begin(), buf.acc.begin() + Hq * D, p + 2 * Hq);
   });
-  if (splits == 1) return;
-  parallel_for(0, S * Hq, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t row = r0; row < r1; ++row) {
-      float M = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < splits; ++j) M = std::max(M, part_ml[2 * (row * splits + j)]);
-      float L = 0.f;
-      float* o = a.out + row * D;
-      std::fill(o, o + D, 0.f);
-      for (int64_t j = 0; j < splits; ++j) {
-        const int64_t p = row * splits + j;
-        if (part_ml[2 * p + 1] == 0.f) continue;  // empty chunk
-        const float w = std::exp(part_ml[2 * p] - M);
-        L += w * part_ml[2 * p + 1];
-        for (int64_t d = 0; d < D; ++d) o[d] += w * part_acc[p * D + d];
+  parallel_for(0, S, 1, [&](int64_t s0, int64_t s1) {
+    thread_local RowBuffers buf;
+    for (int64_t s = s0; s < s1; ++s) {
+      buf.view(Hq, D);
+      for (int64_t t = first_chunk[s]; t < first_chunk[s + 1]; ++t) {
+        const float* p = part.data() + t * Hq * (D + 2);
+        merge_chunk(Hq, D, p, p + Hq, p + 2 * Hq, buf.M.data(), buf.L.data(), buf.O.data());
       }
-      const float inv = L > 0.f ? vmul / L : 0.f;
-      for (int64_t d = 0; d < D; ++d) o[d] *= inv;
+      for (int64_t hq = 0; hq < Hq; ++hq)
+        finish_row(buf.O.data() + hq * D, buf.L[hq], vmul, D, a.out + (s * Hq + hq) * D);
     }
   });
 }
@@ -369,7 +439,7 @@ void paged_attention_prefill(const PagedAttnArgs& a) {
     const int64_t n = a.query_start_loc[t.seq + 1] - first;
     const int64_t rows = (t.q1 - t.q0) * G;
     thread_local RowBuffers buf;
-    AttnRows r = buf.view(rows, D);
+    buf.view(rows, D);
     int64_t kb = len, ke = 0;
     for (int64_t i = t.q0; i < t.q1; ++i) {
       const int64_t pos = len - n + i;
@@ -384,13 +454,16 @@ void paged_attention_prefill(const PagedAttnArgs& a) {
         buf.hi[row] = static_cast<int32_t>(pos + 1);
       }
     }
-    attend(c, a.block_tables + t.seq * a.max_blocks, t.head, kb, ke, r);
+    // the decode kernel's chunks (merge_chunk): absolute multiples of kChunkKeys
+    for (int64_t c0 = kb / kChunkKeys * kChunkKeys; c0 < ke; c0 += kChunkKeys) {
+      const AttnRows rc = buf.fresh(rows, D);
+      attend(c, a.block_tables + t.seq * a.max_blocks, t.head, std::max(kb, c0), std::min(ke, c0 + kChunkKeys), rc);
+      merge_chunk(rows, D, buf.m.data(), buf.l.data(), buf.acc.data(), buf.M.data(), buf.L.data(), buf.O.data());
+    }
     for (int64_t i = t.q0; i < t.q1; ++i)
       for (int64_t g = 0; g < G; ++g) {
         const int64_t row = (i - t.q0) * G + g;
-        const float inv = buf.l[row] > 0.f ? vmul / buf.l[row] : 0.f;
-        float* o = a.out + ((first + i) * Hq + t.head * G + g) * D;
-        for (int64_t d = 0; d < D; ++d) o[d] = buf.acc[row * D + d] * inv;
+        finish_row(buf.O.data() + row * D, buf.L[row], vmul, D, a.out + ((first + i) * Hq + t.head * G + g) * D);
       }
   });
 }

@@ -8,11 +8,11 @@ int8 weights run W8A8 at every row count for that (ops.linear precision "high");
 chunks of 64+ rows ran W8A16 and decode W8A8, and 5-10 of 14 requests changed text in a crowd.
 The block kinds (int4 here) are invariant by construction. An fp8 KV cache takes its per-layer
 scales from load-time calibration (models/calibration.py); taken from the first prefill, they
-made nearly every request's text depend on which request came first. float32 weights are not
-invariant (the GEMV and the GEMM sum in different orders, ~1e-6). Nor are contexts of 512+ keys
-yet: decode splits them over the threads by batch size (flash-decoding), and a decode row in a
-mixed step goes through the prefill kernel, unsplit; with int8 KV that changed 13 of 14 texts
-with 500-700-token prompts (float16 KV: none). The prompts here stay below 512 keys."""
+made nearly every request's text depend on which request came first. Attention splits long
+contexts over the threads at absolute multiples of 512 keys in the decode and the prefill
+kernel alike (csrc/cpu/attention.cpp merge_chunk); the split once followed the batch size, and
+int8 KV changed 13 of 14 texts with 500-700-token prompts. float32 weights are not invariant
+(the GEMV and the GEMM sum in different orders, ~1e-6)."""
 
 from __future__ import annotations
 
@@ -30,14 +30,14 @@ def tiny_dir(tmp_path_factory):
                           ffn=96)  # fmt: skip
 
 
-def _requests(seed: int):
+def _requests(seed: int, count: int = 8, long: bool = False):
     rng = random.Random(seed)
     shared = [1] + [rng.randrange(3, 250) for _ in range(24)]
     reqs, params = [], []
-    for i in range(8):
+    for i in range(count):
         head = shared if i % 2 else [1]
-        # one prompt of 70+ tokens: alone it is a 64+ row prefill too
-        n = 75 if i == 3 else rng.randrange(5, 40)
+        # one prompt of 70+ tokens: alone it is a 64+ row prefill too; long: 500-1100 keys
+        n = rng.randrange(480, 1100) if long else 75 if i == 3 else rng.randrange(5, 40)
         reqs.append({"prompt_token_ids": head + [rng.randrange(3, 250) for _ in range(n)]})
         sp = {"max_tokens": rng.randrange(4, 16), "ignore_eos": True, "logprobs": 2}
         if i % 3:
@@ -48,16 +48,19 @@ def _requests(seed: int):
     return reqs, params
 
 
-@pytest.mark.parametrize(("quantization", "kv"), [("int8", "float32"), ("int8", "int8"), ("int4", "int8"),
-                                                  ("int8", "float16"), ("int8", "fp8"), ("int4", "fp8")])  # fmt: skip
-def test_outputs_do_not_depend_on_the_batch(isa, tiny_dir, quantization, kv):
+CASES = [("int8", "float32", False), ("int8", "int8", False), ("int4", "int8", False), ("int8", "float16", False),
+         ("int8", "fp8", False), ("int4", "fp8", False), ("int8", "int8", True), ("int4", "fp8", True)]
+
+
+@pytest.mark.parametrize(("quantization", "kv", "long"), CASES)
+def test_outputs_do_not_depend_on_the_batch(isa, tiny_dir, quantization, kv, long):
     def make(**kw):
         return LLM(tiny_dir, quantization=quantization, kv_cache_dtype=kv, block_size=8, skip_tokenizer_init=True,
                    **kw)  # fmt: skip
 
-    reqs, params = _requests(7)
-    crowd = make(kv_cache_bytes=1 << 20, max_num_seqs=8, max_num_batched_tokens=256)
-    alone = make(kv_cache_bytes=1 << 20, max_num_seqs=1)
+    reqs, params = _requests(7, 4, long=True) if long else _requests(7)
+    crowd = make(kv_cache_bytes=4 << 20, max_num_seqs=8, max_num_batched_tokens=256)
+    alone = make(kv_cache_bytes=4 << 20, max_num_seqs=1)
     together = crowd.generate(reqs, params)
     assert crowd.allocator.stats().prefix_hits > 0  # the shared prefix was reused in the crowd
     for r, p, got in zip(reqs, params, together, strict=True):

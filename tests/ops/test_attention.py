@@ -375,8 +375,10 @@ def test_thread_counts_agree():
             outs.append(ops.paged_attention_decode(q, c.kc, c.vc, c.bt, c.lens))
     finally:
         infercore.set_num_threads(before)
-    np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
-    np.testing.assert_allclose(outs[0], outs[2], atol=1e-6)
+    # key chunks at absolute positions, merged in key order (attention.cpp merge_chunk): the
+    # split over the pool changes with the thread count, the bits do not
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "float8_e4m3fn", "int8"])
@@ -392,6 +394,35 @@ def test_decode_equals_prefill_of_one_token_bitwise(isa, dtype):
     qsl = np.arange(6, dtype=np.int32)
     pre = ops.paged_attention_prefill(q, c.kc, c.vc, c.bt, c.lens, qsl, **c.args())
     np.testing.assert_array_equal(dec, pre)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float8_e4m3fn", "int8"])
+def test_long_rows_get_the_same_bits_in_any_batch_and_kernel(isa, dtype):
+    # Long contexts are split over the pool (flash-decoding) at absolute multiples of 512 keys,
+    # so a sequence's row has the same bits alone or beside others (its split once followed the
+    # number of sequences), and the same as one-token prefill (the engine's mixed steps), and a
+    # prompt row the same whichever prefill chunk it is in.
+    rng = np.random.default_rng(23)
+    lens = [1, 255, 256, 257, 600, 1300]
+    c = Paged(rng, lens, 16, 3, 64, dtype)
+    q = rng.standard_normal((len(lens), 9, 64)).astype(np.float32)
+    crowd = ops.paged_attention_decode(q, c.kc, c.vc, c.bt, c.lens, **c.args())
+    pre = ops.paged_attention_prefill(q, c.kc, c.vc, c.bt, c.lens, np.arange(len(lens) + 1, dtype=np.int32),
+                                      **c.args())  # fmt: skip
+    np.testing.assert_array_equal(crowd, pre)
+    for s in range(len(lens)):
+        alone = ops.paged_attention_decode(q[s:s + 1], c.kc, c.vc, c.bt[s:s + 1], c.lens[s:s + 1], **c.args())
+        np.testing.assert_array_equal(alone[0], crowd[s])
+    # the last 40 positions of the 1300-key sequence as a prompt chunk, and as two other chunks
+    s, n = 5, 40
+    qp = rng.standard_normal((n, 9, 64)).astype(np.float32)
+    whole = ops.paged_attention_prefill(qp, c.kc, c.vc, c.bt[s:s + 1], c.lens[s:s + 1], np.array([0, n], np.int32),
+                                        **c.args())  # fmt: skip
+    part = ops.paged_attention_prefill(qp[:17], c.kc, c.vc, c.bt[s:s + 1], c.lens[s:s + 1] - (n - 17),
+                                       np.array([0, 17], np.int32), **c.args())  # fmt: skip
+    np.testing.assert_array_equal(part, whole[:17])
+    last = ops.paged_attention_decode(qp[-1:], c.kc, c.vc, c.bt[s:s + 1], c.lens[s:s + 1], **c.args())
+    np.testing.assert_array_equal(last[0], whole[-1])
 
 
 def _int8_dots_emulation(q, kc, ks, vc, vs, bt, length, scale):
