@@ -151,10 +151,12 @@ struct RowBuffers {
 // keys is one chunk: merge_chunk copies it exactly. 512 keys, measured against the old
 // batch-dependent splits (SmolLM2 geometry, 2 threads, median of 3 interleaved runs): 16 x 4096
 // keys fp8 1.62 -> 1.60 ms, int8 1.55 -> 1.59, float16 2.36 -> 2.39 (256-key chunks: fp8 and
-// int8 +7-8%); 1 x 4096 the same or faster; but 1 x 512-767 keys, now one chunk on one thread,
-// 0.025 -> 0.030 ms (~0.2 ms per token over 30 layers).
+// int8 +7-8%); 1 x 4096 the same or faster. A chunk's kv heads are separate tasks when there are
+// fewer chunks than two per thread (1 x 300-1024 keys, 2 x 700: the same or faster than before,
+// e.g. 1 x 600 int8 0.048 -> 0.028 ms, 1 x 1024 float16 0.050 -> 0.039).
 constexpr int64_t kChunkKeys = 512;
-static_assert(kChunkKeys % kAttnTile == 0, "chunks must hold whole key tiles");
+static_assert(kChunkKeys % kAttnTile == 0 && (kChunkKeys & (kChunkKeys - 1)) == 0,
+              "chunks: a power of two of whole key tiles");
 
 // Folds one chunk's partial softmax state (m, l, acc of `rows` rows) into the running (M, L, O)
 // of the rows, in key order: M' = max(M, m), L' = L e^(M - M') + l e^(m - M'), O likewise. A row
@@ -334,21 +336,27 @@ void paged_attention_decode(const PagedAttnArgs& a) {
   };
   const int64_t chunks = first_chunk[S];
   const int64_t key_bytes = 2 * Hkv * D * kv_dtype_size(c.dtype);
-  const int64_t dchunk = std::max<int64_t>(kTile, kDecodeBytes / key_bytes / kTile * kTile);
+  // pieces of a chunk that stay in L2 across the heads: the largest power of two that fits (it
+  // divides kChunkKeys, so a chunk is whole pieces)
+  int64_t dchunk = kTile;
+  while (dchunk * 2 <= kChunkKeys && dchunk * 2 * key_bytes <= kDecodeBytes) dchunk *= 2;
   const bool touch = total_keys * key_bytes >= kTouchBytes;
-  // With few sequences the pool would idle: one task per chunk, partial states kept and merged
-  // after (while they stay small); else one task per sequence merging its chunks as it goes. The
-  // arithmetic is the same either way.
+  // With few sequences the pool would idle: one task per chunk (and with fewer chunks than two
+  // per thread, per kv head of a chunk: the rows of a head never meet another head's), partial
+  // states kept and merged after (while they stay small); else one task per sequence merging its
+  // chunks as it goes. The arithmetic is the same either way.
   const int64_t part_floats = chunks * Hq * (D + 2);
-  const bool per_chunk = chunks > S && S < 4 * num_threads() && part_floats <= (int64_t{16} << 20);  // <= 64 MB
+  const int64_t head_tasks = chunks < 2 * num_threads() ? Hkv : 1;
+  const bool per_chunk = (chunks > S || head_tasks > 1) && S < 4 * num_threads() &&
+                         part_floats <= (int64_t{16} << 20);  // <= 64 MB
   std::vector<float> part;
   if (per_chunk) part.resize(part_floats);
-  // Runs chunk j of sequence s, a fresh online softmax for every kv head, into buf's acc / m / l
-  // (the queries already in buf.q). The heads of a token are adjacent in a block (NHD), so
-  // walking the chunk head after head reads whole blocks from DRAM once (the first head) and
-  // from L2 for the others, instead of strided slices (measured: 7B geometry 60 -> 42 ms,
-  // SmolLM2 ~10% faster, S = 16 x 4096 keys, 1 thread).
-  auto run_chunk = [&](RowBuffers& buf, int64_t s, int64_t j) {
+  // Runs chunk j of sequence s for kv heads [h0, h1), a fresh online softmax each, into buf's
+  // acc / m / l (the queries already in buf.q). The heads of a token are adjacent in a block
+  // (NHD), so walking the chunk head after head reads whole blocks from DRAM once (the first
+  // head) and from L2 for the others, instead of strided slices (measured: 7B geometry 60 -> 42
+  // ms, SmolLM2 ~10% faster, S = 16 x 4096 keys, 1 thread).
+  auto run_chunk = [&](RowBuffers& buf, int64_t s, int64_t j, int64_t h0, int64_t h1) {
     int64_t kb, ke;
     chunk_keys(s, j, &kb, &ke);
     const AttnRows all = buf.fresh(Hq, D);
@@ -359,8 +367,8 @@ void paged_attention_decode(const PagedAttnArgs& a) {
     const int32_t* bt = a.block_tables + s * a.max_blocks;
     for (int64_t c0 = kb; c0 < ke; c0 += dchunk) {
       const int64_t c1 = std::min(ke, c0 + dchunk);
-      if (touch) touch_keys(c, bt, c0, c1);
-      for (int64_t h = 0; h < Hkv; ++h) {
+      if (touch && h1 - h0 == Hkv) touch_keys(c, bt, c0, c1);
+      for (int64_t h = h0; h < h1; ++h) {
         const AttnRows r{all.q + h * G * D, all.acc + h * G * D, all.m + h * G, all.l + h * G,
                          all.lo + h * G, all.hi + h * G, G};
         attend(c, bt, h, c0, c1, r);
@@ -376,7 +384,7 @@ void paged_attention_decode(const PagedAttnArgs& a) {
       thread_local RowBuffers buf;
       load_queries(buf, s);
       for (int64_t j = 0; j < first_chunk[s + 1] - first_chunk[s]; ++j) {
-        run_chunk(buf, s, j);
+        run_chunk(buf, s, j, 0, Hkv);
         merge_chunk(Hq, D, buf.m.data(), buf.l.data(), buf.acc.data(), buf.M.data(), buf.L.data(), buf.O.data());
       }
       for (int64_t hq = 0; hq < Hq; ++hq)
@@ -388,15 +396,17 @@ void paged_attention_decode(const PagedAttnArgs& a) {
   std::vector<int64_t> chunk_seq(chunks);
   for (int64_t s = 0; s < S; ++s)
     for (int64_t t = first_chunk[s]; t < first_chunk[s + 1]; ++t) chunk_seq[t] = s;
-  run_tasks(chunks, [&](int64_t t) {
-    const int64_t s = chunk_seq[t];
+  run_tasks(chunks * head_tasks, [&](int64_t task) {
+    const int64_t t = task / head_tasks, s = chunk_seq[t];
+    const int64_t h0 = head_tasks > 1 ? task % head_tasks : 0, h1 = head_tasks > 1 ? h0 + 1 : Hkv;
     thread_local RowBuffers buf;
     load_queries(buf, s);
-    run_chunk(buf, s, t - first_chunk[s]);
+    run_chunk(buf, s, t - first_chunk[s], h0, h1);
+    const int64_t r0 = h0 * G, r1 = h1 * G;  // the query rows of these kv heads
     float* p = part.data() + t * Hq * (D + 2);
-    std::copy(buf.m.begin(), buf.m.begin() + Hq, p);
-    std::copy(buf.l.begin(), buf.l.begin() + Hq, p + Hq);
-    std::copy(buf.acc.begin(), buf.acc.begin() + Hq * D, p + 2 * Hq);
+    std::copy(buf.m.begin() + r0, buf.m.begin() + r1, p + r0);
+    std::copy(buf.l.begin() + r0, buf.l.begin() + r1, p + Hq + r0);
+    std::copy(buf.acc.begin() + r0 * D, buf.acc.begin() + r1 * D, p + 2 * Hq + r0 * D);
   });
   parallel_for(0, S, 1, [&](int64_t s0, int64_t s1) {
     thread_local RowBuffers buf;

@@ -160,7 +160,7 @@ class LLM:
             return None
         c = self.model.config
         tok = self.tokenizer if self.tokenizer is not None else _tokenizer_if_any(model)
-        ids = calibration_ids(tok, c.vocab_size, c.bos_token_id)
+        ids = calibration_ids(tok, c.vocab_size, c.bos_token_id)[: c.max_position_embeddings]  # trained positions
         if quantization == "int8":
             smooth_quantize_int8(self.model, ids)
         return fp8_kv_scales(self.model, ids) if kv_dtype == "fp8_e4m3" else None
