@@ -36,6 +36,7 @@ QUANT_ATOL = 1e-3
 # KV format alone moves them by up to 0.2-0.3 (int8) and 0.7-1.1 (fp8) from float32 KV; the CPU's
 # low-precision path against float32 dots on the same cache: up to 0.07-0.23 (mean 0.005-0.035).
 LOWP_DOTS_ATOL = 0.3
+W8A8_FLIP_ATOL = 0.2  # int8 weights: one flipped activation code (see test_quantized_weights_and_kv_match_cpu)
 
 
 def _cpu_lowp_dots(kv: str) -> bool:
@@ -105,8 +106,16 @@ def test_fp32_logits_and_greedy_tokens_match_cpu(tiny_dir, spec):
 @pytest.mark.parametrize(("quantization", "kv"), [("int8", "float16"), ("int4", "fp8"), (None, "int8")])
 def test_quantized_weights_and_kv_match_cpu(tiny_dir, spec, quantization, kv):
     cpu, dev = _pair(tiny_dir, spec, quantization=quantization, kv_cache_dtype=kv)
-    atol = LOWP_DOTS_ATOL if _cpu_lowp_dots(kv) else QUANT_ATOL
-    np.testing.assert_allclose(dev.compute_logits(IDS), cpu.compute_logits(IDS), rtol=0, atol=atol)
+    want, got = cpu.compute_logits(IDS), dev.compute_logits(IDS)
+    if quantization == "int8" and not _cpu_lowp_dots(kv):
+        # W8A8 rounds every activation to an int8 code per token; the device's RMSNorm and the
+        # CPU's differ in the last bits (~1e-7), and an activation at a rounding tie then takes the
+        # neighbouring code on one side: the tiny model's logits of those tokens move by up to
+        # ~0.09 (measured at the avx2 level with the SmoothQuant weights). The other tokens agree.
+        rows = np.abs(got - want).max(axis=1)
+        assert rows.max() <= W8A8_FLIP_ATOL and np.median(rows) <= QUANT_ATOL, rows
+    else:
+        np.testing.assert_allclose(got, want, rtol=0, atol=LOWP_DOTS_ATOL if _cpu_lowp_dots(kv) else QUANT_ATOL)
     assert _greedy(dev, PROMPTS[:2], 3) == _greedy(cpu, PROMPTS[:2], 3)
 
 
