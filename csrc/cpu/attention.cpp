@@ -144,7 +144,9 @@ struct RowBuffers {
 // the chunks' (m, l, acc) are merged in key order by merge_chunk. The decode kernel (chunks of a
 // sequence over the pool when there are few sequences, or one after the other in one task) and
 // the prefill kernel (a chunk at a time in its query-tile task) do exactly this, so a row gets
-// the same bits whatever the batch, the thread count, or which kernel the engine's step took:
+// the same bits whatever the batch, the thread count, or which kernel the engine's step took
+// (not with a sliding window: there a prefill query tile lays its key tiles from its rows'
+// smallest window start, decode from the row's own):
 // the engine's seeded sampling then reproduces whatever else shares the batch (stop 31; the
 // split count used to follow the number of sequences, and int8 KV changed 13 of 14 texts with
 // 500-700-token prompts between a crowded batch and a request alone). A row of <= kChunkKeys

@@ -31,7 +31,8 @@
 // the result depends only on S, whatever the tile, task split, thread count or kernel (the AMX
 // kernel computes the same S, gemm_int16_amx.cpp). Precision "high" (qa.a8) feeds the same
 // kernel the dot-product tiles' 8-bit codes widened to int16 (W8A8) and rounds as they do,
-// out = bias + float(S) * (d[m] * s_w[n]) (w8a8_output): a row's bits then never depend on M.
+// out = bias + float(S) * (d[m] * s_w[n]), rounded twice (linear.h w8a8_product): a row's bits
+// then never depend on M.
 // Loop order: per 32-column group and MR rows
 // every K block (the group's packed panels, 2 * 32 * K bytes, stay in L2 across the row tiles).
 static_assert(kGemmKc % 2 == 0 && kGemmKc <= 256, "int16 GEMM: block sums must stay exact in int32");
@@ -92,9 +93,9 @@ void gemm_int16(const LinearArgs& a, const QuantActs& qa, int64_t m0, int64_t m1
         const int64_t* t = total + r * kGemmIntNr;
         const float dx = qa.d[m + r];
         if (qa.a8) {
-          // W8A8 (precision "high"): the dot-product tiles' two roundings (w8a8_output). The
+          // W8A8 (precision "high"): the dot-product tiles' two roundings (w8a8_product). The
           // products go through memory so that no FMA contraction can join them to the adds,
-          // and both loops still vectorize (w8a8_output's volatile would not).
+          // and both loops still vectorize (w8a8_product's volatile would not).
           alignas(64) float prod[kGemmIntNr];
           for (int j = 0; j < nr; ++j) prod[j] = static_cast<float>(t[j]) * (dx * a.wscale[n + j]);
           for (int j = 0; j < nr; ++j) o[j] = (a.bias ? a.bias[n + j] : 0.0f) + prod[j];

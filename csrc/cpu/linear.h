@@ -67,7 +67,7 @@ struct QuantActs {
   int64_t kp2 = 0;
   const int16_t* wpack16 = nullptr;
   // precision "high": q16 holds quantize_acts' int8 codes widened (W8A8) and the epilogue rounds
-  // as the dot-product tiles do (w8a8_output)
+  // as the dot-product tiles do (bias + w8a8_product)
   bool a8 = false;
   const AmxOperands* amx = nullptr;  // the same GEMM on AMX tiles (gemm_int16_amx.cpp)
   const Bf16x3Operands* bf16x3 = nullptr;  // float weights on AMX-BF16 tiles (gemm_bf16x3_amx.cpp)
@@ -170,15 +170,15 @@ void quant_rows8_scalar(const float*, int64_t, int64_t, bool, int64_t, int64_t, 
 void quant_rows8_avx2(const float*, int64_t, int64_t, bool, int64_t, int64_t, int8_t*, float*, float*);
 void quant_rows8_avx512(const float*, int64_t, int64_t, bool, int64_t, int64_t, int8_t*, float*, float*);
 
-// An int8-weight W8A8 output: float(S) * (dx * s_w) + bias, rounded twice on every ISA and in
-// every kernel (dot-product tiles, int16 GEMM, AMX tiles), so a row's bits never depend on the
-// kernel its batch size picked. The volatile product keeps the compiler from contracting the
-// multiply and the add into one FMA (-mfma builds contract by default).
+// An int8-weight W8A8 product float(S) * (dx * s_w), rounded on its own on every ISA; the
+// kernels add the bias to it in a separate rounding (the dot tiles in tile_kind, the int16 GEMM
+// through a memory array, the AMX epilogue with a rounding-mode multiply), so a row's bits
+// never depend on the kernel its batch size picked. The volatile keeps the compiler from
+// contracting the multiply and the add into one FMA (-mfma builds contract by default).
 inline float w8a8_product(int64_t sum, float dx, float sw) {
   volatile float p = static_cast<float>(sum) * (dx * sw);
   return p;
 }
-inline float w8a8_output(int64_t sum, float dx, float sw, float bias) { return bias + w8a8_product(sum, dx, sw); }
 
 // Validates, quantizes activations where the kind needs it, and splits the work over the
 // thread pool. Call without the GIL.

@@ -12,7 +12,9 @@ made nearly every request's text depend on which request came first. Attention s
 contexts over the threads at absolute multiples of 512 keys in the decode and the prefill
 kernel alike (csrc/cpu/attention.cpp merge_chunk); the split once followed the batch size, and
 int8 KV changed 13 of 14 texts with 500-700-token prompts. float32 weights are not invariant
-(the GEMV and the GEMM sum in different orders, ~1e-6)."""
+(the GEMV and the GEMM sum in different orders, ~1e-6), and neither is a float32 LM head (kept
+unquantized, as vLLM does) once more than 8 rows are sampled in one step: the tiny model here
+has 8 sequences at most, so its float head runs the one-pass GEMV for every step."""
 
 from __future__ import annotations
 

@@ -94,4 +94,4 @@ def test_calibration_ids():
     assert ids[0] == 1 and len(ids) == cal.CALIBRATION_TOKENS
     fixed = cal.calibration_ids(None, 259, 1)
     assert fixed == cal.calibration_ids(None, 259, 1) and fixed[0] == 1 and max(fixed) < 259
-    assert len(fixed) == cal.CALIBRATION_TOKENS + 1
+    assert len(fixed) == cal.CALIBRATION_TOKENS

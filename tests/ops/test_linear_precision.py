@@ -119,6 +119,10 @@ def test_linear_int8_precision_high_is_w8a8_at_every_size(isa, m, n, k, with_bia
     b = b if with_bias else None
     x[m // 2, k // 2] = np.nan
     assert int8_activation_bits(m) == 16 and int8_activation_bits(63) == 8 and int8_activation_bits(m, "high") == 8
+    with pytest.raises(TypeError, match="precision"):
+        int8_activation_bits(m, 700)  # the old (rows, k) form
+    with pytest.raises(ValueError, match="precision"):
+        int8_activation_bits(m, "medium")
     y1 = _threads(1, lambda: ops.linear(x, qw, b, precision="high"))
     y2 = _threads(2, lambda: ops.linear(x, qw, b, precision="high"))
     np.testing.assert_array_equal(y1, y2)

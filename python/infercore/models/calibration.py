@@ -34,7 +34,8 @@ def calibration_ids(tokenizer: Any, vocab_size: int, bos: int | None) -> list[in
         ids = list(tokenizer.encode(CALIBRATION_TEXT, add_special_tokens=True))[:CALIBRATION_TOKENS]
     else:
         rng = np.random.default_rng(0)
-        ids = ([bos] if bos is not None else []) + rng.integers(0, vocab_size, CALIBRATION_TOKENS).tolist()
+        head = [bos] if bos is not None else []
+        ids = head + rng.integers(0, vocab_size, CALIBRATION_TOKENS - len(head)).tolist()
     return [int(t) for t in ids]
 
 

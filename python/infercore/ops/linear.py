@@ -45,6 +45,10 @@ BLOCK_A8_KINDS = ("int4", "q8_0", "q4_0", "q4_1")
 def int8_activation_bits(rows: int, precision: str = "highest") -> int:
     """8 or 16: the per-token activation codes an int8-weight ops.linear of `rows` rows runs with
     on the CPU (8 below GEMM_MIN_ROWS_QUANT rows, and at every size with precision="high")."""
+    if precision not in _PRECISIONS:
+        if not isinstance(precision, str):
+            raise TypeError(f"precision: expected 'highest' or 'high', got {type(precision).__name__}")
+        raise ValueError(f"precision: expected 'highest' or 'high', got {precision!r}")
     return int(_C.linear_int8_activation_bits(int(rows), precision == "high"))
 
 
@@ -137,7 +141,7 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto", precision
     if x.ndim < 1:
         raise ValueError("x: expected at least 1 dimension [..., K]")
     if backend == "reference" and (A.is_device_array(x) or _on_device(w)):
-        return _linear_reference_any(x, w, bias, fuse_gelu)
+        return _linear_reference_any(x, w, bias, fuse_gelu, high)
     if A.is_device_array(x) or backend in ("cuda", "triton"):
         from . import _linear_gpu
         from .activation import gelu
@@ -174,7 +178,7 @@ def _on_device(w: Any) -> bool:
     return A.array_kind(w) != "other" and A.is_device_array(w)
 
 
-def _linear_reference_any(x: Any, w: Any, bias: Any, fuse_gelu: bool = False) -> Any:
+def _linear_reference_any(x: Any, w: Any, bias: Any, fuse_gelu: bool = False, high: bool = False) -> Any:
     """backend="reference" for device arrays: everything to the host in float64, result back."""
     if isinstance(w, QuantizedWeight):
         qw = w.to("host")
@@ -193,7 +197,7 @@ def _linear_reference_any(x: Any, w: Any, bias: Any, fuse_gelu: bool = False) ->
             raise ValueError(f"bias: expected shape ({n},), got {tuple(b.shape)}")
     lead = tuple(int(s) for s in x.shape[:-1])
     x2 = np.ascontiguousarray(A.to_numpy_f64(x).astype(np.float32).reshape(_rows(lead), k))
-    y = _reference(x2, qw, b)
+    y = _reference(x2, qw, b, high)
     y = reference.gelu(y) if fuse_gelu else y
     return A.from_numpy_f64(y.reshape((*lead, n)), x)
 
