@@ -121,14 +121,14 @@ float load_q(const void* q, DType t, int64_t i) {
 struct RowBuffers {
   std::vector<float> q, acc, m, l, O, M, L;
   std::vector<int32_t> lo, hi;
-  AttnRows view(int64_t rows, int64_t D) {
+  // Sizes q and the key limits (filled by the caller) and empties the running merge.
+  void view(int64_t rows, int64_t D) {
     q.resize(rows * D);
     lo.resize(rows);
     hi.resize(rows);
     O.assign(rows * D, 0.f);
     M.assign(rows, -std::numeric_limits<float>::infinity());
     L.assign(rows, 0.f);
-    return fresh(rows, D);
   }
   // A new online softmax (one chunk of keys), q and the key limits kept.
   AttnRows fresh(int64_t rows, int64_t D) {
@@ -144,12 +144,12 @@ struct RowBuffers {
 // the chunks' (m, l, acc) are merged in key order by merge_chunk. The decode kernel (chunks of a
 // sequence over the pool when there are few sequences, or one after the other in one task) and
 // the prefill kernel (a chunk at a time in its query-tile task) do exactly this, so a row gets
-// the same bits whatever the batch, the thread count, or which kernel the engine's step took
-// (not with a sliding window: there a prefill query tile lays its key tiles from its rows'
-// smallest window start, decode from the row's own):
-// the engine's seeded sampling then reproduces whatever else shares the batch (stop 31; the
-// split count used to follow the number of sequences, and int8 KV changed 13 of 14 texts with
-// 500-700-token prompts between a crowded batch and a request alone). A row of <= kChunkKeys
+// the same bits whatever the batch, the thread count, or which kernel the engine's step took, and
+// the engine's seeded sampling reproduces whatever else shares the batch (stop 31; the split
+// count used to follow the number of sequences, and int8 KV changed 13 of 14 texts with
+// 500-700-token prompts between a crowded batch and a request alone). Not with a sliding window:
+// there a prefill query tile lays its key tiles from its rows' smallest window start, decode from
+// the row's own. A row of <= kChunkKeys
 // keys is one chunk: merge_chunk copies it exactly. 512 keys, measured against the old
 // batch-dependent splits (SmolLM2 geometry, 2 threads, median of 3 interleaved runs): 16 x 4096
 // keys fp8 1.62 -> 1.60 ms, int8 1.55 -> 1.59, float16 2.36 -> 2.39 (256-key chunks: fp8 and

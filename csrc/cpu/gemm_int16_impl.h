@@ -32,9 +32,8 @@
 // kernel computes the same S, gemm_int16_amx.cpp). Precision "high" (qa.a8) feeds the same
 // kernel the dot-product tiles' 8-bit codes widened to int16 (W8A8) and rounds as they do,
 // out = bias + float(S) * (d[m] * s_w[n]), rounded twice (linear.h w8a8_product): a row's bits
-// then never depend on M.
-// Loop order: per 32-column group and MR rows
-// every K block (the group's packed panels, 2 * 32 * K bytes, stay in L2 across the row tiles).
+// then never depend on M. Loop order: per 32-column group and MR rows every K block (the
+// group's packed panels, 2 * 32 * K bytes, stay in L2 across the row tiles).
 static_assert(kGemmKc % 2 == 0 && kGemmKc <= 256, "int16 GEMM: block sums must stay exact in int32");
 
 template <class Q>

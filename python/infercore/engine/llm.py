@@ -107,11 +107,8 @@ class LLM:
                 raise TypeError(f"max_model_len: expected an int, got {type(max_model_len).__name__}")
             if max_model_len < 1:
                 raise ValueError(f"max_model_len: expected an int >= 1, got {max_model_len}")
-        from ..models.llama import RUNTIME_QUANT
-
-        if quantization not in RUNTIME_QUANT:
-            raise ValueError(f"quantization: expected one of {RUNTIME_QUANT}, got {quantization!r}")
-        # int8 weights are quantized after SmoothQuant calibration (below), from the file's formats
+        # int8 weights are quantized after SmoothQuant calibration (below), from the file's formats;
+        # the loaders reject any other unknown value
         self.model, self.tokenizer, self.chat_template = _load(model, None if quantization == "int8" else quantization,
                                                                skip_tokenizer_init)  # fmt: skip
         c = self.model.config

@@ -42,13 +42,17 @@ _PRECISIONS = ("highest", "high")
 BLOCK_A8_KINDS = ("int4", "q8_0", "q4_0", "q4_1")
 
 
-def int8_activation_bits(rows: int, precision: str = "highest") -> int:
-    """8 or 16: the per-token activation codes an int8-weight ops.linear of `rows` rows runs with
-    on the CPU (8 below GEMM_MIN_ROWS_QUANT rows, and at every size with precision="high")."""
+def _check_precision(precision: Any) -> None:
     if precision not in _PRECISIONS:
         if not isinstance(precision, str):
             raise TypeError(f"precision: expected 'highest' or 'high', got {type(precision).__name__}")
         raise ValueError(f"precision: expected 'highest' or 'high', got {precision!r}")
+
+
+def int8_activation_bits(rows: int, precision: str = "highest") -> int:
+    """8 or 16: the per-token activation codes an int8-weight ops.linear of `rows` rows runs with
+    on the CPU (8 below GEMM_MIN_ROWS_QUANT rows, and at every size with precision="high")."""
+    _check_precision(precision)
     return int(_C.linear_int8_activation_bits(int(rows), precision == "high"))
 
 
@@ -117,10 +121,7 @@ def linear(x: Any, w: Any, bias: Any = None, *, backend: str = "auto", precision
     the GEMM multiplies in x's dtype (float16 / bfloat16; float32 x via tf32x3), so
     float16/bfloat16 x also rounds dequantized weights to it.
     """
-    if precision not in _PRECISIONS:
-        if not isinstance(precision, str):
-            raise TypeError(f"precision: expected 'highest' or 'high', got {type(precision).__name__}")
-        raise ValueError(f"precision: expected 'highest' or 'high', got {precision!r}")
+    _check_precision(precision)
     high = precision == "high"
     if activation is not None and activation != "gelu":
         raise ValueError(f"activation: expected None or 'gelu', got {activation!r}")
